@@ -1,0 +1,168 @@
+//! Splitting a token across cookies, and finding its chunks in a Cookie header.
+//!
+//! Chunk `0` is named after the session (`NAME`); chunk `i > 0` is `NAME.i`. The chunk count is
+//! in the token's header, so it is authenticated: chunks mixed from two writes, reordered or
+//! dropped fail to open, and cookies past the count are leftovers to remove.
+
+use crate::error::RejectReason;
+use crate::format::{MAX_CHUNKS, MAX_NAME_VARIANTS};
+
+/// The name of chunk `index`.
+pub(crate) fn chunk_name(base: &str, index: usize) -> String {
+    if index == 0 { base.to_owned() } else { format!("{base}.{index}") }
+}
+
+/// Bytes a chunk's name takes beyond the base name.
+fn suffix_len(index: usize) -> usize {
+    match index {
+        0 => 0,
+        1..=9 => 2,
+        _ => 3,
+    }
+}
+
+/// The value length of each chunk for a token of `total` encoded bytes, when every Set-Cookie
+/// line may take `max_line` bytes and its attributes (with the `=`) take `attrs_len`. Fills
+/// every chunk but the last. `None` when more than [`MAX_CHUNKS`] chunks would be needed.
+pub(crate) fn plan(
+    total: usize,
+    base_len: usize,
+    attrs_len: usize,
+    max_line: usize,
+) -> Option<Vec<usize>> {
+    let mut lens = Vec::new();
+    let mut left = total;
+    while left > 0 || lens.is_empty() {
+        let index = lens.len();
+        if index == MAX_CHUNKS {
+            return None;
+        }
+        let capacity = max_line.checked_sub(attrs_len + base_len + suffix_len(index))?;
+        if capacity == 0 {
+            return None;
+        }
+        let len = left.min(capacity);
+        lens.push(len);
+        left -= len;
+    }
+    Some(lens)
+}
+
+/// The session's cookies found in a request, not yet trusted.
+#[derive(Debug, Default)]
+pub(crate) struct Found<'h> {
+    /// `(chunk index, value)` in the order the client sent them.
+    pub(crate) chunks: Vec<(u8, &'h str)>,
+    /// Bit `i` is set when chunk `i` was present.
+    pub(crate) seen: u64,
+}
+
+impl<'h> Found<'h> {
+    /// Collects the cookies named `base` or `base.i` from Cookie header values. Other cookies
+    /// are skipped; unparsable pieces are skipped as browsers would.
+    pub(crate) fn collect(
+        headers: impl IntoIterator<Item = &'h str>,
+        base: &str,
+    ) -> Result<Found<'h>, RejectReason> {
+        let mut found = Found::default();
+        for header in headers {
+            for cookie in cookie::Cookie::split_parse(header).flatten() {
+                let (Some(name), Some(value)) = (cookie.name_raw(), cookie.value_raw()) else {
+                    continue;
+                };
+                let Some(index) = chunk_index(name, base) else { continue };
+                if found.chunks.len() == MAX_CHUNKS * MAX_NAME_VARIANTS {
+                    return Err(RejectReason::TooLarge("too many session cookies"));
+                }
+                found.seen |= 1 << index;
+                found.chunks.push((index, value));
+            }
+        }
+        Ok(found)
+    }
+
+    /// The value of chunk `index` in variant `variant`: the `variant`-th occurrence of that
+    /// name, or its last occurrence when there are fewer.
+    pub(crate) fn get(&self, index: u8, variant: usize) -> Option<&'h str> {
+        let mut last = None;
+        for (n, value) in
+            self.chunks.iter().filter(|(i, _)| *i == index).map(|(_, v)| *v).enumerate()
+        {
+            last = Some(value);
+            if n == variant {
+                break;
+            }
+        }
+        last
+    }
+
+    /// How many variants are worth trying: the most times any one chunk name occurs.
+    pub(crate) fn variants(&self) -> usize {
+        (0..MAX_CHUNKS as u8)
+            .filter(|index| self.seen & (1 << index) != 0)
+            .map(|index| self.chunks.iter().filter(|(i, _)| *i == index).count())
+            .max()
+            .unwrap_or(0)
+            .min(MAX_NAME_VARIANTS)
+    }
+}
+
+/// `Some(i)` when `name` is chunk `i` of `base`. Indexes are written without leading zeros, so
+/// each chunk has exactly one name.
+fn chunk_index(name: &str, base: &str) -> Option<u8> {
+    let rest = name.strip_prefix(base)?;
+    if rest.is_empty() {
+        return Some(0);
+    }
+    let digits = rest.strip_prefix('.')?;
+    if digits.is_empty() || digits.len() > 2 || digits.starts_with('0') {
+        return None;
+    }
+    let index: u8 = digits.parse().ok()?;
+    (usize::from(index) < MAX_CHUNKS).then_some(index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_indexes_agree() {
+        for index in 0..MAX_CHUNKS {
+            let name = chunk_name("s", index);
+            assert_eq!(chunk_index(&name, "s"), Some(index as u8));
+            assert_eq!(name.len(), 1 + suffix_len(index));
+        }
+        for other in ["s.0", "s.01", "s.32", "s.100", "s.", "s.x", "sx", "t", "s.-1"] {
+            assert_eq!(chunk_index(other, "s"), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn plan_fills_lines_to_the_limit() {
+        assert_eq!(plan(0, 7, 50, 4096), Some(vec![0]));
+        assert_eq!(plan(100, 7, 50, 4096), Some(vec![100]));
+        let lens = plan(10_000, 7, 50, 4096).unwrap();
+        assert_eq!(lens, vec![4096 - 57, 4096 - 59, 10_000 - (4096 - 57) - (4096 - 59)]);
+        assert_eq!(plan(usize::MAX / 2, 7, 50, 4096), None);
+        assert_eq!(plan(10, 7, 5000, 4096), None);
+    }
+
+    #[test]
+    fn collects_only_our_cookies() {
+        let found = Found::collect(["a=1; s=x; s.1=y", "s.2=z; s.9x=no; s=x2"], "s").unwrap();
+        assert_eq!(found.chunks, vec![(0, "x"), (1, "y"), (2, "z"), (0, "x2")]);
+        assert_eq!(found.seen, 0b111);
+        assert_eq!(found.variants(), 2);
+        assert_eq!(found.get(0, 0), Some("x"));
+        assert_eq!(found.get(0, 1), Some("x2"));
+        assert_eq!(found.get(1, 1), Some("y"), "falls back to the last occurrence");
+        assert_eq!(found.get(3, 0), None);
+    }
+
+    #[test]
+    fn bounds_the_number_of_cookies() {
+        let header = "s=1; ".repeat(MAX_CHUNKS * MAX_NAME_VARIANTS + 1);
+        assert!(Found::collect([header.as_str()], "s").is_err());
+    }
+}

@@ -1,0 +1,497 @@
+//! The framework-free pipeline: Cookie header in, [`Session`] out; [`Session`] in, Set-Cookie
+//! headers out.
+
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64;
+use cookie::Cookie;
+
+use crate::chunk::{self, Found};
+use crate::config::SessionConfig;
+use crate::error::{RejectReason, Rejection, SealError};
+use crate::format::frame::{self, FrameMeta};
+use crate::format::msgpack;
+use crate::format::{
+    FORMAT_VERSION, HEADER_LEN, Header, MAX_CHUNKS, Mode, NONCE_LEN, SESSION_ID_LEN,
+    associated_data,
+};
+use crate::keys::{KeyId, KeyRing};
+use crate::seal;
+use crate::session::{Entry, Session};
+use crate::time::to_unix;
+
+/// Seals sessions into cookies and opens them back, under one configuration and key ring.
+///
+/// `open` runs on every request; `save` (or `seal`) on responses whose session changed or needs
+/// a refresh. Both take the time as an argument, so tests control the clock.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::SystemTime;
+/// use sealed_session::{Key, KeyRing, Session, SessionCodec, SessionConfig};
+///
+/// let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+/// let now = SystemTime::now();
+///
+/// // A response: seal the session into Set-Cookie headers.
+/// let mut session = Session::new();
+/// session.insert("user_id", &42u64)?;
+/// let set_cookies = codec.seal(&mut session, now)?;
+///
+/// // The next request: the browser sends the cookies back.
+/// let cookie_header = set_cookies.request_header();
+/// let opened = codec.open(&cookie_header, now)?;
+/// assert_eq!(opened.get::<u64>("user_id")?, Some(42));
+/// assert_eq!(opened.id(), session.id());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SessionCodec {
+    config: SessionConfig,
+    keys: KeyRing,
+}
+
+impl SessionCodec {
+    /// A codec for `config`, sealing and opening with `keys`.
+    pub fn new(config: SessionConfig, keys: KeyRing) -> SessionCodec {
+        SessionCodec { config, keys }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// The key ring.
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// Opens the session from one Cookie request header value (`a=1; b=2`).
+    ///
+    /// No session cookie gives a new, empty session.
+    ///
+    /// # Errors
+    ///
+    /// A [`Rejection`] when the cookies are present but unusable: malformed, forged, under an
+    /// unknown key, expired, or too large. Log its reason and continue with
+    /// [`Rejection::into_fresh_session`].
+    pub fn open(&self, cookie_header: &str, now: SystemTime) -> Result<Session, Rejection> {
+        self.open_headers([cookie_header], now)
+    }
+
+    /// Opens the session from several Cookie header values (HTTP/2 may split them).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](SessionCodec::open).
+    pub fn open_headers<'h>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'h str>,
+        now: SystemTime,
+    ) -> Result<Session, Rejection> {
+        // Bound the input before parsing it: a header past the limit is never parsed.
+        let max = self.config.max_cookie_header;
+        let total = std::cell::Cell::new(0usize);
+        let headers = cookie_headers.into_iter().filter(|header| {
+            total.set(total.get().saturating_add(header.len()));
+            total.get() <= max
+        });
+        let found = Found::collect(headers, &self.config.name)
+            .map_err(|reason| Rejection { reason, seen_chunks: 0 })?;
+        if total.get() > max {
+            return Err(Rejection {
+                reason: RejectReason::TooLarge("Cookie header"),
+                seen_chunks: found.seen,
+            });
+        }
+        if found.chunks.is_empty() {
+            return Ok(Session::new());
+        }
+        let reject = |reason| Rejection { reason, seen_chunks: found.seen };
+        let now = to_unix(now);
+        // Path or domain variants of our cookie name may arrive together; try each variant
+        // (a bounded few) until one authenticates. Only a forgery moves on to the next.
+        let mut first_error = None;
+        for variant in 0..found.variants().max(1) {
+            match self.open_variant(&found, variant, now) {
+                Ok(mut session) => {
+                    session.client_chunks = found.seen;
+                    return Ok(session);
+                }
+                Err(reason) => {
+                    let retry = reason == RejectReason::Forged;
+                    first_error.get_or_insert(reason);
+                    if !retry {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(reject(first_error.unwrap_or(RejectReason::Forged)))
+    }
+
+    fn open_variant(
+        &self,
+        found: &Found<'_>,
+        variant: usize,
+        now: u64,
+    ) -> Result<Session, RejectReason> {
+        let first = found.get(0, variant).ok_or(RejectReason::Malformed("missing first chunk"))?;
+        // The header is the first 6 bytes: 8 base64 characters.
+        let prefix = first.get(..8).ok_or(RejectReason::Malformed("short token"))?;
+        let mut header_bytes = [0u8; HEADER_LEN];
+        BASE64
+            .decode_slice(prefix, &mut header_bytes)
+            .map_err(|_| RejectReason::Malformed("invalid base64"))?;
+        let header = Header::parse(&header_bytes).ok_or(RejectReason::Malformed("short token"))?;
+        if header.version != FORMAT_VERSION {
+            return Err(RejectReason::UnsupportedVersion(header.version));
+        }
+        if Mode::from_nibble(header.mode_nibble) != Some(self.config.mode) {
+            return Err(RejectReason::WrongMode);
+        }
+        let count = usize::from(header.chunks);
+        if count == 0 || count > MAX_CHUNKS {
+            return Err(RejectReason::Malformed("invalid chunk count"));
+        }
+        let key_id = KeyId(header.key_id);
+        let key = self.keys.get(key_id).ok_or(RejectReason::UnknownKey(key_id))?;
+
+        // Join the chunks, checking the length before copying anything.
+        let mut parts = Vec::with_capacity(count);
+        let mut encoded_len = 0usize;
+        for index in 0..header.chunks {
+            let part = found.get(index, variant).ok_or(RejectReason::Malformed("missing chunk"))?;
+            encoded_len += part.len();
+            parts.push(part);
+        }
+        if encoded_len > self.max_encoded_len() {
+            return Err(RejectReason::TooLarge("token"));
+        }
+        let mut joined = String::with_capacity(encoded_len);
+        parts.iter().for_each(|part| joined.push_str(part));
+        let mut token = BASE64
+            .decode(joined.as_bytes())
+            .map_err(|_| RejectReason::Malformed("invalid base64"))?;
+        if token.len() < HEADER_LEN + self.config.mode.envelope_len() {
+            return Err(RejectReason::Malformed("short token"));
+        }
+
+        let mut aad = Vec::with_capacity(HEADER_LEN + 1 + self.config.name.len());
+        associated_data(&header.to_bytes(), &self.config.name, &mut aad);
+        let frame = seal::open(self.config.mode, key, &aad, &mut token[HEADER_LEN..])
+            .ok_or(RejectReason::Forged)?;
+
+        // Authenticated from here on.
+        let (meta, sections) = frame::decode_meta(frame)?;
+        let skew = self.config.clock_skew.as_secs();
+        if meta.issued_at > now.saturating_add(skew) {
+            return Err(RejectReason::IssuedInFuture);
+        }
+        if now > meta.expires_at.saturating_add(skew) {
+            return Err(RejectReason::AbsoluteExpired);
+        }
+        let idle_end = meta.last_refresh.saturating_add(self.config.idle_timeout.as_secs());
+        if now > idle_end.saturating_add(skew) {
+            return Err(RejectReason::IdleExpired);
+        }
+
+        let max_state = self.config.max_state_size;
+        if sections.sensitive().len() > max_state {
+            return Err(RejectReason::TooLarge("state"));
+        }
+        let body = sections.body(max_state)?;
+        let mut session = Session::new();
+        for (section, sensitive) in [(&body[..], false), (sections.sensitive(), true)] {
+            if section.is_empty() {
+                continue;
+            }
+            let entries =
+                msgpack::split_map(section).ok_or(RejectReason::Malformed("invalid state"))?;
+            for (key, bytes) in entries {
+                session.values.insert(key.to_owned(), Entry { bytes: bytes.to_vec(), sensitive });
+            }
+        }
+        session.meta = Some(meta);
+        session.key_id = Some(key_id);
+        session.chunk_count = header.chunks;
+        Ok(session)
+    }
+
+    /// The longest encoded token the configured budget could have produced.
+    fn max_encoded_len(&self) -> usize {
+        self.config.cookie_budget
+    }
+
+    /// Whether a response must carry Set-Cookie headers for this session: it changed, was
+    /// renewed or purged, the client holds stale chunks, it was opened under a key that no
+    /// longer seals, or its idle window is due for a refresh.
+    pub fn needs_save(&self, session: &Session, now: SystemTime) -> bool {
+        if session.changed || session.stale_chunks() > 0 {
+            return true;
+        }
+        let Some(meta) = session.meta else {
+            // A new session that nothing was written to, or a fresh session replacing
+            // rejected cookies (which must be removed).
+            return session.client_chunks != 0;
+        };
+        let now = to_unix(now);
+        if self.keys.current(now).is_some_and(|key| Some(key.id) != session.key_id) {
+            return true;
+        }
+        now.saturating_sub(meta.last_refresh) >= self.config.refresh_interval.as_secs()
+    }
+
+    /// Seals the session if [`needs_save`](SessionCodec::needs_save) says so, and removes every
+    /// cookie of a purged session.
+    ///
+    /// # Errors
+    ///
+    /// As [`seal`](SessionCodec::seal).
+    pub fn save(
+        &self,
+        session: &mut Session,
+        now: SystemTime,
+    ) -> Result<Option<SetCookies>, SealError> {
+        if !self.needs_save(session, now) {
+            return Ok(None);
+        }
+        if session.purged || (session.meta.is_none() && session.is_empty() && !session.renew) {
+            return Ok(Some(self.purge(session)));
+        }
+        self.seal(session, now).map(Some)
+    }
+
+    /// Removal headers for every cookie of this session the client holds (at least the first).
+    /// The session is left empty and new.
+    #[must_use = "the removal headers must be sent for the browser to forget the session"]
+    pub fn purge(&self, session: &mut Session) -> SetCookies {
+        let held = session.client_chunks | 1;
+        let cookies = (0..MAX_CHUNKS).filter(|i| held & (1 << i) != 0).map(|i| self.removal(i));
+        let cookies = SetCookies(cookies.collect());
+        *session = Session::new();
+        cookies
+    }
+
+    /// Seals the session into Set-Cookie headers, whether or not it changed: the token, split
+    /// across as many cookies as it needs, and removals for chunks the client holds beyond them.
+    /// A new or renewed session gets a fresh id and lifetime; every seal refreshes the idle
+    /// window and uses the ring's current key.
+    ///
+    /// # Errors
+    ///
+    /// [`SealError::TooLarge`] when the cookies would exceed the budget,
+    /// [`SealError::StateTooLarge`] when the state exceeds the maximum state size,
+    /// [`SealError::NoActiveKey`] when every key of the ring is pending.
+    pub fn seal(&self, session: &mut Session, now: SystemTime) -> Result<SetCookies, SealError> {
+        self.seal_with(session, now, &mut |buf| getrandom::fill(buf).map_err(SealError::Random))
+    }
+
+    /// [`seal`](SessionCodec::seal) with the nonce and session id drawn from `entropy`. For the
+    /// seeded test-vector generator only: a repeated nonce destroys XAES-256-GCM's security.
+    #[doc(hidden)]
+    pub fn seal_with(
+        &self,
+        session: &mut Session,
+        now: SystemTime,
+        entropy: &mut dyn FnMut(&mut [u8]) -> Result<(), SealError>,
+    ) -> Result<SetCookies, SealError> {
+        let now_unix = to_unix(now);
+        let key = self.keys.current(now_unix).ok_or(SealError::NoActiveKey)?;
+        let meta = match session.meta {
+            Some(meta) if !session.renew => FrameMeta { last_refresh: now_unix, ..meta },
+            _ => {
+                let mut session_id = [0u8; SESSION_ID_LEN];
+                entropy(&mut session_id)?;
+                FrameMeta {
+                    issued_at: now_unix,
+                    last_refresh: now_unix,
+                    expires_at: now_unix.saturating_add(self.config.absolute_timeout.as_secs()),
+                    session_id,
+                }
+            }
+        };
+
+        let (body, sensitive) = encode_sections(session);
+        let state_size = body.len() + sensitive.as_ref().map_or(0, Vec::len);
+        if state_size > self.config.max_state_size {
+            return Err(SealError::StateTooLarge {
+                size: state_size,
+                max: self.config.max_state_size,
+            });
+        }
+
+        let mode = self.config.mode;
+        let mut token = Vec::with_capacity(HEADER_LEN + mode.envelope_len() + 32 + state_size);
+        token.extend_from_slice(&[0; HEADER_LEN]);
+        if mode == Mode::Sealed {
+            let mut nonce = [0u8; NONCE_LEN];
+            entropy(&mut nonce)?;
+            token.extend_from_slice(&nonce);
+        }
+        let frame_start = token.len();
+        frame::encode(
+            &meta,
+            &body,
+            sensitive.as_deref(),
+            self.config.compression_threshold,
+            &mut token,
+        );
+        let tag_len = mode.envelope_len() - (frame_start - HEADER_LEN);
+        let encoded_len = base64_len(token.len() + tag_len);
+
+        // Lay the token out across cookies before sealing: the chunk count is authenticated.
+        let max_age = self.config.persistent.then(|| meta.expires_at.saturating_sub(now_unix));
+        let attrs_len = self.template("", "", max_age).to_string().len();
+        let name = &self.config.name;
+        let lens = chunk::plan(encoded_len, name.len(), attrs_len, self.config.max_cookie_line)
+            .ok_or(SealError::TooLarge {
+                needed: encoded_len,
+                budget: self.config.cookie_budget,
+                chunks: MAX_CHUNKS + 1,
+            })?;
+        let needed: usize = lens
+            .iter()
+            .enumerate()
+            .map(|(i, len)| chunk::chunk_name(name, i).len() + 1 + len + 2)
+            .sum();
+        if needed > self.config.cookie_budget {
+            return Err(SealError::TooLarge {
+                needed,
+                budget: self.config.cookie_budget,
+                chunks: lens.len(),
+            });
+        }
+
+        let chunks = u8::try_from(lens.len()).expect("at most MAX_CHUNKS chunks");
+        let header = Header::new(mode, chunks, key.id.0).to_bytes();
+        token[..HEADER_LEN].copy_from_slice(&header);
+        let mut aad = Vec::with_capacity(HEADER_LEN + 1 + name.len());
+        associated_data(&header, name, &mut aad);
+        seal::seal(mode, key, &aad, &mut token, frame_start).map_err(|()| SealError::Encrypt)?;
+        let encoded = BASE64.encode(&token);
+        debug_assert_eq!(encoded.len(), encoded_len);
+
+        let mut cookies = Vec::with_capacity(lens.len());
+        let mut rest = encoded.as_str();
+        for (i, len) in lens.iter().enumerate() {
+            let (part, tail) = rest.split_at(*len);
+            rest = tail;
+            cookies.push(self.template(&chunk::chunk_name(name, i), part, max_age));
+        }
+        let stale = session.client_chunks & !((1u64 << lens.len()) - 1);
+        cookies.extend((0..MAX_CHUNKS).filter(|i| stale & (1 << i) != 0).map(|i| self.removal(i)));
+
+        session.meta = Some(meta);
+        session.key_id = Some(key.id);
+        session.client_chunks = (1u64 << lens.len()) - 1;
+        session.chunk_count = chunks;
+        session.changed = false;
+        session.renew = false;
+        session.purged = false;
+        Ok(SetCookies(cookies))
+    }
+
+    /// A cookie with this configuration's attributes.
+    fn template(&self, name: &str, value: &str, max_age: Option<u64>) -> Cookie<'static> {
+        let config = &self.config;
+        let mut cookie = Cookie::build((name.to_owned(), value.to_owned()))
+            .path(config.path.clone())
+            .secure(config.secure)
+            .http_only(config.http_only)
+            .same_site(config.same_site);
+        if let Some(domain) = &config.domain {
+            cookie = cookie.domain(domain.clone());
+        }
+        if let Some(secs) = max_age {
+            let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+            cookie = cookie.max_age(cookie::time::Duration::seconds(secs));
+        }
+        cookie.build()
+    }
+
+    /// The header that deletes chunk `index` (same name, path and domain, `Max-Age=0`).
+    fn removal(&self, index: usize) -> Cookie<'static> {
+        let mut cookie = self.template(&chunk::chunk_name(&self.config.name, index), "", None);
+        cookie.make_removal();
+        cookie
+    }
+}
+
+/// Encodes the ordinary and the sensitive values as two MessagePack maps.
+fn encode_sections(session: &Session) -> (Vec<u8>, Option<Vec<u8>>) {
+    let sensitive_count = session.values.values().filter(|entry| entry.sensitive).count();
+    let write = |sensitive: bool, count: usize| {
+        let size: usize = session.values.iter().map(|(k, e)| k.len() + e.bytes.len() + 3).sum();
+        let mut out = Vec::with_capacity(size + 5);
+        msgpack::write_map_len(count, &mut out);
+        for (key, entry) in session.values.iter().filter(|(_, e)| e.sensitive == sensitive) {
+            msgpack::write_key(key, &mut out);
+            out.extend_from_slice(&entry.bytes);
+        }
+        out
+    };
+    let body = write(false, session.values.len() - sensitive_count);
+    let sensitive = (sensitive_count > 0).then(|| write(true, sensitive_count));
+    (body, sensitive)
+}
+
+/// Length of the unpadded base64 encoding of `n` bytes.
+const fn base64_len(n: usize) -> usize {
+    (n * 4).div_ceil(3)
+}
+
+/// The Set-Cookie headers a response must carry for a session.
+///
+/// Send every one of them: together they hold the session, and the removals among them delete
+/// chunks the browser no longer needs.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use = "the session is lost unless these Set-Cookie headers are sent"]
+pub struct SetCookies(Vec<Cookie<'static>>);
+
+impl SetCookies {
+    /// The cookies, in order: the session's chunks, then removals.
+    pub fn cookies(&self) -> &[Cookie<'static>] {
+        &self.0
+    }
+
+    /// Each cookie as a Set-Cookie header value.
+    pub fn header_values(&self) -> impl Iterator<Item = String> + '_ {
+        self.0.iter().map(|cookie| cookie.to_string())
+    }
+
+    /// How many Set-Cookie headers there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The Cookie request header a browser would send back after storing these cookies (the
+    /// non-removed ones, as `name=value` pairs joined by `; `). Handy for tests and tools.
+    pub fn request_header(&self) -> String {
+        let pairs = self.0.iter().filter(|c| c.max_age() != Some(cookie::time::Duration::ZERO));
+        pairs.map(|c| format!("{}={}", c.name(), c.value())).collect::<Vec<_>>().join("; ")
+    }
+
+    /// The bytes these cookies take in a Cookie request header, as the budget counts them.
+    pub fn request_header_share(&self) -> usize {
+        let pairs = self.0.iter().filter(|c| c.max_age() != Some(cookie::time::Duration::ZERO));
+        pairs.map(|c| c.name().len() + 1 + c.value().len() + 2).sum()
+    }
+}
+
+impl IntoIterator for SetCookies {
+    type Item = Cookie<'static>;
+    type IntoIter = std::vec::IntoIter<Cookie<'static>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}

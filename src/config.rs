@@ -1,0 +1,389 @@
+//! Session configuration: the cookie's name and attributes, size limits, lifetimes.
+
+use std::time::Duration;
+
+pub use cookie::SameSite;
+
+use crate::error::ConfigError;
+use crate::format::{HEADER_LEN, MAX_CHUNKS, MAX_COOKIE_LINE, MAX_NAME_LEN, Mode};
+
+/// The prefix browsers reserve for cookies that are `Secure`, `Path=/` and carry no `Domain`:
+/// such a cookie cannot be set or shadowed by a sibling subdomain or over plain http.
+pub const HOST_PREFIX: &str = "__Host-";
+
+/// The default share of the Cookie request header a session may use, in bytes.
+///
+/// nginx's default `large_client_header_buffers 4 8k` refuses a request whose Cookie header
+/// line exceeds 8,192 bytes ("400 Request Header Or Cookie Too Large"); Apache's default
+/// `LimitRequestFieldSize` is the same. 6,144 bytes leaves 2 KiB for the header name and the
+/// application's other cookies.
+pub const DEFAULT_COOKIE_BUDGET: usize = 6 * 1024;
+
+/// The default maximum size of a session's MessagePack state, decompressed.
+pub const DEFAULT_MAX_STATE_SIZE: usize = 64 * 1024;
+
+/// The default longest Cookie request header the codec will look at. Anything longer is
+/// rejected before it is parsed.
+pub const DEFAULT_MAX_COOKIE_HEADER: usize = 32 * 1024;
+
+/// How a session is stored in cookies. Build one with [`SessionConfig::builder`];
+/// [`SessionConfig::default`] is the builder's defaults.
+///
+/// The defaults are the secure ones: the cookie is `HttpOnly`, `Secure`, `SameSite=Lax`,
+/// `Path=/`, named with the `__Host-` prefix, lasts for the browser session, is encrypted
+/// (not merely signed), expires after 30 minutes idle and 12 hours in all.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use sealed_session::SessionConfig;
+///
+/// let config = SessionConfig::builder("sid")
+///     .idle_timeout(Duration::from_secs(15 * 60))
+///     .build()?;
+/// assert_eq!(config.cookie_name(), "__Host-sid");
+/// # Ok::<(), sealed_session::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    pub(crate) name: String,
+    pub(crate) path: String,
+    pub(crate) domain: Option<String>,
+    pub(crate) secure: bool,
+    pub(crate) http_only: bool,
+    pub(crate) same_site: SameSite,
+    pub(crate) persistent: bool,
+    pub(crate) mode: Mode,
+    pub(crate) cookie_budget: usize,
+    pub(crate) max_cookie_line: usize,
+    pub(crate) max_state_size: usize,
+    pub(crate) max_cookie_header: usize,
+    pub(crate) compression_threshold: Option<usize>,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) absolute_timeout: Duration,
+    pub(crate) refresh_interval: Duration,
+    pub(crate) clock_skew: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> SessionConfig {
+        SessionConfig::builder("session").build().expect("the defaults are valid")
+    }
+}
+
+impl SessionConfig {
+    /// A builder for a session stored under the cookie name `name` (before any prefix).
+    pub fn builder(name: impl Into<String>) -> SessionConfigBuilder {
+        SessionConfigBuilder {
+            name: name.into(),
+            host_prefix: true,
+            path: "/".to_owned(),
+            domain: None,
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+            persistent: false,
+            mode: Mode::Sealed,
+            cookie_budget: DEFAULT_COOKIE_BUDGET,
+            max_cookie_line: MAX_COOKIE_LINE,
+            max_state_size: DEFAULT_MAX_STATE_SIZE,
+            max_cookie_header: DEFAULT_MAX_COOKIE_HEADER,
+            compression_threshold: Some(128),
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(12 * 60 * 60),
+            refresh_interval: Duration::from_secs(60),
+            clock_skew: Duration::from_secs(60),
+        }
+    }
+
+    /// The name of the first cookie, prefix included. Further chunks are named `NAME.1`,
+    /// `NAME.2`, and so on. This name is bound into every token's associated data.
+    pub fn cookie_name(&self) -> &str {
+        &self.name
+    }
+
+    /// The share of the Cookie request header the session may use, in bytes.
+    pub fn cookie_budget(&self) -> usize {
+        self.cookie_budget
+    }
+
+    /// The idle timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// The absolute timeout.
+    pub fn absolute_timeout(&self) -> Duration {
+        self.absolute_timeout
+    }
+
+    /// Whether tokens are encrypted ([`Mode::Sealed`]) or only signed ([`Mode::Signed`]).
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+}
+
+/// Builds a [`SessionConfig`]; every setter has the secure choice as its default, and every
+/// setter that can weaken it says so.
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct SessionConfigBuilder {
+    name: String,
+    host_prefix: bool,
+    path: String,
+    domain: Option<String>,
+    secure: bool,
+    http_only: bool,
+    same_site: SameSite,
+    persistent: bool,
+    mode: Mode,
+    cookie_budget: usize,
+    max_cookie_line: usize,
+    max_state_size: usize,
+    max_cookie_header: usize,
+    compression_threshold: Option<usize>,
+    idle_timeout: Duration,
+    absolute_timeout: Duration,
+    refresh_interval: Duration,
+    clock_skew: Duration,
+}
+
+impl SessionConfigBuilder {
+    /// Whether to add the `__Host-` prefix to the name when the cookie is `Secure`, `Path=/`
+    /// and has no `Domain` (default: `true`).
+    ///
+    /// **Weakens security when `false`:** without the prefix, a sibling subdomain or a plain
+    /// http response can plant a cookie of the same name.
+    pub fn host_prefix(mut self, on: bool) -> Self {
+        self.host_prefix = on;
+        self
+    }
+
+    /// The cookie's `Path` (default `/`). Any other path drops the `__Host-` prefix.
+    pub fn cookie_path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// The cookie's `Domain` (default: none, so only the exact host receives it).
+    ///
+    /// **Weakens security:** every subdomain then receives the session, and the `__Host-`
+    /// prefix can no longer be used.
+    pub fn cookie_domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// Whether the cookie is `Secure`, sent over https only (default `true`).
+    ///
+    /// **Weakens security when `false`:** the session then travels over plain http where anyone
+    /// on the path can copy it. For local development you rarely need this: browsers treat
+    /// `http://localhost` as a secure context and accept `Secure` and `__Host-` cookies from it.
+    /// Set it to `false` only for development clients that do not, and never from a default.
+    pub fn cookie_secure(mut self, on: bool) -> Self {
+        self.secure = on;
+        self
+    }
+
+    /// Whether the cookie is `HttpOnly`, hidden from scripts (default `true`).
+    ///
+    /// **Weakens security when `false`:** any script on the page, an injected one included,
+    /// can then read and exfiltrate the session.
+    pub fn cookie_http_only(mut self, on: bool) -> Self {
+        self.http_only = on;
+        self
+    }
+
+    /// The cookie's `SameSite` (default `Lax`).
+    ///
+    /// **`None` weakens security:** the browser then sends the session on cross-site requests,
+    /// so you need CSRF protection of your own. `None` requires `Secure`.
+    pub fn cookie_same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// Whether the cookie persists across browser restarts (with `Max-Age` set to the rest of
+    /// the absolute lifetime) or lasts for the browser session (default: browser session).
+    /// Either way, expiry is enforced from inside the sealed payload, not by this attribute.
+    pub fn persistent(mut self, on: bool) -> Self {
+        self.persistent = on;
+        self
+    }
+
+    /// Encrypt ([`Mode::Sealed`], the default) or only sign ([`Mode::Signed`]) the session.
+    ///
+    /// **`Signed` weakens confidentiality:** the client can read every value (but not change
+    /// one). Use it only for state the user may see.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The share of the Cookie request header the session's cookies may take, in bytes: the
+    /// sum over its cookies of `name=value` plus a two-byte separator (default
+    /// [`DEFAULT_COOKIE_BUDGET`]). Sealing a larger session fails with
+    /// [`SealError::TooLarge`](crate::SealError::TooLarge).
+    pub fn cookie_budget(mut self, bytes: usize) -> Self {
+        self.cookie_budget = bytes;
+        self
+    }
+
+    /// The longest Set-Cookie line (name, value and attributes) a chunk may take (default and
+    /// maximum 4,096, the size every browser stores). A smaller value splits a session across
+    /// more, smaller cookies.
+    pub fn max_cookie_line(mut self, bytes: usize) -> Self {
+        self.max_cookie_line = bytes;
+        self
+    }
+
+    /// The largest state, as MessagePack before compression, a session may hold (default
+    /// [`DEFAULT_MAX_STATE_SIZE`]). Decompression on open stops at this size.
+    pub fn max_state_size(mut self, bytes: usize) -> Self {
+        self.max_state_size = bytes;
+        self
+    }
+
+    /// The longest Cookie request header the codec reads (default
+    /// [`DEFAULT_MAX_COOKIE_HEADER`]); a longer one is rejected without being parsed.
+    pub fn max_cookie_header(mut self, bytes: usize) -> Self {
+        self.max_cookie_header = bytes;
+        self
+    }
+
+    /// Compress the session's ordinary values when their MessagePack is at least this many
+    /// bytes and compression makes them smaller (default 128); `None` never compresses.
+    /// Values inserted with [`Session::insert_sensitive`](crate::Session::insert_sensitive)
+    /// are never compressed.
+    pub fn compression_threshold(mut self, bytes: Option<usize>) -> Self {
+        self.compression_threshold = bytes;
+        self
+    }
+
+    /// How long a session may go unused before it expires (default 30 minutes).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// How long a session may live in all, however active (default 12 hours).
+    pub fn absolute_timeout(mut self, timeout: Duration) -> Self {
+        self.absolute_timeout = timeout;
+        self
+    }
+
+    /// The least time between two refreshes of the idle window (default 60 seconds): an
+    /// unchanged session is resealed only when its last refresh is at least this old.
+    pub fn refresh_interval(mut self, interval: Duration) -> Self {
+        self.refresh_interval = interval;
+        self
+    }
+
+    /// How far clocks of the fleet's nodes may disagree (default 60 seconds).
+    pub fn clock_skew(mut self, skew: Duration) -> Self {
+        self.clock_skew = skew;
+        self
+    }
+
+    /// Checks the settings and builds the configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for an invalid cookie name, a budget out of range, `SameSite=None`
+    /// without `Secure`, or a zero timeout.
+    pub fn build(self) -> Result<SessionConfig, ConfigError> {
+        validate_name(&self.name)?;
+        let prefixed = self.host_prefix && self.secure && self.path == "/" && self.domain.is_none();
+        let name = if prefixed { format!("{HOST_PREFIX}{}", self.name) } else { self.name };
+        if name.len() > MAX_NAME_LEN {
+            return Err(ConfigError::InvalidName { name, why: "longer than 200 bytes" });
+        }
+        if self.same_site == SameSite::None && !self.secure {
+            return Err(ConfigError::Invalid("SameSite=None requires Secure"));
+        }
+        if self.idle_timeout.is_zero() || self.absolute_timeout.is_zero() {
+            return Err(ConfigError::Invalid("timeouts must be longer than zero"));
+        }
+        if self.max_cookie_line > MAX_COOKIE_LINE || self.max_cookie_line < 512 {
+            return Err(ConfigError::Invalid("max_cookie_line must be within 512..=4096"));
+        }
+        let (min, max) = (256, MAX_CHUNKS * MAX_COOKIE_LINE);
+        if !(min..=max).contains(&self.cookie_budget) {
+            return Err(ConfigError::Budget { budget: self.cookie_budget, min, max });
+        }
+        if self.max_state_size < HEADER_LEN {
+            return Err(ConfigError::Invalid("max_state_size is too small"));
+        }
+        Ok(SessionConfig {
+            name,
+            path: self.path,
+            domain: self.domain,
+            secure: self.secure,
+            http_only: self.http_only,
+            same_site: self.same_site,
+            persistent: self.persistent,
+            mode: self.mode,
+            cookie_budget: self.cookie_budget,
+            max_cookie_line: self.max_cookie_line,
+            max_state_size: self.max_state_size,
+            max_cookie_header: self.max_cookie_header,
+            compression_threshold: self.compression_threshold,
+            idle_timeout: self.idle_timeout,
+            absolute_timeout: self.absolute_timeout,
+            refresh_interval: self.refresh_interval,
+            clock_skew: self.clock_skew,
+        })
+    }
+}
+
+/// A cookie name is an RFC 6265 token; we also refuse `.`, which separates the chunk index.
+fn validate_name(name: &str) -> Result<(), ConfigError> {
+    let invalid = |why| Err(ConfigError::InvalidName { name: name.to_owned(), why });
+    if name.is_empty() {
+        return invalid("empty");
+    }
+    let separator = |c: char| "()<>@,;:\\\"/[]?={} \t.".contains(c);
+    if name.chars().any(|c| !c.is_ascii() || c.is_ascii_control() || separator(c)) {
+        return invalid("only ASCII letters, digits and !#$%&'*+-^_`|~ are allowed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_secure() {
+        let config = SessionConfig::default();
+        assert_eq!(config.cookie_name(), "__Host-session");
+        assert!(config.secure && config.http_only);
+        assert_eq!(config.same_site, SameSite::Lax);
+        assert_eq!(config.mode, Mode::Sealed);
+        assert_eq!(config.idle_timeout, Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn prefix_only_when_allowed() {
+        let name = |b: SessionConfigBuilder| b.build().unwrap().name;
+        assert_eq!(name(SessionConfig::builder("s").cookie_secure(false)), "s");
+        assert_eq!(name(SessionConfig::builder("s").cookie_path("/app")), "s");
+        assert_eq!(name(SessionConfig::builder("s").cookie_domain("example.com")), "s");
+        assert_eq!(name(SessionConfig::builder("s").host_prefix(false)), "s");
+    }
+
+    #[test]
+    fn invalid_settings_are_refused() {
+        for name in ["", "a b", "a;b", "a.b", "é", "a=b"] {
+            assert!(SessionConfig::builder(name).build().is_err(), "{name:?}");
+        }
+        assert!(SessionConfig::builder("x".repeat(300)).build().is_err());
+        let none_insecure =
+            SessionConfig::builder("s").cookie_same_site(SameSite::None).cookie_secure(false);
+        assert!(none_insecure.build().is_err());
+        assert!(SessionConfig::builder("s").cookie_budget(10).build().is_err());
+        assert!(SessionConfig::builder("s").idle_timeout(Duration::ZERO).build().is_err());
+        assert!(SessionConfig::builder("s").max_cookie_line(5000).build().is_err());
+    }
+}

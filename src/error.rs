@@ -1,0 +1,204 @@
+//! Errors.
+//!
+//! Two families, kept apart on purpose:
+//!
+//! * [`Rejection`]: what the client sent could not be used. It carries a [`RejectReason`] for your
+//!   logs and nothing else: never key material, never plaintext, never the cookie value. The right
+//!   response is a fresh session, not an error page.
+//! * [`SealError`], [`ConfigError`], [`ValueError`]: faults on the server's side, detailed and
+//!   actionable.
+
+use std::fmt;
+
+use crate::keys::KeyId;
+
+/// Why a client's session cookies were not accepted.
+///
+/// The variants name the check that failed, which is all a log needs; the displayed text never
+/// contains key material, plaintext or the cookie's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RejectReason {
+    /// The cookies are not a token of this format: bad base64, a short or missing header, a
+    /// missing chunk, a chunk count that does not match, or an invalid frame.
+    Malformed(&'static str),
+    /// The token was written by a format version this build does not read.
+    UnsupportedVersion(u8),
+    /// The token is of the other mode (signed where sealed is configured, or the reverse).
+    WrongMode,
+    /// No key with the token's key id is in the ring (retired, or never ours).
+    UnknownKey(KeyId),
+    /// Authentication failed: the token was changed, moved to another cookie name, mixed with
+    /// chunks of another write, or was never sealed by us.
+    Forged,
+    /// The session's idle timeout has passed since its last refresh.
+    IdleExpired,
+    /// The session's absolute lifetime is over.
+    AbsoluteExpired,
+    /// The token claims to have been issued later than now, beyond the allowed clock skew.
+    IssuedInFuture,
+    /// Something is larger than anything we could have produced: the Cookie header, a chunk, the
+    /// token, or the decompressed state.
+    TooLarge(&'static str),
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RejectReason::Malformed(what) => write!(f, "malformed: {what}"),
+            RejectReason::UnsupportedVersion(version) => {
+                write!(f, "unsupported format version {version}")
+            }
+            RejectReason::WrongMode => f.write_str("wrong mode (sealed vs signed)"),
+            RejectReason::UnknownKey(id) => write!(f, "unknown key {id}"),
+            RejectReason::Forged => f.write_str("authentication failed"),
+            RejectReason::IdleExpired => f.write_str("expired: idle timeout"),
+            RejectReason::AbsoluteExpired => f.write_str("expired: absolute timeout"),
+            RejectReason::IssuedInFuture => f.write_str("issued in the future"),
+            RejectReason::TooLarge(what) => write!(f, "too large: {what}"),
+        }
+    }
+}
+
+/// The client's session cookies were rejected.
+///
+/// Log [`reason`](Rejection::reason) and carry on with
+/// [`into_fresh_session`](Rejection::into_fresh_session): the fresh session remembers which of
+/// the client's cookies belong to this session name, so the next response removes them.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::SystemTime;
+/// use sealed_session::{Key, KeyRing, RejectReason, SessionCodec, SessionConfig};
+///
+/// let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+/// let now = SystemTime::now();
+/// let rejection = codec.open("__Host-session=%%%", now).unwrap_err();
+/// assert!(matches!(rejection.reason(), RejectReason::Malformed(_)));
+/// let session = rejection.into_fresh_session();
+/// assert!(session.is_empty());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    pub(crate) reason: RejectReason,
+    pub(crate) seen_chunks: u64,
+}
+
+impl Rejection {
+    /// Why the cookies were rejected.
+    pub fn reason(&self) -> RejectReason {
+        self.reason
+    }
+
+    /// A new, empty session that removes the rejected cookies from the client when it is next
+    /// sealed (or purged).
+    pub fn into_fresh_session(self) -> crate::Session {
+        crate::Session::fresh_replacing(self.seen_chunks)
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "session cookie rejected: {}", self.reason)
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// A session could not be sealed. These are server-side faults.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealError {
+    /// The sealed session would exceed the configured Cookie header budget, or need more
+    /// cookies than the format allows. Nothing was written; shrink the session or raise the
+    /// budget ([`SessionConfigBuilder::cookie_budget`](crate::SessionConfigBuilder::cookie_budget)).
+    #[error(
+        "session too large: its cookies need {needed} bytes of the Cookie header in {chunks} \
+         cookie(s), the budget is {budget} bytes"
+    )]
+    TooLarge {
+        /// Bytes of the Cookie request header the session's cookies would take.
+        needed: usize,
+        /// The configured budget.
+        budget: usize,
+        /// How many cookies it would have taken.
+        chunks: usize,
+    },
+    /// The serialized state exceeds the configured maximum state size, so it could not be opened
+    /// again.
+    #[error("session state is {size} bytes of MessagePack, the maximum is {max}")]
+    StateTooLarge {
+        /// Size of the serialized state.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// No key in the ring is active at this time: every key is still pending.
+    #[error("no active key in the key ring (every key is still pending activation)")]
+    NoActiveKey,
+    /// The operating system's random number generator failed.
+    #[error("the system random number generator failed: {0}")]
+    Random(getrandom::Error),
+    /// Encryption failed (the frame exceeded the cipher's limits).
+    #[error("encryption failed")]
+    Encrypt,
+}
+
+/// A configuration value was not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The cookie name is empty, too long, or contains characters not allowed in a cookie name.
+    #[error("invalid cookie name {name:?}: {why}")]
+    InvalidName {
+        /// The rejected name.
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The budget is too small to hold even an empty session, or larger than the format allows.
+    #[error("cookie budget {budget} is out of range {min}..={max}")]
+    Budget {
+        /// The rejected budget.
+        budget: usize,
+        /// The smallest budget accepted.
+        min: usize,
+        /// The largest budget accepted.
+        max: usize,
+    },
+    /// A combination of settings browsers would refuse (for example `SameSite=None` without
+    /// `Secure`), or a limit that makes no sense (zero timeouts).
+    #[error("invalid configuration: {0}")]
+    Invalid(&'static str),
+}
+
+/// A value could not be stored in or read from a session.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValueError {
+    /// The value could not be serialized to MessagePack.
+    #[error("cannot serialize session value {key:?}: {source}")]
+    Encode {
+        /// The key being written.
+        key: String,
+        /// What rmp-serde said.
+        source: rmp_serde::encode::Error,
+    },
+    /// The stored value does not deserialize into the requested type.
+    #[error("session value {key:?} does not deserialize into the requested type: {source}")]
+    Decode {
+        /// The key being read.
+        key: String,
+        /// What rmp-serde said.
+        source: rmp_serde::decode::Error,
+    },
+    /// Keys are limited in length so a session's map stays cheap to index.
+    #[error("session key is {len} bytes, the maximum is {max}")]
+    KeyTooLong {
+        /// The key's length.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
+}

@@ -1,0 +1,93 @@
+//! Compression of the ordinary (non-sensitive) section of a frame: zstd, with reused contexts.
+//!
+//! The codec was chosen by measurement on `shared/corpus/` (see `BENCHMARKS.md`): zstd at a low
+//! level is within a few percent of the smallest codecs tried and several times faster. Creating
+//! a zstd context costs more than compressing a session, so each thread keeps one of each.
+//!
+//! Decompression is bounded: a frame must declare its content size (ours always do), the size is
+//! checked against the caller's maximum before anything is allocated, and exactly that many bytes
+//! must come out.
+
+use std::cell::RefCell;
+
+use zstd::bulk::{Compressor, Decompressor};
+
+/// The zstd level used when sealing.
+pub(crate) const LEVEL: i32 = 3;
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<Compressor<'static>>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// Compresses `input`, or returns `None` if zstd fails (the caller then stores it as is).
+pub(crate) fn compress(input: &[u8]) -> Option<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.try_borrow_mut().ok()?;
+        if slot.is_none() {
+            *slot = Some(Compressor::new(LEVEL).ok()?);
+        }
+        slot.as_mut()?.compress(input).ok()
+    })
+}
+
+/// Why a compressed section could not be expanded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DecompressError {
+    /// It declares (or produced) more than the allowed size.
+    TooLarge,
+    /// It is not a single zstd frame with a declared content size.
+    Invalid,
+}
+
+/// Decompresses one zstd frame whose declared content size is at most `max` bytes.
+pub(crate) fn decompress(input: &[u8], max: usize) -> Result<Vec<u8>, DecompressError> {
+    let declared = match zstd::zstd_safe::get_frame_content_size(input) {
+        Ok(Some(size)) => size,
+        _ => return Err(DecompressError::Invalid),
+    };
+    let size = usize::try_from(declared).map_err(|_| DecompressError::TooLarge)?;
+    if size > max {
+        return Err(DecompressError::TooLarge);
+    }
+    let mut out = Vec::with_capacity(size);
+    let written = DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.try_borrow_mut().map_err(|_| DecompressError::Invalid)?;
+        if slot.is_none() {
+            *slot = Some(Decompressor::new().map_err(|_| DecompressError::Invalid)?);
+        }
+        let decompressor = slot.as_mut().ok_or(DecompressError::Invalid)?;
+        decompressor.decompress_to_buffer(input, &mut out).map_err(|_| DecompressError::Invalid)
+    })?;
+    if written != size {
+        return Err(DecompressError::Invalid);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let input = b"hello hello hello hello hello hello hello".repeat(20);
+        let packed = compress(&input).unwrap();
+        assert!(packed.len() < input.len());
+        assert_eq!(decompress(&packed, input.len()).unwrap(), input);
+    }
+
+    #[test]
+    fn refuses_to_expand_past_the_cap() {
+        let input = vec![0u8; 1 << 20];
+        let packed = compress(&input).unwrap();
+        assert!(packed.len() < 200, "a megabyte of zeros packs small");
+        assert_eq!(decompress(&packed, 64 * 1024), Err(DecompressError::TooLarge));
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert_eq!(decompress(b"not zstd at all", 1024), Err(DecompressError::Invalid));
+        assert_eq!(decompress(&[], 1024), Err(DecompressError::Invalid));
+    }
+}

@@ -1,0 +1,185 @@
+//! The frame: what a token protects.
+//!
+//! ```text
+//! flags          1 byte   bit 0: body is zstd-compressed; bit 1: a sensitive section follows;
+//!                         bits 2-7: zero
+//! issued_at      varint   Unix seconds
+//! refresh_delta  varint   last_refresh - issued_at
+//! expiry_delta   varint   absolute_expiry - issued_at
+//! session_id     16 bytes
+//! body_len       varint   present only when bit 1 is set: length of the body as stored
+//! body           MessagePack map (string -> any), compressed when bit 0 is set
+//! sensitive      MessagePack map (string -> any), never compressed; present only with bit 1
+//! ```
+//!
+//! The times are offsets from `issued_at` so that a typical frame spends about ten bytes on them.
+//! Sensitive values sit in their own section, outside the compressor's window, so that data an
+//! attacker places in the session cannot be used to guess them from the sealed length.
+
+use super::compress::{self, DecompressError};
+use super::{SESSION_ID_LEN, varint};
+use crate::error::RejectReason;
+
+pub(crate) const FLAG_COMPRESSED: u8 = 0b01;
+pub(crate) const FLAG_SENSITIVE: u8 = 0b10;
+const KNOWN_FLAGS: u8 = FLAG_COMPRESSED | FLAG_SENSITIVE;
+
+/// The times and id sealed in every frame, in Unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FrameMeta {
+    pub(crate) issued_at: u64,
+    pub(crate) last_refresh: u64,
+    pub(crate) expires_at: u64,
+    pub(crate) session_id: [u8; SESSION_ID_LEN],
+}
+
+/// Writes a frame. `body` and `sensitive` are MessagePack maps; `sensitive` is `None` when the
+/// session holds no sensitive value. The body is compressed when it is at least
+/// `compress_threshold` bytes long and compression makes it smaller.
+pub(crate) fn encode(
+    meta: &FrameMeta,
+    body: &[u8],
+    sensitive: Option<&[u8]>,
+    compress_threshold: Option<usize>,
+    out: &mut Vec<u8>,
+) {
+    let packed = compress_threshold
+        .filter(|&threshold| body.len() >= threshold)
+        .and_then(|_| compress::compress(body))
+        .filter(|packed| packed.len() < body.len());
+    let stored = packed.as_deref().unwrap_or(body);
+
+    let mut flags = 0;
+    if packed.is_some() {
+        flags |= FLAG_COMPRESSED;
+    }
+    if sensitive.is_some() {
+        flags |= FLAG_SENSITIVE;
+    }
+    out.push(flags);
+    varint::write(meta.issued_at, out);
+    varint::write(meta.last_refresh.saturating_sub(meta.issued_at), out);
+    varint::write(meta.expires_at.saturating_sub(meta.issued_at), out);
+    out.extend_from_slice(&meta.session_id);
+    if let Some(sensitive) = sensitive {
+        varint::write(stored.len() as u64, out);
+        out.extend_from_slice(stored);
+        out.extend_from_slice(sensitive);
+    } else {
+        out.extend_from_slice(stored);
+    }
+}
+
+/// Reads the times and id at the front of an authenticated frame, returning the flags and the
+/// sections still to be read.
+pub(crate) fn decode_meta(frame: &[u8]) -> Result<(FrameMeta, Sections<'_>), RejectReason> {
+    const BAD: RejectReason = RejectReason::Malformed("invalid frame");
+    let (&flags, rest) = frame.split_first().ok_or(BAD)?;
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(BAD);
+    }
+    let (issued_at, rest) = varint::read(rest).ok_or(BAD)?;
+    let (refresh_delta, rest) = varint::read(rest).ok_or(BAD)?;
+    let (expiry_delta, rest) = varint::read(rest).ok_or(BAD)?;
+    let (id, rest) = rest.split_at_checked(SESSION_ID_LEN).ok_or(BAD)?;
+    let meta = FrameMeta {
+        issued_at,
+        last_refresh: issued_at.checked_add(refresh_delta).ok_or(BAD)?,
+        expires_at: issued_at.checked_add(expiry_delta).ok_or(BAD)?,
+        session_id: id.try_into().map_err(|_| BAD)?,
+    };
+    let (body, sensitive) = if flags & FLAG_SENSITIVE != 0 {
+        let (len, rest) = varint::read(rest).ok_or(BAD)?;
+        let len = usize::try_from(len).map_err(|_| BAD)?;
+        let (body, sensitive) = rest.split_at_checked(len).ok_or(BAD)?;
+        (body, sensitive)
+    } else {
+        (rest, &[][..])
+    };
+    Ok((meta, Sections { compressed: flags & FLAG_COMPRESSED != 0, body, sensitive }))
+}
+
+/// The two value sections of a frame, not yet decompressed.
+#[derive(Debug)]
+pub(crate) struct Sections<'a> {
+    compressed: bool,
+    body: &'a [u8],
+    sensitive: &'a [u8],
+}
+
+impl<'a> Sections<'a> {
+    /// The body as MessagePack, decompressed (bounded by `max_state`) if it was compressed.
+    pub(crate) fn body(
+        &self,
+        max_state: usize,
+    ) -> Result<std::borrow::Cow<'a, [u8]>, RejectReason> {
+        if !self.compressed {
+            return Ok(self.body.into());
+        }
+        let budget = max_state.saturating_sub(self.sensitive.len());
+        match compress::decompress(self.body, budget) {
+            Ok(body) => Ok(body.into()),
+            Err(DecompressError::TooLarge) => Err(RejectReason::TooLarge("decompressed state")),
+            Err(DecompressError::Invalid) => Err(RejectReason::Malformed("invalid compression")),
+        }
+    }
+
+    /// The sensitive section (empty when the frame has none).
+    pub(crate) fn sensitive(&self) -> &'a [u8] {
+        self.sensitive
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const META: FrameMeta = FrameMeta {
+        issued_at: 1_800_000_000,
+        last_refresh: 1_800_000_600,
+        expires_at: 1_800_086_400,
+        session_id: [7; SESSION_ID_LEN],
+    };
+
+    #[test]
+    fn round_trips_with_and_without_sections() {
+        let body = [0x81, 0xa1, b'a', 0x01];
+        let body_big: Vec<u8> = {
+            let mut out = vec![0x81, 0xa1, b'a', 0xda, 0x03, 0xe8];
+            out.extend(std::iter::repeat_n(b'z', 1000));
+            out
+        };
+        for (body, sensitive, threshold) in [
+            (&body[..], None, None),
+            (&body[..], Some(&[0x80u8][..]), Some(0)),
+            (&body_big[..], None, Some(256)),
+            (&body_big[..], Some(&body[..]), Some(256)),
+        ] {
+            let mut frame = Vec::new();
+            encode(&META, body, sensitive, threshold, &mut frame);
+            let (meta, sections) = decode_meta(&frame).unwrap();
+            assert_eq!(meta, META);
+            assert_eq!(&*sections.body(1 << 20).unwrap(), body);
+            assert_eq!(sections.sensitive(), sensitive.unwrap_or(&[]));
+        }
+    }
+
+    #[test]
+    fn compresses_only_when_it_helps() {
+        let mut frame = Vec::new();
+        encode(&META, &[0x80], None, Some(0), &mut frame);
+        assert_eq!(frame[0] & FLAG_COMPRESSED, 0, "one byte never shrinks");
+    }
+
+    #[test]
+    fn rejects_unknown_flags_and_truncation() {
+        let mut frame = Vec::new();
+        encode(&META, &[0x80], None, None, &mut frame);
+        let mut bad = frame.clone();
+        bad[0] |= 0x80;
+        assert!(decode_meta(&bad).is_err());
+        for cut in 0..(frame.len() - 1) {
+            assert!(decode_meta(&frame[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+}

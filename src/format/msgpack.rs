@@ -1,0 +1,205 @@
+//! The MessagePack sections of a frame: a map of string keys to values, each value kept as its own
+//! encoded bytes so it is decoded only when the application reads it.
+//!
+//! Opening a session walks the map once to find where each value starts and ends; it never builds
+//! a value tree. The walk checks every declared length against the bytes that remain and bounds
+//! the nesting depth, so an authenticated but hostile (or corrupted) section cannot make it
+//! allocate or recurse without limit.
+
+use rmp::Marker;
+
+use super::MAX_DEPTH;
+
+/// Appends a map header for `len` entries.
+pub(crate) fn write_map_len(len: usize, out: &mut Vec<u8>) {
+    let len = u32::try_from(len).expect("a session never holds 2^32 values");
+    rmp::encode::write_map_len(out, len).expect("writing to a Vec cannot fail");
+}
+
+/// Appends a string key.
+pub(crate) fn write_key(key: &str, out: &mut Vec<u8>) {
+    rmp::encode::write_str(out, key).expect("writing to a Vec cannot fail");
+}
+
+/// Splits a section (one MessagePack map with string keys) into `(key, value bytes)` pairs.
+/// Returns `None` when the section is not exactly one such map within the depth limit.
+pub(crate) fn split_map(section: &[u8]) -> Option<Vec<(&str, &[u8])>> {
+    let (&first, rest) = section.split_first()?;
+    let (len, mut rest) = match Marker::from_u8(first) {
+        Marker::FixMap(n) => (usize::from(n), rest),
+        Marker::Map16 => read_len(rest, 2)?,
+        Marker::Map32 => read_len(rest, 4)?,
+        _ => return None,
+    };
+    // Each entry takes at least two bytes: never reserve more than the input could hold.
+    if len > rest.len() / 2 {
+        return None;
+    }
+    let mut entries = Vec::with_capacity(len);
+    for _ in 0..len {
+        let key_len = value_len(rest, 1)?;
+        let key = read_str(&rest[..key_len])?;
+        rest = &rest[key_len..];
+        let len = value_len(rest, 1)?;
+        entries.push((key, &rest[..len]));
+        rest = &rest[len..];
+    }
+    rest.is_empty().then_some(entries)
+}
+
+fn read_str(bytes: &[u8]) -> Option<&str> {
+    let (&first, rest) = bytes.split_first()?;
+    let body = match Marker::from_u8(first) {
+        Marker::FixStr(_) => rest,
+        Marker::Str8 => rest.get(1..)?,
+        Marker::Str16 => rest.get(2..)?,
+        Marker::Str32 => rest.get(4..)?,
+        _ => return None,
+    };
+    std::str::from_utf8(body).ok()
+}
+
+/// Reads a big-endian length of `width` bytes and returns it with the rest of the input.
+fn read_len(input: &[u8], width: usize) -> Option<(usize, &[u8])> {
+    let (bytes, rest) = input.split_at_checked(width)?;
+    let len = bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+    Some((len, rest))
+}
+
+/// The length in bytes of the first complete MessagePack value in `input`, or `None` if it is
+/// truncated, uses the reserved marker, or nests deeper than [`MAX_DEPTH`].
+pub(crate) fn value_len(input: &[u8], depth: usize) -> Option<usize> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    let (&first, rest) = input.split_first()?;
+    // `fixed`: payload bytes after the marker; `items`: nested values that follow them.
+    let (fixed, items) = match Marker::from_u8(first) {
+        Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => {
+            (0, 0)
+        }
+        Marker::U8 | Marker::I8 => (1, 0),
+        Marker::U16 | Marker::I16 => (2, 0),
+        Marker::U32 | Marker::I32 | Marker::F32 => (4, 0),
+        Marker::U64 | Marker::I64 | Marker::F64 => (8, 0),
+        Marker::FixStr(n) => (usize::from(n), 0),
+        Marker::Str8 | Marker::Bin8 => (1 + read_len(rest, 1)?.0, 0),
+        Marker::Str16 | Marker::Bin16 => (2 + read_len(rest, 2)?.0, 0),
+        Marker::Str32 | Marker::Bin32 => (4 + read_len(rest, 4)?.0, 0),
+        Marker::FixExt1 => (2, 0),
+        Marker::FixExt2 => (3, 0),
+        Marker::FixExt4 => (5, 0),
+        Marker::FixExt8 => (9, 0),
+        Marker::FixExt16 => (17, 0),
+        Marker::Ext8 => (2 + read_len(rest, 1)?.0, 0),
+        Marker::Ext16 => (3 + read_len(rest, 2)?.0, 0),
+        Marker::Ext32 => (5 + read_len(rest, 4)?.0, 0),
+        Marker::FixArray(n) => (0, usize::from(n)),
+        Marker::Array16 => (2, read_len(rest, 2)?.0),
+        Marker::Array32 => (4, read_len(rest, 4)?.0),
+        Marker::FixMap(n) => (0, 2 * usize::from(n)),
+        Marker::Map16 => (2, 2 * read_len(rest, 2)?.0),
+        Marker::Map32 => (4, 2 * read_len(rest, 4)?.0),
+        Marker::Reserved => return None,
+    };
+    let mut rest = rest.get(fixed..)?;
+    // Every nested value takes at least one byte, so a count past the input is a lie.
+    if items > rest.len() {
+        return None;
+    }
+    for _ in 0..items {
+        let len = value_len(rest, depth + 1)?;
+        rest = &rest[len..];
+    }
+    Some(input.len() - rest.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+        rmp_serde::to_vec_named(value).unwrap()
+    }
+
+    #[test]
+    fn value_len_matches_encoder_for_every_kind() {
+        let big_str = "x".repeat(70_000);
+        let values: Vec<Vec<u8>> = vec![
+            encode(&0u8),
+            encode(&-1i8),
+            encode(&u64::MAX),
+            encode(&i64::MIN),
+            encode(&1.5f32),
+            encode(&2.5f64),
+            encode(&()),
+            encode(&true),
+            encode(&"short"),
+            encode(&"y".repeat(300)),
+            encode(&big_str),
+            encode(&serde_bytes_like(&[1u8; 40])),
+            encode(&vec![1u32; 20]),
+            encode(&BTreeMap::from([("a", vec![Some(1)]), ("b", vec![None])])),
+        ];
+        for bytes in values {
+            assert_eq!(value_len(&bytes, 1), Some(bytes.len()), "{bytes:02x?}");
+            // Any truncation is caught.
+            assert_eq!(value_len(&bytes[..bytes.len() - 1], 1), None);
+        }
+    }
+
+    fn serde_bytes_like(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        rmp::encode::write_bin(&mut out, bytes).unwrap();
+        out
+    }
+
+    #[test]
+    fn ext_values_are_skipped() {
+        let mut out = Vec::new();
+        rmp::encode::write_ext_meta(&mut out, 3, 7).unwrap();
+        out.extend_from_slice(&[0; 3]);
+        assert_eq!(value_len(&out, 1), Some(out.len()));
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let mut deep = vec![0x91; MAX_DEPTH + 5];
+        deep.push(0x00);
+        assert_eq!(value_len(&deep, 1), None);
+        let mut ok = vec![0x91; MAX_DEPTH - 1];
+        ok.push(0x00);
+        assert_eq!(value_len(&ok, 1), Some(ok.len()));
+    }
+
+    #[test]
+    fn lying_lengths_are_rejected_without_allocating() {
+        // An array claiming 2^32-1 items, a string claiming 4 GiB, a map claiming 2^32-1 pairs.
+        assert_eq!(value_len(&[0xdd, 0xff, 0xff, 0xff, 0xff, 0x00], 1), None);
+        assert_eq!(value_len(&[0xdb, 0xff, 0xff, 0xff, 0xff, b'a'], 1), None);
+        assert_eq!(split_map(&[0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, b'a', 0x00]), None);
+        assert_eq!(value_len(&[0xc1], 1), None);
+    }
+
+    #[test]
+    fn split_map_finds_each_value() {
+        let mut out = Vec::new();
+        write_map_len(2, &mut out);
+        write_key("n", &mut out);
+        out.extend_from_slice(&encode(&42u32));
+        write_key("list", &mut out);
+        out.extend_from_slice(&encode(&vec!["a", "b"]));
+        let entries = split_map(&out).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0], ("n", &encode(&42u32)[..]));
+        assert_eq!(entries[1].0, "list");
+        assert_eq!(rmp_serde::from_slice::<Vec<String>>(entries[1].1).unwrap(), ["a", "b"]);
+        // Trailing bytes, non-string keys and invalid UTF-8 keys are all rejected.
+        let mut trailing = out.clone();
+        trailing.push(0);
+        assert_eq!(split_map(&trailing), None);
+        assert_eq!(split_map(&[0x81, 0x01, 0x02]), None);
+        assert_eq!(split_map(&[0x81, 0xa1, 0xff, 0x02]), None);
+    }
+}

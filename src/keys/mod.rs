@@ -1,0 +1,350 @@
+//! Keys and the key ring.
+//!
+//! A [`KeyRing`] holds every key a node may meet. Each key has an id, a creation time and an
+//! activation time:
+//!
+//! * the key that **seals** is the newest one whose activation time has passed (the *current*
+//!   key);
+//! * **every** key in the ring **opens**, pending ones included, so a node that has not yet reached
+//!   a key's activation time can still read what a faster node sealed with it.
+//!
+//! This is staged rotation: roll a ring with a new, pending key out to every node first, and
+//! let it activate later. No node seals with a key some other node does not know yet, so a
+//! rolling deploy never logs anyone out.
+//!
+//! A token names its key by id, and is opened with that key alone.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use hkdf::Hkdf;
+use hmac::Hmac;
+use hmac::KeyInit as _;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use xaes_256_gcm::Xaes256Gcm;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::format::{INFO_ENCRYPTION, INFO_SIGNING, KEY_LEN};
+use crate::time::{from_unix, to_unix};
+
+/// A 256-bit secret key.
+///
+/// The bytes are zeroized when the key is dropped, `Debug` prints nothing secret, and equality
+/// is checked in constant time.
+///
+/// # Examples
+///
+/// ```
+/// use sealed_session::Key;
+///
+/// let key = Key::generate();
+/// assert_eq!(format!("{key:?}"), "Key(<redacted>)");
+/// let copy = Key::from_bytes(*key.expose_secret());
+/// assert_eq!(key, copy);
+/// ```
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct Key([u8; KEY_LEN]);
+
+impl Key {
+    /// A new random key from the operating system's generator.
+    ///
+    /// # Panics
+    ///
+    /// If the operating system cannot provide randomness, which leaves nothing safe to do.
+    pub fn generate() -> Key {
+        let mut bytes = [0u8; KEY_LEN];
+        getrandom::fill(&mut bytes).expect("the operating system's random generator failed");
+        Key(bytes)
+    }
+
+    /// A key from its 32 bytes.
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Key {
+        Key(bytes)
+    }
+
+    /// A key from a slice, which must be exactly [`KEY_LEN`] bytes long.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyLengthError`] when the slice has another length.
+    pub fn try_from_slice(bytes: &[u8]) -> Result<Key, KeyLengthError> {
+        let bytes: [u8; KEY_LEN] = bytes.try_into().map_err(|_| KeyLengthError(bytes.len()))?;
+        Ok(Key(bytes))
+    }
+
+    /// The secret bytes, for writing a key ring file. Handle with care: never log them.
+    pub fn expose_secret(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key(<redacted>)")
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for Key {}
+
+/// A key of the wrong length was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a key must be {KEY_LEN} bytes, got {0}")]
+pub struct KeyLengthError(pub usize);
+
+/// A key's id. It travels in the clear in every token and selects exactly one key of the ring.
+///
+/// Displayed as eight hexadecimal digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(pub u32);
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:08x}", self.0)
+    }
+}
+
+/// A key of a ring with its subkeys derived once, so that opening does no key derivation.
+pub(crate) struct RingKey {
+    pub(crate) id: KeyId,
+    pub(crate) created_at: u64,
+    pub(crate) activates_at: u64,
+    secret: Key,
+    pub(crate) cipher: Xaes256Gcm,
+    pub(crate) mac: Hmac<Sha256>,
+}
+
+impl RingKey {
+    fn new(id: KeyId, secret: Key, created_at: u64, activates_at: u64) -> RingKey {
+        // Two subkeys from one secret, separated by HKDF's info string, so that no key is ever
+        // used by two algorithms.
+        let hkdf = Hkdf::<Sha256>::new(None, secret.expose_secret());
+        let mut enc = Zeroizing::new([0u8; KEY_LEN]);
+        let mut sig = Zeroizing::new([0u8; KEY_LEN]);
+        hkdf.expand(INFO_ENCRYPTION, enc.as_mut()).expect("32 bytes is a valid HKDF length");
+        hkdf.expand(INFO_SIGNING, sig.as_mut()).expect("32 bytes is a valid HKDF length");
+        RingKey {
+            id,
+            created_at,
+            activates_at,
+            secret,
+            cipher: Xaes256Gcm::new_from_slice(enc.as_ref()).expect("32 bytes is the key length"),
+            mac: Hmac::<Sha256>::new_from_slice(sig.as_ref()).expect("HMAC takes any key length"),
+        }
+    }
+}
+
+impl Clone for RingKey {
+    fn clone(&self) -> RingKey {
+        RingKey::new(self.id, self.secret.clone(), self.created_at, self.activates_at)
+    }
+}
+
+/// What a ring knows of one key, without its secret: for listing and planning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// The key's id.
+    pub id: KeyId,
+    /// When the key was created.
+    pub created_at: SystemTime,
+    /// When the key starts sealing (it opens from the moment it is in the ring).
+    pub activates_at: SystemTime,
+}
+
+/// A key ring could not be built as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyRingError {
+    /// Two keys share an id, so tokens could not name one of them.
+    #[error("duplicate key id {0}")]
+    DuplicateId(KeyId),
+    /// A key activates before it was created.
+    #[error("key {0} activates before it was created")]
+    ActivatesBeforeCreated(KeyId),
+}
+
+/// The keys a node seals and opens with. See the [module docs](self) for the rotation model.
+///
+/// # Examples
+///
+/// Staged rotation: a new key opens at once and seals only from its activation time.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use sealed_session::{Key, KeyId, KeyRing};
+///
+/// let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+/// let mut ring = KeyRing::new();
+/// ring.insert(KeyId(1), Key::generate(), t0, t0)?;
+/// ring.insert(KeyId(2), Key::generate(), t0, t0 + Duration::from_secs(3600))?;
+///
+/// assert_eq!(ring.current_id(t0), Some(KeyId(1)));
+/// assert_eq!(ring.current_id(t0 + Duration::from_secs(3600)), Some(KeyId(2)));
+/// assert!(ring.contains(KeyId(2)));
+/// # Ok::<(), sealed_session::KeyRingError>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct KeyRing {
+    keys: Vec<RingKey>,
+}
+
+impl KeyRing {
+    /// An empty ring. A codec over an empty ring rejects every token and cannot seal.
+    pub fn new() -> KeyRing {
+        KeyRing::default()
+    }
+
+    /// A ring of one key with id `1`, active since the Unix epoch: the simplest setup, and what
+    /// an ephemeral development ring uses.
+    pub fn single(key: Key) -> KeyRing {
+        let mut ring = KeyRing::new();
+        ring.keys.push(RingKey::new(KeyId(1), key, 0, 0));
+        ring
+    }
+
+    /// Adds a key.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyRingError::DuplicateId`] if the id is taken, and
+    /// [`KeyRingError::ActivatesBeforeCreated`] if the times are out of order.
+    pub fn insert(
+        &mut self,
+        id: KeyId,
+        key: Key,
+        created_at: SystemTime,
+        activates_at: SystemTime,
+    ) -> Result<(), KeyRingError> {
+        if self.contains(id) {
+            return Err(KeyRingError::DuplicateId(id));
+        }
+        let (created_at, activates_at) = (to_unix(created_at), to_unix(activates_at));
+        if activates_at < created_at {
+            return Err(KeyRingError::ActivatesBeforeCreated(id));
+        }
+        self.keys.push(RingKey::new(id, key, created_at, activates_at));
+        Ok(())
+    }
+
+    /// Removes a key, returning whether it was there. Tokens sealed with it no longer open.
+    pub fn remove(&mut self, id: KeyId) -> bool {
+        let before = self.keys.len();
+        self.keys.retain(|key| key.id != id);
+        self.keys.len() != before
+    }
+
+    /// Whether a key with this id is in the ring.
+    pub fn contains(&self, id: KeyId) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// How many keys the ring holds.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the ring holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The id of the key that seals at `now`: the most recently activated of the keys whose
+    /// activation time has passed, or `None` if every key is still pending.
+    pub fn current_id(&self, now: SystemTime) -> Option<KeyId> {
+        self.current(to_unix(now)).map(|key| key.id)
+    }
+
+    /// Id and times of every key, in insertion order. Secrets are not included.
+    pub fn keys(&self) -> impl Iterator<Item = KeyInfo> + '_ {
+        self.keys.iter().map(|key| KeyInfo {
+            id: key.id,
+            created_at: from_unix(key.created_at),
+            activates_at: from_unix(key.activates_at),
+        })
+    }
+
+    /// The secret of a key, for writing a key ring file.
+    pub fn secret(&self, id: KeyId) -> Option<&Key> {
+        self.get(id).map(|key| &key.secret)
+    }
+
+    pub(crate) fn current(&self, now: u64) -> Option<&RingKey> {
+        self.keys
+            .iter()
+            .filter(|key| key.activates_at <= now)
+            .max_by_key(|key| (key.activates_at, key.created_at, key.id))
+    }
+
+    pub(crate) fn get(&self, id: KeyId) -> Option<&RingKey> {
+        self.keys.iter().find(|key| key.id == id)
+    }
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.keys()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let key = Key::from_bytes([0xab; KEY_LEN]);
+        let ring = KeyRing::single(key.clone());
+        for text in [format!("{key:?}"), format!("{ring:?}"), format!("{ring:#?}")] {
+            assert!(!text.to_lowercase().contains("ab, ab"), "{text}");
+            assert!(!text.contains("171"), "{text}");
+        }
+    }
+
+    #[test]
+    fn equality_compares_bytes() {
+        assert_eq!(Key::from_bytes([1; KEY_LEN]), Key::from_bytes([1; KEY_LEN]));
+        assert_ne!(Key::from_bytes([1; KEY_LEN]), Key::from_bytes([2; KEY_LEN]));
+        assert_eq!(Key::try_from_slice(&[0; 31]), Err(KeyLengthError(31)));
+    }
+
+    #[test]
+    fn current_key_is_the_newest_activated() {
+        let t = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        let mut ring = KeyRing::new();
+        assert_eq!(ring.current_id(t(0)), None);
+        ring.insert(KeyId(10), Key::generate(), t(100), t(200)).unwrap();
+        assert_eq!(ring.current_id(t(199)), None, "pending keys never seal");
+        assert_eq!(ring.current_id(t(200)), Some(KeyId(10)));
+        ring.insert(KeyId(11), Key::generate(), t(300), t(400)).unwrap();
+        assert_eq!(ring.current_id(t(399)), Some(KeyId(10)));
+        assert_eq!(ring.current_id(t(400)), Some(KeyId(11)));
+        assert_eq!(
+            ring.insert(KeyId(11), Key::generate(), t(0), t(0)),
+            Err(KeyRingError::DuplicateId(KeyId(11)))
+        );
+        assert_eq!(
+            ring.insert(KeyId(12), Key::generate(), t(5), t(4)),
+            Err(KeyRingError::ActivatesBeforeCreated(KeyId(12)))
+        );
+        assert!(ring.remove(KeyId(10)));
+        assert_eq!(ring.current_id(t(399)), None);
+    }
+
+    #[test]
+    fn subkeys_differ_per_purpose() {
+        // The same secret must give unrelated encryption and signing keys; checked through the
+        // HKDF outputs directly.
+        let hkdf = Hkdf::<Sha256>::new(None, &[9; KEY_LEN]);
+        let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+        hkdf.expand(INFO_ENCRYPTION, &mut a).unwrap();
+        hkdf.expand(INFO_SIGNING, &mut b).unwrap();
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,272 @@
+//! The session an application reads and writes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ValueError;
+use crate::format::SESSION_ID_LEN;
+use crate::format::frame::FrameMeta;
+use crate::keys::KeyId;
+use crate::time::from_unix;
+
+/// The longest key a session accepts, in bytes.
+pub const MAX_KEY_LEN: usize = 255;
+
+/// A session's random 128-bit id. It changes on [`Session::renew`]; use it in logs and for
+/// revocation, never as a secret.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub [u8; SESSION_ID_LEN]);
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({self})")
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) sensitive: bool,
+}
+
+/// A session: typed values stored as MessagePack, plus the id and times sealed with them.
+///
+/// Values are kept as their MessagePack bytes and decoded only when read, so opening a session
+/// costs no deserialization of values the request does not touch.
+///
+/// # Examples
+///
+/// ```
+/// use sealed_session::Session;
+///
+/// let mut session = Session::new();
+/// session.insert("user_id", &42u64)?;
+/// session.insert("cart", &vec!["apple", "pear"])?;
+/// session.insert_sensitive("csrf", &"Zm9vYmFy")?;
+///
+/// assert_eq!(session.get::<u64>("user_id")?, Some(42));
+/// assert_eq!(session.get::<Vec<String>>("cart")?.unwrap().len(), 2);
+/// assert_eq!(session.get::<u64>("missing")?, None);
+/// assert!(session.remove("cart"));
+/// # Ok::<(), sealed_session::ValueError>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct Session {
+    pub(crate) values: BTreeMap<String, Entry>,
+    /// The id and times of the token this session was opened from (or last sealed to).
+    pub(crate) meta: Option<FrameMeta>,
+    /// The key the session was opened with or last sealed under.
+    pub(crate) key_id: Option<KeyId>,
+    /// Bit `i` is set when the client holds chunk `i` of this session's cookie name.
+    pub(crate) client_chunks: u64,
+    /// How many chunks the opened token had; chunks the client holds beyond it are stale.
+    pub(crate) chunk_count: u8,
+    pub(crate) changed: bool,
+    pub(crate) renew: bool,
+    pub(crate) purged: bool,
+}
+
+impl Session {
+    /// A new, empty session. It gets an id when it is first sealed.
+    pub fn new() -> Session {
+        Session::default()
+    }
+
+    pub(crate) fn fresh_replacing(client_chunks: u64) -> Session {
+        Session { client_chunks, ..Session::default() }
+    }
+
+    /// Reads a value, deserializing it into `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`ValueError::Decode`] when the stored value does not deserialize into `T`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ValueError> {
+        let Some(entry) = self.values.get(key) else { return Ok(None) };
+        rmp_serde::from_slice(&entry.bytes)
+            .map(Some)
+            .map_err(|source| ValueError::Decode { key: key.to_owned(), source })
+    }
+
+    /// The MessagePack bytes of a value, undecoded.
+    pub fn get_raw(&self, key: &str) -> Option<&[u8]> {
+        self.values.get(key).map(|entry| entry.bytes.as_slice())
+    }
+
+    /// Stores a value (structs are encoded as maps, by field name).
+    ///
+    /// # Errors
+    ///
+    /// [`ValueError::Encode`] if serde cannot serialize it, [`ValueError::KeyTooLong`] for a
+    /// key longer than [`MAX_KEY_LEN`].
+    pub fn insert<T: Serialize + ?Sized>(
+        &mut self,
+        key: impl Into<String>,
+        value: &T,
+    ) -> Result<(), ValueError> {
+        self.insert_entry(key.into(), value, false)
+    }
+
+    /// Stores a secret (a CSRF or OAuth token, say). Sensitive values are stored apart from the
+    /// others and never compressed, so that data an attacker can put into the session cannot
+    /// reveal them through the sealed length (the CRIME/BREACH attacks).
+    ///
+    /// # Errors
+    ///
+    /// As [`insert`](Session::insert).
+    pub fn insert_sensitive<T: Serialize + ?Sized>(
+        &mut self,
+        key: impl Into<String>,
+        value: &T,
+    ) -> Result<(), ValueError> {
+        self.insert_entry(key.into(), value, true)
+    }
+
+    fn insert_entry<T: Serialize + ?Sized>(
+        &mut self,
+        key: String,
+        value: &T,
+        sensitive: bool,
+    ) -> Result<(), ValueError> {
+        if key.len() > MAX_KEY_LEN {
+            return Err(ValueError::KeyTooLong { len: key.len(), max: MAX_KEY_LEN });
+        }
+        let bytes = match rmp_serde::to_vec_named(value) {
+            Ok(bytes) => bytes,
+            Err(source) => return Err(ValueError::Encode { key, source }),
+        };
+        let entry = Entry { bytes, sensitive };
+        if self.values.get(&key) != Some(&entry) {
+            self.values.insert(key, entry);
+            self.changed = true;
+        }
+        Ok(())
+    }
+
+    /// Removes a value, returning whether it was there.
+    pub fn remove(&mut self, key: &str) -> bool {
+        let removed = self.values.remove(key).is_some();
+        self.changed |= removed;
+        removed
+    }
+
+    /// Removes every value, keeping the session's id and lifetime.
+    pub fn clear(&mut self) {
+        if !self.values.is_empty() {
+            self.values.clear();
+            self.changed = true;
+        }
+    }
+
+    /// Ends the session: every value is removed and, when it is next saved, every one of its
+    /// cookies is removed from the browser. Use it for logout.
+    pub fn purge(&mut self) {
+        self.values.clear();
+        self.meta = None;
+        self.purged = true;
+        self.changed = true;
+    }
+
+    /// Gives the session a new id and a new lifetime when it is next sealed, keeping its values.
+    /// Call it when privileges change (at login) so an id planted before login (session
+    /// fixation) is worth nothing after it.
+    pub fn renew(&mut self) {
+        self.renew = true;
+        self.purged = false;
+        self.changed = true;
+    }
+
+    /// Whether a value is stored under `key`.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.values.contains_key(key)
+    }
+
+    /// Whether `key` holds a value stored with [`insert_sensitive`](Session::insert_sensitive).
+    pub fn is_sensitive(&self, key: &str) -> bool {
+        self.values.get(key).is_some_and(|entry| entry.sensitive)
+    }
+
+    /// The keys, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.values.keys().map(String::as_str)
+    }
+
+    /// How many values the session holds.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether the session holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Whether values were changed (or the session renewed or purged) since it was opened or
+    /// last sealed.
+    pub fn is_changed(&self) -> bool {
+        self.changed
+    }
+
+    /// Whether the session was purged and not used since.
+    pub fn is_purged(&self) -> bool {
+        self.purged
+    }
+
+    /// The session's id; `None` until it is first sealed.
+    pub fn id(&self) -> Option<SessionId> {
+        self.meta.map(|meta| SessionId(meta.session_id))
+    }
+
+    /// When the session was issued (first sealed, or last renewed).
+    pub fn issued_at(&self) -> Option<SystemTime> {
+        self.meta.map(|meta| from_unix(meta.issued_at))
+    }
+
+    /// When the idle window was last refreshed.
+    pub fn last_refresh(&self) -> Option<SystemTime> {
+        self.meta.map(|meta| from_unix(meta.last_refresh))
+    }
+
+    /// When the session's absolute lifetime ends.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.meta.map(|meta| from_unix(meta.expires_at))
+    }
+
+    /// The key the session was opened with or last sealed under.
+    pub fn key_id(&self) -> Option<KeyId> {
+        self.key_id
+    }
+
+    /// How many cookies the session's token was split across when it was opened (0 for a new
+    /// session).
+    pub fn chunk_count(&self) -> usize {
+        usize::from(self.chunk_count)
+    }
+
+    /// How many cookies the client sent under this session's name beyond the token's own
+    /// chunks: leftovers of an earlier, larger session. The next seal removes them.
+    pub fn stale_chunks(&self) -> usize {
+        (self.client_chunks >> self.chunk_count).count_ones() as usize
+    }
+}
+
+impl fmt::Debug for Session {
+    /// Shows keys, never values: a session may hold secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id())
+            .field("keys", &self.values.keys().collect::<Vec<_>>())
+            .field("changed", &self.changed)
+            .finish_non_exhaustive()
+    }
+}
