@@ -16,7 +16,7 @@ use crate::format::{
     FORMAT_VERSION, HEADER_LEN, Header, MAX_CHUNKS, Mode, NONCE_LEN, SESSION_ID_LEN,
     associated_data,
 };
-use crate::keys::{KeyId, KeyRing};
+use crate::keys::{KeyId, KeyRing, RingKey};
 use crate::seal;
 use crate::session::{Entry, Session};
 use crate::time::to_unix;
@@ -140,7 +140,17 @@ impl SessionCodec {
         now: u64,
     ) -> Result<Session, RejectReason> {
         let first = found.get(0, variant).ok_or(RejectReason::Malformed("missing first chunk"))?;
-        // The header is the first 6 bytes: 8 base64 characters.
+        let header = self.check_header(first)?;
+        let mut parts = Vec::with_capacity(usize::from(header.chunks));
+        for index in 0..header.chunks {
+            let part = found.get(index, variant).ok_or(RejectReason::Malformed("missing chunk"))?;
+            parts.push(part);
+        }
+        self.open_parts(&self.config.name, header, &parts, now)
+    }
+
+    /// Reads and checks the clear header from the first 8 base64 characters of a token.
+    fn check_header(&self, first: &str) -> Result<Header, RejectReason> {
         let prefix = first.get(..8).ok_or(RejectReason::Malformed("short token"))?;
         let mut header_bytes = [0u8; HEADER_LEN];
         BASE64
@@ -153,22 +163,25 @@ impl SessionCodec {
         if Mode::from_nibble(header.mode_nibble) != Some(self.config.mode) {
             return Err(RejectReason::WrongMode);
         }
-        let count = usize::from(header.chunks);
-        if count == 0 || count > MAX_CHUNKS {
+        if header.chunks == 0 || usize::from(header.chunks) > MAX_CHUNKS {
             return Err(RejectReason::Malformed("invalid chunk count"));
         }
+        Ok(header)
+    }
+
+    /// Joins, authenticates and decodes a token whose header has been checked.
+    fn open_parts(
+        &self,
+        name: &str,
+        header: Header,
+        parts: &[&str],
+        now: u64,
+    ) -> Result<Session, RejectReason> {
         let key_id = KeyId(header.key_id);
         let key = self.keys.get(key_id).ok_or(RejectReason::UnknownKey(key_id))?;
-
-        // Join the chunks, checking the length before copying anything.
-        let mut parts = Vec::with_capacity(count);
-        let mut encoded_len = 0usize;
-        for index in 0..header.chunks {
-            let part = found.get(index, variant).ok_or(RejectReason::Malformed("missing chunk"))?;
-            encoded_len += part.len();
-            parts.push(part);
-        }
-        if encoded_len > self.max_encoded_len() {
+        // Check the length before copying anything.
+        let encoded_len: usize = parts.iter().map(|part| part.len()).sum();
+        if encoded_len > self.config.cookie_budget {
             return Err(RejectReason::TooLarge("token"));
         }
         let mut joined = String::with_capacity(encoded_len);
@@ -180,8 +193,8 @@ impl SessionCodec {
             return Err(RejectReason::Malformed("short token"));
         }
 
-        let mut aad = Vec::with_capacity(HEADER_LEN + 1 + self.config.name.len());
-        associated_data(&header.to_bytes(), &self.config.name, &mut aad);
+        let mut aad = Vec::with_capacity(HEADER_LEN + 1 + name.len());
+        associated_data(&header.to_bytes(), name, &mut aad);
         let frame = seal::open(self.config.mode, key, &aad, &mut token[HEADER_LEN..])
             .ok_or(RejectReason::Forged)?;
 
@@ -219,11 +232,6 @@ impl SessionCodec {
         session.key_id = Some(key_id);
         session.chunk_count = header.chunks;
         Ok(session)
-    }
-
-    /// The longest encoded token the configured budget could have produced.
-    fn max_encoded_len(&self) -> usize {
-        self.config.cookie_budget
     }
 
     /// Whether a response must carry Set-Cookie headers for this session: it changed, was
@@ -300,16 +308,172 @@ impl SessionCodec {
         entropy: &mut dyn FnMut(&mut [u8]) -> Result<(), SealError>,
     ) -> Result<SetCookies, SealError> {
         let now_unix = to_unix(now);
-        let key = self.keys.current(now_unix).ok_or(SealError::NoActiveKey)?;
+        let unsealed = self.frame(session, now_unix, entropy)?;
+
+        // Lay the token out across cookies before sealing: the chunk count is authenticated.
+        let max_age =
+            self.config.persistent.then(|| unsealed.meta.expires_at.saturating_sub(now_unix));
+        let attrs_len = self.template("", "", max_age).to_string().len();
+        let name = &self.config.name;
+        let budget = self.config.cookie_budget;
+        let lens =
+            chunk::plan(unsealed.encoded_len, name.len(), attrs_len, self.config.max_cookie_line)
+                .ok_or(SealError::TooLarge {
+                needed: unsealed.encoded_len,
+                budget,
+                chunks: MAX_CHUNKS + 1,
+            })?;
+        let needed: usize = lens
+            .iter()
+            .enumerate()
+            .map(|(i, len)| chunk::chunk_name(name, i).len() + 1 + len + 2)
+            .sum();
+        if needed > budget {
+            return Err(SealError::TooLarge { needed, budget, chunks: lens.len() });
+        }
+
+        let chunks = u8::try_from(lens.len()).expect("at most MAX_CHUNKS chunks");
+        let (encoded, meta, key_id) = self.finish(unsealed, chunks, name)?;
+        let mut cookies = Vec::with_capacity(lens.len());
+        let mut rest = encoded.as_str();
+        for (i, len) in lens.iter().enumerate() {
+            let (part, tail) = rest.split_at(*len);
+            rest = tail;
+            cookies.push(self.template(&chunk::chunk_name(name, i), part, max_age));
+        }
+        let stale = session.client_chunks & !((1u64 << lens.len()) - 1);
+        cookies.extend((0..MAX_CHUNKS).filter(|i| stale & (1 << i) != 0).map(|i| self.removal(i)));
+
+        session.client_chunks = (1u64 << lens.len()) - 1;
+        session.commit(meta, key_id, chunks);
+        Ok(SetCookies(cookies))
+    }
+
+    /// Opens a session from a token carried in a request header (see
+    /// [`seal_token`](SessionCodec::seal_token)) rather than in cookies.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](SessionCodec::open). A cookie's value is not accepted as a token, nor a
+    /// token as a cookie: the two are bound to different names.
+    pub fn open_token(&self, token: &str, now: SystemTime) -> Result<Session, Rejection> {
+        let reject = |reason| Rejection { reason, seen_chunks: 0 };
+        let token = token.trim();
+        if token.is_empty() {
+            return Ok(Session::new());
+        }
+        if token.len() > self.config.cookie_budget {
+            return Err(reject(RejectReason::TooLarge("token")));
+        }
+        let header = self.check_header(token).map_err(reject)?;
+        if header.chunks != 1 {
+            return Err(reject(RejectReason::Malformed("invalid chunk count")));
+        }
+        let name = self.config.token_aad_name();
+        let mut session = self.open_parts(&name, header, &[token], to_unix(now)).map_err(reject)?;
+        session.via_token = true;
+        Ok(session)
+    }
+
+    /// Loads a request's session the way the adapters do: from the token header when the
+    /// request carries one (`token_header`), otherwise from its Cookie headers. A rejection is
+    /// logged as a `tracing` warning with its reason and replaced by a fresh session, which
+    /// removes the rejected cookies when it is stored.
+    pub fn load<'h>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'h str>,
+        token_header: Option<&str>,
+        now: SystemTime,
+    ) -> Session {
+        let (opened, via_token) = match token_header {
+            Some(token) => (self.open_token(token, now), true),
+            None => (self.open_headers(cookie_headers, now), false),
+        };
+        match opened {
+            Ok(session) => session,
+            Err(rejection) => {
+                tracing::warn!(
+                    cookie = %self.config.name,
+                    reason = %rejection.reason(),
+                    "session rejected; continuing with a fresh session"
+                );
+                let mut session = rejection.into_fresh_session();
+                session.via_token = via_token;
+                session
+            }
+        }
+    }
+
+    /// Stores a request's session the way the adapters do: nothing when nothing needs saving,
+    /// otherwise Set-Cookie headers, or a new token for a session that came in a token header.
+    /// A failure is logged with `tracing` at error level (the caller should answer 500).
+    ///
+    /// # Errors
+    ///
+    /// As [`seal`](SessionCodec::seal).
+    pub fn store(
+        &self,
+        session: &mut Session,
+        now: SystemTime,
+    ) -> Result<Option<Outgoing>, SealError> {
+        let result = if session.via_token {
+            if !self.needs_save(session, now) {
+                Ok(None)
+            } else if session.purged {
+                *session = Session { via_token: true, ..Session::new() };
+                Ok(Some(Outgoing::Token(String::new())))
+            } else {
+                self.seal_token(session, now).map(|token| Some(Outgoing::Token(token)))
+            }
+        } else {
+            self.save(session, now).map(|cookies| cookies.map(Outgoing::Cookies))
+        };
+        if let Err(error) = &result {
+            tracing::error!(cookie = %self.config.name, %error, "session could not be saved");
+        }
+        result
+    }
+
+    /// Seals the session into one token for a request header (the configured
+    /// [`token_header`](crate::SessionConfigBuilder::token_header)), for API clients without a
+    /// cookie jar. The client sends it back in that header; [`open_token`] reads it. The token
+    /// is bound to the header's name, so it cannot be replayed as a cookie, and is limited by
+    /// the same budget as the cookies.
+    ///
+    /// [`open_token`]: SessionCodec::open_token
+    ///
+    /// # Errors
+    ///
+    /// As [`seal`](SessionCodec::seal).
+    pub fn seal_token(&self, session: &mut Session, now: SystemTime) -> Result<String, SealError> {
+        let mut entropy = |buf: &mut [u8]| getrandom::fill(buf).map_err(SealError::Random);
+        let unsealed = self.frame(session, to_unix(now), &mut entropy)?;
+        let budget = self.config.cookie_budget;
+        if unsealed.encoded_len > budget {
+            return Err(SealError::TooLarge { needed: unsealed.encoded_len, budget, chunks: 1 });
+        }
+        let (token, meta, key_id) = self.finish(unsealed, 1, &self.config.token_aad_name())?;
+        session.commit(meta, key_id, 1);
+        Ok(token)
+    }
+
+    /// Builds the token up to the tag: header placeholder, nonce, frame.
+    fn frame(
+        &self,
+        session: &Session,
+        now: u64,
+        entropy: &mut dyn FnMut(&mut [u8]) -> Result<(), SealError>,
+    ) -> Result<Unsealed<'_>, SealError> {
+        let key = self.keys.current(now).ok_or(SealError::NoActiveKey)?;
         let meta = match session.meta {
-            Some(meta) if !session.renew => FrameMeta { last_refresh: now_unix, ..meta },
+            Some(meta) if !session.renew => FrameMeta { last_refresh: now, ..meta },
             _ => {
                 let mut session_id = [0u8; SESSION_ID_LEN];
                 entropy(&mut session_id)?;
                 FrameMeta {
-                    issued_at: now_unix,
-                    last_refresh: now_unix,
-                    expires_at: now_unix.saturating_add(self.config.absolute_timeout.as_secs()),
+                    issued_at: now,
+                    last_refresh: now,
+                    expires_at: now.saturating_add(self.config.absolute_timeout.as_secs()),
                     session_id,
                 }
             }
@@ -317,11 +481,9 @@ impl SessionCodec {
 
         let (body, sensitive) = encode_sections(session);
         let state_size = body.len() + sensitive.as_ref().map_or(0, Vec::len);
-        if state_size > self.config.max_state_size {
-            return Err(SealError::StateTooLarge {
-                size: state_size,
-                max: self.config.max_state_size,
-            });
+        let max_state = self.config.max_state_size;
+        if state_size > max_state {
+            return Err(SealError::StateTooLarge { size: state_size, max: max_state });
         }
 
         let mode = self.config.mode;
@@ -333,40 +495,22 @@ impl SessionCodec {
             token.extend_from_slice(&nonce);
         }
         let frame_start = token.len();
-        frame::encode(
-            &meta,
-            &body,
-            sensitive.as_deref(),
-            self.config.compression_threshold,
-            &mut token,
-        );
+        let threshold = self.config.compression_threshold;
+        frame::encode(&meta, &body, sensitive.as_deref(), threshold, &mut token);
         let tag_len = mode.envelope_len() - (frame_start - HEADER_LEN);
         let encoded_len = base64_len(token.len() + tag_len);
+        Ok(Unsealed { key, meta, token, frame_start, encoded_len })
+    }
 
-        // Lay the token out across cookies before sealing: the chunk count is authenticated.
-        let max_age = self.config.persistent.then(|| meta.expires_at.saturating_sub(now_unix));
-        let attrs_len = self.template("", "", max_age).to_string().len();
-        let name = &self.config.name;
-        let lens = chunk::plan(encoded_len, name.len(), attrs_len, self.config.max_cookie_line)
-            .ok_or(SealError::TooLarge {
-                needed: encoded_len,
-                budget: self.config.cookie_budget,
-                chunks: MAX_CHUNKS + 1,
-            })?;
-        let needed: usize = lens
-            .iter()
-            .enumerate()
-            .map(|(i, len)| chunk::chunk_name(name, i).len() + 1 + len + 2)
-            .sum();
-        if needed > self.config.cookie_budget {
-            return Err(SealError::TooLarge {
-                needed,
-                budget: self.config.cookie_budget,
-                chunks: lens.len(),
-            });
-        }
-
-        let chunks = u8::try_from(lens.len()).expect("at most MAX_CHUNKS chunks");
+    /// Writes the header, seals under `name`, and encodes.
+    fn finish(
+        &self,
+        unsealed: Unsealed<'_>,
+        chunks: u8,
+        name: &str,
+    ) -> Result<(String, FrameMeta, KeyId), SealError> {
+        let Unsealed { key, meta, mut token, frame_start, encoded_len } = unsealed;
+        let mode = self.config.mode;
         let header = Header::new(mode, chunks, key.id.0).to_bytes();
         token[..HEADER_LEN].copy_from_slice(&header);
         let mut aad = Vec::with_capacity(HEADER_LEN + 1 + name.len());
@@ -374,25 +518,7 @@ impl SessionCodec {
         seal::seal(mode, key, &aad, &mut token, frame_start).map_err(|()| SealError::Encrypt)?;
         let encoded = BASE64.encode(&token);
         debug_assert_eq!(encoded.len(), encoded_len);
-
-        let mut cookies = Vec::with_capacity(lens.len());
-        let mut rest = encoded.as_str();
-        for (i, len) in lens.iter().enumerate() {
-            let (part, tail) = rest.split_at(*len);
-            rest = tail;
-            cookies.push(self.template(&chunk::chunk_name(name, i), part, max_age));
-        }
-        let stale = session.client_chunks & !((1u64 << lens.len()) - 1);
-        cookies.extend((0..MAX_CHUNKS).filter(|i| stale & (1 << i) != 0).map(|i| self.removal(i)));
-
-        session.meta = Some(meta);
-        session.key_id = Some(key.id);
-        session.client_chunks = (1u64 << lens.len()) - 1;
-        session.chunk_count = chunks;
-        session.changed = false;
-        session.renew = false;
-        session.purged = false;
-        Ok(SetCookies(cookies))
+        Ok((encoded, meta, key.id))
     }
 
     /// A cookie with this configuration's attributes.
@@ -419,6 +545,27 @@ impl SessionCodec {
         cookie.make_removal();
         cookie
     }
+}
+
+/// What a response must carry for its session.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use = "the session is lost unless this is sent"]
+#[non_exhaustive]
+pub enum Outgoing {
+    /// Set-Cookie headers.
+    Cookies(SetCookies),
+    /// A token for the configured token header; empty when the session was purged (the client
+    /// should drop its token).
+    Token(String),
+}
+
+/// A token built up to its tag.
+struct Unsealed<'k> {
+    key: &'k RingKey,
+    meta: FrameMeta,
+    token: Vec<u8>,
+    frame_start: usize,
+    encoded_len: usize,
 }
 
 /// Encodes the ordinary and the sensitive values as two MessagePack maps.

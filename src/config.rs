@@ -11,6 +11,9 @@ use crate::format::{HEADER_LEN, MAX_CHUNKS, MAX_COOKIE_LINE, MAX_NAME_LEN, Mode}
 /// such a cookie cannot be set or shadowed by a sibling subdomain or over plain http.
 pub const HOST_PREFIX: &str = "__Host-";
 
+/// What precedes a token header's name in the associated data.
+pub(crate) const TOKEN_NAME_PREFIX: &str = "header:";
+
 /// The default share of the Cookie request header a session may use, in bytes.
 ///
 /// nginx's default `large_client_header_buffers 4 8k` refuses a request whose Cookie header
@@ -64,6 +67,7 @@ pub struct SessionConfig {
     pub(crate) absolute_timeout: Duration,
     pub(crate) refresh_interval: Duration,
     pub(crate) clock_skew: Duration,
+    pub(crate) token_header: String,
 }
 
 impl Default for SessionConfig {
@@ -94,6 +98,7 @@ impl SessionConfig {
             absolute_timeout: Duration::from_secs(12 * 60 * 60),
             refresh_interval: Duration::from_secs(60),
             clock_skew: Duration::from_secs(60),
+            token_header: "x-session-token".to_owned(),
         }
     }
 
@@ -101,6 +106,17 @@ impl SessionConfig {
     /// `NAME.2`, and so on. This name is bound into every token's associated data.
     pub fn cookie_name(&self) -> &str {
         &self.name
+    }
+
+    /// The request header that carries a token (lower case).
+    pub fn token_header(&self) -> &str {
+        &self.token_header
+    }
+
+    /// The name a header-carried token is bound to in its associated data. The `:` cannot occur
+    /// in a cookie name, so no cookie shares it.
+    pub(crate) fn token_aad_name(&self) -> String {
+        format!("{TOKEN_NAME_PREFIX}{}", self.token_header)
     }
 
     /// The share of the Cookie request header the session may use, in bytes.
@@ -147,6 +163,7 @@ pub struct SessionConfigBuilder {
     absolute_timeout: Duration,
     refresh_interval: Duration,
     clock_skew: Duration,
+    token_header: String,
 }
 
 impl SessionConfigBuilder {
@@ -286,6 +303,15 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// The request header that carries a session token for clients without a cookie jar
+    /// (default `x-session-token`; see
+    /// [`SessionCodec::seal_token`](crate::SessionCodec::seal_token)). Matched
+    /// case-insensitively.
+    pub fn token_header(mut self, name: impl Into<String>) -> Self {
+        self.token_header = name.into();
+        self
+    }
+
     /// Checks the settings and builds the configuration.
     ///
     /// # Errors
@@ -298,6 +324,13 @@ impl SessionConfigBuilder {
         let name = if prefixed { format!("{HOST_PREFIX}{}", self.name) } else { self.name };
         if name.len() > MAX_NAME_LEN {
             return Err(ConfigError::InvalidName { name, why: "longer than 200 bytes" });
+        }
+        let header_ok = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if self.token_header.is_empty()
+            || self.token_header.len() > MAX_NAME_LEN - TOKEN_NAME_PREFIX.len()
+            || !self.token_header.chars().all(header_ok)
+        {
+            return Err(ConfigError::Invalid("token_header is not a valid header name"));
         }
         if self.same_site == SameSite::None && !self.secure {
             return Err(ConfigError::Invalid("SameSite=None requires Secure"));
@@ -333,6 +366,7 @@ impl SessionConfigBuilder {
             absolute_timeout: self.absolute_timeout,
             refresh_interval: self.refresh_interval,
             clock_skew: self.clock_skew,
+            token_header: self.token_header.to_ascii_lowercase(),
         })
     }
 }

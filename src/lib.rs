@@ -51,27 +51,34 @@
 //! | feature | what it adds |
 //! |---------|--------------|
 //! | (none)  | the core: codec, session, key ring |
+//! | `axum`  | `integrations::tower`: a tower `SessionLayer` and an axum extractor for [`SessionHandle`] |
+//! | `actix-web` | `integrations::actix`: an actix-web `SessionMiddleware` and extractor for [`SessionHandle`] |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, clippy::unwrap_used)]
 
 mod chunk;
+mod clock;
 mod codec;
 mod config;
 mod error;
 pub mod format;
+mod handle;
+pub mod integrations;
 pub mod keys;
 mod seal;
 mod session;
 mod time;
 
-pub use codec::{SessionCodec, SetCookies};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use codec::{Outgoing, SessionCodec, SetCookies};
 pub use config::{
     DEFAULT_COOKIE_BUDGET, DEFAULT_MAX_COOKIE_HEADER, DEFAULT_MAX_STATE_SIZE, HOST_PREFIX,
     SameSite, SessionConfig, SessionConfigBuilder,
 };
 pub use error::{ConfigError, RejectReason, Rejection, SealError, ValueError};
 pub use format::Mode;
+pub use handle::SessionHandle;
 pub use keys::{Key, KeyId, KeyInfo, KeyLengthError, KeyRing, KeyRingError};
 pub use session::{MAX_KEY_LEN, Session, SessionId};

@@ -74,6 +74,8 @@ pub struct Session {
     pub(crate) changed: bool,
     pub(crate) renew: bool,
     pub(crate) purged: bool,
+    /// The session came in a token header rather than in cookies, and goes back the same way.
+    pub(crate) via_token: bool,
 }
 
 impl Session {
@@ -84,6 +86,22 @@ impl Session {
 
     pub(crate) fn fresh_replacing(client_chunks: u64) -> Session {
         Session { client_chunks, ..Session::default() }
+    }
+
+    /// Records a successful seal: the session now matches what the client will hold.
+    pub(crate) fn commit(&mut self, meta: FrameMeta, key_id: KeyId, chunks: u8) {
+        self.meta = Some(meta);
+        self.key_id = Some(key_id);
+        self.chunk_count = chunks;
+        self.changed = false;
+        self.renew = false;
+        self.purged = false;
+    }
+
+    /// Whether the session travels in a token header (see
+    /// [`SessionCodec::open_token`](crate::SessionCodec::open_token)) rather than in cookies.
+    pub fn via_token(&self) -> bool {
+        self.via_token
     }
 
     /// Reads a value, deserializing it into `T`.

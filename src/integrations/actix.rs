@@ -1,0 +1,154 @@
+//! The actix-web middleware and extractor (feature `actix-web`).
+//!
+//! ```no_run
+//! use actix_web::{App, HttpServer, web};
+//! use sealed_session::integrations::actix::SessionMiddleware;
+//! use sealed_session::{Key, KeyRing, SessionCodec, SessionConfig, SessionHandle};
+//!
+//! async fn count(session: SessionHandle) -> String {
+//!     let n: u64 = session.get("n").ok().flatten().unwrap_or(0) + 1;
+//!     session.insert("n", &n).ok();
+//!     format!("visit {n}")
+//! }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+//! let middleware = SessionMiddleware::new(codec);
+//! HttpServer::new(move || {
+//!     App::new().wrap(middleware.clone()).route("/", web::get().to(count))
+//! })
+//! .bind(("127.0.0.1", 8080))?
+//! .run()
+//! .await
+//! # }
+//! ```
+
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::rc::Rc;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::header::{COOKIE, HeaderName, HeaderValue, SET_COOKIE};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse};
+
+use super::Shared;
+use crate::clock::Clock;
+use crate::codec::{Outgoing, SessionCodec};
+use crate::handle::SessionHandle;
+
+/// Adds a session to every request. See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct SessionMiddleware {
+    shared: Shared,
+}
+
+impl SessionMiddleware {
+    /// A middleware sealing and opening sessions with `codec`, reading the system clock.
+    pub fn new(codec: SessionCodec) -> SessionMiddleware {
+        SessionMiddleware { shared: Shared::new(codec) }
+    }
+
+    /// Reads the time from `clock` instead of the system clock (for tests).
+    pub fn with_clock(mut self, clock: impl Clock) -> SessionMiddleware {
+        self.shared.clock = std::sync::Arc::new(clock);
+        self
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for SessionMiddleware
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Transform = SessionService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(SessionService { service: Rc::new(service), shared: self.shared.clone() }))
+    }
+}
+
+/// The service [`SessionMiddleware`] wraps around an application.
+#[derive(Debug)]
+pub struct SessionService<S> {
+    service: Rc<S>,
+    shared: Shared,
+}
+
+impl<S, B> Service<ServiceRequest> for SessionService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
+
+    forward_ready!(service);
+
+    fn call(&self, request: ServiceRequest) -> Self::Future {
+        let shared = self.shared.clone();
+        let codec = &shared.codec;
+        let headers = request.headers();
+        let cookies = headers.get_all(COOKIE).filter_map(|value| value.to_str().ok());
+        let token = headers.get(codec.config().token_header()).and_then(|v| v.to_str().ok());
+        let handle = SessionHandle::new(codec.load(cookies, token, shared.clock.now()));
+        request.extensions_mut().insert(handle.clone());
+
+        let service = Rc::clone(&self.service);
+        Box::pin(async move {
+            let mut response = service.call(request).await?;
+            let mut session = handle.take();
+            let codec = &shared.codec;
+            if append(codec, &mut session, &shared, response.headers_mut()).is_err() {
+                // Logged by `store`; the body might reveal half-written state, so drop it.
+                let empty = HttpResponse::InternalServerError().finish();
+                return Ok(response.into_response(empty).map_into_right_body());
+            }
+            Ok(response.map_into_left_body())
+        })
+    }
+}
+
+/// Stores the session and appends what it needs to the response headers. The application's own
+/// Set-Cookie headers are kept.
+fn append(
+    codec: &SessionCodec,
+    session: &mut crate::Session,
+    shared: &Shared,
+    headers: &mut actix_web::http::header::HeaderMap,
+) -> Result<(), ()> {
+    match codec.store(session, shared.clock.now()).map_err(|_| ())? {
+        None => {}
+        Some(Outgoing::Cookies(cookies)) => {
+            for value in cookies.header_values() {
+                let value = HeaderValue::try_from(value).map_err(|_| ())?;
+                headers.append(SET_COOKIE, value);
+            }
+        }
+        Some(Outgoing::Token(token)) => {
+            let name = HeaderName::try_from(codec.config().token_header()).map_err(|_| ())?;
+            headers.insert(name, HeaderValue::try_from(token).map_err(|_| ())?);
+        }
+    }
+    Ok(())
+}
+
+/// Extracts the request's session in an actix-web handler. Fails with a 500 when no
+/// [`SessionMiddleware`] is installed.
+impl FromRequest for SessionHandle {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<SessionHandle, actix_web::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(request.extensions().get::<SessionHandle>().cloned().ok_or_else(|| {
+            actix_web::error::ErrorInternalServerError(
+                "no session: is sealed_session's SessionMiddleware installed?",
+            )
+        }))
+    }
+}

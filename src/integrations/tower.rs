@@ -1,0 +1,148 @@
+//! The tower `Layer`/`Service` and the axum extractor (feature `axum`).
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use sealed_session::integrations::tower::SessionLayer;
+//! use sealed_session::{Key, KeyRing, SessionCodec, SessionConfig, SessionHandle};
+//!
+//! async fn count(session: SessionHandle) -> String {
+//!     let n: u64 = session.get("n").ok().flatten().unwrap_or(0) + 1;
+//!     session.insert("n", &n).ok();
+//!     format!("visit {n}")
+//! }
+//!
+//! # async fn run() {
+//! let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+//! let app: Router = Router::new().route("/", get(count)).layer(SessionLayer::new(codec));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await.unwrap();
+//! axum::serve(listener, app).await.unwrap();
+//! # }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum_core::extract::FromRequestParts;
+use http::header::{COOKIE, SET_COOKIE};
+use http::request::Parts;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::Shared;
+use crate::clock::Clock;
+use crate::codec::{Outgoing, SessionCodec};
+use crate::handle::SessionHandle;
+
+/// Adds a session to every request. See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct SessionLayer {
+    shared: Shared,
+}
+
+impl SessionLayer {
+    /// A layer sealing and opening sessions with `codec`, reading the system clock.
+    pub fn new(codec: SessionCodec) -> SessionLayer {
+        SessionLayer { shared: Shared::new(codec) }
+    }
+
+    /// Reads the time from `clock` instead of the system clock (for tests).
+    pub fn with_clock(mut self, clock: impl Clock) -> SessionLayer {
+        self.shared.clock = std::sync::Arc::new(clock);
+        self
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> SessionService<S> {
+        SessionService { inner, shared: self.shared.clone() }
+    }
+}
+
+/// The service [`SessionLayer`] wraps around an application.
+#[derive(Debug, Clone)]
+pub struct SessionService<S> {
+    inner: S,
+    shared: Shared,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let shared = self.shared.clone();
+        let codec = &shared.codec;
+        let headers = request.headers();
+        let cookies = headers.get_all(COOKIE).iter().filter_map(|value| value.to_str().ok());
+        let token = headers.get(codec.config().token_header()).and_then(|v| v.to_str().ok());
+        let handle = SessionHandle::new(codec.load(cookies, token, shared.clock.now()));
+        request.extensions_mut().insert(handle.clone());
+
+        // The service that was polled ready is the one to call; leave a fresh clone behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let mut response = inner.call(request).await?;
+            let mut session = handle.take();
+            let codec = &shared.codec;
+            if append(codec, &mut session, &shared, response.headers_mut()).is_err() {
+                // Logged by `store`; the body might reveal half-written state, so drop it.
+                response = Response::new(ResBody::default());
+                *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// Stores the session and appends what it needs to the response headers. The application's own
+/// Set-Cookie headers are kept.
+fn append(
+    codec: &SessionCodec,
+    session: &mut crate::Session,
+    shared: &Shared,
+    headers: &mut http::HeaderMap,
+) -> Result<(), ()> {
+    match codec.store(session, shared.clock.now()).map_err(|_| ())? {
+        None => {}
+        Some(Outgoing::Cookies(cookies)) => {
+            for value in cookies.header_values() {
+                let value = HeaderValue::try_from(value).map_err(|_| ())?;
+                headers.append(SET_COOKIE, value);
+            }
+        }
+        Some(Outgoing::Token(token)) => {
+            let name = HeaderName::try_from(codec.config().token_header()).map_err(|_| ())?;
+            headers.insert(name, HeaderValue::try_from(token).map_err(|_| ())?);
+        }
+    }
+    Ok(())
+}
+
+/// Extracts the request's session in an axum handler. Fails with a 500 when no
+/// [`SessionLayer`] is installed.
+impl<S: Send + Sync> FromRequestParts<S> for SessionHandle {
+    type Rejection = (StatusCode, &'static str);
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<SessionHandle>().cloned().ok_or((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no session: is sealed_session's SessionLayer installed?",
+        ))
+    }
+}
