@@ -113,7 +113,9 @@ impl SessionCodec {
         let reject = |reason| Rejection { reason, seen_chunks: found.seen };
         let now = to_unix(now);
         // Path or domain variants of our cookie name may arrive together; try each variant
-        // (a bounded few) until one authenticates. Only a forgery moves on to the next.
+        // (a bounded few) until one opens. Any failure moves on to the next: a stale variant
+        // from another path (expired, under a retired key, or garbage) that the browser sends
+        // first must not shadow the valid session behind it.
         let mut first_error = None;
         for variant in 0..found.variants().max(1) {
             match self.open_variant(&found, variant, now) {
@@ -122,11 +124,7 @@ impl SessionCodec {
                     return Ok(session);
                 }
                 Err(reason) => {
-                    let retry = reason == RejectReason::Forged;
                     first_error.get_or_insert(reason);
-                    if !retry {
-                        break;
-                    }
                 }
             }
         }
@@ -213,19 +211,21 @@ impl SessionCodec {
         }
 
         let max_state = self.config.max_state_size;
-        if sections.sensitive().len() > max_state {
+        if sections.sensitive().map_or(0, <[u8]>::len) > max_state {
             return Err(RejectReason::TooLarge("state"));
         }
         let body = sections.body(max_state)?;
         let mut session = Session::new();
-        for (section, sensitive) in [(&body[..], false), (sections.sensitive(), true)] {
-            if section.is_empty() {
-                continue;
-            }
-            let entries =
-                msgpack::split_map(section).ok_or(RejectReason::Malformed("invalid state"))?;
-            for (key, bytes) in entries {
-                session.values.insert(key.to_owned(), Entry { bytes: bytes.to_vec(), sensitive });
+        let invalid = RejectReason::Malformed("invalid state");
+        let sensitive = sections.sensitive().map(msgpack::split_map);
+        for (entries, sensitive) in [(Some(msgpack::split_map(&body)), false), (sensitive, true)] {
+            let Some(entries) = entries else { continue };
+            for (key, bytes) in entries.ok_or(invalid)? {
+                let entry = Entry { bytes: bytes.to_vec(), sensitive };
+                // One key space for both sections: a key in both was not written by us.
+                if session.values.insert(key.to_owned(), entry).is_some() {
+                    return Err(invalid);
+                }
             }
         }
         session.meta = Some(meta);

@@ -241,7 +241,8 @@ impl SessionConfigBuilder {
     /// The share of the Cookie request header the session's cookies may take, in bytes: the
     /// sum over its cookies of `name=value` plus a two-byte separator (default
     /// [`DEFAULT_COOKIE_BUDGET`]). Sealing a larger session fails with
-    /// [`SealError::TooLarge`](crate::SealError::TooLarge).
+    /// [`SealError::TooLarge`](crate::SealError::TooLarge). It may not exceed
+    /// [`max_cookie_header`](SessionConfigBuilder::max_cookie_header); raise both together.
     pub fn cookie_budget(mut self, bytes: usize) -> Self {
         self.cookie_budget = bytes;
         self
@@ -316,8 +317,8 @@ impl SessionConfigBuilder {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] for an invalid cookie name, a budget out of range, `SameSite=None`
-    /// without `Secure`, or a zero timeout.
+    /// [`ConfigError`] for an invalid cookie name, a budget out of range or above
+    /// `max_cookie_header`, `SameSite=None` without `Secure`, or a zero timeout.
     pub fn build(self) -> Result<SessionConfig, ConfigError> {
         validate_name(&self.name)?;
         let prefixed = self.host_prefix && self.secure && self.path == "/" && self.domain.is_none();
@@ -344,6 +345,10 @@ impl SessionConfigBuilder {
         let (min, max) = (256, MAX_CHUNKS * MAX_COOKIE_LINE);
         if !(min..=max).contains(&self.cookie_budget) {
             return Err(ConfigError::Budget { budget: self.cookie_budget, min, max });
+        }
+        // Otherwise a session that fits its budget could be sealed but never opened again.
+        if self.max_cookie_header < self.cookie_budget {
+            return Err(ConfigError::Invalid("max_cookie_header is smaller than the cookie budget"));
         }
         if self.max_state_size < HEADER_LEN {
             return Err(ConfigError::Invalid("max_state_size is too small"));
@@ -417,6 +422,9 @@ mod tests {
             SessionConfig::builder("s").cookie_same_site(SameSite::None).cookie_secure(false);
         assert!(none_insecure.build().is_err());
         assert!(SessionConfig::builder("s").cookie_budget(10).build().is_err());
+        assert!(SessionConfig::builder("s").cookie_budget(40_000).build().is_err());
+        let raised = SessionConfig::builder("s").cookie_budget(40_000).max_cookie_header(48_000);
+        assert!(raised.build().is_ok());
         assert!(SessionConfig::builder("s").idle_timeout(Duration::ZERO).build().is_err());
         assert!(SessionConfig::builder("s").max_cookie_line(5000).build().is_err());
     }

@@ -92,9 +92,9 @@ pub(crate) fn decode_meta(frame: &[u8]) -> Result<(FrameMeta, Sections<'_>), Rej
         let (len, rest) = varint::read(rest).ok_or(BAD)?;
         let len = usize::try_from(len).map_err(|_| BAD)?;
         let (body, sensitive) = rest.split_at_checked(len).ok_or(BAD)?;
-        (body, sensitive)
+        (body, Some(sensitive))
     } else {
-        (rest, &[][..])
+        (rest, None)
     };
     Ok((meta, Sections { compressed: flags & FLAG_COMPRESSED != 0, body, sensitive }))
 }
@@ -104,7 +104,7 @@ pub(crate) fn decode_meta(frame: &[u8]) -> Result<(FrameMeta, Sections<'_>), Rej
 pub(crate) struct Sections<'a> {
     compressed: bool,
     body: &'a [u8],
-    sensitive: &'a [u8],
+    sensitive: Option<&'a [u8]>,
 }
 
 impl<'a> Sections<'a> {
@@ -116,7 +116,7 @@ impl<'a> Sections<'a> {
         if !self.compressed {
             return Ok(self.body.into());
         }
-        let budget = max_state.saturating_sub(self.sensitive.len());
+        let budget = max_state.saturating_sub(self.sensitive.map_or(0, <[u8]>::len));
         match compress::decompress(self.body, budget) {
             Ok(body) => Ok(body.into()),
             Err(DecompressError::TooLarge) => Err(RejectReason::TooLarge("decompressed state")),
@@ -124,8 +124,8 @@ impl<'a> Sections<'a> {
         }
     }
 
-    /// The sensitive section (empty when the frame has none).
-    pub(crate) fn sensitive(&self) -> &'a [u8] {
+    /// The sensitive section, when the frame has one.
+    pub(crate) fn sensitive(&self) -> Option<&'a [u8]> {
         self.sensitive
     }
 }
@@ -160,7 +160,7 @@ mod tests {
             let (meta, sections) = decode_meta(&frame).unwrap();
             assert_eq!(meta, META);
             assert_eq!(&*sections.body(1 << 20).unwrap(), body);
-            assert_eq!(sections.sensitive(), sensitive.unwrap_or(&[]));
+            assert_eq!(sections.sensitive(), sensitive);
         }
     }
 

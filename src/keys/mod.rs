@@ -14,6 +14,8 @@
 //!
 //! A token names its key by id, and is opened with that key alone.
 
+pub mod file;
+
 use std::fmt;
 use std::time::SystemTime;
 

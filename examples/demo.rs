@@ -1,0 +1,340 @@
+//! The sealed-session demo: an axum app whose whole state lives in sealed cookies.
+//!
+//! ```sh
+//! cargo run --example demo --features axum
+//! ```
+//!
+//! Log in and out, fill a cart and a notes list, and watch the session's cookies (their names,
+//! sizes and chunk count) change on every page. Options:
+//!
+//! * `--port N` (or `PORT`): listen on 127.0.0.1:N (default 3000; 0 picks a free port);
+//! * `--keys FILE` (or `SEALED_SESSION_KEYS_FILE`): seal with that key ring file;
+//!   `SEALED_SESSION_KEYS`: the key ring as one environment value. With neither, the demo makes
+//!   an ephemeral ring and says so: sessions then end when it stops.
+//!
+//! The demo splits cookies at 2,048 bytes (half the browser limit) so that chunking shows at
+//! modest sizes; the Cookie header budget is the library's default.
+
+use std::net::SocketAddr;
+
+use axum::extract::{Form, State};
+use axum::http::HeaderMap;
+use axum::http::header::COOKIE;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sealed_session::integrations::tower::SessionLayer;
+use sealed_session::{Key, KeyRing, SessionCodec, SessionConfig, SessionHandle};
+use serde::{Deserialize, Serialize};
+
+/// One line of the cart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CartItem {
+    sku: String,
+    name: String,
+    qty: u32,
+    price_cents: u32,
+}
+
+#[derive(Clone)]
+struct App {
+    cookie_name: String,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1));
+    let port: u16 = match arg("--port").cloned().or_else(|| std::env::var("PORT").ok()) {
+        Some(port) => port.parse()?,
+        None => 3000,
+    };
+
+    let (ring, source) = key_ring(arg("--keys").cloned())?;
+    let config = SessionConfig::builder("demo").max_cookie_line(2048).build()?;
+    let cookie_name = config.cookie_name().to_owned();
+    let codec = SessionCodec::new(config, ring);
+
+    let app = Router::new()
+        .route("/", get(index))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/cart/add", post(cart_add))
+        .route("/cart/grow", post(cart_grow))
+        .route("/cart/shrink", post(cart_shrink))
+        .route("/notes/add", post(notes_add))
+        .route("/api/session", get(api_session))
+        .layer(SessionLayer::new(codec))
+        .with_state(App { cookie_name });
+
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let addr = listener.local_addr()?;
+    println!("sealed-session demo: keys from {source}");
+    println!("sealed-session demo listening on http://{addr}/");
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// The key ring: a file or environment value when given, otherwise an ephemeral one.
+fn key_ring(file: Option<String>) -> Result<(KeyRing, String), Box<dyn std::error::Error>> {
+    let file = file.or_else(|| std::env::var("SEALED_SESSION_KEYS_FILE").ok());
+    if let Some(path) = file {
+        return Ok((sealed_session::keys::file::load_file(&path)?, format!("file {path}")));
+    }
+    if let Ok(value) = std::env::var("SEALED_SESSION_KEYS") {
+        let ring = sealed_session::keys::file::parse_env(&value)?;
+        return Ok((ring, "the SEALED_SESSION_KEYS environment variable".to_owned()));
+    }
+    eprintln!(
+        "warning: no key ring given (--keys FILE or SEALED_SESSION_KEYS); using an ephemeral \
+         key: every session ends when the demo stops"
+    );
+    Ok((KeyRing::single(Key::generate()), "an ephemeral key ring".to_owned()))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    user: String,
+}
+
+async fn login(session: SessionHandle, Form(form): Form<LoginForm>) -> Response {
+    let user = form.user.trim();
+    if user.is_empty() || user.len() > 64 {
+        return Redirect::to("/").into_response();
+    }
+    // A new id at login: an id planted before it (session fixation) is worth nothing after.
+    session.renew();
+    if session.insert("user", user).is_err() {
+        return server_error();
+    }
+    Redirect::to("/").into_response()
+}
+
+async fn logout(session: SessionHandle) -> Redirect {
+    session.purge();
+    Redirect::to("/")
+}
+
+#[derive(Deserialize)]
+struct AddForm {
+    name: String,
+    #[serde(default = "one")]
+    qty: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+async fn cart_add(session: SessionHandle, Form(form): Form<AddForm>) -> Response {
+    let name = form.name.trim().chars().take(80).collect::<String>();
+    if name.is_empty() {
+        return Redirect::to("/").into_response();
+    }
+    update_cart(&session, |cart| {
+        let sku = format!("SKU-{:05}", cart.len() + 1);
+        cart.push(CartItem { sku, name, qty: form.qty.clamp(1, 99), price_cents: 1999 });
+    })
+}
+
+#[derive(Deserialize)]
+struct CountForm {
+    #[serde(default = "ten")]
+    count: usize,
+}
+
+fn ten() -> usize {
+    10
+}
+
+/// Adds `count` varied items: enough of them makes the session span several cookies.
+async fn cart_grow(session: SessionHandle, Form(form): Form<CountForm>) -> Response {
+    update_cart(&session, |cart| {
+        for _ in 0..form.count.min(200) {
+            let n = cart.len() as u32 + 1;
+            // Varied names, so compression cannot fold the cart away.
+            let tag = n.wrapping_mul(2_654_435_761).rotate_left(7);
+            cart.push(CartItem {
+                sku: format!("SKU-{n:05}-{tag:08x}"),
+                name: format!("Item {n} finish {:x}", tag ^ 0x5bd1_e995),
+                qty: 1 + n % 5,
+                price_cents: 100 + (tag % 90_000),
+            });
+        }
+    })
+}
+
+/// Removes `count` items from the end of the cart.
+async fn cart_shrink(session: SessionHandle, Form(form): Form<CountForm>) -> Response {
+    update_cart(&session, |cart| cart.truncate(cart.len().saturating_sub(form.count)))
+}
+
+fn update_cart(session: &SessionHandle, change: impl FnOnce(&mut Vec<CartItem>)) -> Response {
+    let mut cart: Vec<CartItem> = session.get("cart").ok().flatten().unwrap_or_default();
+    change(&mut cart);
+    let stored = if cart.is_empty() {
+        session.remove("cart");
+        Ok(())
+    } else {
+        session.insert("cart", &cart)
+    };
+    match stored {
+        Ok(()) => Redirect::to("/").into_response(),
+        Err(_) => server_error(),
+    }
+}
+
+#[derive(Deserialize)]
+struct NoteForm {
+    note: String,
+}
+
+async fn notes_add(session: SessionHandle, Form(form): Form<NoteForm>) -> Response {
+    let note = form.note.trim().chars().take(500).collect::<String>();
+    if note.is_empty() {
+        return Redirect::to("/").into_response();
+    }
+    let mut notes: Vec<String> = session.get("notes").ok().flatten().unwrap_or_default();
+    notes.push(note);
+    match session.insert("notes", &notes) {
+        Ok(()) => Redirect::to("/").into_response(),
+        Err(_) => server_error(),
+    }
+}
+
+fn server_error() -> Response {
+    axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+}
+
+/// The session's own cookies as the browser sent them: `(name, value length)`.
+fn session_cookies(headers: &HeaderMap, base: &str) -> Vec<(String, usize)> {
+    let values = headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok());
+    values
+        .flat_map(|header| header.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(name, _)| {
+            *name == base || name.strip_prefix(base).is_some_and(|rest| rest.starts_with('.'))
+        })
+        .map(|(name, value)| (name.to_owned(), value.len()))
+        .collect()
+}
+
+#[derive(Serialize)]
+struct SessionView {
+    user: Option<String>,
+    cart: Vec<CartItem>,
+    notes: Vec<String>,
+    session_id: Option<String>,
+    key_id: Option<String>,
+    chunks: usize,
+    cookies: Vec<(String, usize)>,
+}
+
+fn view(session: &SessionHandle, headers: &HeaderMap, app: &App) -> SessionView {
+    session.with(|s| SessionView {
+        user: s.get("user").ok().flatten(),
+        cart: s.get("cart").ok().flatten().unwrap_or_default(),
+        notes: s.get("notes").ok().flatten().unwrap_or_default(),
+        session_id: s.id().map(|id| id.to_string()),
+        key_id: s.key_id().map(|id| id.to_string()),
+        chunks: s.chunk_count(),
+        cookies: session_cookies(headers, &app.cookie_name),
+    })
+}
+
+/// The session as JSON, for scripts and tests.
+async fn api_session(
+    State(app): State<App>,
+    session: SessionHandle,
+    headers: HeaderMap,
+) -> Json<SessionView> {
+    Json(view(&session, &headers, &app))
+}
+
+async fn index(State(app): State<App>, session: SessionHandle, headers: HeaderMap) -> Html<String> {
+    let v = view(&session, &headers, &app);
+    let account = match &v.user {
+        Some(user) => format!(
+            r#"<p>Logged in as <strong id="user">{}</strong>.</p>
+<form method="post" action="/logout"><button id="logout">Log out</button></form>"#,
+            escape(user)
+        ),
+        None => r#"<form method="post" action="/login"><input name="user" id="user-input" placeholder="name" required>
+<button id="login">Log in</button></form>"#
+            .to_owned(),
+    };
+    let cart_rows: String = v
+        .cart
+        .iter()
+        .map(|item| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
+                escape(&item.sku),
+                escape(&item.name),
+                item.qty,
+                f64::from(item.price_cents) / 100.0
+            )
+        })
+        .collect();
+    let notes: String = v.notes.iter().map(|n| format!("<li>{}</li>", escape(n))).collect();
+    let total: usize = v.cookies.iter().map(|(name, len)| name.len() + 1 + len).sum();
+    let cookie_rows: String = v
+        .cookies
+        .iter()
+        .map(|(name, len)| format!("<tr><td><code>{}</code></td><td>{len}</td></tr>", escape(name)))
+        .collect();
+    Html(format!(
+        r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>sealed-session demo</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; color: #222 }}
+section {{ border: 1px solid #ccc; border-radius: 6px; padding: 0.5rem 1rem; margin: 1rem 0 }}
+table {{ border-collapse: collapse }} td, th {{ padding: 0.1rem 0.6rem; text-align: left }}
+form {{ display: inline-block; margin: 0.2rem 0.5rem 0.2rem 0 }}
+</style></head>
+<body>
+<h1>sealed-session demo</h1>
+<p>Everything below lives in this browser's cookies, sealed with XAES-256-GCM. No server keeps
+any state.</p>
+<section><h2>Account</h2>{account}</section>
+<section><h2>Cart (<span id="cart-count">{cart_count}</span> items)</h2>
+<form method="post" action="/cart/add"><input name="name" placeholder="item" required>
+<input name="qty" type="number" value="1" min="1" max="99"><button id="cart-add">Add</button></form>
+<form method="post" action="/cart/grow"><input type="hidden" name="count" value="10"><button id="cart-grow">Add 10 items</button></form>
+<form method="post" action="/cart/shrink"><input type="hidden" name="count" value="10"><button id="cart-shrink">Remove 10 items</button></form>
+<table><tr><th>SKU</th><th>Item</th><th>Qty</th><th>Price</th></tr>{cart_rows}</table></section>
+<section><h2>Notes</h2>
+<form method="post" action="/notes/add"><input name="note" placeholder="note" required><button id="note-add">Add note</button></form>
+<ul id="notes">{notes}</ul></section>
+<section><h2>Session cookies</h2>
+<p>The browser sent <strong id="chunk-count">{cookie_count}</strong> session cookie(s),
+<strong id="cookie-bytes">{total}</strong> bytes in all (chunk count in the token: {chunks}).
+Session id <code id="session-id">{session_id}</code>, key <code>{key_id}</code>.</p>
+<table><tr><th>cookie</th><th>value bytes</th></tr>{cookie_rows}</table>
+<p>These cookies are <code>HttpOnly</code>: <code>document.cookie</code> sees
+"<span id="js-cookies"></span>".</p></section>
+<script>document.getElementById("js-cookies").textContent = document.cookie;</script>
+</body></html>"#,
+        cart_count = v.cart.len(),
+        cookie_count = v.cookies.len(),
+        chunks = v.chunks,
+        session_id = v.session_id.as_deref().unwrap_or("(none yet)"),
+        key_id = v.key_id.as_deref().unwrap_or("-"),
+    ))
+}
+
+/// Escapes text for HTML element content and attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
