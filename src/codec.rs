@@ -16,7 +16,7 @@ use crate::format::{
     FORMAT_VERSION, HEADER_LEN, Header, MAX_CHUNKS, Mode, NONCE_LEN, SESSION_ID_LEN,
     associated_data,
 };
-use crate::keys::{KeyId, KeyRing, RingKey};
+use crate::keys::{KeyId, KeyRing, RingKey, SharedKeyRing};
 use crate::seal;
 use crate::session::{Entry, Session};
 use crate::time::to_unix;
@@ -50,13 +50,13 @@ use crate::time::to_unix;
 #[derive(Debug, Clone)]
 pub struct SessionCodec {
     config: SessionConfig,
-    keys: KeyRing,
+    keys: SharedKeyRing,
 }
 
 impl SessionCodec {
     /// A codec for `config`, sealing and opening with `keys`.
-    pub fn new(config: SessionConfig, keys: KeyRing) -> SessionCodec {
-        SessionCodec { config, keys }
+    pub fn new(config: SessionConfig, keys: impl Into<SharedKeyRing>) -> SessionCodec {
+        SessionCodec { config, keys: keys.into() }
     }
 
     /// The configuration.
@@ -65,7 +65,7 @@ impl SessionCodec {
     }
 
     /// The key ring.
-    pub fn keys(&self) -> &KeyRing {
+    pub fn keys(&self) -> &SharedKeyRing {
         &self.keys
     }
 
@@ -176,7 +176,8 @@ impl SessionCodec {
         now: u64,
     ) -> Result<Session, RejectReason> {
         let key_id = KeyId(header.key_id);
-        let key = self.keys.get(key_id).ok_or(RejectReason::UnknownKey(key_id))?;
+        let ring = self.keys.load();
+        let key = ring.get(key_id).ok_or(RejectReason::UnknownKey(key_id))?;
         // Check the length before copying anything.
         let encoded_len: usize = parts.iter().map(|part| part.len()).sum();
         if encoded_len > self.config.cookie_budget {
@@ -247,7 +248,7 @@ impl SessionCodec {
             return session.client_chunks != 0;
         };
         let now = to_unix(now);
-        if self.keys.current(now).is_some_and(|key| Some(key.id) != session.key_id) {
+        if self.keys.load().current(now).is_some_and(|key| Some(key.id) != session.key_id) {
             return true;
         }
         now.saturating_sub(meta.last_refresh) >= self.config.refresh_interval.as_secs()
@@ -308,7 +309,8 @@ impl SessionCodec {
         entropy: &mut dyn FnMut(&mut [u8]) -> Result<(), SealError>,
     ) -> Result<SetCookies, SealError> {
         let now_unix = to_unix(now);
-        let unsealed = self.frame(session, now_unix, entropy)?;
+        let ring = self.keys.load();
+        let unsealed = self.frame(&ring, session, now_unix, entropy)?;
 
         // Lay the token out across cookies before sealing: the chunk count is authenticated.
         let max_age =
@@ -447,7 +449,8 @@ impl SessionCodec {
     /// As [`seal`](SessionCodec::seal).
     pub fn seal_token(&self, session: &mut Session, now: SystemTime) -> Result<String, SealError> {
         let mut entropy = |buf: &mut [u8]| getrandom::fill(buf).map_err(SealError::Random);
-        let unsealed = self.frame(session, to_unix(now), &mut entropy)?;
+        let ring = self.keys.load();
+        let unsealed = self.frame(&ring, session, to_unix(now), &mut entropy)?;
         let budget = self.config.cookie_budget;
         if unsealed.encoded_len > budget {
             return Err(SealError::TooLarge { needed: unsealed.encoded_len, budget, chunks: 1 });
@@ -458,13 +461,14 @@ impl SessionCodec {
     }
 
     /// Builds the token up to the tag: header placeholder, nonce, frame.
-    fn frame(
+    fn frame<'r>(
         &self,
+        ring: &'r KeyRing,
         session: &Session,
         now: u64,
         entropy: &mut dyn FnMut(&mut [u8]) -> Result<(), SealError>,
-    ) -> Result<Unsealed<'_>, SealError> {
-        let key = self.keys.current(now).ok_or(SealError::NoActiveKey)?;
+    ) -> Result<Unsealed<'r>, SealError> {
+        let key = ring.current(now).ok_or(SealError::NoActiveKey)?;
         let meta = match session.meta {
             Some(meta) if !session.renew => FrameMeta { last_refresh: now, ..meta },
             _ => {

@@ -348,7 +348,9 @@ impl SessionConfigBuilder {
         }
         // Otherwise a session that fits its budget could be sealed but never opened again.
         if self.max_cookie_header < self.cookie_budget {
-            return Err(ConfigError::Invalid("max_cookie_header is smaller than the cookie budget"));
+            return Err(ConfigError::Invalid(
+                "max_cookie_header is smaller than the cookie budget",
+            ));
         }
         if self.max_state_size < HEADER_LEN {
             return Err(ConfigError::Invalid("max_state_size is too small"));

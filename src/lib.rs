@@ -80,5 +80,7 @@ pub use config::{
 pub use error::{ConfigError, RejectReason, Rejection, SealError, ValueError};
 pub use format::Mode;
 pub use handle::SessionHandle;
-pub use keys::{Key, KeyId, KeyInfo, KeyLengthError, KeyRing, KeyRingError};
+pub use keys::{
+    FileWatcher, Key, KeyId, KeyInfo, KeyLengthError, KeyRing, KeyRingError, SharedKeyRing,
+};
 pub use session::{MAX_KEY_LEN, Session, SessionId};

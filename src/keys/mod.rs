@@ -15,6 +15,9 @@
 //! A token names its key by id, and is opened with that key alone.
 
 pub mod file;
+mod shared;
+
+pub use shared::{FileWatcher, SharedKeyRing};
 
 use std::fmt;
 use std::time::SystemTime;
