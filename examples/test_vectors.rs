@@ -672,7 +672,7 @@ pub fn generate() -> VectorFile {
         "duplicate_cookie_name",
         "The cookie name appears twice (say a path variant): the first occurrence fails \
          authentication, so the second is tried and opens. Occurrence i of every chunk name \
-         forms variant i; only an authentication failure moves on to the next variant.",
+         forms variant i; any failure moves on to the next variant.",
         &small_sealed,
         &server,
         T0 + 5,

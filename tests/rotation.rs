@@ -1,0 +1,318 @@
+//! Key rotation across a fleet: three codec instances ("nodes") in one process serve many users
+//! round robin while a staged rotation rolls out node by node, activates, and the old key is
+//! retired. No session may be rejected. The same run with the new key activated immediately
+//! must show rejections, which proves the test can fail.
+//!
+//! Also: hot reload of a key ring file under concurrent load, invalid files included.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use sealed_session::keys::file::KeyRingFile;
+use sealed_session::{
+    Key, KeyId, KeyRing, RejectReason, Session, SessionCodec, SessionConfig, SharedKeyRing,
+};
+
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+/// Not a multiple of the node count, so round robin sends each user to every node in turn.
+const USERS: usize = 121;
+
+fn t0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+fn config() -> SessionConfig {
+    SessionConfig::builder("session")
+        .idle_timeout(30 * MINUTE)
+        .absolute_timeout(2 * HOUR)
+        .build()
+        .unwrap()
+}
+
+/// A browser's cookie jar for one site, enough for these tests.
+#[derive(Default)]
+struct Jar(BTreeMap<String, String>);
+
+impl Jar {
+    fn header(&self) -> String {
+        self.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    fn apply(&mut self, set_cookies: sealed_session::SetCookies) {
+        for cookie in set_cookies {
+            if cookie.max_age() == Some(cookie::time::Duration::ZERO) {
+                self.0.remove(cookie.name());
+            } else {
+                self.0.insert(cookie.name().to_owned(), cookie.value().to_owned());
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    requests: usize,
+    logins: usize,
+    expired: usize,
+    rejected: Vec<RejectReason>,
+}
+
+impl std::fmt::Debug for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "users={USERS} nodes=3 requests={} logins={} expired={} rejected={} {:?}",
+            self.requests,
+            self.logins,
+            self.expired,
+            self.rejected.len(),
+            self.rejected.first()
+        )
+    }
+}
+
+struct Fleet {
+    nodes: Vec<(SessionCodec, SharedKeyRing)>,
+    users: Vec<Jar>,
+    next_node: usize,
+    counts: Counts,
+}
+
+impl Fleet {
+    fn new(ring: &KeyRing) -> Fleet {
+        let nodes = (0..3)
+            .map(|_| {
+                let keys = SharedKeyRing::new(ring.clone());
+                (SessionCodec::new(config(), keys.clone()), keys)
+            })
+            .collect();
+        Fleet {
+            nodes,
+            users: (0..USERS).map(|_| Jar::default()).collect(),
+            next_node: 0,
+            counts: Counts::default(),
+        }
+    }
+
+    /// Every user makes one request, each to the next node in round robin. A user whose
+    /// session ended by its absolute timeout logs in again; any other rejection is counted.
+    fn traffic(&mut self, now: SystemTime) {
+        for (user, jar) in self.users.iter_mut().enumerate() {
+            let (codec, _) = &self.nodes[self.next_node];
+            self.next_node = (self.next_node + 1) % self.nodes.len();
+            self.counts.requests += 1;
+            let mut session = match codec.open(&jar.header(), now) {
+                Ok(session) => session,
+                Err(rejection) => {
+                    match rejection.reason() {
+                        RejectReason::AbsoluteExpired => self.counts.expired += 1,
+                        other => self.counts.rejected.push(other),
+                    }
+                    rejection.into_fresh_session()
+                }
+            };
+            if session.get::<usize>("user").unwrap().is_none() {
+                self.counts.logins += 1;
+                session.renew();
+                session.insert("user", &user).unwrap();
+            }
+            assert_eq!(session.get::<usize>("user").unwrap(), Some(user));
+            let visits = session.get::<u64>("visits").unwrap().unwrap_or(0);
+            session.insert("visits", &(visits + 1)).unwrap();
+            if let Some(set_cookies) = codec.save(&mut session, now).unwrap() {
+                jar.apply(set_cookies);
+            }
+        }
+    }
+
+    fn roll_out(&mut self, node: usize, ring: &KeyRing) {
+        self.nodes[node].1.replace(ring.clone());
+    }
+
+    /// Which key each user's session is sealed under, as a node opening it sees it.
+    fn key_ids(&self, now: SystemTime) -> Vec<Option<KeyId>> {
+        let (codec, _) = &self.nodes[0];
+        self.users
+            .iter()
+            .map(|jar| codec.open(&jar.header(), now).ok().and_then(|s| s.key_id()))
+            .collect()
+    }
+}
+
+/// Runs the rotation; `activate_in` is the delay between adding the new key and its activation.
+fn rolling_rotation(activate_in: Duration) -> Counts {
+    let mut now = t0();
+    let mut v1 = KeyRing::new();
+    v1.insert(KeyId(1), Key::generate(), now - HOUR, now - HOUR).unwrap();
+    let mut fleet = Fleet::new(&v1);
+    let step = |fleet: &mut Fleet, now: &mut SystemTime, minutes: u32| {
+        for _ in 0..minutes / 10 {
+            *now += 10 * MINUTE;
+            fleet.traffic(*now);
+        }
+    };
+    step(&mut fleet, &mut now, 30);
+
+    // Stage: a ring with a second key, pending until `activate_in` from now, rolled out one
+    // node at a time with traffic in between.
+    let mut v2 = v1.clone();
+    v2.insert(KeyId(2), Key::generate(), now, now + activate_in).unwrap();
+    let activation = now + activate_in;
+    // Two requests per user per node, so users reach nodes the ring has not reached yet.
+    for node in 0..3 {
+        fleet.roll_out(node, &v2);
+        step(&mut fleet, &mut now, 20);
+    }
+    // Activation, then enough traffic for every live session to be resealed under key 2.
+    while now < activation + 20 * MINUTE {
+        step(&mut fleet, &mut now, 10);
+    }
+    assert!(fleet.key_ids(now).iter().all(|id| *id == Some(KeyId(2))), "all resealed under key 2");
+
+    // Retire key 1 once no live session can carry it: its successor's activation plus the
+    // absolute timeout. Roll the smaller ring out node by node.
+    while now < activation + config().absolute_timeout() {
+        step(&mut fleet, &mut now, 10);
+    }
+    let mut v3 = v2.clone();
+    assert!(v3.remove(KeyId(1)));
+    for node in 0..3 {
+        fleet.roll_out(node, &v3);
+        step(&mut fleet, &mut now, 10);
+    }
+    step(&mut fleet, &mut now, 60);
+    fleet.counts
+}
+
+#[test]
+fn staged_rotation_rejects_no_session() {
+    let counts = rolling_rotation(HOUR);
+    println!("staged rotation: {counts:?}");
+    assert!(counts.requests > 3_000, "{counts:?}");
+    assert!(counts.expired > 0, "absolute timeouts happened and were re-logged in: {counts:?}");
+    assert_eq!(counts.rejected, Vec::new(), "no session rejected");
+}
+
+#[test]
+fn immediate_activation_rejects_sessions() {
+    // The new key seals on node 0 before nodes 1 and 2 know it: users bouncing between nodes
+    // are rejected. This is what staged activation prevents.
+    let counts = rolling_rotation(Duration::ZERO);
+    println!("immediate activation: {counts:?}");
+    assert!(!counts.rejected.is_empty(), "{counts:?}");
+    assert!(counts.rejected.iter().all(|r| *r == RejectReason::UnknownKey(KeyId(2))), "{counts:?}");
+}
+
+/// Writes a ring file atomically (temporary file and rename), mode 0600.
+fn write_ring(path: &std::path::Path, contents: &[u8]) {
+    use std::io::Write as _;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp).unwrap();
+    file.write_all(contents).unwrap();
+    file.sync_all().unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn hot_reload_under_concurrent_load_never_fails_a_request() {
+    let dir = std::env::temp_dir().join(format!("ss-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ring.json");
+    let now = SystemTime::now();
+
+    let mut ring = KeyRing::new();
+    ring.insert(KeyId(1), Key::generate(), now - HOUR, now - HOUR).unwrap();
+    write_ring(&path, KeyRingFile::from_ring(&ring).to_json().as_bytes());
+    let keys = SharedKeyRing::new(sealed_session::keys::file::load_file(&path).unwrap());
+    let codec = Arc::new(SessionCodec::new(config(), keys.clone()));
+    let watcher = keys.watch_file(&path, Duration::from_millis(5));
+
+    // Sessions sealed before any reload must keep opening, and new ones must seal and open.
+    let mut seed = Session::new();
+    seed.insert("user", "ada").unwrap();
+    let header = codec.seal(&mut seed, now).unwrap().request_header();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let (codec, stop, served, header) =
+                (Arc::clone(&codec), Arc::clone(&stop), Arc::clone(&served), header.clone());
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match codec.open(&header, now) {
+                        Ok(session)
+                            if session.get::<String>("user").unwrap().as_deref() == Some("ada") => {
+                        }
+                        other => failures.push(format!("open: {other:?}")),
+                    }
+                    let mut session = Session::new();
+                    session.insert("n", &1u8).unwrap();
+                    match codec
+                        .seal(&mut session, now)
+                        .map(|c| codec.open(&c.request_header(), now))
+                    {
+                        Ok(Ok(_)) => {}
+                        other => failures.push(format!("round trip: {other:?}")),
+                    }
+                    served.fetch_add(1, Ordering::Relaxed);
+                }
+                failures
+            })
+        })
+        .collect();
+
+    // Replace the file many times: growing rings (key 1 always kept), and invalid files.
+    let mut reloads = 0;
+    for round in 0..40u32 {
+        if round % 4 == 3 {
+            write_ring(&path, b"{ not a key ring");
+        } else {
+            let created = now - HOUR;
+            ring.insert(KeyId(100 + round), Key::generate(), created, created + MINUTE * round)
+                .unwrap();
+            write_ring(&path, KeyRingFile::from_ring(&ring).to_json().as_bytes());
+            reloads += 1;
+        }
+        std::thread::sleep(Duration::from_millis(15));
+    }
+    // Finish on a valid file and give the watcher time to see it.
+    write_ring(&path, KeyRingFile::from_ring(&ring).to_json().as_bytes());
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, Ordering::Relaxed);
+    let failures: Vec<String> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    drop(watcher);
+
+    println!(
+        "hot reload: {} requests served, {reloads} valid and 10 invalid files written, {} keys in service",
+        served.load(Ordering::Relaxed),
+        keys.snapshot().len()
+    );
+    assert!(failures.is_empty(), "{} failures, first: {:?}", failures.len(), failures.first());
+    assert!(served.load(Ordering::Relaxed) > 0);
+    assert_eq!(keys.snapshot().len(), ring.len(), "the last valid file is in service");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_invalid_file_keeps_the_last_good_ring() {
+    let dir = std::env::temp_dir().join(format!("ss-reload-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ring.json");
+    let ring = KeyRing::single(Key::generate());
+    let keys = SharedKeyRing::new(ring.clone());
+    for bad in [&b"{"[..], br#"{"version":1,"keys":[]}"#, br#"{"version":9,"keys":[]}"#] {
+        write_ring(&path, bad);
+        assert!(keys.reload_from_file(&path).is_err());
+        assert_eq!(keys.snapshot().secret(KeyId(1)), ring.secret(KeyId(1)));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
