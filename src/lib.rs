@@ -84,3 +84,8 @@ pub use keys::{
     FileWatcher, Key, KeyId, KeyInfo, KeyLengthError, KeyRing, KeyRingError, SharedKeyRing,
 };
 pub use session::{MAX_KEY_LEN, Session, SessionId};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(all(doctest, feature = "axum", feature = "actix-web"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
