@@ -1,0 +1,61 @@
+//! `keys`: the key ring file's life cycle. One module per subcommand.
+
+mod export;
+mod init;
+mod list;
+mod retire;
+mod rotate;
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use sealed_session::SessionConfig;
+
+use crate::failure::Failure;
+
+/// The `keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    Init(init::InitArgs),
+    Rotate(rotate::RotateArgs),
+    List(list::ListArgs),
+    Retire(retire::RetireArgs),
+    Export(export::ExportArgs),
+}
+
+/// The key ring file option every `keys` subcommand takes.
+#[derive(Debug, Args)]
+pub struct FileArg {
+    /// The key ring file (JSON, mode 0600). Writers also use FILE.lock and FILE.tmp beside it.
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// The absolute timeout the servers use, for telling when an old key is safe to retire.
+#[derive(Debug, Args)]
+pub struct TimeoutArg {
+    /// The servers' absolute session timeout. An old key is safe to retire once its successor
+    /// has been sealing for this long: every session sealed with it has expired by then.
+    #[arg(long, value_name = "DURATION", default_value_t = default_absolute_timeout())]
+    pub absolute_timeout: humantime::Duration,
+}
+
+/// The library's default absolute timeout.
+fn default_absolute_timeout() -> humantime::Duration {
+    SessionConfig::default().absolute_timeout().into()
+}
+
+/// Runs a `keys` subcommand.
+///
+/// # Errors
+///
+/// The subcommand's [`Failure`].
+pub fn run(command: KeysCommand) -> Result<(), Failure> {
+    match command {
+        KeysCommand::Init(args) => init::run(args),
+        KeysCommand::Rotate(args) => rotate::run(args),
+        KeysCommand::List(args) => list::run(args),
+        KeysCommand::Retire(args) => retire::run(args),
+        KeysCommand::Export(args) => export::run(args),
+    }
+}

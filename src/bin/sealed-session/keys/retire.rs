@@ -1,0 +1,98 @@
+//! `keys retire`: remove a key.
+
+use std::time::SystemTime;
+
+use clap::Args;
+use sealed_session::KeyId;
+
+use super::list::{State, statuses};
+use super::{FileArg, TimeoutArg};
+use crate::failure::{Failure, Kind};
+use crate::{output, ring_file};
+
+/// Remove a key; sessions sealed with it are rejected from then on.
+///
+/// Retire an old key once `keys list` says it is safe (a warning is printed otherwise).
+/// Refuses the current key and the last key.
+#[derive(Debug, Args)]
+#[command(after_help = crate::EXIT_CODES)]
+pub struct RetireArgs {
+    #[command(flatten)]
+    file: FileArg,
+
+    #[command(flatten)]
+    timeout: TimeoutArg,
+
+    /// The key's id: decimal (`3`), `0x`-prefixed hexadecimal, or exactly eight hexadecimal
+    /// digits as `keys list` and the library's logs show it (`00000003`).
+    #[arg(value_name = "ID", value_parser = parse_key_id)]
+    id: KeyId,
+}
+
+/// Parses a key id as the help of [`RetireArgs::id`] describes.
+fn parse_key_id(text: &str) -> Result<KeyId, String> {
+    let text = text.trim();
+    let parsed = if let Some(hex) = text.strip_prefix("0x") {
+        u32::from_str_radix(hex, 16)
+    } else if text.len() == 8 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        u32::from_str_radix(text, 16)
+    } else {
+        text.parse::<u32>()
+    };
+    parsed.map(KeyId).map_err(|_| {
+        format!("{text:?} is not a key id (decimal, 0x-hexadecimal, or eight hexadecimal digits)")
+    })
+}
+
+/// Runs `keys retire`.
+///
+/// # Errors
+///
+/// Key ring (3) when the file cannot be loaded, refused (4) for the current, the last or an
+/// unknown key, I/O (5) when it cannot be written.
+pub fn run(args: RetireArgs) -> Result<(), Failure> {
+    let path = &args.file.file;
+    let id = args.id;
+    let lock = ring_file::lock(path)?;
+    let now = SystemTime::now();
+    let mut ring = ring_file::load(path, now)?;
+    let refuse = |why: String| Err(Failure::new(Kind::Refused, why));
+    let Some(status) =
+        statuses(&ring, now, *args.timeout.absolute_timeout).into_iter().find(|s| s.info.id == id)
+    else {
+        return refuse(format!("no key {id} in {}", path.display()));
+    };
+    if ring.len() == 1 {
+        return refuse(format!("key {id} is the last key of the ring; refusing to retire it"));
+    }
+    if status.state == State::Current {
+        return refuse(format!(
+            "key {id} is the current key (it seals new sessions); rotate first, and retire it \
+             once `keys list` says it is safe"
+        ));
+    }
+    if let Some(safe) = status.safe_to_retire_at.filter(|safe| *safe > now) {
+        eprintln!(
+            "warning: sessions sealed with key {id} may live until {}; they will be rejected",
+            output::rfc3339(safe)
+        );
+    }
+    ring.remove(id);
+    ring_file::write(path, &lock, &ring)?;
+    output::print(&format!("retired key {id} from {}\n", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_ids_parse_in_every_form_the_tool_shows() {
+        for (text, id) in [("3", 3), ("00000003", 3), ("0000000a", 10), ("0x1f", 31), ("10", 10)] {
+            assert_eq!(parse_key_id(text), Ok(KeyId(id)), "{text}");
+        }
+        for text in ["", "-1", "0xg", "4294967296", "abc"] {
+            assert!(parse_key_id(text).is_err(), "{text}");
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! `open`: a Cookie header in, the session as JSON out.
+
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64;
+use clap::Args;
+use serde_json::{Map, Value, json};
+
+use sealed_session::{Session, SessionConfig};
+
+use crate::codec::CodecArgs;
+use crate::failure::{Failure, Kind};
+use crate::output;
+
+/// Open the session in a Cookie header and print it as JSON, or the reason it is rejected.
+///
+/// The cookies are checked exactly as the server checks them. The JSON holds the values, which
+/// keys are sensitive, the session id, key id, times and chunk count. A rejected session (or no
+/// session cookie at all) exits with 1 and the reason on stderr.
+#[derive(Debug, Args)]
+#[command(after_help = crate::EXIT_CODES)]
+pub struct OpenArgs {
+    #[command(flatten)]
+    codec: CodecArgs,
+
+    /// The Cookie request header's value (`a=1; __Host-session=...`); a leading `Cookie:` is
+    /// ignored.
+    #[arg(long, value_name = "HEADER")]
+    cookie: String,
+
+    /// The idle timeout the server applies (not sealed in the cookie).
+    #[arg(long, value_name = "DURATION", default_value_t = default_idle())]
+    idle_timeout: humantime::Duration,
+
+    /// Open as of this time (RFC 3339, e.g. 2026-01-31T12:00:00Z) instead of now, to check
+    /// when a cookie expires.
+    #[arg(long, value_name = "TIME", value_parser = output::parse_time)]
+    at: Option<SystemTime>,
+}
+
+/// The library's default idle timeout.
+fn default_idle() -> humantime::Duration {
+    SessionConfig::default().idle_timeout().into()
+}
+
+/// Runs `open`.
+///
+/// # Errors
+///
+/// Rejected (1) with the reason, key ring (3), usage (2) for an invalid configuration.
+pub fn run(args: OpenArgs) -> Result<(), Failure> {
+    let idle = *args.idle_timeout;
+    let codec = args.codec.codec(|builder| builder.idle_timeout(idle))?;
+    let header = args.cookie.trim();
+    let header = match header.get(..7) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("cookie:") => &header[7..],
+        _ => header,
+    };
+    let now = args.at.unwrap_or_else(SystemTime::now);
+    let session = codec.open(header, now).map_err(|rejection| {
+        Failure::new(Kind::Rejected, format!("rejected: {}", rejection.reason()))
+    })?;
+    if session.id().is_none() {
+        // The library opens a new, empty session when its cookie is absent; for a debugging
+        // tool that is a failure worth naming (a missing prefix is the usual cause).
+        return Err(Failure::new(
+            Kind::Rejected,
+            format!("rejected: no cookie named {} in the header", codec.config().cookie_name()),
+        ));
+    }
+    let mut text = serde_json::to_string_pretty(&describe(&session))
+        .map_err(|error| Failure::new(Kind::Io, format!("cannot format the session: {error}")))?;
+    text.push('\n');
+    output::print(&text)
+}
+
+/// The session as JSON. A value that has no JSON form (MessagePack binary, a map with
+/// non-string keys, written by an application rather than by `seal`) goes under `raw`, as its
+/// MessagePack bytes in base64url.
+fn describe(session: &Session) -> Value {
+    let (mut values, mut raw, mut sensitive) = (Map::new(), Map::new(), Vec::new());
+    for key in session.keys() {
+        match session.get::<Value>(key) {
+            Ok(Some(value)) => {
+                values.insert(key.to_owned(), value);
+            }
+            _ => {
+                let bytes = session.get_raw(key).unwrap_or_default();
+                raw.insert(key.to_owned(), Value::String(BASE64.encode(bytes)));
+            }
+        }
+        if session.is_sensitive(key) {
+            sensitive.push(key.to_owned());
+        }
+    }
+    let time = |time: Option<SystemTime>| time.map(output::rfc3339);
+    let mut described = json!({
+        "values": values,
+        "sensitive": sensitive,
+        "session_id": session.id().map(|id| id.to_string()),
+        "key_id": session.key_id().map(|id| id.0),
+        "issued_at": time(session.issued_at()),
+        "last_refresh": time(session.last_refresh()),
+        "expires_at": time(session.expires_at()),
+        "chunks": session.chunk_count(),
+    });
+    if !raw.is_empty() {
+        described["raw"] = Value::Object(raw);
+    }
+    described
+}

@@ -1,0 +1,147 @@
+//! Reading and writing the key ring file safely.
+//!
+//! Every command that changes the ring runs `lock`, `load`, change, `write`, holding the lock
+//! throughout, so two operators rotating at once both get their key (with distinct ids) and
+//! neither overwrites the other's. The lock is an exclusive advisory lock (`flock` on Unix) on a
+//! sidecar file `FILE.lock`, which is left in place: deleting a lock file lets a waiting process
+//! lock the deleted inode while a newcomer locks a new one.
+//!
+//! A write never exposes a half-written ring, not even to a node reloading the file at that
+//! moment: the new ring goes to `FILE.tmp` in the same directory (created with mode 0600, so the
+//! secrets are never readable by others, not even briefly), is flushed to disk, and is renamed
+//! over `FILE`, which replaces it atomically; then the directory is flushed so the rename
+//! survives a crash. Any failure before the rename leaves `FILE` as it was.
+//!
+//! Readers (`list`, `export`, `seal`, `open`) take no lock: the rename gives them either the old
+//! ring or the new one.
+
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use sealed_session::KeyRing;
+use sealed_session::keys::file::{KeyRingFile, load_file_at};
+
+use crate::failure::{Failure, Kind};
+
+/// Holds the exclusive lock on a key ring file until dropped (closing the file releases it).
+#[derive(Debug)]
+pub struct RingLock {
+    _file: File,
+}
+
+/// Takes the exclusive lock on the key ring file at `path`, waiting for any other writer.
+///
+/// # Errors
+///
+/// An I/O failure when the lock file cannot be created or locked.
+pub fn lock(path: &Path) -> Result<RingLock, Failure> {
+    let lock_path = sidecar(path, ".lock");
+    let file = private_options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|error| Failure::io("create the lock file", &lock_path, &error))?;
+    fs4::FileExt::lock(&file).map_err(|error| Failure::io("lock", &lock_path, &error))?;
+    Ok(RingLock { _file: file })
+}
+
+/// Loads and checks the ring at `path` (the file must be private to its owner).
+///
+/// # Errors
+///
+/// A key ring failure (exit 3) naming the problem.
+pub fn load(path: &Path, now: SystemTime) -> Result<KeyRing, Failure> {
+    Ok(load_file_at(path, now)?)
+}
+
+/// Whether anything (file, directory, dangling link) is at `path`.
+///
+/// # Errors
+///
+/// An I/O failure when that cannot be told.
+pub fn exists(path: &Path) -> Result<bool, Failure> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(error) if error.kind() == ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(Failure::io("inspect", path, &error)),
+    }
+}
+
+/// Replaces the ring file at `path` with `ring`, atomically. Call with the lock held.
+///
+/// # Errors
+///
+/// An I/O failure; the file at `path` is then unchanged.
+pub fn write(path: &Path, _lock: &RingLock, ring: &KeyRing) -> Result<(), Failure> {
+    let json = KeyRingFile::from_ring(ring).to_json();
+    let tmp = sidecar(path, ".tmp");
+    // A temporary file left by a crashed writer is ours to replace: the lock is held. Removing
+    // it first (rather than truncating it) means the new one is created with mode 0600 even if
+    // the old one had another mode, and that a symbolic link planted there is not followed.
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(error) if error.kind() == ErrorKind::NotFound => {}
+        Err(error) => return Err(unchanged(Failure::io("remove the stale", &tmp, &error), path)),
+    }
+    let written = private_options()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut file| {
+            file.write_all(json.as_bytes())?;
+            // On disk before the rename, or a crash could leave an empty file under the name.
+            file.sync_all()
+        })
+        .map_err(|error| Failure::io("write", &tmp, &error))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path)
+                .map_err(|error| Failure::io("rename the new key ring over", path, &error))
+        });
+    if let Err(failure) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(unchanged(failure, path));
+    }
+    sync_directory(path)
+}
+
+/// Flushes the directory holding `path`, so a rename in it survives a crash.
+fn sync_directory(path: &Path) -> Result<(), Failure> {
+    #[cfg(unix)]
+    {
+        let dir = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        File::open(dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|error| Failure::io("flush the directory", dir, &error))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Open options that create files readable and writable by their owner only.
+fn private_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+/// `path` with `suffix` appended to its file name: `ring.json` → `ring.json.lock`.
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = OsString::from(path.as_os_str());
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Adds to a write failure that the ring file was not touched.
+fn unchanged(failure: Failure, path: &Path) -> Failure {
+    Failure::new(Kind::Io, format!("{failure}; the key ring file {} is unchanged", path.display()))
+}

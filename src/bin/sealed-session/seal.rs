@@ -1,0 +1,84 @@
+//! `seal`: a JSON state on stdin in, Set-Cookie values out.
+
+use std::collections::BTreeSet;
+use std::io::Read as _;
+use std::time::SystemTime;
+
+use clap::Args;
+use sealed_session::{Session, SessionConfig};
+
+use crate::codec::CodecArgs;
+use crate::failure::{Failure, Kind};
+use crate::output;
+
+/// Seal a JSON object read on stdin into cookies; print one Set-Cookie value a line.
+///
+/// Each top-level key of the object becomes a session value. The output is what a server sends
+/// for a new session with that state, with the library's default attributes (Path=/, Secure,
+/// HttpOnly, SameSite=Lax), e.g.:
+///
+///   echo '{"user": "ada", "csrf": "k9"}' | sealed-session seal --keys ring.json --name session --sensitive csrf
+#[derive(Debug, Args)]
+#[command(after_help = crate::EXIT_CODES)]
+pub struct SealArgs {
+    #[command(flatten)]
+    codec: CodecArgs,
+
+    /// The session's absolute lifetime, sealed into it as its expiry. The idle timeout is not
+    /// sealed: whoever opens the cookie applies its own (see `open --idle-timeout`).
+    #[arg(long, value_name = "DURATION", default_value_t = default_ttl())]
+    ttl: humantime::Duration,
+
+    /// Store this top-level key as a sensitive value: in the section that is never compressed
+    /// (for CSRF and OAuth tokens). Repeat for several keys.
+    #[arg(long, value_name = "KEY")]
+    sensitive: Vec<String>,
+}
+
+/// The library's default absolute timeout.
+fn default_ttl() -> humantime::Duration {
+    SessionConfig::default().absolute_timeout().into()
+}
+
+/// Runs `seal`.
+///
+/// # Errors
+///
+/// Usage (2) for stdin that is not a JSON object, key ring (3), too large (6).
+pub fn run(args: SealArgs) -> Result<(), Failure> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|error| Failure::new(Kind::Usage, format!("cannot read stdin: {error}")))?;
+    let state: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&input).map_err(|error| {
+            Failure::new(Kind::Usage, format!("stdin must be a JSON object: {error}"))
+        })?;
+
+    let sensitive: BTreeSet<&str> = args.sensitive.iter().map(String::as_str).collect();
+    if let Some(missing) = sensitive.iter().find(|key| !state.contains_key(**key)) {
+        return Err(Failure::new(
+            Kind::Usage,
+            format!("--sensitive {missing}: no such top-level key in the JSON state"),
+        ));
+    }
+    let mut session = Session::new();
+    for (key, value) in &state {
+        let inserted = if sensitive.contains(key.as_str()) {
+            session.insert_sensitive(key.as_str(), value)
+        } else {
+            session.insert(key.as_str(), value)
+        };
+        inserted.map_err(|error| Failure::new(Kind::Usage, error.to_string()))?;
+    }
+
+    let ttl = *args.ttl;
+    let codec = args.codec.codec(|builder| builder.absolute_timeout(ttl))?;
+    let cookies = codec.seal(&mut session, SystemTime::now())?;
+    let mut text = String::new();
+    for line in cookies.header_values() {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    output::print(&text)
+}

@@ -1,0 +1,444 @@
+//! The `sealed-session` command-line tool, run as a process (needs `--features cli`): every
+//! subcommand, its refusals and its exit codes, atomic writes and the writers' lock.
+#![cfg(unix)]
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+use sealed_session::KeyId;
+use sealed_session::keys::file::{load_file, parse_env};
+
+fn bin() -> Command {
+    Command::cargo_bin("sealed-session").unwrap()
+}
+
+/// A fresh directory and a ring initialised in it.
+fn ring() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring.json");
+    bin().args(["keys", "init", "--file"]).arg(&path).assert().success();
+    (dir, path)
+}
+
+fn keys(path: &Path, args: &[&str]) -> assert_cmd::assert::Assert {
+    let (command, rest) = args.split_first().unwrap();
+    bin().args(["keys", command, "--file"]).arg(path).args(rest).assert()
+}
+
+fn list_json(path: &Path) -> Value {
+    let out = keys(path, &["list", "--json"]).success().get_output().stdout.clone();
+    serde_json::from_slice(&out).unwrap()
+}
+
+fn states(listing: &Value) -> Vec<(u64, String)> {
+    let keys = listing["keys"].as_array().unwrap();
+    keys.iter()
+        .map(|key| (key["id"].as_u64().unwrap(), key["state"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+fn secrets(path: &Path) -> Vec<String> {
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let keys = file["keys"].as_array().unwrap();
+    keys.iter().map(|key| key["secret"].as_str().unwrap().to_owned()).collect()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Seals `state` and returns the Set-Cookie lines.
+fn seal(path: &Path, state: &str, extra: &[&str]) -> Vec<String> {
+    let out = bin()
+        .args(["seal", "--name", "session", "--keys"])
+        .arg(path)
+        .args(extra)
+        .write_stdin(state)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8(out).unwrap().lines().map(str::to_owned).collect()
+}
+
+/// The Cookie request header a browser sends back for these Set-Cookie lines.
+fn cookie_header(set_cookies: &[String]) -> String {
+    let pairs = set_cookies.iter().map(|line| line.split(';').next().unwrap().to_owned());
+    pairs.collect::<Vec<_>>().join("; ")
+}
+
+fn open(path: &Path, header: &str, extra: &[&str]) -> assert_cmd::assert::Assert {
+    bin()
+        .args(["open", "--name", "session", "--keys"])
+        .arg(path)
+        .args(["--cookie", header])
+        .args(extra)
+        .assert()
+}
+
+/// Text that zstd cannot shrink much: a deterministic pseudo-random base64 alphabet string.
+fn noise(len: usize) -> String {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(alphabet[(state % 64) as usize])
+        })
+        .collect()
+}
+
+#[test]
+fn init_creates_a_private_ring_and_refuses_to_overwrite() {
+    let (_dir, path) = ring();
+    assert_eq!(mode(&path), 0o600);
+    let ring = load_file(&path).unwrap();
+    assert_eq!(ring.len(), 1);
+    assert_eq!(ring.current_id(std::time::SystemTime::now()), Some(KeyId(1)));
+
+    let before = std::fs::read(&path).unwrap();
+    keys(&path, &["init"]).code(4).stderr(predicate::str::contains("already exists"));
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the existing ring is untouched");
+}
+
+#[test]
+fn rotate_adds_a_pending_key_and_activate_in_zero_makes_it_current() {
+    let (_dir, path) = ring();
+    keys(&path, &["rotate"]).success().stdout(predicate::str::contains("seals from"));
+    assert_eq!(states(&list_json(&path)), [(1, "current".into()), (2, "pending".into())]);
+
+    keys(&path, &["rotate", "--activate-in", "0s"])
+        .success()
+        .stdout(predicate::str::contains("key 00000003").and(predicate::str::contains("current")));
+    let listing = list_json(&path);
+    assert_eq!(
+        states(&listing),
+        [(1, "accepted".into()), (2, "pending".into()), (3, "current".into())]
+    );
+    // Key 1 is safe to retire an absolute timeout after key 3 took over sealing.
+    let key = |i: usize| &listing["keys"][i];
+    let activated = humantime::parse_rfc3339(key(2)["activates_at"].as_str().unwrap()).unwrap();
+    let safe = humantime::parse_rfc3339(key(0)["safe_to_retire_at"].as_str().unwrap()).unwrap();
+    assert_eq!(safe.duration_since(activated).unwrap(), Duration::from_secs(12 * 3600));
+    assert_eq!(key(1)["safe_to_retire_at"], Value::Null);
+    assert_eq!(key(2)["safe_to_retire_at"], Value::Null);
+    // The pending key activates an hour (the default) after its creation.
+    let created = humantime::parse_rfc3339(key(1)["created_at"].as_str().unwrap()).unwrap();
+    let pending = humantime::parse_rfc3339(key(1)["activates_at"].as_str().unwrap()).unwrap();
+    assert_eq!(pending.duration_since(created).unwrap(), Duration::from_secs(3600));
+
+    let out = keys(&path, &["list", "--json", "--absolute-timeout", "1h"]).success();
+    let listing: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let safe = humantime::parse_rfc3339(listing["keys"][0]["safe_to_retire_at"].as_str().unwrap());
+    assert_eq!(safe.unwrap().duration_since(activated).unwrap(), Duration::from_secs(3600));
+    assert_eq!(mode(&path), 0o600, "a rewritten ring stays private");
+}
+
+#[test]
+fn list_shows_every_key_and_never_a_secret() {
+    let (_dir, path) = ring();
+    keys(&path, &["rotate", "--activate-in", "0s"]).success();
+    keys(&path, &["rotate", "--activate-in", "2h"]).success();
+    let table = keys(&path, &["list"]).success().get_output().stdout.clone();
+    let json = keys(&path, &["list", "--json"]).success().get_output().stdout.clone();
+    let (table, json) = (String::from_utf8(table).unwrap(), String::from_utf8(json).unwrap());
+    let secrets = secrets(&path);
+    assert_eq!(secrets.len(), 3);
+    for secret in &secrets {
+        assert!(!table.contains(secret.as_str()) && !json.contains(secret.as_str()));
+    }
+    for line in ["00000001  accepted", "00000002  current", "00000003  pending"] {
+        assert!(table.contains(line), "{table}");
+    }
+
+    let listing: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(listing["absolute_timeout"], "12h");
+    assert_eq!(listing["absolute_timeout_secs"], 43200);
+    assert!(humantime::parse_rfc3339(listing["now"].as_str().unwrap()).is_ok());
+    for key in listing["keys"].as_array().unwrap() {
+        let mut fields: Vec<&str> = key.as_object().unwrap().keys().map(String::as_str).collect();
+        fields.sort_unstable();
+        assert_eq!(
+            fields,
+            [
+                "activates_at",
+                "created_at",
+                "id",
+                "id_hex",
+                "safe_to_retire_at",
+                "safe_to_retire_now",
+                "state"
+            ]
+        );
+        for time in ["created_at", "activates_at"] {
+            let text = key[time].as_str().unwrap();
+            assert!(text.ends_with('Z') && humantime::parse_rfc3339(text).is_ok(), "{text}");
+        }
+    }
+    assert_eq!(listing["keys"][0]["id_hex"], "00000001");
+    assert_eq!(listing["keys"][0]["safe_to_retire_now"], false);
+}
+
+#[test]
+fn retire_refuses_the_current_the_last_and_unknown_keys() {
+    let (_dir, path) = ring();
+    keys(&path, &["retire", "1"]).code(4).stderr(predicate::str::contains("last key"));
+    keys(&path, &["rotate", "--activate-in", "0s"]).success();
+    keys(&path, &["rotate"]).success();
+    let before = std::fs::read(&path).unwrap();
+    keys(&path, &["retire", "2"]).code(4).stderr(predicate::str::contains("current key"));
+    keys(&path, &["retire", "00000002"]).code(4);
+    keys(&path, &["retire", "7"]).code(4).stderr(predicate::str::contains("no key 00000007"));
+    keys(&path, &["retire", "seven"]).code(2);
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+
+    // Key 1 was superseded a moment ago: retiring it works, with a warning.
+    keys(&path, &["retire", "00000001"])
+        .success()
+        .stdout(predicate::str::contains("retired key 00000001"))
+        .stderr(predicate::str::contains("warning"));
+    // A pending key can be retired too (undoing a rotation), in decimal.
+    keys(&path, &["retire", "3"]).success();
+    let ring = load_file(&path).unwrap();
+    assert_eq!(ring.keys().map(|key| key.id).collect::<Vec<_>>(), [KeyId(2)]);
+    assert_eq!(mode(&path), 0o600);
+}
+
+#[test]
+fn export_round_trips_through_parse_env() {
+    let (_dir, path) = ring();
+    keys(&path, &["rotate"]).success();
+    let out = keys(&path, &["export"]).success().get_output().stdout.clone();
+    let value = String::from_utf8(out).unwrap();
+    assert!(value.starts_with("ssk1.") && value.ends_with('\n'));
+    let exported = parse_env(&value).unwrap();
+    let ring = load_file(&path).unwrap();
+    assert_eq!(exported.keys().collect::<Vec<_>>(), ring.keys().collect::<Vec<_>>());
+    for key in ring.keys() {
+        assert_eq!(exported.secret(key.id), ring.secret(key.id));
+    }
+}
+
+#[test]
+fn help_documents_exit_codes_and_the_one_command_that_prints_secrets() {
+    bin()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Exit codes").and(predicate::str::contains("6  seal")));
+    bin().args(["keys", "export", "--help"]).assert().success().stdout(
+        predicate::str::contains("SECRET KEYS INCLUDED").and(predicate::str::contains("only")),
+    );
+    bin().args(["keys", "rotate", "--help"]).assert().success().stdout(
+        predicate::str::contains("rolling deploy").and(predicate::str::contains("default: 1h")),
+    );
+    bin().args(["keys", "frobnicate"]).assert().code(2);
+}
+
+#[test]
+fn seal_then_open_round_trips_a_json_state() {
+    let (_dir, path) = ring();
+    let state = serde_json::json!({
+        "user": "ada",
+        "roles": ["admin", "dev"],
+        "n": 42,
+        "ratio": 2.5,
+        "prefs": {"theme": "dark", "beta": true, "nothing": null},
+        "csrf": "k9Lq",
+    });
+    let lines = seal(&path, &state.to_string(), &["--sensitive", "csrf"]);
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].starts_with("__Host-session=") && lines[0].contains("HttpOnly"));
+
+    let out = open(&path, &cookie_header(&lines), &[]).success().get_output().stdout.clone();
+    let opened: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(opened["values"], state);
+    assert_eq!(opened["sensitive"], serde_json::json!(["csrf"]));
+    assert_eq!(opened["key_id"], 1);
+    assert_eq!(opened["chunks"], 1);
+    assert_eq!(opened["session_id"].as_str().unwrap().len(), 32);
+    let time = |field: &str| humantime::parse_rfc3339(opened[field].as_str().unwrap()).unwrap();
+    assert_eq!(time("issued_at"), time("last_refresh"));
+    let lifetime = time("expires_at").duration_since(time("issued_at")).unwrap();
+    assert_eq!(lifetime, Duration::from_secs(12 * 3600));
+
+    // A pasted `Cookie:` prefix is fine.
+    open(&path, &format!("Cookie: {}", cookie_header(&lines)), &[]).success();
+}
+
+#[test]
+fn seal_splits_a_large_state_and_open_joins_it() {
+    let (_dir, path) = ring();
+    let state = serde_json::json!({ "blob": noise(4000) });
+    let lines = seal(&path, &state.to_string(), &["--ttl", "1h"]);
+    assert!(lines.len() >= 2, "{lines:?}");
+    assert!(lines[1].starts_with("__Host-session.1="), "{}", lines[1]);
+    let out = open(&path, &cookie_header(&lines), &[]).success().get_output().stdout.clone();
+    let opened: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(opened["values"], state);
+    assert_eq!(opened["chunks"], lines.len());
+    let time = |field: &str| humantime::parse_rfc3339(opened[field].as_str().unwrap()).unwrap();
+    let lifetime = time("expires_at").duration_since(time("issued_at")).unwrap();
+    assert_eq!(lifetime, Duration::from_secs(3600), "--ttl sets the sealed expiry");
+}
+
+#[test]
+fn open_rejects_tampered_expired_and_misnamed_cookies_with_exit_1() {
+    let (_dir, path) = ring();
+    let header = cookie_header(&seal(&path, r#"{"user":"ada"}"#, &["--ttl", "1h"]));
+
+    // Change one character well inside the sealed bytes (past the clear header).
+    let (name, value) = header.split_once('=').unwrap();
+    let mut bytes = value.as_bytes().to_vec();
+    bytes[30] = if bytes[30] == b'A' { b'B' } else { b'A' };
+    let tampered = format!("{name}={}", String::from_utf8(bytes).unwrap());
+    open(&path, &tampered, &[])
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains("rejected: authentication failed"));
+
+    let in_minutes = |minutes: u64| {
+        let at = std::time::SystemTime::now() + Duration::from_secs(minutes * 60);
+        humantime::format_rfc3339_seconds(at).to_string()
+    };
+    // Sealed with a 1h lifetime; opened with the default 30m idle timeout, then a longer one.
+    open(&path, &header, &["--at", &in_minutes(45)])
+        .code(1)
+        .stderr(predicate::str::contains("expired: idle timeout"));
+    open(&path, &header, &["--at", &in_minutes(45), "--idle-timeout", "1h"]).success();
+    open(&path, &header, &["--at", &in_minutes(120), "--idle-timeout", "3h"])
+        .code(1)
+        .stderr(predicate::str::contains("expired: absolute timeout"));
+    open(&path, &header, &["--no-host-prefix"])
+        .code(1)
+        .stderr(predicate::str::contains("no cookie named session"));
+    open(&path, &header, &["--signed"]).code(1).stderr(predicate::str::contains("wrong mode"));
+
+    // Under another ring, the key id is unknown.
+    let (_other_dir, other) = ring();
+    keys(&other, &["rotate", "--activate-in", "0s"]).success();
+    keys(&other, &["retire", "1"]).success();
+    open(&other, &header, &[]).code(1).stderr(predicate::str::contains("unknown key 00000001"));
+}
+
+#[test]
+fn seal_refuses_an_over_budget_state_with_exit_6() {
+    let (_dir, path) = ring();
+    let state = serde_json::json!({ "blob": noise(12_000) });
+    bin()
+        .args(["seal", "--name", "session", "--keys"])
+        .arg(&path)
+        .write_stdin(state.to_string())
+        .assert()
+        .code(6)
+        .stdout("")
+        .stderr(predicate::str::contains("too large"));
+}
+
+#[test]
+fn seal_rejects_bad_input_with_exit_2() {
+    let (_dir, path) = ring();
+    for (stdin, extra, expected) in [
+        ("[1, 2]", &[][..], "JSON object"),
+        ("{", &[][..], "JSON object"),
+        (r#"{"a": 1}"#, &["--sensitive", "b"][..], "--sensitive b"),
+        (r#"{"a": 1}"#, &["--ttl", "soon"][..], "--ttl"),
+    ] {
+        bin()
+            .args(["seal", "--name", "session", "--keys"])
+            .arg(&path)
+            .args(extra)
+            .write_stdin(stdin)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(expected));
+    }
+}
+
+#[test]
+fn key_ring_file_problems_exit_3() {
+    let (dir, path) = ring();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for args in [&["list"][..], &["rotate"], &["export"], &["retire", "1"]] {
+        keys(&path, args).code(3).stdout("").stderr(predicate::str::contains("chmod 600"));
+    }
+    bin()
+        .args(["seal", "--name", "s", "--keys"])
+        .arg(&path)
+        .write_stdin("{}")
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("chmod 600"));
+
+    let missing = dir.path().join("missing.json");
+    keys(&missing, &["list"]).code(3).stderr(predicate::str::contains("missing.json"));
+
+    let invalid = dir.path().join("invalid.json");
+    std::fs::write(&invalid, "{\"version\": 1, \"keys\": [").unwrap();
+    std::fs::set_permissions(&invalid, std::fs::Permissions::from_mode(0o600)).unwrap();
+    keys(&invalid, &["rotate"]).code(3).stderr(predicate::str::contains("not valid JSON"));
+}
+
+/// Tests run as root, where permissions cannot make a write fail, so the failure is made
+/// structural: a directory sits where the writer's temporary file `FILE.tmp` must be created.
+/// Creating it fails before anything touches the ring file, which is exactly the state after
+/// any failure before the rename (a full disk, an I/O error during write or fsync).
+#[test]
+fn a_failed_write_leaves_the_old_ring_intact() {
+    let (dir, path) = ring();
+    keys(&path, &["rotate", "--activate-in", "0s"]).success();
+    let before = std::fs::read(&path).unwrap();
+    let blocker = dir.path().join("ring.json.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    std::fs::write(blocker.join("keep"), "x").unwrap();
+
+    keys(&path, &["rotate"]).code(5).stderr(predicate::str::contains("is unchanged"));
+    keys(&path, &["retire", "1"]).code(5).stderr(predicate::str::contains("ring.json.tmp"));
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert_eq!(load_file(&path).unwrap().len(), 2);
+
+    // Once the obstacle is gone, writes work again; a stale temporary file from a crashed
+    // writer (here with a careless mode) is replaced, and the result is still private.
+    std::fs::remove_dir_all(&blocker).unwrap();
+    std::fs::write(&blocker, "half-written").unwrap();
+    std::fs::set_permissions(&blocker, std::fs::Permissions::from_mode(0o644)).unwrap();
+    keys(&path, &["rotate"]).success();
+    assert_eq!(load_file(&path).unwrap().len(), 3);
+    assert_eq!(mode(&path), 0o600);
+    assert!(!blocker.exists(), "the temporary file was renamed away");
+}
+
+/// Eight rotations at once: without the lock, several would read the same ring and the last
+/// rename would drop the others' keys (or reuse an id).
+#[test]
+fn concurrent_rotations_all_land() {
+    let (_dir, path) = ring();
+    let exe = assert_cmd::cargo::cargo_bin("sealed-session");
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            std::process::Command::new(&exe)
+                .args(["keys", "rotate", "--file"])
+                .arg(&path)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _: Value = serde_json::from_str(&text).unwrap();
+    let ring = load_file(&path).unwrap();
+    let mut ids: Vec<u32> = ring.keys().map(|key| key.id.0).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=9).collect::<Vec<_>>());
+}
