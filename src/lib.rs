@@ -53,6 +53,7 @@
 //! | (none)  | the core: codec, session, key ring |
 //! | `axum`  | `integrations::tower`: a tower `SessionLayer` and an axum extractor for [`SessionHandle`] |
 //! | `actix-web` | `integrations::actix`: an actix-web `SessionMiddleware` and extractor for [`SessionHandle`] |
+//! | `cli`   | the `sealed-session` binary: key ring management, `seal` and `open` for debugging |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
