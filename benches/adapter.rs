@@ -1,0 +1,247 @@
+//! The per-request cost the tower/axum adapter adds, in process (no network): an axum `Router`
+//! called with `tower::ServiceExt::oneshot`, with and without `SessionLayer`, for each state of
+//! `../shared/corpus/` held in the session.
+//!
+//! Three requests, each carrying the Cookie header a browser would send for that state:
+//!
+//! * `plain`: a handler that ignores the session, without the layer (the baseline);
+//! * `read`: with the layer, a handler that reads the session: open only, nothing is sealed;
+//! * `write`: with the layer, a handler that changes the session: open, then seal.
+//!
+//! Run with `cargo bench --bench adapter --features axum`. Criterion reports each request per
+//! corpus file; the bench then prints a markdown table of µs per request and the cost the layer
+//! adds over `plain`, timed with `Instant` in alternating batches (as `benches/codec.rs` does).
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::{Request, Response, StatusCode};
+use axum::routing::get;
+use criterion::{BenchmarkId, Criterion};
+use sealed_session::integrations::tower::SessionLayer;
+use sealed_session::{
+    Key, KeyRing, ManualClock, Session, SessionCodec, SessionConfig, SessionHandle,
+};
+use serde_json::{Map, Value};
+use tokio::runtime::Runtime;
+use tower::ServiceExt as _;
+
+/// The summary's timing: each request runs in batches of about `BATCH`, `ROUNDS` times.
+const BATCH: Duration = Duration::from_millis(2);
+const ROUNDS: usize = 51;
+
+/// A key no corpus state holds, so that writing it always changes the session.
+const TOUCHED: &str = "bench.touched";
+
+/// One corpus file as a session: the Cookie header that carries it.
+struct Case {
+    file: String,
+    json_len: usize,
+    cookie_header: String,
+    cookies: usize,
+}
+
+/// The three applications, the runtime that drives them, and the clock the layer reads.
+struct Apps {
+    runtime: Runtime,
+    plain: Router,
+    read: Router,
+    write: Router,
+}
+
+async fn plain() -> &'static str {
+    "ok"
+}
+
+async fn read(session: SessionHandle) -> &'static str {
+    black_box(session.with(|session| session.len()));
+    "ok"
+}
+
+async fn write(session: SessionHandle) -> &'static str {
+    session.insert(TOUCHED, &true).expect("a bool encodes");
+    "ok"
+}
+
+impl Apps {
+    fn new(codec: &SessionCodec, clock: &ManualClock) -> Apps {
+        let layer = || SessionLayer::new(codec.clone()).with_clock(clock.clone());
+        Apps {
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a tokio runtime"),
+            plain: Router::new().route("/", get(plain)),
+            read: Router::new().route("/", get(read)).layer(layer()),
+            write: Router::new().route("/", get(write)).layer(layer()),
+        }
+    }
+
+    /// One request through `app`, as a browser holding the session would send it.
+    fn call(&self, app: &Router, cookie_header: &str) -> Response<Body> {
+        let request = Request::get("/")
+            .header(COOKIE, cookie_header)
+            .body(Body::empty())
+            .expect("a valid request");
+        self.runtime.block_on(app.clone().oneshot(request)).expect("Router is infallible")
+    }
+}
+
+fn corpus_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    assert!(dir.is_dir(), "the corpus directory {} is missing", dir.display());
+    dir
+}
+
+fn load_cases(codec: &SessionCodec, now: SystemTime) -> Vec<Case> {
+    let dir = corpus_dir();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|error| panic!("reading {}: {error}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    paths.sort();
+    assert!(!paths.is_empty(), "no .json file in {}", dir.display());
+    paths
+        .iter()
+        .map(|path| {
+            let file = path.file_name().expect("a file name").to_string_lossy().into_owned();
+            let json = std::fs::read_to_string(path)
+                .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
+            let state: Map<String, Value> = serde_json::from_str(&json)
+                .unwrap_or_else(|error| panic!("{file} is not a JSON object: {error}"));
+            let mut session = Session::new();
+            for (key, value) in &state {
+                session.insert(key.clone(), value).expect("a JSON value encodes");
+            }
+            let cookies = codec.seal(&mut session, now).expect("the corpus fits the budget");
+            Case {
+                file,
+                json_len: json.len(),
+                cookie_header: cookies.request_header(),
+                cookies: cookies.len(),
+            }
+        })
+        .collect()
+}
+
+/// The requests must do what the table says they do, or the timings compare nothing.
+fn check(apps: &Apps, case: &Case) {
+    let set_cookies =
+        |response: &Response<Body>| response.headers().get_all(SET_COOKIE).iter().count();
+    let plain = apps.call(&apps.plain, &case.cookie_header);
+    assert_eq!(plain.status(), StatusCode::OK);
+    assert_eq!(set_cookies(&plain), 0);
+    let read = apps.call(&apps.read, &case.cookie_header);
+    assert_eq!(read.status(), StatusCode::OK, "{}", case.file);
+    assert_eq!(set_cookies(&read), 0, "{}: a read-only request sealed", case.file);
+    let write = apps.call(&apps.write, &case.cookie_header);
+    assert_eq!(write.status(), StatusCode::OK, "{}", case.file);
+    assert!(set_cookies(&write) >= case.cookies, "{}: a write did not seal", case.file);
+}
+
+fn bench_case(criterion: &mut Criterion, apps: &Apps, case: &Case) {
+    let mut group = criterion.benchmark_group(format!("adapter/{}", case.file));
+    for (name, app) in [("plain", &apps.plain), ("read", &apps.read), ("write", &apps.write)] {
+        group.bench_function(BenchmarkId::new("request", name), |b| {
+            b.iter(|| apps.call(app, black_box(&case.cookie_header)))
+        });
+    }
+    group.finish();
+}
+
+/// Median microseconds per call of each operation, in alternating batches so that a slow
+/// stretch of the machine hits all of them alike.
+fn medians(ops: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+    let iterations: Vec<u32> = ops
+        .iter_mut()
+        .map(|op| {
+            let mut n = 1u32;
+            loop {
+                let start = Instant::now();
+                (0..n).for_each(|_| op());
+                if start.elapsed() >= BATCH || n >= 1 << 20 {
+                    break n;
+                }
+                n *= 2;
+            }
+        })
+        .collect();
+    let mut samples = vec![Vec::with_capacity(ROUNDS); ops.len()];
+    for _ in 0..ROUNDS {
+        for ((op, &n), samples) in ops.iter_mut().zip(&iterations).zip(&mut samples) {
+            let start = Instant::now();
+            (0..n).for_each(|_| op());
+            samples.push(start.elapsed().as_secs_f64() * 1e6 / f64::from(n));
+        }
+    }
+    samples
+        .into_iter()
+        .map(|mut samples| {
+            samples.sort_by(f64::total_cmp);
+            samples[samples.len() / 2]
+        })
+        .collect()
+}
+
+fn print_summary(apps: &Apps, cases: &[Case]) {
+    println!();
+    println!("## Adapter cost (median of {ROUNDS} alternating batches, µs per request)");
+    println!();
+    println!(
+        "| state | JSON B | cookies | without layer | read (open) | added by read \
+         | write (open+seal) | added by write |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for case in cases {
+        let header = case.cookie_header.as_str();
+        let times = medians(&mut [
+            &mut || drop(black_box(apps.call(&apps.plain, black_box(header)))),
+            &mut || drop(black_box(apps.call(&apps.read, black_box(header)))),
+            &mut || drop(black_box(apps.call(&apps.write, black_box(header)))),
+        ]);
+        let (plain, read, write) = (times[0], times[1], times[2]);
+        println!(
+            "| {} | {} | {} | {plain:.2} | {read:.2} | +{:.2} | {write:.2} | +{:.2} |",
+            case.file,
+            case.json_len,
+            case.cookies,
+            read - plain,
+            write - plain,
+        );
+    }
+}
+
+fn main() {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    // The clock stands still at the time the cookies were sealed: no refresh is ever due, so a
+    // read-only request seals nothing.
+    let clock = ManualClock::new(now);
+    let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+    let cases = load_cases(&codec, now);
+    let apps = Apps::new(&codec, &clock);
+    for case in &cases {
+        check(&apps, case);
+    }
+
+    let mut criterion = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(50)
+        .configure_from_args();
+    for case in &cases {
+        bench_case(&mut criterion, &apps, case);
+    }
+    criterion.final_summary();
+
+    // The summary only in a real benchmark run: not under `cargo test --benches` (no `--bench`),
+    // `-- --test`, `--list` or `--profile-time`.
+    let args: Vec<String> = std::env::args().collect();
+    let has = |flag: &str| args.iter().any(|arg| arg == flag);
+    if has("--bench") && !has("--test") && !has("--list") && !has("--profile-time") {
+        print_summary(&apps, &cases);
+    }
+}
