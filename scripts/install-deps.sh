@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the system packages the tests, the fuzzers and CI need, on a Debian machine. Only
+# packages not yet installed are installed, so running it again is cheap.
+set -euo pipefail
+
+# >>> apt packages >>>
+APT_PACKAGES=()
+# libfuzzer-sys compiles libFuzzer, which is C++.
+command -v c++ >/dev/null 2>&1 || APT_PACKAGES+=(g++)
+# <<< apt packages <<<
+
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed"; then
+        missing+=("$package")
+    fi
+done
+if ((${#missing[@]} == 0)); then
+    echo "system packages: nothing to install"
+    exit 0
+fi
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update
+"${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test command the README gives. On a fresh Debian machine with Rust installed it installs
+# what the tests need, then runs every unit, integration and doc test with all features, and
+# checks that test_vectors/ still matches what the seeded generator produces.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "--- system packages"
+bash scripts/install-deps.sh
+
+echo "--- cargo test --all-features"
+cargo test --all-features
+
+echo "--- test vectors: cargo run --example test_vectors -- --check"
+cargo run --all-features --example test_vectors -- --check
