@@ -198,6 +198,15 @@ impl SessionCodec {
             .ok_or(RejectReason::Forged)?;
 
         // Authenticated from here on.
+        let (mut session, meta) = self.decode_frame(frame, now)?;
+        session.meta = Some(meta);
+        session.key_id = Some(key_id);
+        session.chunk_count = header.chunks;
+        Ok(session)
+    }
+
+    /// Checks the times of an authenticated frame and indexes its values, within the limits.
+    fn decode_frame(&self, frame: &[u8], now: u64) -> Result<(Session, FrameMeta), RejectReason> {
         let (meta, sections) = frame::decode_meta(frame)?;
         let skew = self.config.clock_skew.as_secs();
         if meta.issued_at > now.saturating_add(skew) {
@@ -229,10 +238,22 @@ impl SessionCodec {
                 }
             }
         }
-        session.meta = Some(meta);
-        session.key_id = Some(key_id);
-        session.chunk_count = header.chunks;
-        Ok(session)
+        Ok((session, meta))
+    }
+
+    /// The post-authentication half of `open` on a frame given directly, for fuzzing the
+    /// decompression and MessagePack indexing with arbitrary bytes. Not part of the API: real
+    /// frames only reach this code after their tag has been checked.
+    #[doc(hidden)]
+    pub fn __fuzz_decode_frame(
+        &self,
+        frame: &[u8],
+        now: SystemTime,
+    ) -> Result<Session, RejectReason> {
+        self.decode_frame(frame, to_unix(now)).map(|(mut session, meta)| {
+            session.meta = Some(meta);
+            session
+        })
     }
 
     /// Whether a response must carry Set-Cookie headers for this session: it changed, was
@@ -362,7 +383,9 @@ impl SessionCodec {
         let reject = |reason| Rejection { reason, seen_chunks: 0 };
         let token = token.trim();
         if token.is_empty() {
-            return Ok(Session::new());
+            // A client starts (or, after a purge, restarts) a token session with an empty
+            // header: its session goes back as a token too, never as cookies it cannot keep.
+            return Ok(Session { via_token: true, ..Session::new() });
         }
         if token.len() > self.config.cookie_budget {
             return Err(reject(RejectReason::TooLarge("token")));
