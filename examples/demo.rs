@@ -16,6 +16,7 @@
 //! modest sizes; the Cookie header budget is the library's default.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::extract::{Form, State};
 use axum::http::HeaderMap;
@@ -24,7 +25,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use sealed_session::integrations::tower::SessionLayer;
-use sealed_session::{Key, KeyRing, SessionCodec, SessionConfig, SessionHandle};
+use sealed_session::{Key, KeyRing, SessionCodec, SessionConfig, SessionHandle, SharedKeyRing};
 use serde::{Deserialize, Serialize};
 
 /// One line of the cart.
@@ -50,10 +51,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => 3000,
     };
 
-    let (ring, source) = key_ring(arg("--keys").cloned())?;
+    let (ring, source, file) = key_ring(arg("--keys").cloned())?;
+    let keys = SharedKeyRing::new(ring);
+    // A key ring file is watched: a rotation rolled out by rewriting it needs no restart, and an
+    // invalid new file keeps the last good ring in service.
+    let _watcher = file.map(|path| keys.watch_file(path, Duration::from_secs(1)));
     let config = SessionConfig::builder("demo").max_cookie_line(2048).build()?;
     let cookie_name = config.cookie_name().to_owned();
-    let codec = SessionCodec::new(config, ring);
+    let codec = SessionCodec::new(config, keys);
 
     let app = Router::new()
         .route("/", get(index))
@@ -76,20 +81,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// The key ring: a file or environment value when given, otherwise an ephemeral one.
-fn key_ring(file: Option<String>) -> Result<(KeyRing, String), Box<dyn std::error::Error>> {
+/// The key ring, where it came from, and the file to watch (if any).
+type Ring = (KeyRing, String, Option<String>);
+
+fn key_ring(file: Option<String>) -> Result<Ring, Box<dyn std::error::Error>> {
     let file = file.or_else(|| std::env::var("SEALED_SESSION_KEYS_FILE").ok());
     if let Some(path) = file {
-        return Ok((sealed_session::keys::file::load_file(&path)?, format!("file {path}")));
+        let ring = sealed_session::keys::file::load_file(&path)?;
+        return Ok((ring, format!("file {path} (watched for changes)"), Some(path)));
     }
     if let Ok(value) = std::env::var("SEALED_SESSION_KEYS") {
         let ring = sealed_session::keys::file::parse_env(&value)?;
-        return Ok((ring, "the SEALED_SESSION_KEYS environment variable".to_owned()));
+        return Ok((ring, "the SEALED_SESSION_KEYS environment variable".to_owned(), None));
     }
     eprintln!(
         "warning: no key ring given (--keys FILE or SEALED_SESSION_KEYS); using an ephemeral \
          key: every session ends when the demo stops"
     );
-    Ok((KeyRing::single(Key::generate()), "an ephemeral key ring".to_owned()))
+    Ok((KeyRing::single(Key::generate()), "an ephemeral key ring".to_owned(), None))
 }
 
 #[derive(Deserialize)]
