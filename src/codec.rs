@@ -429,6 +429,26 @@ impl SessionCodec {
         }
     }
 
+    /// [`store`](SessionCodec::store) as response headers, `(name, value)` pairs to append
+    /// to the response (the adapters' last step): Set-Cookie headers, or the token header.
+    ///
+    /// # Errors
+    ///
+    /// As [`store`](SessionCodec::store).
+    pub fn store_headers(
+        &self,
+        session: &mut Session,
+        now: SystemTime,
+    ) -> Result<Vec<(String, String)>, SealError> {
+        Ok(match self.store(session, now)? {
+            None => Vec::new(),
+            Some(Outgoing::Cookies(cookies)) => {
+                cookies.header_values().map(|value| ("set-cookie".to_owned(), value)).collect()
+            }
+            Some(Outgoing::Token(token)) => vec![(self.config.token_header().to_owned(), token)],
+        })
+    }
+
     /// Stores a request's session the way the adapters do: nothing when nothing needs saving,
     /// otherwise Set-Cookie headers, or a new token for a session that came in a token header.
     /// A failure is logged with `tracing` at error level (the caller should answer 500).

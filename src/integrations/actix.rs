@@ -29,12 +29,12 @@ use std::rc::Rc;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::header::{COOKIE, HeaderName, HeaderValue, SET_COOKIE};
+use actix_web::http::header::{COOKIE, HeaderName, HeaderValue};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse};
 
 use super::Shared;
 use crate::clock::Clock;
-use crate::codec::{Outgoing, SessionCodec};
+use crate::codec::SessionCodec;
 use crate::handle::SessionHandle;
 
 /// Adds a session to every request. See the [module docs](self).
@@ -103,8 +103,7 @@ where
         Box::pin(async move {
             let mut response = service.call(request).await?;
             let mut session = handle.take();
-            let codec = &shared.codec;
-            if append(codec, &mut session, &shared, response.headers_mut()).is_err() {
+            if append(&shared, &mut session, response.headers_mut()).is_err() {
                 // Logged by `store`; the body might reveal half-written state, so drop it.
                 let empty = HttpResponse::InternalServerError().finish();
                 return Ok(response.into_response(empty).map_into_right_body());
@@ -117,23 +116,13 @@ where
 /// Stores the session and appends what it needs to the response headers. The application's own
 /// Set-Cookie headers are kept.
 fn append(
-    codec: &SessionCodec,
-    session: &mut crate::Session,
     shared: &Shared,
+    session: &mut crate::Session,
     headers: &mut actix_web::http::header::HeaderMap,
 ) -> Result<(), ()> {
-    match codec.store(session, shared.clock.now()).map_err(|_| ())? {
-        None => {}
-        Some(Outgoing::Cookies(cookies)) => {
-            for value in cookies.header_values() {
-                let value = HeaderValue::try_from(value).map_err(|_| ())?;
-                headers.append(SET_COOKIE, value);
-            }
-        }
-        Some(Outgoing::Token(token)) => {
-            let name = HeaderName::try_from(codec.config().token_header()).map_err(|_| ())?;
-            headers.insert(name, HeaderValue::try_from(token).map_err(|_| ())?);
-        }
+    for (name, value) in shared.codec.store_headers(session, shared.clock.now()).map_err(drop)? {
+        let name = HeaderName::try_from(name).map_err(drop)?;
+        headers.append(name, HeaderValue::try_from(value).map_err(drop)?);
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum_core::extract::FromRequestParts;
-use http::header::{COOKIE, SET_COOKIE};
+use http::header::COOKIE;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use tower_layer::Layer;
@@ -32,7 +32,7 @@ use tower_service::Service;
 
 use super::Shared;
 use crate::clock::Clock;
-use crate::codec::{Outgoing, SessionCodec};
+use crate::codec::SessionCodec;
 use crate::handle::SessionHandle;
 
 /// Adds a session to every request. See the [module docs](self).
@@ -99,8 +99,7 @@ where
         Box::pin(async move {
             let mut response = inner.call(request).await?;
             let mut session = handle.take();
-            let codec = &shared.codec;
-            if append(codec, &mut session, &shared, response.headers_mut()).is_err() {
+            if append(&shared, &mut session, response.headers_mut()).is_err() {
                 // Logged by `store`; the body might reveal half-written state, so drop it.
                 response = Response::new(ResBody::default());
                 *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
@@ -113,23 +112,13 @@ where
 /// Stores the session and appends what it needs to the response headers. The application's own
 /// Set-Cookie headers are kept.
 fn append(
-    codec: &SessionCodec,
-    session: &mut crate::Session,
     shared: &Shared,
+    session: &mut crate::Session,
     headers: &mut http::HeaderMap,
 ) -> Result<(), ()> {
-    match codec.store(session, shared.clock.now()).map_err(|_| ())? {
-        None => {}
-        Some(Outgoing::Cookies(cookies)) => {
-            for value in cookies.header_values() {
-                let value = HeaderValue::try_from(value).map_err(|_| ())?;
-                headers.append(SET_COOKIE, value);
-            }
-        }
-        Some(Outgoing::Token(token)) => {
-            let name = HeaderName::try_from(codec.config().token_header()).map_err(|_| ())?;
-            headers.insert(name, HeaderValue::try_from(token).map_err(|_| ())?);
-        }
+    for (name, value) in shared.codec.store_headers(session, shared.clock.now()).map_err(drop)? {
+        let name = HeaderName::try_from(name).map_err(drop)?;
+        headers.append(name, HeaderValue::try_from(value).map_err(drop)?);
     }
     Ok(())
 }
