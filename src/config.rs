@@ -134,6 +134,11 @@ impl SessionConfig {
         self.absolute_timeout
     }
 
+    /// The clock skew allowance.
+    pub fn clock_skew(&self) -> Duration {
+        self.clock_skew
+    }
+
     /// Whether tokens are encrypted ([`Mode::Sealed`]) or only signed ([`Mode::Signed`]).
     pub fn mode(&self) -> Mode {
         self.mode

@@ -40,6 +40,10 @@ pub enum RejectReason {
     /// Something is larger than anything we could have produced: the Cookie header, a chunk, the
     /// token, or the decompressed state.
     TooLarge(&'static str),
+    /// The session was revoked (logged out, or "log out everywhere" for its subject).
+    Revoked,
+    /// The revocation store could not answer and the policy is to reject.
+    RevocationUnavailable,
 }
 
 impl fmt::Display for RejectReason {
@@ -56,6 +60,8 @@ impl fmt::Display for RejectReason {
             RejectReason::AbsoluteExpired => f.write_str("expired: absolute timeout"),
             RejectReason::IssuedInFuture => f.write_str("issued in the future"),
             RejectReason::TooLarge(what) => write!(f, "too large: {what}"),
+            RejectReason::Revoked => f.write_str("revoked"),
+            RejectReason::RevocationUnavailable => f.write_str("revocation store unavailable"),
         }
     }
 }

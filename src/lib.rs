@@ -68,6 +68,7 @@ pub mod format;
 mod handle;
 pub mod integrations;
 pub mod keys;
+pub mod revocation;
 mod seal;
 mod session;
 mod time;

@@ -76,6 +76,8 @@ pub struct Session {
     pub(crate) purged: bool,
     /// The session came in a token header rather than in cookies, and goes back the same way.
     pub(crate) via_token: bool,
+    /// The id and times of the session a `purge` ended, for revoking it.
+    pub(crate) ended: Option<FrameMeta>,
 }
 
 impl Session {
@@ -164,6 +166,9 @@ impl Session {
             Err(source) => return Err(ValueError::Encode { key, source }),
         };
         let entry = Entry { bytes, sensitive };
+        // Writing to a purged session starts a new one (say, a "logged out" notice): it is
+        // sealed under a new id rather than dropped.
+        self.purged = false;
         if self.values.get(&key) != Some(&entry) {
             self.values.insert(key, entry);
             self.changed = true;
@@ -190,7 +195,7 @@ impl Session {
     /// cookies is removed from the browser. Use it for logout.
     pub fn purge(&mut self) {
         self.values.clear();
-        self.meta = None;
+        self.ended = self.meta.take().or(self.ended);
         self.purged = true;
         self.changed = true;
     }
@@ -202,6 +207,12 @@ impl Session {
         self.renew = true;
         self.purged = false;
         self.changed = true;
+    }
+
+    /// The id and absolute expiry of the session [`purge`](Session::purge) ended, if it had
+    /// been sealed: what a revocation store must remember so a copied cookie stops working.
+    pub fn ended(&self) -> Option<(SessionId, SystemTime)> {
+        self.ended.map(|meta| (SessionId(meta.session_id), from_unix(meta.expires_at)))
     }
 
     /// Whether a value is stored under `key`.

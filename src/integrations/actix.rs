@@ -36,6 +36,7 @@ use super::Shared;
 use crate::clock::Clock;
 use crate::codec::SessionCodec;
 use crate::handle::SessionHandle;
+use crate::revocation::Revocation;
 
 /// Adds a session to every request. See the [module docs](self).
 #[derive(Debug, Clone)]
@@ -52,6 +53,13 @@ impl SessionMiddleware {
     /// Reads the time from `clock` instead of the system clock (for tests).
     pub fn with_clock(mut self, clock: impl Clock) -> SessionMiddleware {
         self.shared.clock = std::sync::Arc::new(clock);
+        self
+    }
+
+    /// Checks every authenticated session against `revocation`, and revokes purged sessions
+    /// (logout) in it. See [`crate::revocation`].
+    pub fn with_revocation(mut self, revocation: Revocation) -> SessionMiddleware {
+        self.shared.revocation = Some(revocation);
         self
     }
 }
@@ -92,19 +100,23 @@ where
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
         let shared = self.shared.clone();
-        let codec = &shared.codec;
         let headers = request.headers();
         let cookies = headers.get_all(COOKIE).filter_map(|value| value.to_str().ok());
-        let token = headers.get(codec.config().token_header()).and_then(|v| v.to_str().ok());
-        let handle = SessionHandle::new(codec.load(cookies, token, shared.clock.now()));
-        request.extensions_mut().insert(handle.clone());
+        let token_header = shared.codec.config().token_header();
+        let token = headers.get(token_header).and_then(|value| value.to_str().ok());
+        let session = shared.load(cookies, token);
 
         let service = Rc::clone(&self.service);
         Box::pin(async move {
+            let handle = SessionHandle::new(shared.admit(session).await);
+            request.extensions_mut().insert(handle.clone());
             let mut response = service.call(request).await?;
-            let mut session = handle.take();
-            if append(&shared, &mut session, response.headers_mut()).is_err() {
-                // Logged by `store`; the body might reveal half-written state, so drop it.
+            let appended = match shared.finish(handle.take()).await {
+                Ok(headers) => append(headers, response.headers_mut()),
+                Err(()) => Err(()),
+            };
+            if appended.is_err() {
+                // Logged by the codec; the body might reveal half-written state, so drop it.
                 let empty = HttpResponse::InternalServerError().finish();
                 return Ok(response.into_response(empty).map_into_right_body());
             }
@@ -113,14 +125,12 @@ where
     }
 }
 
-/// Stores the session and appends what it needs to the response headers. The application's own
-/// Set-Cookie headers are kept.
+/// Appends the session's headers; the application's own Set-Cookie headers are kept.
 fn append(
-    shared: &Shared,
-    session: &mut crate::Session,
+    pairs: Vec<(String, String)>,
     headers: &mut actix_web::http::header::HeaderMap,
 ) -> Result<(), ()> {
-    for (name, value) in shared.codec.store_headers(session, shared.clock.now()).map_err(drop)? {
+    for (name, value) in pairs {
         let name = HeaderName::try_from(name).map_err(drop)?;
         headers.append(name, HeaderValue::try_from(value).map_err(drop)?);
     }

@@ -1,35 +1,88 @@
 //! Framework adapters, each behind its cargo feature. They hold no logic of their own: they read
 //! the request's Cookie (or token) header, call [`SessionCodec::load`](crate::SessionCodec::load),
-//! put a [`SessionHandle`](crate::SessionHandle) in the request's extensions, and on the response
-//! call [`SessionCodec::store`](crate::SessionCodec::store) and append what it returns.
+//! check revocation when configured, put a [`SessionHandle`](crate::SessionHandle) in the
+//! request's extensions, and on the response call
+//! [`SessionCodec::store_headers`](crate::SessionCodec::store_headers), append what it returns, and
+//! revoke a purged session.
 
 use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
 use crate::codec::SessionCodec;
+use crate::revocation::Revocation;
+use crate::session::Session;
 
 #[cfg(feature = "actix-web")]
 pub mod actix;
 #[cfg(feature = "axum")]
 pub mod tower;
 
-/// What every adapter shares: the codec and the clock it reads.
+/// What every adapter shares: the codec, the clock it reads, the revocation check, and the
+/// three steps of a request.
 #[derive(Clone)]
 #[allow(dead_code)]
 pub(crate) struct Shared {
     pub(crate) codec: Arc<SessionCodec>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) revocation: Option<Revocation>,
 }
 
 #[allow(dead_code)]
 impl Shared {
     pub(crate) fn new(codec: SessionCodec) -> Shared {
-        Shared { codec: Arc::new(codec), clock: Arc::new(SystemClock) }
+        Shared { codec: Arc::new(codec), clock: Arc::new(SystemClock), revocation: None }
+    }
+
+    /// Step 1, before the handler: load the session from the request's headers.
+    pub(crate) fn load<'h>(
+        &self,
+        cookies: impl IntoIterator<Item = &'h str>,
+        token: Option<&str>,
+    ) -> Session {
+        self.codec.load(cookies, token, self.clock.now())
+    }
+
+    /// Step 2, before the handler: a revoked session becomes a fresh one (which removes the
+    /// client's cookies when stored), with a warning.
+    pub(crate) async fn admit(&self, session: Session) -> Session {
+        let Some(revocation) = &self.revocation else { return session };
+        match revocation.check(&session).await {
+            Ok(()) => session,
+            Err(reason) => {
+                tracing::warn!(
+                    cookie = %self.codec.config().cookie_name(),
+                    %reason,
+                    "session rejected; continuing with a fresh session"
+                );
+                Session {
+                    via_token: session.via_token,
+                    ..Session::fresh_replacing(session.client_chunks)
+                }
+            }
+        }
+    }
+
+    /// Step 3, after the handler: the headers to append, and the revocation of a purged
+    /// session. `Err` means the session could not be saved (already logged): answer 500.
+    pub(crate) async fn finish(&self, mut session: Session) -> Result<Vec<(String, String)>, ()> {
+        let ended = session.ended();
+        let headers = self.codec.store_headers(&mut session, self.clock.now()).map_err(drop)?;
+        if let (Some(revocation), Some((id, expires_at))) = (&self.revocation, ended) {
+            if let Err(error) = revocation.revoke_session(id, expires_at).await {
+                // The cookies are removed from this browser either way; only a copy stays
+                // usable until it expires.
+                tracing::error!(%error, session = %id, "could not record the logout for revocation");
+            }
+        }
+        Ok(headers)
     }
 }
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("codec", &self.codec).finish_non_exhaustive()
+        f.debug_struct("Shared")
+            .field("codec", &self.codec)
+            .field("revocation", &self.revocation)
+            .finish_non_exhaustive()
     }
 }
