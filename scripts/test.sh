@@ -13,3 +13,6 @@ cargo test --all-features
 
 echo "--- test vectors: cargo run --example test_vectors -- --check"
 cargo run --all-features --example test_vectors -- --check
+
+echo "--- independent Python decoder: test vectors and fresh CLI output"
+bash tools/check_python_decoder.sh

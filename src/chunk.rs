@@ -115,7 +115,8 @@ fn chunk_index(name: &str, base: &str) -> Option<u8> {
         return Some(0);
     }
     let digits = rest.strip_prefix('.')?;
-    if digits.is_empty() || digits.len() > 2 || digits.starts_with('0') {
+    let canonical = !digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit());
+    if digits.is_empty() || digits.len() > 2 || !canonical {
         return None;
     }
     let index: u8 = digits.parse().ok()?;
@@ -133,7 +134,9 @@ mod tests {
             assert_eq!(chunk_index(&name, "s"), Some(index as u8));
             assert_eq!(name.len(), 1 + suffix_len(index));
         }
-        for other in ["s.0", "s.01", "s.32", "s.100", "s.", "s.x", "sx", "t", "s.-1"] {
+        for other in
+            ["s.0", "s.01", "s.32", "s.100", "s.", "s.x", "sx", "t", "s.-1", "s.+1", "s. 1"]
+        {
             assert_eq!(chunk_index(other, "s"), None, "{other}");
         }
     }

@@ -46,6 +46,11 @@ pub(crate) fn decompress(input: &[u8], max: usize) -> Result<Vec<u8>, Decompress
         Ok(Some(size)) => size,
         _ => return Err(DecompressError::Invalid),
     };
+    // Exactly one frame and nothing after it (zstd would also decode frames that follow).
+    match zstd::zstd_safe::find_frame_compressed_size(input) {
+        Ok(len) if len == input.len() => {}
+        _ => return Err(DecompressError::Invalid),
+    }
     let size = usize::try_from(declared).map_err(|_| DecompressError::TooLarge)?;
     if size > max {
         return Err(DecompressError::TooLarge);
@@ -83,6 +88,15 @@ mod tests {
         let packed = compress(&input).unwrap();
         assert!(packed.len() < 200, "a megabyte of zeros packs small");
         assert_eq!(decompress(&packed, 64 * 1024), Err(DecompressError::TooLarge));
+    }
+
+    #[test]
+    fn rejects_anything_after_the_frame() {
+        let input = b"hello hello hello hello hello hello hello".repeat(20);
+        let mut packed = compress(&input).unwrap();
+        let empty_frame = compress(b"").unwrap();
+        packed.extend_from_slice(&empty_frame);
+        assert_eq!(decompress(&packed, 1 << 20), Err(DecompressError::Invalid));
     }
 
     #[test]

@@ -1,0 +1,428 @@
+#!/usr/bin/env python3
+"""An independent decoder for sealed-session tokens, written from FORMAT.md alone.
+
+    python3 tools/decode.py vectors test_vectors/v1.json
+    python3 tools/decode.py open --keys RING.json --name NAME --cookie 'HEADER' [--now SECS]
+
+`vectors` opens every valid vector and checks it against `expected`, and checks that every
+must-fail vector fails with its `expected_error`; `open` opens a Cookie header under a key ring
+file (as written by `sealed-session keys init`) and prints the session as JSON. Section numbers
+(§) refer to FORMAT.md.
+"""
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import sys
+import time
+
+import msgpack
+import zstandard
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+VERSION, HEADER_LEN, NONCE_LEN, TAG_LEN, MAC_LEN, ID_LEN = 1, 6, 24, 16, 32, 16
+MAX_CHUNKS, MAX_OURS, MAX_VARIANTS, MAX_DEPTH = 32, 128, 4, 64
+MODES = {"sealed": 0, "signed": 1}
+DEFAULTS = dict(idle_timeout_secs=1800, clock_skew_secs=60, max_state_size=65536,
+                cookie_budget=6144, max_cookie_header=32768)
+# §6.3: whitespace trimmed around cookie names and values (Unicode White_Space).
+WHITESPACE = " \t\n\x0b\x0c\r\x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000" + "".join(
+    map(chr, range(0x2000, 0x200B)))
+B64_ALPHABET = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+class Rejected(Exception):
+    """A rejection; `reason` is one of the names of §8."""
+
+    def __init__(self, reason, detail=""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def subkeys(secret):
+    """§2: HKDF-SHA256, no salt, IKM = secret, L = 32, one info string per algorithm."""
+    def derive(info):
+        return HKDF(hashes.SHA256(), 32, None, info).derive(secret)
+    return derive(b"sealed-session v1 xaes-256-gcm"), derive(b"sealed-session v1 hmac-sha256")
+
+
+def xaes_256_gcm_open(key, nonce, ciphertext_and_tag, aad):
+    """§3.3: XAES-256-GCM (https://c2sp.org/XAES-256-GCM) decryption.
+
+    The 24-byte nonce N splits into N[:12], which derives a per-message AES-256 key Kx, and
+    N[12:], the AES-GCM nonce under Kx. The derivation is NIST SP 800-108 counter-mode KDF with
+    CMAC-AES-256 as its PRF, simplified to single-block CMACs: L = AES-256_K(0^128); K1 is
+    CMAC's first subkey, L doubled in GF(2^128) (shift left one bit, xor 0x87 into the last
+    byte if a bit fell off); each half of Kx is AES-256_K(M_i xor K1) with
+    M_i = 0x00 i 0x58 0x00 || N[:12] (counter i, label "X", separator, context N[:12]).
+    AES-256 here is the single-block permutation, computed with ECB on one block.
+    """
+    aes = Cipher(algorithms.AES256(key), modes.ECB()).encryptor()
+    block = aes.update(bytes(16))
+    k1 = int.from_bytes(block, "big") << 1
+    if k1 >> 128:
+        k1 ^= (1 << 128) | 0x87
+    halves = []
+    for counter in (1, 2):
+        m = int.from_bytes(bytes([0, counter, 0x58, 0]) + nonce[:12], "big")
+        halves.append(aes.update((m ^ k1).to_bytes(16, "big")))
+    try:
+        return AESGCM(b"".join(halves)).decrypt(nonce[12:], ciphertext_and_tag, aad)
+    except Exception:
+        raise Rejected("forged") from None
+
+
+def b64decode_strict(text):
+    """§6.3 step 5: base64url, no padding, canonical (unused trailing bits zero)."""
+    raw = text.encode("ascii", "replace")
+    if not set(raw) <= B64_ALPHABET or len(raw) % 4 == 1:
+        raise Rejected("malformed", "not canonical base64url")
+    data = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+    if base64.urlsafe_b64encode(data).rstrip(b"=") != raw:  # nonzero unused low bits
+        raise Rejected("malformed", "not canonical base64url")
+    return data
+
+
+def varint(buf, pos):
+    """§4: unsigned LEB128, at most 10 bytes, at most 64 bits."""
+    value = 0
+    for i in range(10):
+        if pos >= len(buf):
+            break
+        byte = buf[pos]
+        pos += 1
+        if i == 9 and byte > 1:
+            raise Rejected("malformed", "varint overflows 64 bits")
+        value |= (byte & 0x7F) << (7 * i)
+        if byte < 0x80:
+            return value, pos
+    raise Rejected("malformed", "unterminated varint")
+
+
+def take(buf, pos, n):
+    if n > len(buf) - pos:
+        raise Rejected("malformed", "length beyond the bytes that remain")
+    return buf[pos:pos + n], pos + n
+
+
+def msgpack_skip(buf, pos, depth):
+    """Returns the end of the MessagePack value at `pos`, checking lengths and nesting (§5).
+
+    A section's values are at depth 1, the items of an array or map at depth d at d + 1."""
+    if depth > MAX_DEPTH:
+        raise Rejected("malformed", "nesting deeper than 64")
+    b, pos = take(buf, pos, 1)
+    b = b[0]
+    size = lambda n: (int.from_bytes(take(buf, pos, n)[0], "big"), pos + n)  # noqa: E731
+    if b <= 0x7F or b >= 0xE0 or b in (0xC0, 0xC2, 0xC3):
+        return pos
+    if b in (0xCA, 0xCB, 0xCC, 0xCD, 0xCE, 0xCF, 0xD0, 0xD1, 0xD2, 0xD3):
+        return take(buf, pos, {0xCA: 4, 0xCB: 8}.get(b, 1 << (b & 3)))[1]
+    if 0xD4 <= b <= 0xD8:  # fixext: type byte + 1, 2, 4, 8 or 16 bytes
+        return take(buf, pos, 1 + (1 << (b - 0xD4)))[1]
+    if 0xA0 <= b <= 0xBF:
+        return take(buf, pos, b & 0x1F)[1]
+    if b in (0xC4, 0xC5, 0xC6, 0xD9, 0xDA, 0xDB):  # bin, str 8/16/32
+        n, pos = size({0xC4: 1, 0xC5: 2, 0xC6: 4, 0xD9: 1, 0xDA: 2, 0xDB: 4}[b])
+        return take(buf, pos, n)[1]
+    if b in (0xC7, 0xC8, 0xC9):  # ext 8/16/32: length, type byte, data
+        n, pos = size({0xC7: 1, 0xC8: 2, 0xC9: 4}[b])
+        return take(buf, pos, n + 1)[1]
+    if 0x80 <= b <= 0x9F:
+        count, pairs = b & 0x0F, b < 0x90
+    elif b in (0xDC, 0xDD, 0xDE, 0xDF):
+        count, pos = size(2 if b in (0xDC, 0xDE) else 4)
+        pairs = b >= 0xDE
+    else:
+        raise Rejected("malformed", "invalid MessagePack type 0xc1")
+    items = count * 2 if pairs else count
+    if items > len(buf) - pos:  # every item needs at least one byte
+        raise Rejected("malformed", "count beyond the bytes that remain")
+    for _ in range(items):
+        pos = msgpack_skip(buf, pos, depth + 1)
+    return pos
+
+
+def section(buf):
+    """§5: one MessagePack map with str keys, consumed exactly. Returns {key: value bytes}."""
+    b = buf[:1]
+    if not b or not (0x80 <= b[0] <= 0x8F or b[0] in (0xDE, 0xDF)):
+        raise Rejected("malformed", "section is not a map")
+    pos = 1
+    count = b[0] & 0x0F
+    if b[0] in (0xDE, 0xDF):
+        n = 2 if b[0] == 0xDE else 4
+        count, pos = int.from_bytes(take(buf, 1, n)[0], "big"), 1 + n
+    if 2 * count > len(buf) - pos:
+        raise Rejected("malformed", "count beyond the bytes that remain")
+    entries = {}
+    for _ in range(count):
+        tag = take(buf, pos, 1)[0][0]
+        pos += 1
+        if 0xA0 <= tag <= 0xBF:
+            n = tag & 0x1F
+        elif tag == 0xD9:
+            n, pos = take(buf, pos, 1)[0][0], pos + 1
+        elif tag in (0xDA, 0xDB):
+            w = 2 if tag == 0xDA else 4
+            n, pos = int.from_bytes(take(buf, pos, w)[0], "big"), pos + w
+        else:
+            raise Rejected("malformed", "key is not a string")
+        raw_key, pos = take(buf, pos, n)
+        try:
+            key = raw_key.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Rejected("malformed", "key is not UTF-8") from None
+        if key in entries:
+            raise Rejected("malformed", "duplicate key")
+        start, pos = pos, msgpack_skip(buf, pos, 1)
+        entries[key] = buf[start:pos]
+    if pos != len(buf):
+        raise Rejected("malformed", "trailing bytes after the map")
+    return entries
+
+
+def decompress(body, limit):
+    """§4 Compression: one zstd frame that declares its size, checked before decompressing."""
+    try:
+        declared = zstandard.get_frame_parameters(body).content_size
+    except zstandard.ZstdError:
+        raise Rejected("malformed", "not a zstd frame") from None
+    if declared in (zstandard.CONTENTSIZE_UNKNOWN, zstandard.CONTENTSIZE_ERROR):
+        raise Rejected("malformed", "zstd frame does not declare its size")
+    if declared > limit:
+        raise Rejected("too_large", f"declares {declared} bytes, limit {limit}")
+    d = zstandard.ZstdDecompressor().decompressobj()
+    try:
+        out = d.decompress(body)
+    except zstandard.ZstdError:
+        raise Rejected("malformed", "corrupt zstd frame") from None
+    if not d.eof or d.unused_data or len(out) != declared:
+        raise Rejected("malformed", "zstd frame size or end mismatch")
+    return out
+
+
+def parse_cookies(header, name, cfg):
+    """§6.3 steps 1-2 and duplicate names: the variants, each {index: piece}, to try in order."""
+    if len(header.encode()) > cfg["max_cookie_header"]:
+        raise Rejected("too_large", "Cookie header longer than the maximum")
+    seen = {}  # chunk index -> values in order of appearance
+    for part in header.split(";"):
+        key, eq, value = part.partition("=")
+        key, value = key.strip(WHITESPACE), value.strip(WHITESPACE)
+        if not eq or not key:
+            continue
+        if key == name:
+            index = 0
+        elif key.startswith(name + "."):
+            digits = key[len(name) + 1:]  # 1 to 31: ASCII digits, no leading zero or sign
+            if not (digits.isascii() and digits.isdigit() and len(digits) <= 2
+                    and digits[0] != "0" and int(digits) <= 31):
+                continue
+            index = int(digits)
+        else:
+            continue
+        seen.setdefault(index, []).append(value)
+    if sum(map(len, seen.values())) > MAX_OURS:
+        raise Rejected("too_large", "too many session cookies")
+    count = min(MAX_VARIANTS, max(map(len, seen.values()), default=0))
+    return [{i: vals[min(v, len(vals) - 1)] for i, vals in seen.items()} for v in range(count)]
+
+
+def open_pieces(pieces, name, ring, mode, cfg, now):
+    """§6.3 steps 3-6 for one variant. `ring` maps key id -> 32-byte secret."""
+    if 0 not in pieces or len(pieces[0]) < 8:
+        raise Rejected("malformed", "no header in the first cookie")
+    header = b64decode_strict(pieces[0][:8])
+    version, mode_nibble, chunks = header[0] >> 4, header[0] & 0x0F, header[1]
+    key_id = int.from_bytes(header[2:6], "big")
+    if version != VERSION:
+        raise Rejected("unsupported_version")
+    if mode_nibble != MODES[mode]:
+        raise Rejected("wrong_mode")
+    if not 1 <= chunks <= MAX_CHUNKS:
+        raise Rejected("malformed", "chunk count")
+    if any(i not in pieces for i in range(1, chunks)):
+        raise Rejected("malformed", "a chunk is missing")
+    if key_id not in ring:
+        raise Rejected("unknown_key")
+    joined = "".join(pieces[i] for i in range(chunks))
+    if len(joined) > cfg["cookie_budget"]:
+        raise Rejected("too_large", "token longer than the cookie budget")
+    token = b64decode_strict(joined)
+    if len(token) < HEADER_LEN + (NONCE_LEN + TAG_LEN if mode == "sealed" else MAC_LEN):
+        raise Rejected("malformed", "token too short")
+
+    # §3: authenticate (and decrypt) under the one key the header names.
+    aad = header + bytes([len(name)]) + name.encode("ascii")
+    enc_key, sign_key = subkeys(ring[key_id])
+    if mode == "sealed":
+        frame = xaes_256_gcm_open(enc_key, token[6:30], token[30:], aad)
+    else:
+        frame, mac = token[6:-MAC_LEN], token[-MAC_LEN:]
+        if not hmac.compare_digest(hmac.new(sign_key, aad + frame, hashlib.sha256).digest(), mac):
+            raise Rejected("forged")
+
+    # §4: the frame.
+    flags = take(frame, 0, 1)[0][0]
+    if flags & ~0x03:
+        raise Rejected("malformed", "reserved flag bits set")
+    issued_at, pos = varint(frame, 1)
+    refresh_delta, pos = varint(frame, pos)
+    expiry_delta, pos = varint(frame, pos)
+    session_id, pos = take(frame, pos, ID_LEN)
+    last_refresh, expires_at = issued_at + refresh_delta, issued_at + expiry_delta
+    if max(last_refresh, expires_at) >= 1 << 64:
+        raise Rejected("malformed", "time overflows 64 bits")
+    if flags & 0x02:
+        body_len, pos = varint(frame, pos)
+        body, pos = take(frame, pos, body_len)
+        sensitive = frame[pos:]
+    else:
+        body, sensitive = frame[pos:], b""
+    skew = cfg["clock_skew_secs"]
+    if issued_at > now + skew:  # §4.1, in this order
+        raise Rejected("issued_in_future")
+    if now > expires_at + skew:
+        raise Rejected("absolute_expired")
+    if now > last_refresh + cfg["idle_timeout_secs"] + skew:
+        raise Rejected("idle_expired")
+    max_state = cfg["max_state_size"]
+    if len(sensitive) > max_state:
+        raise Rejected("too_large", "sensitive section larger than the maximum state")
+    if flags & 0x01:
+        body = decompress(body, max_state - len(sensitive))
+
+    ordinary = section(body)
+    secret = section(sensitive) if flags & 0x02 else {}
+    if ordinary.keys() & secret.keys():
+        raise Rejected("malformed", "a key in both sections")
+    return dict(
+        values=ordinary | secret, sensitive=sorted(secret), session_id=session_id.hex(),
+        key_id=key_id, issued_at=issued_at, last_refresh=last_refresh, expires_at=expires_at,
+        chunks=chunks, compressed=bool(flags & 1), token=joined, aad=aad.hex(), frame=frame.hex())
+
+
+def open_header(header, name, ring, mode, cfg, now):
+    """A Cookie header -> the session, or None without a session cookie. Raises Rejected."""
+    first = None
+    for pieces in parse_cookies(header, name, cfg):
+        try:
+            return open_pieces(pieces, name, ring, mode, cfg, now)
+        except Rejected as error:  # try the next variant; report the first variant's error
+            first = first or error
+    if first:
+        raise first
+    return None
+
+
+def value_of(raw):
+    return msgpack.unpackb(raw, raw=False, strict_map_key=False)
+
+
+def check_vector(v):
+    """Returns a list of problems with one vector (empty when it passes)."""
+    cfg = DEFAULTS | v["config"]
+    ring = {}
+    for k in v["keys"]:
+        secret = bytes.fromhex(k["secret_hex"])
+        ring[k["id"]] = secret
+        if [x.hex() for x in subkeys(secret)] != [k["encryption_subkey_hex"],
+                                                   k["signing_subkey_hex"]]:
+            return [f"subkeys of key {k['id']} differ"]
+    try:
+        got = open_header(v["cookie_header"], v["cookie_name"], ring, v["mode"], cfg, v["now"])
+    except Rejected as error:
+        got = error
+    if "expected_error" in v:
+        reason = got.reason if isinstance(got, Rejected) else "opened"
+        return [] if reason == v["expected_error"] else [f"{reason}, expected {v['expected_error']}"]
+    if not isinstance(got, dict):
+        return [f"rejected: {got}"]
+    e = v["expected"]
+    want = dict(state=e["state"], sensitive=sorted(e["sensitive"]), session_id=e["session_id_hex"],
+                issued_at=e["issued_at"], last_refresh=e["last_refresh"],
+                expires_at=e["expires_at"], key_id=e["key_id"], compressed=e["compressed"],
+                chunks=e["chunks"], token=v["token"], aad=e["aad_hex"], frame=e["frame_hex"])
+    have = dict(got, state={k: value_of(raw) for k, raw in got["values"].items()})
+    return [f"{k}: got {have[k]!r}, expected {want[k]!r}" for k in want if have[k] != want[k]]
+
+
+def cmd_vectors(path):
+    with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    assert doc["format_version"] == VERSION
+    passed = failed = 0
+    for v in doc["vectors"]:
+        problems = check_vector(v)
+        kind = v.get("expected_error", "valid")
+        print(f"{'ok  ' if not problems else 'FAIL'} {v['name']} ({kind})")
+        for problem in problems:
+            print(f"     {problem}")
+        passed, failed = passed + (not problems), failed + bool(problems)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed or not passed else 0
+
+
+def load_ring(path):
+    """The key ring file (src/keys/file.rs): secrets are base64url without padding."""
+    with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    if doc.get("version") != 1:
+        sys.exit(f"{path}: unsupported key ring version")
+    ring = {}
+    for k in doc["keys"]:
+        secret = b64decode_strict(k["secret"])
+        if len(secret) != 32:
+            sys.exit(f"{path}: key {k['id']} is not 32 bytes")
+        ring[k["id"]] = secret
+    return ring
+
+
+def cmd_open(args):
+    name = args.name if args.no_host_prefix else "__Host-" + args.name
+    cfg = dict(DEFAULTS, idle_timeout_secs=args.idle_timeout)
+    header = args.cookie.strip()
+    if header[:7].lower() == "cookie:":
+        header = header[7:]
+    mode = "signed" if args.signed else "sealed"
+    now = int(time.time()) if args.now is None else args.now
+    try:
+        s = open_header(header, name, load_ring(args.keys), mode, cfg, now)
+    except Rejected as error:
+        print(f"rejected: {error}", file=sys.stderr)
+        return 1
+    if s is None:
+        print(f"rejected: no cookie named {name} in the header", file=sys.stderr)
+        return 1
+    out = {k: s[k] for k in ("sensitive", "session_id", "key_id", "issued_at", "last_refresh",
+                             "expires_at", "chunks", "compressed")}
+    out["values"] = {k: value_of(raw) for k, raw in s["values"].items()}
+    print(json.dumps(out, indent=2, ensure_ascii=False, default=lambda b: b.hex()))
+    return 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    vec = sub.add_parser("vectors", help="check test_vectors/v1.json")
+    vec.add_argument("path")
+    op = sub.add_parser("open", help="open a Cookie header; print the session as JSON")
+    op.add_argument("--keys", required=True, help="key ring file (JSON)")
+    op.add_argument("--name", required=True, help="cookie base name, as given to `seal`")
+    op.add_argument("--no-host-prefix", action="store_true", help="NAME has no __Host- prefix")
+    op.add_argument("--signed", action="store_true", help="signed mode instead of sealed")
+    op.add_argument("--cookie", required=True, help="the Cookie header's value")
+    op.add_argument("--now", type=int, help="open at this Unix time (default: now)")
+    op.add_argument("--idle-timeout", type=int, default=1800, help="seconds (default 1800)")
+    args = parser.parse_args()
+    return cmd_vectors(args.path) if args.command == "vectors" else cmd_open(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
