@@ -12,7 +12,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 CORPUS_DIR=${CORPUS_DIR:-$ROOT/../shared/corpus}
 PYTHON=${PYTHON:-python3}
-VENV=$ROOT/target/python-decoder-venv
+# Cargo's target directory (CARGO_TARGET_DIR or the workspace's), as cargo reports it.
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps --manifest-path "$ROOT/Cargo.toml" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+VENV=$TARGET_DIR/python-decoder-venv
 
 step() { printf '\n== %s\n' "$*"; }
 fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
@@ -34,11 +37,8 @@ step "Test vectors"
 "$PY" tools/decode.py vectors test_vectors/v1.json || fail "test vectors"
 
 step "Round trip through the CLI"
-if ! cargo build --quiet --features cli --bin sealed-session; then
-    echo "SKIPPED: the sealed-session CLI does not build (cargo build --features cli)" >&2
-    exit 0
-fi
-BIN=$ROOT/target/debug/sealed-session
+cargo build --quiet --features cli --bin sealed-session || fail "cargo build --features cli"
+BIN=$TARGET_DIR/debug/sealed-session
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 "$BIN" keys init --file "$TMP/ring.json" >/dev/null
