@@ -12,11 +12,33 @@
 //!   `SEALED_SESSION_KEYS`: the key ring as one environment value. With neither, the demo makes
 //!   an ephemeral ring and says so: sessions then end when it stops.
 //!
+//! * `--redis URL` (or `SEALED_SESSION_REDIS`): keep revocations in Redis (needs the `redis`
+//!   feature: `cargo run --example demo --features axum,redis -- --redis redis://127.0.0.1/`), so
+//!   several demo processes share them. Without it, revocations live in this process's memory.
+//! * `--no-session-layer`: serve only the two load-test routes below, by handlers that never
+//!   touch a session, for measuring what the session layer costs (`scripts/load.sh`).
+//!
 //! The demo splits cookies at 2,048 bytes (half the browser limit) so that chunking shows at
 //! modest sizes; the Cookie header budget is the library's default.
+//!
+//! Logging out revokes the session, so a copy of its cookies taken before is worthless after.
+//! "Log out everywhere" (`POST /logout-everywhere`) revokes every session of the user issued up
+//! to now, on every device. Sessions carry their issue time in whole seconds, so the revocation
+//! covers the whole current second (`issued_before` = the next whole second), and the handler
+//! holds its response until that second has passed (at most one second): nothing issued before
+//! the click survives, and a login made after the response is never caught by it.
+//!
+//! Two routes exist for load tests, with and without the session layer; their bodies are the
+//! same size either way:
+//!
+//! * `GET /bench/read`: reads `user` from the session and answers `hello, USER` (without the
+//!   layer: `hello, bench`; `scripts/load.sh` logs in as `bench`);
+//! * `POST /bench/write`: increments the session's `hits` counter, so the session is sealed
+//!   again, and answers the new count in 20 columns (without the layer: a process-wide counter).
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use axum::extract::{Form, State};
 use axum::http::HeaderMap;
@@ -25,6 +47,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use sealed_session::integrations::tower::SessionLayer;
+use sealed_session::revocation::{MemoryRevocations, Revocation};
 use sealed_session::{Key, KeyRing, SessionCodec, SessionConfig, SessionHandle, SharedKeyRing};
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +63,8 @@ struct CartItem {
 #[derive(Clone)]
 struct App {
     cookie_name: String,
+    config: SessionConfig,
+    revocation: Revocation,
 }
 
 #[tokio::main]
@@ -51,26 +76,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => 3000,
     };
 
-    let (ring, source, file) = key_ring(arg("--keys").cloned())?;
-    let keys = SharedKeyRing::new(ring);
-    // A key ring file is watched: a rotation rolled out by rewriting it needs no restart, and an
-    // invalid new file keeps the last good ring in service.
-    let _watcher = file.map(|path| keys.watch_file(path, Duration::from_secs(1)));
-    let config = SessionConfig::builder("demo").max_cookie_line(2048).build()?;
-    let cookie_name = config.cookie_name().to_owned();
-    let codec = SessionCodec::new(config, keys);
+    // The watcher (if any) must live as long as the server.
+    let (app, source, _watcher) = if args.iter().any(|a| a == "--no-session-layer") {
+        let app = Router::new()
+            .route("/bench/read", get(bench_read_plain))
+            .route("/bench/write", post(bench_write_plain));
+        let source = "nowhere: --no-session-layer serves /bench/* only, without sessions";
+        (app, source.to_owned(), None)
+    } else {
+        let (ring, source, file) = key_ring(arg("--keys").cloned())?;
+        let keys = SharedKeyRing::new(ring);
+        // A key ring file is watched: a rotation rolled out by rewriting it needs no restart, and
+        // an invalid new file keeps the last good ring in service.
+        let watcher = file.map(|path| keys.watch_file(path, Duration::from_secs(1)));
+        let config = SessionConfig::builder("demo").max_cookie_line(2048).build()?;
+        let cookie_name = config.cookie_name().to_owned();
+        let app_config = config.clone();
+        let codec = SessionCodec::new(config, keys);
+        let (revocation, revocations) = revocation(arg("--redis").cloned()).await?;
+        println!("sealed-session demo: revocations {revocations}");
 
-    let app = Router::new()
-        .route("/", get(index))
-        .route("/login", post(login))
-        .route("/logout", post(logout))
-        .route("/cart/add", post(cart_add))
-        .route("/cart/grow", post(cart_grow))
-        .route("/cart/shrink", post(cart_shrink))
-        .route("/notes/add", post(notes_add))
-        .route("/api/session", get(api_session))
-        .layer(SessionLayer::new(codec))
-        .with_state(App { cookie_name });
+        let app = Router::new()
+            .route("/", get(index))
+            .route("/login", post(login))
+            .route("/logout", post(logout))
+            .route("/logout-everywhere", post(logout_everywhere))
+            .route("/cart/add", post(cart_add))
+            .route("/cart/grow", post(cart_grow))
+            .route("/cart/shrink", post(cart_shrink))
+            .route("/notes/add", post(notes_add))
+            .route("/api/session", get(api_session))
+            .route("/bench/read", get(bench_read))
+            .route("/bench/write", post(bench_write))
+            .layer(SessionLayer::new(codec).with_revocation(revocation.clone()))
+            .with_state(App { cookie_name, config: app_config, revocation });
+        (app, source, watcher)
+    };
 
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     let addr = listener.local_addr()?;
@@ -101,6 +142,37 @@ fn key_ring(file: Option<String>) -> Result<Ring, Box<dyn std::error::Error>> {
     Ok((KeyRing::single(Key::generate()), "an ephemeral key ring".to_owned(), None))
 }
 
+/// The revocation check, and where its entries live: Redis when `--redis URL` (or
+/// `SEALED_SESSION_REDIS`) is given, this process's memory otherwise. The subject is the
+/// session's `user`.
+async fn revocation(
+    url: Option<String>,
+) -> Result<(Revocation, String), Box<dyn std::error::Error>> {
+    let Some(url) = url.or_else(|| std::env::var("SEALED_SESSION_REDIS").ok()) else {
+        let store = MemoryRevocations::new();
+        return Ok((Revocation::new(store, "user"), "in memory (this process only)".to_owned()));
+    };
+    #[cfg(feature = "redis")]
+    {
+        let store = sealed_session::revocation::RedisRevocations::new(&url)?;
+        // The store connects lazily; say now if Redis is not there. The demo still starts:
+        // with the default policy (accept), sessions work and revocations wait for Redis.
+        if let Err(error) = store.ping().await {
+            eprintln!("warning: {error}; starting anyway (failure policy: accept)");
+        }
+        // The URL may carry a password: only its host is shown.
+        let host = url.rsplit('@').next().unwrap_or_default().trim_start_matches("redis://");
+        Ok((Revocation::new(store, "user"), format!("in Redis at {host}")))
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = url;
+        Err("--redis (or SEALED_SESSION_REDIS) needs the `redis` feature: \
+             cargo run --example demo --features axum,redis -- --redis URL"
+            .into())
+    }
+}
+
 #[derive(Deserialize)]
 struct LoginForm {
     user: String,
@@ -119,9 +191,34 @@ async fn login(session: SessionHandle, Form(form): Form<LoginForm>) -> Response 
     Redirect::to("/").into_response()
 }
 
+/// Purging the session makes the layer revoke it: a copy of its cookies is worthless now.
 async fn logout(session: SessionHandle) -> Redirect {
     session.purge();
     Redirect::to("/")
+}
+
+/// Revokes every session of the user issued up to now, on every device, then purges this one.
+/// See the module docs for the one-second granularity.
+async fn logout_everywhere(State(app): State<App>, session: SessionHandle) -> Response {
+    let Some(user) = session.get::<String>("user").ok().flatten() else {
+        return Redirect::to("/").into_response();
+    };
+    let now = SystemTime::now();
+    let whole = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
+    let before = SystemTime::UNIX_EPOCH + Duration::from_secs(whole + 1);
+    if let Err(error) = app.revocation.revoke_subject(&user, before, &app.config).await {
+        eprintln!("log out everywhere failed: {error}");
+        let message = "Could not log out everywhere (the revocation store is unavailable); \
+                       nothing was changed, try again.";
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, message).into_response();
+    }
+    // A login answered before `before` would get issued_at < before and be revoked with the
+    // rest: wait out the current second (at most one) before the browser can log in again.
+    if let Ok(left) = before.duration_since(SystemTime::now()) {
+        tokio::time::sleep(left).await;
+    }
+    session.purge();
+    Redirect::to("/").into_response()
 }
 
 #[derive(Deserialize)]
@@ -211,6 +308,33 @@ async fn notes_add(session: SessionHandle, Form(form): Form<NoteForm>) -> Respon
     }
 }
 
+/// `GET /bench/read`: reads the session, changes nothing.
+async fn bench_read(session: SessionHandle) -> String {
+    let user: Option<String> = session.get("user").ok().flatten();
+    format!("hello, {}\n", user.as_deref().unwrap_or("nobody"))
+}
+
+/// `GET /bench/read` under `--no-session-layer`: the same body for the user `bench`.
+async fn bench_read_plain() -> String {
+    format!("hello, {}\n", std::hint::black_box("bench"))
+}
+
+/// `POST /bench/write`: increments the session's counter, so the session is sealed again.
+async fn bench_write(session: SessionHandle) -> Response {
+    let hits: u64 = session.get("hits").ok().flatten().unwrap_or(0) + 1;
+    match session.insert("hits", &hits) {
+        Ok(()) => format!("{hits:>20}\n").into_response(),
+        Err(_) => server_error(),
+    }
+}
+
+/// `POST /bench/write` under `--no-session-layer`: a process-wide counter, the same body size.
+async fn bench_write_plain() -> String {
+    static HITS: AtomicU64 = AtomicU64::new(0);
+    let hits = HITS.fetch_add(1, Ordering::Relaxed) + 1;
+    format!("{hits:>20}\n")
+}
+
 fn server_error() -> Response {
     axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
 }
@@ -265,7 +389,8 @@ async fn index(State(app): State<App>, session: SessionHandle, headers: HeaderMa
     let account = match &v.user {
         Some(user) => format!(
             r#"<p>Logged in as <strong id="user">{}</strong>.</p>
-<form method="post" action="/logout"><button id="logout">Log out</button></form>"#,
+<form method="post" action="/logout"><button id="logout">Log out</button></form>
+<form method="post" action="/logout-everywhere"><button id="logout-everywhere">Log out everywhere</button></form>"#,
             escape(user)
         ),
         None => r#"<form method="post" action="/login"><input name="user" id="user-input" placeholder="name" required>

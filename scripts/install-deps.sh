@@ -7,6 +7,14 @@ set -euo pipefail
 APT_PACKAGES=()
 # libfuzzer-sys compiles libFuzzer, which is C++.
 command -v c++ >/dev/null 2>&1 || APT_PACKAGES+=(g++)
+# The revocation tests (tests/revocation.rs) and bench start a real Redis server.
+command -v redis-server >/dev/null 2>&1 || APT_PACKAGES+=(redis-server)
+# tests/browser.rs: headless Chromium driven through WebDriver (chromedriver).
+APT_PACKAGES+=(chromium chromium-driver)
+# tests/fleet.rs: an nginx round-robin load balancer in front of three demo instances.
+APT_PACKAGES+=(nginx)
+# scripts/load.sh (not part of the test suite): the HTTP load generator, and curl to log in.
+APT_PACKAGES+=(wrk curl)
 # <<< apt packages <<<
 
 missing=()

@@ -18,7 +18,7 @@ use crate::format::{
 };
 use crate::keys::{KeyId, KeyRing, RingKey, SharedKeyRing};
 use crate::seal;
-use crate::session::{Entry, Session};
+use crate::session::{Entry, MAX_KEY_LEN, Session};
 use crate::time::to_unix;
 
 /// Seals sessions into cookies and opens them back, under one configuration and key ring.
@@ -225,12 +225,19 @@ impl SessionCodec {
             return Err(RejectReason::TooLarge("state"));
         }
         let body = sections.body(max_state)?;
+        // An uncompressed body is not bounded by decompression: check the whole state.
+        if body.len() + sections.sensitive().map_or(0, <[u8]>::len) > max_state {
+            return Err(RejectReason::TooLarge("state"));
+        }
         let mut session = Session::new();
         let invalid = RejectReason::Malformed("invalid state");
         let sensitive = sections.sensitive().map(msgpack::split_map);
         for (entries, sensitive) in [(Some(msgpack::split_map(&body)), false), (sensitive, true)] {
             let Some(entries) = entries else { continue };
             for (key, bytes) in entries.ok_or(invalid)? {
+                if key.len() > MAX_KEY_LEN {
+                    return Err(invalid);
+                }
                 let entry = Entry { bytes: bytes.to_vec(), sensitive };
                 // One key space for both sections: a key in both was not written by us.
                 if session.values.insert(key.to_owned(), entry).is_some() {

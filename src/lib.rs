@@ -54,6 +54,7 @@
 //! | `axum`  | `integrations::tower`: a tower `SessionLayer` and an axum extractor for [`SessionHandle`] |
 //! | `actix-web` | `integrations::actix`: an actix-web `SessionMiddleware` and extractor for [`SessionHandle`] |
 //! | `cli`   | the `sealed-session` binary: key ring management, `seal` and `open` for debugging |
+//! | `redis` | `revocation::RedisRevocations`: a revocation store in Redis shared by a fleet (tokio) |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -88,6 +89,6 @@ pub use keys::{
 pub use session::{MAX_KEY_LEN, Session, SessionId};
 
 /// The README's examples, compiled and run as doctests.
-#[cfg(all(doctest, feature = "axum", feature = "actix-web"))]
+#[cfg(all(doctest, feature = "axum", feature = "actix-web", feature = "redis"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -39,6 +39,11 @@ use crate::error::RejectReason;
 use crate::session::{Session, SessionId};
 use crate::time::to_unix;
 
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "redis")]
+pub use self::redis::{DEFAULT_KEY_PREFIX, RedisRevocations, RedisRevocationsBuilder};
+
 /// A boxed future, as the store trait returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -192,6 +197,11 @@ impl Revocation {
     /// Revokes every session of `subject` issued before `issued_before` ("log out everywhere").
     /// The entry is kept for the absolute timeout of `config`, after which every such session
     /// has expired anyway. Sessions issued later, such as the next login, are not affected.
+    ///
+    /// Issue times are whole Unix seconds, and a session issued at `issued_before`'s second is
+    /// not revoked. To revoke everything up to now, pass `now + 1 s`: that covers the whole
+    /// current second, including a login made later in that same second (the demo waits out
+    /// the second before answering, so the user's next login is never caught).
     ///
     /// # Errors
     ///

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::error::ValueError;
 use crate::format::SESSION_ID_LEN;
 use crate::format::frame::FrameMeta;
+use crate::format::msgpack;
 use crate::keys::KeyId;
 use crate::time::from_unix;
 
@@ -127,7 +128,8 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`ValueError::Encode`] if serde cannot serialize it, [`ValueError::KeyTooLong`] for a
+    /// [`ValueError::Encode`] if serde cannot serialize it or it nests deeper than the format
+    /// reads ([`MAX_DEPTH`](crate::format::MAX_DEPTH) levels), [`ValueError::KeyTooLong`] for a
     /// key longer than [`MAX_KEY_LEN`].
     pub fn insert<T: Serialize + ?Sized>(
         &mut self,
@@ -165,6 +167,11 @@ impl Session {
             Ok(bytes) => bytes,
             Err(source) => return Err(ValueError::Encode { key, source }),
         };
+        // Opening reads values nested at most MAX_DEPTH levels: refuse what could never open.
+        if msgpack::value_len(&bytes, 1) != Some(bytes.len()) {
+            let source = rmp_serde::encode::Error::DepthLimitExceeded;
+            return Err(ValueError::Encode { key, source });
+        }
         let entry = Entry { bytes, sensitive };
         // Writing to a purged session starts a new one (say, a "logged out" notice): it is
         // sealed under a new id rather than dropped.

@@ -1,6 +1,13 @@
-//! Writes the seed corpus of `open_header`: one file per known session of the fixture, holding
-//! the Cookie header a browser sends back for it. With `--check`, verifies the committed seeds
-//! instead (they change only when the wire format or the fixture does).
+//! Writes the committed seed corpora from the fixture. With `--check`, verifies them instead
+//! (they change only when the wire format or the fixture does).
+//!
+//! * `seeds/open_header/`: the Cookie header of each known session, sealed and signed mode;
+//! * `seeds/decode_frame/`: the frame of each known signed-mode session (a signed token carries
+//!   its frame in the clear), including a compressed one and one with a sensitive section;
+//! * `seeds/keyring_file/`: a real key ring file (three keys, one pending) and the same ring as
+//!   an environment value.
+//!
+//! `open_chunks` and `roundtrip` take structured input and need no seeds.
 //!
 //! ```text
 //! cargo run --manifest-path fuzz/Cargo.toml --example seeds            # write
@@ -10,23 +17,43 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use sealed_session::keys::file::KeyRingFile;
+use sealed_session_fuzz::{fixture, frame, keyring};
+
+/// Every seed: `(target, file name, content)`.
+fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
+    let mut seeds = Vec::new();
+    for subject in &fixture().subjects {
+        for known in &subject.known {
+            let name = format!("{}-{}", subject.label, known.name);
+            seeds.push(("open_header", name, known.header.clone().into_bytes()));
+        }
+    }
+    for (name, frame) in frame::known_frames() {
+        seeds.push(("decode_frame", name.to_owned(), frame));
+    }
+    let ring = KeyRingFile::from_ring(&keyring::sample_ring());
+    seeds.push(("keyring_file", "ring.json".to_owned(), ring.to_json().as_bytes().to_vec()));
+    seeds.push(("keyring_file", "ring.env".to_owned(), ring.to_env().as_bytes().to_vec()));
+    seeds
+}
+
 fn main() -> ExitCode {
     let check = std::env::args().any(|arg| arg == "--check");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds/open_header");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
     let mut stale = 0;
-    for subject in &sealed_session_fuzz::fixture().subjects {
-        for known in &subject.known {
-            let path = dir.join(format!("{}-{}", subject.label, known.name));
-            if check {
-                if std::fs::read_to_string(&path).ok().as_deref() != Some(known.header.as_str()) {
-                    eprintln!("stale or missing seed: {}", path.display());
-                    stale += 1;
-                }
-            } else {
-                std::fs::create_dir_all(&dir).expect("create the seed directory");
-                std::fs::write(&path, &known.header).expect("write a seed");
-                println!("wrote {} ({} bytes)", path.display(), known.header.len());
+    for (target, name, content) in seeds() {
+        let dir = root.join(target);
+        let path = dir.join(name);
+        if check {
+            if std::fs::read(&path).ok().as_deref() != Some(content.as_slice()) {
+                eprintln!("stale or missing seed: {}", path.display());
+                stale += 1;
             }
+        } else {
+            std::fs::create_dir_all(&dir).expect("create the seed directory");
+            std::fs::write(&path, &content).expect("write a seed");
+            println!("wrote {} ({} bytes)", path.display(), content.len());
         }
     }
     if stale > 0 {

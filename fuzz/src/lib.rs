@@ -14,6 +14,10 @@
 //! (`seeds/open_header/`, written by `cargo run --example seeds`), so the fuzzer starts from
 //! valid tokens and mutates them instead of having to guess one.
 
+pub mod frame;
+pub mod keyring;
+pub mod roundtrip;
+
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1,0 +1,184 @@
+//! Key ring files and environment values: arbitrary bytes (lossy UTF-8) parsed as a key ring
+//! file's JSON (`KeyRingFile::parse`, then `to_ring`) and as an environment value
+//! (`parse_env_at`), at [`now`].
+//!
+//! Invariants, for every input:
+//!
+//! * parsing never panics;
+//! * an error's `Display` (and a parsed file's `Debug`) never shows a secret: no 16-character
+//!   run of a `"secret"` string in the input (or in the JSON an `ssk1.` value decodes to)
+//!   appears in it (runs with whitespace, or of digits only, are skipped: they could be the
+//!   message's own words or a number it shows);
+//! * a ring that loads has an active key, its ids and secrets are those of the file's entries,
+//!   and it survives export: `from_ring` then `to_json` (and `to_env`) parse back to a ring with
+//!   the same ids, times and secrets.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64;
+use sealed_session::KeyRing;
+use sealed_session::keys::file::{self, ENV_PREFIX, KeyRingFile};
+
+use crate::now;
+
+/// The length of the secret fragments looked for in messages.
+const WINDOW: usize = 16;
+
+/// The raw contents (escapes left as they are) of every string that follows a `"secret"` key
+/// in `text`: a scan, not a parse, so it also finds secrets in JSON that does not parse.
+pub fn secret_strings(text: &str) -> Vec<String> {
+    let mut secrets = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("\"secret\"") {
+        rest = &rest[at + "\"secret\"".len()..];
+        let after = rest.trim_start();
+        let Some(after) = after.strip_prefix(':') else { continue };
+        let Some(body) = after.trim_start().strip_prefix('"') else { continue };
+        let mut end = body.len();
+        let mut escaped = false;
+        for (i, c) in body.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => {
+                    end = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        secrets.push(body[..end].to_owned());
+    }
+    secrets
+}
+
+/// Panics if `shown` contains a [`WINDOW`]-byte run without whitespace of any secret.
+fn assert_no_secret(shown: &str, secrets: &[String], what: &str) {
+    for run in shown.as_bytes().windows(WINDOW) {
+        // Words of the message itself, and numbers (ids, times, positions) it may show.
+        if run.iter().any(u8::is_ascii_whitespace) || run.iter().all(u8::is_ascii_digit) {
+            continue;
+        }
+        for secret in secrets {
+            if secret.as_bytes().windows(WINDOW).any(|s| s == run) {
+                panic!("{what} shows part of a secret: {shown:?}");
+            }
+        }
+    }
+}
+
+/// Parses `data` both ways and asserts the invariants in the module docs.
+pub fn check_keyring(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut secrets = secret_strings(&text);
+    if let Some(encoded) = text.trim().strip_prefix(ENV_PREFIX)
+        && let Ok(json) = BASE64.decode(encoded)
+    {
+        secrets.extend(secret_strings(&String::from_utf8_lossy(&json)));
+    }
+    secrets.retain(|secret| secret.len() >= WINDOW);
+
+    match KeyRingFile::parse(&text) {
+        Ok(parsed) => {
+            assert_no_secret(&format!("{parsed:?}"), &secrets, "a file's Debug");
+            match parsed.to_ring(now()) {
+                Ok(ring) => {
+                    check_entries(&parsed, &ring);
+                    check_export(&ring);
+                }
+                Err(error) => assert_no_secret(&error.to_string(), &secrets, "an error"),
+            }
+        }
+        Err(error) => assert_no_secret(&error.to_string(), &secrets, "an error"),
+    }
+    match file::parse_env_at(&text, now()) {
+        Ok(ring) => check_export(&ring),
+        Err(error) => assert_no_secret(&error.to_string(), &secrets, "an error"),
+    }
+}
+
+/// The ring holds the file's keys: same ids in the same order, same secrets.
+fn check_entries(parsed: &KeyRingFile, ring: &KeyRing) {
+    let ids: Vec<u32> = ring.keys().map(|info| info.id.0).collect();
+    let file_ids: Vec<u32> = parsed.keys.iter().map(|entry| entry.id).collect();
+    assert_eq!(ids, file_ids, "the ring's ids are not the file's");
+    for entry in &parsed.keys {
+        let secret = ring.secret(sealed_session::KeyId(entry.id)).expect("listed id");
+        let decoded = BASE64.decode(entry.secret.as_bytes()).expect("a loaded secret decodes");
+        assert!(secret.expose_secret()[..] == decoded[..], "key {}: secret changed", entry.id);
+    }
+    assert!(ring.current_id(now()).is_some(), "a loaded ring has no active key");
+}
+
+/// Exporting the ring (file and environment forms) and loading it again changes nothing.
+fn check_export(ring: &KeyRing) {
+    let exported = KeyRingFile::from_ring(ring);
+    let from_json = KeyRingFile::parse(&exported.to_json()).expect("an exported ring parses");
+    let from_json = from_json.to_ring(now()).expect("an exported ring loads");
+    let from_env = file::parse_env_at(&exported.to_env(), now()).expect("an exported env loads");
+    for back in [from_json, from_env] {
+        let infos: Vec<_> = ring.keys().collect();
+        assert_eq!(back.keys().collect::<Vec<_>>(), infos, "export changed ids or times");
+        for info in infos {
+            assert!(back.secret(info.id) == ring.secret(info.id), "export changed a secret");
+        }
+    }
+}
+
+/// A real ring, for the seeds: three keys with fixed secrets: an old one, the current one, and
+/// one still pending at [`now`].
+pub fn sample_ring() -> KeyRing {
+    use sealed_session::{Key, KeyId};
+    use std::time::Duration;
+    let mut ring = KeyRing::new();
+    let t = |secs: u64| now() - Duration::from_secs(secs);
+    ring.insert(KeyId(1), Key::from_bytes([0x11; 32]), t(7200), t(7200)).expect("valid");
+    ring.insert(KeyId(2), Key::from_bytes([0x22; 32]), t(3600), t(60)).expect("valid");
+    ring.insert(KeyId(3), Key::from_bytes([0x33; 32]), t(60), now() + Duration::from_secs(3600))
+        .expect("valid");
+    ring
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_ring_passes_both_ways() {
+        let form = KeyRingFile::from_ring(&sample_ring());
+        check_keyring(form.to_json().as_bytes());
+        check_keyring(form.to_env().as_bytes());
+        let secrets = secret_strings(&form.to_json());
+        assert_eq!(secrets.len(), 3);
+        assert!(secrets.iter().all(|s| s.len() == 43), "{secrets:?}");
+    }
+
+    #[test]
+    fn errors_are_checked_for_secrets() {
+        let secret = BASE64.encode([0x44u8; 16]);
+        let text = format!(r#"{{"version":1,"keys":[{{"id":1,"secret":"{secret}","x":1}}]}}"#);
+        check_keyring(text.as_bytes());
+        check_keyring(b"{\"secret\": \"abc");
+        check_keyring(b"ssk1.%%%");
+    }
+
+    #[test]
+    fn times_past_the_platform_range_load() {
+        // Found by this target: an activation time past what `SystemTime` can hold made
+        // `to_ring` panic ("overflow when adding duration to instant").
+        let secret = BASE64.encode([0x55u8; 32]);
+        let text = format!(
+            r#"{{"version":1,"keys":[{{"id":1,"secret":"{secret}","created_at":0,"activates_at":0}},
+            {{"id":2,"secret":"{secret}","created_at":1,"activates_at":18018000000000003600}}]}}"#
+        );
+        let ring = KeyRingFile::parse(&text).unwrap().to_ring(now()).unwrap();
+        assert_eq!(ring.current_id(now()), Some(sealed_session::KeyId(1)));
+        check_keyring(text.as_bytes());
+    }
+
+    #[test]
+    #[should_panic(expected = "shows part of a secret")]
+    fn a_leaked_secret_is_caught() {
+        let secrets = vec!["c2VjcmV0LXNlY3JldC1zZWNyZXQ".to_owned()];
+        assert_no_secret("bad secret c2VjcmV0LXNlY3JldC1z here", &secrets, "an error");
+    }
+}

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Load test of the demo with wrk: what the session layer costs a request, end to end over HTTP.
+#
+# Two demo processes (release build) listen on free ports of 127.0.0.1: one with the session
+# layer, one with --no-session-layer, serving the same two routes with the same body sizes:
+#
+#   GET  /bench/read   reads "user" from the session (wrk sends the Cookie header of a login)
+#   POST /bench/write  increments a counter in the session, so every response seals it again
+#
+# Runs alternate between the two (route by route, in an order that flips every round) so that
+# a busy stretch of a shared machine hits both sides; the table reports the median of ROUNDS
+# runs of requests/s, of wrk's p50 and p99 latency, and of the server's CPU time per request
+# (user + system, from /proc/PID/stat around each run: less sensitive than requests/s to other
+# processes taking the CPU). Not part of the test suite: speed targets live in BENCHMARKS.md,
+# not in tests.
+#
+# Environment: ROUNDS (default 5), DURATION (wrk -d, default 10s), THREADS (wrk -t, default 1),
+# CONNECTIONS (wrk -c, default 8). Needs wrk and curl (bash scripts/install-deps.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS="${ROUNDS:-5}"
+DURATION="${DURATION:-10s}"
+THREADS="${THREADS:-1}"
+CONNECTIONS="${CONNECTIONS:-8}"
+
+for tool in wrk curl; do
+    command -v "$tool" >/dev/null || { echo "$tool is missing: bash scripts/install-deps.sh" >&2; exit 1; }
+done
+
+cargo build --release --example demo --features axum --quiet
+demo="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release/examples/demo"
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Starts the demo (an ephemeral key ring) with these arguments; sets $url once it listens.
+start() {
+    local log="$work/demo-${#pids[@]}.log"
+    : >"$log"
+    env -u SEALED_SESSION_KEYS -u SEALED_SESSION_KEYS_FILE -u PORT \
+        "$demo" --port 0 "$@" >"$log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 100); do
+        url="$(sed -n 's/^sealed-session demo listening on //p' "$log")"
+        if [[ -n "$url" ]]; then url="${url%/}"; return; fi
+        sleep 0.1
+    done
+    echo "the demo did not start: $(cat "$log")" >&2
+    exit 1
+}
+
+start
+session_url="$url"
+session_pid="${pids[0]}"
+start --no-session-layer
+plain_url="$url"
+plain_pid="${pids[1]}"
+ticks_per_second="$(getconf CLK_TCK)"
+
+# The CPU time (user + system) a process has used, in clock ticks.
+cpu_ticks() {
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+# Log in as "bench" and keep the session's cookies as one Cookie header value.
+cookie="$(curl -s -o /dev/null -D - -X POST -d user=bench "$session_url/login" |
+    sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' | paste -sd ';' | sed 's/;/; /g')"
+[[ -n "$cookie" ]] || { echo "no session cookie from /login" >&2; exit 1; }
+
+# Both sides answer the same bodies (sizes), and the session side sees the login.
+check() {
+    local a b
+    a="$(curl -s -X "$1" -H "Cookie: $cookie" "$session_url$2")"
+    b="$(curl -s -X "$1" "$plain_url$2")"
+    [[ "${#a}" == "${#b}" ]] || { echo "$1 $2: bodies differ in size: '$a' vs '$b'" >&2; exit 1; }
+    echo "$1 $2 -> ${a//$'\n'/}"
+}
+check GET /bench/read
+check POST /bench/write
+[[ "$(curl -s -H "Cookie: $cookie" "$session_url/bench/read")" == "hello, bench" ]] ||
+    { echo "/bench/read does not see the login" >&2; exit 1; }
+
+printf 'wrk.method = "POST"\n' >"$work/post.lua"
+
+# Milliseconds from a wrk latency ("812.00us", "1.23ms", "2.01s").
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n *= 1; else if (v ~ /m$/) n *= 60000; else if (v ~ /s$/) n *= 1000
+        printf "%.3f", n
+    }'
+}
+
+# One wrk run: appends "rps p50 p99 cpu_us_per_request" to $work/<route>-<side>.
+run() {
+    local route="$1" side="$2" url pid args=()
+    if [[ "$side" == session ]]; then
+        url="$session_url" pid="$session_pid"
+        args+=(-H "Cookie: $cookie")
+    else
+        url="$plain_url" pid="$plain_pid"
+    fi
+    if [[ "$route" == write ]]; then args+=(-s "$work/post.lua"); fi
+    local out before after
+    before="$(cpu_ticks "$pid")"
+    out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${args[@]}" "$url/bench/$route")"
+    after="$(cpu_ticks "$pid")"
+    if grep -q "Non-2xx" <<<"$out"; then echo "$out" >&2; echo "non-2xx answers" >&2; exit 1; fi
+    local rps p50 p99 requests cpu
+    rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
+    p50="$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")"
+    p99="$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
+    requests="$(awk '/ requests in / {print $1}' <<<"$out")"
+    cpu="$(awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$requests" \
+        'BEGIN {printf "%.2f", t / hz * 1e6 / n}')"
+    echo "$rps $p50 $p99 $cpu" >>"$work/$route-$side"
+    printf '  %-5s %-7s %10s req/s  p50 %7s ms  p99 %7s ms  server CPU %6s us/request\n' \
+        "$route" "$side" "$rps" "$p50" "$p99" "$cpu"
+}
+
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $ROUNDS alternating rounds"
+for round in $(seq "$ROUNDS"); do
+    echo "round $round/$ROUNDS"
+    if ((round % 2)); then order=(session plain); else order=(plain session); fi
+    for route in read write; do
+        for side in "${order[@]}"; do run "$route" "$side"; done
+    done
+done
+
+# The median of column $2 of file $1.
+median() {
+    awk -v c="$2" '{print $c}' "$1" | sort -g | awk '{v[NR] = $1} END {
+        if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
+    }'
+}
+
+echo
+echo "| route | session layer | requests/s | p50 (ms) | p99 (ms) | server CPU (µs/request) |"
+echo "|---|---|---:|---:|---:|---:|"
+for route in read write; do
+    for side in session plain; do
+        label=$([[ "$side" == session ]] && echo "yes" || echo "no (--no-session-layer)")
+        path=$([[ "$route" == read ]] && echo "GET /bench/read" || echo "POST /bench/write")
+        file="$work/$route-$side"
+        printf '| `%s` | %s | %.0f | %s | %s | %s |\n' "$path" "$label" "$(median "$file" 1)" \
+            "$(median "$file" 2)" "$(median "$file" 3)" "$(median "$file" 4)"
+    done
+done
+echo
+for route in read write; do
+    with="$(median "$work/$route-session" 1)"
+    without="$(median "$work/$route-plain" 1)"
+    cpu_with="$(median "$work/$route-session" 4)"
+    cpu_without="$(median "$work/$route-plain" 4)"
+    awk -v r="$route" -v a="$with" -v b="$without" -v c="$cpu_with" -v d="$cpu_without" 'BEGIN {
+        printf "%s: the session layer costs %.1f%% of requests/s (median %.0f vs %.0f) and adds %.1f us of server CPU per request (%.1f vs %.1f)\n", r, (1 - a / b) * 100, a, b, c - d, c, d
+    }'
+done

@@ -1,0 +1,624 @@
+//! The acceptance suite of the framework adapters: one set of tests, written once as functions
+//! generic over [`TestServer`], run against the axum and the actix-web adapters through real
+//! servers on 127.0.0.1, driven by a reqwest client with a cookie jar as a browser would.
+//!
+//! Time is a [`ManualClock`] shared by the test and the server; no test sleeps. The session
+//! configuration is the library's secure default (`__Host-` prefix, `Secure`, `HttpOnly`,
+//! `SameSite=Lax`; reqwest's cookie store treats 127.0.0.1 as a secure context) except that
+//! cookies are split at 2,048 bytes, so that a session spans three cookies within the default
+//! Cookie header budget.
+
+#![cfg(any(feature = "axum", feature = "actix-web"))]
+
+#[path = "common/servers.rs"]
+mod servers;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use reqwest::cookie::{CookieStore as _, Jar};
+use reqwest::{Client, Url};
+use sealed_session::{
+    Clock as _, Key, KeyId, KeyRing, ManualClock, RejectReason, SessionCodec, SessionConfig,
+    SharedKeyRing,
+};
+use serde_json::Value;
+use servers::{Running, THEME_COOKIE, TestServer, filler};
+
+/// The session's first cookie; further chunks are `NAME.1`, `NAME.2`, ...
+const NAME: &str = "__Host-app";
+/// The token header (the default).
+const TOKEN_HEADER: &str = "x-session-token";
+/// Bytes of filler that seal into exactly three cookies of at most 2,048 bytes.
+const THREE_CHUNKS: usize = 7_000;
+
+fn t0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+fn minutes(n: u64) -> Duration {
+    Duration::from_secs(n * 60)
+}
+
+fn config() -> SessionConfig {
+    SessionConfig::builder("app").max_cookie_line(2048).build().expect("a valid configuration")
+}
+
+fn fixed_key(byte: u8) -> Key {
+    Key::from_bytes([byte; 32])
+}
+
+fn codec() -> SessionCodec {
+    SessionCodec::new(config(), KeyRing::single(Key::generate()))
+}
+
+/// Whether `name` is one of the session's cookies (`NAME` or `NAME.<n>`).
+fn is_session_cookie(name: &str) -> bool {
+    name == NAME
+        || name
+            .strip_prefix(NAME)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .is_some_and(|index| !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The names `NAME`, `NAME.1`, ... of a session in `n` cookies.
+fn chunk_names(n: usize) -> Vec<String> {
+    (0..n).map(|i| if i == 0 { NAME.to_owned() } else { format!("{NAME}.{i}") }).collect()
+}
+
+/// `(name, value)` pairs of a Cookie request header.
+fn pairs(header: &str) -> Vec<(String, String)> {
+    header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// One response, read whole.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    /// Every Set-Cookie header, in order.
+    set_cookies: Vec<String>,
+    /// The token header, if the response has one.
+    token: Option<String>,
+    body: String,
+}
+
+impl Reply {
+    async fn read(response: reqwest::Response) -> Reply {
+        let headers = response.headers();
+        let set_cookies = headers
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().expect("ASCII Set-Cookie").to_owned())
+            .collect();
+        let token = headers.get(TOKEN_HEADER).map(|v| v.to_str().expect("ASCII").to_owned());
+        let status = response.status().as_u16();
+        let body = response.text().await.expect("a body");
+        Reply { status, set_cookies, token, body }
+    }
+
+    fn json(&self) -> Value {
+        assert_eq!(self.status, 200, "{self:?}");
+        serde_json::from_str(&self.body).expect("a JSON body")
+    }
+
+    /// The session's Set-Cookie headers, parsed.
+    fn session_set_cookies(&self) -> Vec<cookie::Cookie<'static>> {
+        self.set_cookies
+            .iter()
+            .map(|v| cookie::Cookie::parse(v.clone()).expect("a valid Set-Cookie"))
+            .filter(|c| is_session_cookie(c.name()))
+            .collect()
+    }
+
+    /// Names of the session cookies this response sets (not removals), in order.
+    fn stored(&self) -> Vec<String> {
+        let cookies = self.session_set_cookies().into_iter();
+        cookies
+            .filter(|c| c.max_age() != Some(cookie::time::Duration::ZERO))
+            .map(|c| c.name().to_owned())
+            .collect()
+    }
+
+    /// Names of the session cookies this response removes (`Max-Age=0`), in order.
+    fn removed(&self) -> Vec<String> {
+        let cookies = self.session_set_cookies().into_iter();
+        cookies
+            .filter(|c| c.max_age() == Some(cookie::time::Duration::ZERO))
+            .map(|c| c.name().to_owned())
+            .collect()
+    }
+}
+
+/// A browser: a client with a cookie jar we can look into, talking to one server, and the
+/// clock the server reads.
+struct Browser {
+    server: Running,
+    client: Client,
+    jar: Arc<Jar>,
+    clock: ManualClock,
+    origin: Url,
+}
+
+impl Browser {
+    fn start<S: TestServer>(codec: SessionCodec) -> Browser {
+        let clock = ManualClock::new(t0());
+        let server = S::start(codec, clock.clone());
+        let jar = Arc::new(Jar::default());
+        let client = Client::builder()
+            .cookie_provider(Arc::clone(&jar))
+            .no_proxy()
+            .build()
+            .expect("a reqwest client");
+        let origin = Url::parse(&server.url("/")).expect("a URL");
+        Browser { server, client, jar, clock, origin }
+    }
+
+    async fn post(&self, path: &str) -> Reply {
+        let response = self.client.post(self.server.url(path)).send().await;
+        Reply::read(response.expect("the server answers")).await
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        let response = self.client.get(self.server.url(path)).send().await;
+        Reply::read(response.expect("the server answers")).await
+    }
+
+    /// `GET /whoami`: the session as the server saw it, and the reply.
+    async fn whoami(&self) -> (Value, Reply) {
+        let reply = self.get("/whoami").await;
+        (reply.json(), reply)
+    }
+
+    /// The Cookie header `GET /echo` received.
+    async fn echoed(&self) -> Vec<(String, String)> {
+        let reply = self.get("/echo").await;
+        let headers: Vec<String> = serde_json::from_value(reply.json()).expect("an array");
+        headers.iter().flat_map(|header| pairs(header)).collect()
+    }
+
+    /// Every cookie the jar would send to the server now.
+    fn jar(&self) -> Vec<(String, String)> {
+        self.jar
+            .cookies(&self.origin)
+            .map_or_else(Vec::new, |header| pairs(header.to_str().expect("an ASCII Cookie header")))
+    }
+
+    /// The session's cookies in the jar, sorted by name.
+    fn session_jar(&self) -> Vec<(String, String)> {
+        let mut cookies: Vec<_> =
+            self.jar().into_iter().filter(|(n, _)| is_session_cookie(n)).collect();
+        cookies.sort();
+        cookies
+    }
+
+    fn session_jar_names(&self) -> Vec<String> {
+        self.session_jar().into_iter().map(|(name, _)| name).collect()
+    }
+
+    /// The jar's session cookies as one Cookie header, as the codec reads it.
+    fn session_header(&self) -> String {
+        let pairs = self.session_jar().into_iter().map(|(n, v)| format!("{n}={v}"));
+        pairs.collect::<Vec<_>>().join("; ")
+    }
+
+    async fn login(&self, user: &str) -> Reply {
+        let reply = self.post(&format!("/login?user={user}")).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply
+    }
+
+    async fn stop(self) {
+        drop(self.client);
+        self.server.stop().await;
+    }
+}
+
+/// A client without a cookie jar, for hand-built Cookie and token headers.
+fn bare_client() -> Client {
+    Client::builder().no_proxy().build().expect("a reqwest client")
+}
+
+async fn send(request: reqwest::RequestBuilder) -> Reply {
+    Reply::read(request.send().await.expect("the server answers")).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// The suite.
+// ---------------------------------------------------------------------------------------------
+
+/// A login persists across requests, under a new id, in cookies with the secure defaults.
+async fn login_persists_across_requests<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    let (anonymous, _) = browser.whoami().await;
+    assert_eq!(anonymous["user"], Value::Null);
+    assert_eq!(anonymous["id"], Value::Null);
+
+    // A session exists before login: the id planted then must not survive login.
+    browser.post("/theme?session=1").await;
+    let (before, _) = browser.whoami().await;
+    let id_before = before["id"].as_str().expect("a session id").to_owned();
+
+    let reply = browser.login("ada").await;
+    assert_eq!(reply.stored(), [NAME], "{} login: {reply:?}", S::NAME);
+    for cookie in reply.session_set_cookies() {
+        assert_eq!(cookie.secure(), Some(true), "{cookie}");
+        assert_eq!(cookie.http_only(), Some(true), "{cookie}");
+        assert_eq!(cookie.same_site(), Some(cookie::SameSite::Lax), "{cookie}");
+        assert_eq!(cookie.path(), Some("/"), "{cookie}");
+        assert_eq!(cookie.domain(), None, "{cookie}");
+    }
+    assert_eq!(browser.session_jar_names(), [NAME]);
+
+    for _ in 0..3 {
+        let (me, _) = browser.whoami().await;
+        assert_eq!(me["user"], "ada", "{}", S::NAME);
+        assert_eq!(me["theme"], "dark", "values from before login are kept");
+        let id = me["id"].as_str().expect("a session id");
+        assert_ne!(id, id_before, "{}: login must renew the session id", S::NAME);
+    }
+    browser.stop().await;
+}
+
+/// A session grown past one cookie travels in NAME, NAME.1, NAME.2 and comes back whole.
+async fn grown_session_spans_several_cookies<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    browser.login("ada").await;
+    let reply = browser.post(&format!("/grow?bytes={THREE_CHUNKS}")).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.stored(), chunk_names(3), "{}: {reply:?}", S::NAME);
+    assert_eq!(browser.session_jar_names(), chunk_names(3));
+
+    // What the server receives is what the jar holds.
+    let mut sent: Vec<_> =
+        browser.echoed().await.into_iter().filter(|(n, _)| is_session_cookie(n)).collect();
+    sent.sort();
+    assert_eq!(sent, browser.session_jar());
+    let total: usize = sent.iter().map(|(n, v)| n.len() + 1 + v.len() + 2).sum();
+    assert!(total <= config().cookie_budget(), "{total} bytes of Cookie header");
+
+    for _ in 0..2 {
+        let (me, _) = browser.whoami().await;
+        assert_eq!(me["user"], "ada");
+        assert_eq!(me["chunks"], 3);
+        assert_eq!(me["blob"].as_str(), Some(filler(THREE_CHUNKS).as_str()), "{}", S::NAME);
+    }
+    browser.stop().await;
+}
+
+/// Shrinking a three-cookie session removes the two chunks it no longer needs from the jar.
+async fn shrinking_removes_stale_chunks<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    browser.login("ada").await;
+    browser.post(&format!("/grow?bytes={THREE_CHUNKS}")).await;
+    assert_eq!(browser.session_jar_names(), chunk_names(3));
+
+    let reply = browser.post("/shrink").await;
+    assert_eq!(reply.stored(), [NAME], "{}: {reply:?}", S::NAME);
+    assert_eq!(reply.removed(), [format!("{NAME}.1"), format!("{NAME}.2")], "{reply:?}");
+    assert_eq!(browser.session_jar_names(), [NAME], "{}: stale chunks left in the jar", S::NAME);
+
+    let sent: Vec<String> = browser.echoed().await.into_iter().map(|(n, _)| n).collect();
+    assert_eq!(sent, [NAME], "{}: the next request sends only the first cookie", S::NAME);
+    let (me, reply) = browser.whoami().await;
+    assert_eq!(me["user"], "ada");
+    assert_eq!(me["blob"], Value::Null);
+    assert_eq!(me["chunks"], 1);
+    assert!(reply.set_cookies.is_empty(), "{reply:?}");
+    browser.stop().await;
+}
+
+/// Logout removes every cookie of the session, chunks included.
+async fn logout_leaves_no_session_cookie<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    browser.login("ada").await;
+    browser.post(&format!("/grow?bytes={THREE_CHUNKS}")).await;
+    browser.post("/theme").await;
+    assert_eq!(browser.session_jar_names(), chunk_names(3));
+
+    let reply = browser.post("/logout").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.stored(), Vec::<String>::new(), "{}: {reply:?}", S::NAME);
+    assert_eq!(reply.removed(), chunk_names(3), "{}: {reply:?}", S::NAME);
+    assert_eq!(browser.session_jar(), [], "{}: the jar still holds the session", S::NAME);
+    // The application's own cookie is not the session's to remove.
+    assert!(browser.jar().contains(&("theme".to_owned(), "dark".to_owned())));
+
+    let sent = browser.echoed().await;
+    assert!(sent.iter().all(|(n, _)| !is_session_cookie(n)), "{sent:?}");
+    let (me, reply) = browser.whoami().await;
+    assert_eq!(me["user"], Value::Null);
+    assert_eq!(me["id"], Value::Null);
+    assert!(reply.set_cookies.is_empty(), "{reply:?}");
+    browser.stop().await;
+}
+
+/// A session idle for longer than the idle timeout (30 minutes, plus the 60 s of allowed clock
+/// skew) is gone: the next request sees a fresh session and the stale cookie is removed.
+async fn idle_session_expires<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    browser.login("ada").await;
+    browser.clock.advance(minutes(29));
+    let (me, _) = browser.whoami().await;
+    assert_eq!(me["user"], "ada", "{}: expired too early", S::NAME);
+
+    // The request at 29 min refreshed the window; 32 min of idleness end it.
+    browser.clock.advance(minutes(32));
+    let (me, reply) = browser.whoami().await;
+    assert_eq!(me["user"], Value::Null, "{}: an idle session must expire", S::NAME);
+    assert_eq!(me["id"], Value::Null);
+    assert_eq!(reply.removed(), [NAME], "{}: {reply:?}", S::NAME);
+    assert_eq!(browser.session_jar(), []);
+    browser.stop().await;
+}
+
+/// Requests every 20 minutes keep a session alive well past 30 minutes: each refreshes the
+/// idle window (refresh is due after 60 s), and the id stays the same.
+async fn refreshed_session_outlives_idle_timeout<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    browser.login("ada").await;
+    let (me, _) = browser.whoami().await;
+    let id = me["id"].clone();
+    for step in 1..=5 {
+        browser.clock.advance(minutes(20));
+        let (me, reply) = browser.whoami().await;
+        assert_eq!(me["user"], "ada", "{}: logged out after {} min", S::NAME, step * 20);
+        assert_eq!(me["id"], id, "a refresh keeps the id");
+        assert_eq!(reply.stored(), [NAME], "{}: a due refresh must reseal: {reply:?}", S::NAME);
+    }
+    // And without the refreshes, the same 20-minute gap twice over would have ended it.
+    browser.clock.advance(minutes(40));
+    let (me, _) = browser.whoami().await;
+    assert_eq!(me["user"], Value::Null);
+    browser.stop().await;
+}
+
+/// A cookie with one character changed gives a fresh session (200, empty), and the bad
+/// cookies are removed: for a one-cookie session and for a chunk of a three-cookie one.
+async fn tampered_cookie_yields_fresh_session<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    let client = bare_client();
+    for (grow, tamper_index) in [(None, 0), (Some(THREE_CHUNKS), 1)] {
+        browser.login("ada").await;
+        if let Some(bytes) = grow {
+            browser.post(&format!("/grow?bytes={bytes}")).await;
+        }
+        let mut cookies = browser.session_jar();
+        let chunks = cookies.len();
+        assert_eq!(chunks, if grow.is_some() { 3 } else { 1 });
+        let header = |cookies: &[(String, String)]| {
+            cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
+        };
+
+        // The untouched cookies open.
+        let reply =
+            send(client.get(browser.server.url("/whoami")).header("cookie", header(&cookies)))
+                .await;
+        assert_eq!(reply.json()["user"], "ada");
+
+        let value = &mut cookies[tamper_index].1;
+        let middle = value.len() / 2;
+        let flipped = if value.as_bytes()[middle] == b'A' { "B" } else { "A" };
+        value.replace_range(middle..=middle, flipped);
+        let reply =
+            send(client.get(browser.server.url("/whoami")).header("cookie", header(&cookies)))
+                .await;
+        assert_eq!(reply.status, 200, "{}: a tampered cookie is not an error: {reply:?}", S::NAME);
+        let me = reply.json();
+        assert_eq!(me["user"], Value::Null, "{}: a tampered cookie opened", S::NAME);
+        assert_eq!(me["id"], Value::Null);
+        assert_eq!(reply.stored(), Vec::<String>::new());
+        assert_eq!(reply.removed(), chunk_names(chunks), "{}: {reply:?}", S::NAME);
+    }
+    browser.stop().await;
+}
+
+/// A session too large to save is a 500 with an empty body (the handler's body might reveal
+/// half-written state), and the client's previous session is left as it was.
+async fn over_budget_session_is_an_empty_500<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    browser.login("ada").await;
+    let before = browser.session_jar();
+
+    let reply = browser.post("/too-big").await;
+    assert_eq!(reply.status, 500, "{}: {reply:?}", S::NAME);
+    assert_eq!(reply.body, "", "{}: the 500 must have an empty body", S::NAME);
+    assert!(reply.set_cookies.is_empty(), "{reply:?}");
+    assert_eq!(browser.session_jar(), before);
+
+    let (me, _) = browser.whoami().await;
+    assert_eq!(me["user"], "ada");
+    assert_eq!(me["blob"], Value::Null);
+    browser.stop().await;
+}
+
+/// The application's own Set-Cookie headers reach the client byte for byte, whether or not the
+/// session is saved on the same response.
+async fn application_set_cookies_survive<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    browser.login("ada").await;
+
+    // Session unchanged: the application's cookie alone.
+    let reply = browser.post("/theme").await;
+    assert_eq!(reply.set_cookies, [THEME_COOKIE], "{}: {reply:?}", S::NAME);
+
+    // Session changed: both, the application's untouched.
+    let reply = browser.post("/theme?session=1").await;
+    let theirs: Vec<&String> =
+        reply.set_cookies.iter().filter(|v| v.starts_with("theme=")).collect();
+    assert_eq!(theirs, [THEME_COOKIE], "{}: {reply:?}", S::NAME);
+    assert_eq!(reply.stored(), [NAME], "{reply:?}");
+    assert_eq!(reply.set_cookies.len(), 2, "{reply:?}");
+
+    assert!(browser.jar().contains(&("theme".to_owned(), "dark".to_owned())));
+    let (me, _) = browser.whoami().await;
+    assert_eq!((me["user"].as_str(), me["theme"].as_str()), (Some("ada"), Some("dark")));
+    browser.stop().await;
+}
+
+/// A response whose session did not change carries no Set-Cookie, until a refresh is due
+/// (60 s after the last seal). A visitor whose session stays empty never gets one.
+async fn unchanged_session_sends_no_set_cookie<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    let (_, reply) = browser.whoami().await;
+    assert!(reply.set_cookies.is_empty(), "{}: an empty new session was saved", S::NAME);
+    assert!(browser.get("/echo").await.set_cookies.is_empty());
+
+    browser.login("ada").await;
+    let (_, reply) = browser.whoami().await;
+    assert!(reply.set_cookies.is_empty(), "{}: unchanged but saved: {reply:?}", S::NAME);
+    browser.clock.advance(Duration::from_secs(59));
+    let (_, reply) = browser.whoami().await;
+    assert!(reply.set_cookies.is_empty(), "{}: refreshed before it was due", S::NAME);
+    // Writing the value it already holds does not change the session either.
+    let reply = browser.post("/login?user=ada").await;
+    assert_eq!(reply.stored(), [NAME], "login renews, so it saves");
+    let reply = browser.post("/shrink").await;
+    assert!(reply.set_cookies.is_empty(), "{}: removing nothing saved: {reply:?}", S::NAME);
+
+    browser.clock.advance(Duration::from_secs(60));
+    let (me, reply) = browser.whoami().await;
+    assert_eq!(me["user"], "ada");
+    assert_eq!(reply.stored(), [NAME], "{}: the refresh was due: {reply:?}", S::NAME);
+    let (_, reply) = browser.whoami().await;
+    assert!(reply.set_cookies.is_empty(), "{}: refreshed twice: {reply:?}", S::NAME);
+    browser.stop().await;
+}
+
+/// A session sealed under a key that no longer seals is resealed under the current key on its
+/// next response, even when nothing else would save it; a staged key seals only once active.
+async fn old_key_session_is_resealed<S: TestServer>() {
+    let (old, new) = (KeyId(1), KeyId(2));
+    let ring_of = |keys: &[(KeyId, u8, SystemTime)]| {
+        let mut ring = KeyRing::new();
+        for &(id, byte, activates_at) in keys {
+            let created_at = activates_at.min(t0());
+            ring.insert(id, fixed_key(byte), created_at, activates_at).expect("distinct ids");
+        }
+        ring
+    };
+    let keys = SharedKeyRing::new(ring_of(&[(old, 1, t0() - minutes(24 * 60))]));
+    let browser = Browser::start::<S>(SessionCodec::new(config(), keys.clone()));
+    browser.login("ada").await;
+    let (me, _) = browser.whoami().await;
+    assert_eq!(me["key_id"], old.0);
+
+    // Staged: the new key opens at once but seals only from its activation, 30 s from now.
+    let activation = t0() + Duration::from_secs(30);
+    keys.replace(ring_of(&[(old, 1, t0() - minutes(24 * 60)), (new, 2, activation)]));
+    let (me, reply) = browser.whoami().await;
+    assert_eq!(me["key_id"], old.0);
+    assert!(reply.set_cookies.is_empty(), "{}: resealed under a pending key", S::NAME);
+
+    // Active 30 s later, well before a refresh is due: the next response reseals.
+    browser.clock.advance(Duration::from_secs(30));
+    let (me, reply) = browser.whoami().await;
+    assert_eq!(me["key_id"], old.0, "opened under the old key");
+    assert_eq!(me["user"], "ada");
+    assert_eq!(reply.stored(), [NAME], "{}: not resealed: {reply:?}", S::NAME);
+    let (me, reply) = browser.whoami().await;
+    assert_eq!(me["key_id"], new.0, "{}", S::NAME);
+    assert_eq!(me["user"], "ada");
+    assert!(reply.set_cookies.is_empty(), "{reply:?}");
+
+    // The jar's cookie opens under the new key alone, and no longer under the old one.
+    let now = browser.clock.now();
+    let header = browser.session_header();
+    let new_only = SessionCodec::new(config(), ring_of(&[(new, 2, activation)]));
+    let opened = new_only.open(&header, now).expect("opens under the new key alone");
+    assert_eq!(opened.get::<String>("user").expect("decodes").as_deref(), Some("ada"));
+    let old_only = SessionCodec::new(config(), ring_of(&[(old, 1, t0() - minutes(24 * 60))]));
+    let rejected = old_only.open(&header, now).expect_err("sealed under the new key");
+    assert_eq!(rejected.reason(), RejectReason::UnknownKey(new));
+    browser.stop().await;
+}
+
+/// A client without a cookie jar carries the session in the `x-session-token` header: it starts
+/// one by sending the header empty, gets each new token back in the same header (and never a
+/// Set-Cookie), and an unchanged session sends no new token.
+async fn token_header_transport<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    let client = bare_client();
+    let url = |path: &str| browser.server.url(path);
+
+    let reply = send(client.post(url("/login?user=ada")).header(TOKEN_HEADER, "")).await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.set_cookies.is_empty(), "{}: cookies for a token client: {reply:?}", S::NAME);
+    let token = reply.token.expect("a token in the response header");
+    assert!(!token.is_empty());
+
+    let reply = send(client.get(url("/whoami")).header(TOKEN_HEADER, &token)).await;
+    assert_eq!(reply.json()["user"], "ada", "{}", S::NAME);
+    assert_eq!(reply.token, None, "unchanged: no new token");
+    assert!(reply.set_cookies.is_empty());
+
+    let reply = send(client.post(url("/theme?session=1")).header(TOKEN_HEADER, &token)).await;
+    assert_eq!(reply.set_cookies, [THEME_COOKIE], "{reply:?}");
+    let token2 = reply.token.expect("a new token for a changed session");
+    assert_ne!(token2, token);
+    let reply = send(client.get(url("/whoami")).header(TOKEN_HEADER, &token2)).await;
+    assert_eq!(reply.json()["theme"], "dark");
+
+    // A due refresh sends a new token.
+    browser.clock.advance(minutes(2));
+    let reply = send(client.get(url("/whoami")).header(TOKEN_HEADER, &token2)).await;
+    assert_eq!(reply.json()["user"], "ada");
+    let token3 = reply.token.expect("a refreshed token");
+    assert_ne!(token3, token2);
+
+    // A token is not a cookie: the same value in the Cookie header does not open.
+    let cookie = format!("{NAME}={token3}");
+    let reply = send(client.get(url("/whoami")).header("cookie", cookie)).await;
+    assert_eq!(reply.json()["user"], Value::Null, "{}: a token opened as a cookie", S::NAME);
+
+    // Logout answers an empty token.
+    let reply = send(client.post(url("/logout")).header(TOKEN_HEADER, &token3)).await;
+    assert_eq!(reply.token.as_deref(), Some(""), "{}: {reply:?}", S::NAME);
+    assert!(reply.set_cookies.is_empty());
+    browser.stop().await;
+}
+
+/// Runs every test of the suite against one adapter, as `<module>::<test>`.
+macro_rules! acceptance_suite {
+    ($module:ident, $server:ty, [$($test:ident),* $(,)?]) => {
+        mod $module {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test::<$server>().await;
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! suite_for {
+    ($module:ident, $server:ty) => {
+        acceptance_suite!(
+            $module,
+            $server,
+            [
+                login_persists_across_requests,
+                grown_session_spans_several_cookies,
+                shrinking_removes_stale_chunks,
+                logout_leaves_no_session_cookie,
+                idle_session_expires,
+                refreshed_session_outlives_idle_timeout,
+                tampered_cookie_yields_fresh_session,
+                over_budget_session_is_an_empty_500,
+                application_set_cookies_survive,
+                unchanged_session_sends_no_set_cookie,
+                old_key_session_is_resealed,
+                token_header_transport,
+            ]
+        );
+    };
+}
+
+#[cfg(feature = "axum")]
+suite_for!(axum_adapter, crate::servers::Axum);
+#[cfg(feature = "actix-web")]
+suite_for!(actix_adapter, crate::servers::Actix);

@@ -1,0 +1,340 @@
+//! One test application, served by each adapter on a real socket (127.0.0.1, port 0), for the
+//! acceptance suite in `tests/adapters.rs`.
+//!
+//! The application's behaviour is written once, framework-free, in [`respond`]; each adapter
+//! only translates its request into a call to it and the [`Reply`] back into a response. The
+//! server runs on a thread of its own with its own runtime, so the test's runtime drives only
+//! the client, and the test that started a server stops it with [`Running::stop`] (dropping a
+//! [`Running`] also signals the server to stop, for tests that fail half-way).
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use sealed_session::{ManualClock, SessionCodec, SessionHandle};
+use serde_json::json;
+
+/// The paths the test application answers (any method).
+pub const ROUTES: &[&str] =
+    &["/login", "/whoami", "/grow", "/shrink", "/logout", "/theme", "/echo", "/too-big"];
+
+/// The application's own cookie, sent by `/theme` next to the session's. Compared byte for byte.
+pub const THEME_COOKIE: &str = "theme=dark; Path=/; Max-Age=3600; SameSite=Lax";
+
+/// The body `/too-big` answers with; it must never reach the client, as the session cannot be
+/// saved.
+pub const TOO_BIG_BODY: &str = "this body must not reach the client";
+
+/// The state `/too-big` tries to store: far past the Cookie header budget even compressed.
+pub const TOO_BIG_BYTES: usize = 40_000;
+
+/// What the application answers.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    /// A Set-Cookie header of the application's own.
+    pub set_cookie: Option<&'static str>,
+}
+
+impl Reply {
+    fn ok(body: impl Into<String>) -> Reply {
+        Reply { status: 200, body: body.into(), set_cookie: None }
+    }
+}
+
+/// `len` bytes of hexadecimal text derived from a counter by a mixing function: as close to
+/// incompressible as text in a session gets (zstd can only take it down to about half).
+pub fn filler(len: usize) -> String {
+    let mut out = String::with_capacity(len + 16);
+    let mut counter = 0u64;
+    while out.len() < len {
+        out.push_str(&format!("{:016x}", splitmix64(counter)));
+        counter += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+fn splitmix64(n: u64) -> u64 {
+    let mut z = n.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The value of `name` in a query string (no percent-decoding: the tests send plain values).
+fn param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == name).map(|p| p.1)
+}
+
+/// The test application. `cookie_headers` are the request's Cookie headers as received.
+///
+/// * `/login?user=NAME`: renews the session (a new id) and stores the user;
+/// * `/whoami`: reads the session, changes nothing; answers it as JSON;
+/// * `/grow?bytes=N`: stores `N` bytes of [`filler`] under `blob`;
+/// * `/shrink`: removes `blob`;
+/// * `/logout`: purges the session;
+/// * `/theme[?session=1]`: sets the application's own cookie [`THEME_COOKIE`], and with
+///   `session=1` also stores `theme` in the session;
+/// * `/echo`: answers the Cookie headers it received, as a JSON array; leaves the session alone;
+/// * `/too-big`: stores more than the budget allows and answers [`TOO_BIG_BODY`].
+pub fn respond(
+    path: &str,
+    query: &str,
+    cookie_headers: &[String],
+    session: &SessionHandle,
+) -> Reply {
+    match path {
+        "/login" => {
+            let user = param(query, "user").unwrap_or("ada");
+            session.renew();
+            session.insert("user", user).expect("a string encodes");
+            Reply::ok("logged in")
+        }
+        "/whoami" => Reply::ok(session.with(|s| {
+            json!({
+                "user": s.get::<String>("user").expect("user decodes"),
+                "blob": s.get::<String>("blob").expect("blob decodes"),
+                "theme": s.get::<String>("theme").expect("theme decodes"),
+                "id": s.id().map(|id| id.to_string()),
+                "key_id": s.key_id().map(|id| id.0),
+                "chunks": s.chunk_count(),
+            })
+            .to_string()
+        })),
+        "/grow" => {
+            let bytes = param(query, "bytes").and_then(|n| n.parse().ok()).unwrap_or(1000);
+            session.insert("blob", &filler(bytes)).expect("a string encodes");
+            Reply::ok("grown")
+        }
+        "/shrink" => {
+            session.remove("blob");
+            Reply::ok("shrunk")
+        }
+        "/logout" => {
+            session.purge();
+            Reply::ok("logged out")
+        }
+        "/theme" => {
+            if param(query, "session") == Some("1") {
+                session.insert("theme", "dark").expect("a string encodes");
+            }
+            Reply { status: 200, body: "themed".to_owned(), set_cookie: Some(THEME_COOKIE) }
+        }
+        "/echo" => Reply::ok(json!(cookie_headers).to_string()),
+        "/too-big" => {
+            session.insert("blob", &filler(TOO_BIG_BYTES)).expect("a string encodes");
+            Reply::ok(TOO_BIG_BODY)
+        }
+        _ => Reply { status: 404, body: String::new(), set_cookie: None },
+    }
+}
+
+/// A framework serving the test application through its sealed-session adapter.
+pub trait TestServer {
+    /// The adapter's name, for messages.
+    const NAME: &'static str;
+
+    /// Serves the test application on 127.0.0.1 (a free port), opening and sealing sessions
+    /// with `codec` and reading the time from `clock`.
+    fn start(codec: SessionCodec, clock: ManualClock) -> Running;
+}
+
+/// How to tell a running server to stop.
+enum Stop {
+    Axum(mpsc::Sender<()>),
+    #[cfg(feature = "actix-web")]
+    Actix(actix_web::dev::ServerHandle),
+}
+
+/// A server running on its own thread.
+pub struct Running {
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub base: String,
+    stop: Option<Stop>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    /// The URL of `path` (which starts with `/`) on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stops the server gracefully and waits for its thread to end.
+    ///
+    /// # Panics
+    ///
+    /// If the server's thread panicked.
+    pub async fn stop(mut self) {
+        match self.stop.take().expect("stopped once") {
+            Stop::Axum(stop) => {
+                // The server may already be gone (then its thread's result tells why).
+                let _ = stop.send(());
+            }
+            #[cfg(feature = "actix-web")]
+            Stop::Actix(handle) => handle.stop(true).await,
+        }
+        let thread = self.thread.take().expect("joined once");
+        let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+        assert!(matches!(joined, Ok(Ok(()))), "the server's thread panicked");
+    }
+}
+
+impl Drop for Running {
+    /// A test that fails before [`Running::stop`] still signals its server to stop (without
+    /// waiting for it).
+    fn drop(&mut self) {
+        match self.stop.take() {
+            Some(Stop::Axum(stop)) => drop(stop.send(())),
+            // `stop` sends the command at once; its future only waits for completion.
+            #[cfg(feature = "actix-web")]
+            Some(Stop::Actix(handle)) => drop(handle.stop(false)),
+            None => {}
+        }
+    }
+}
+
+fn bind_loopback() -> (std::net::TcpListener, SocketAddr) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+    let addr = listener.local_addr().expect("a bound socket has an address");
+    (listener, addr)
+}
+
+/// The axum adapter: `sealed_session::integrations::tower::SessionLayer`.
+#[cfg(feature = "axum")]
+pub struct Axum;
+
+#[cfg(feature = "axum")]
+impl TestServer for Axum {
+    const NAME: &'static str = "axum";
+
+    fn start(codec: SessionCodec, clock: ManualClock) -> Running {
+        use axum::Router;
+        use axum::routing::any;
+        use sealed_session::integrations::tower::SessionLayer;
+
+        let (listener, addr) = bind_loopback();
+        listener.set_nonblocking(true).expect("a non-blocking listener");
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
+                let mut router = Router::new();
+                for route in ROUTES {
+                    router = router.route(route, any(axum_handler));
+                }
+                let app = router.layer(SessionLayer::new(codec).with_clock(clock));
+                // Stop when told to, or when the `Running` is dropped without being told.
+                let signal = async move {
+                    let _ = tokio::task::spawn_blocking(move || stopped.recv()).await;
+                };
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(signal)
+                    .await
+                    .expect("axum::serve never fails");
+            });
+        });
+        Running {
+            base: format!("http://{addr}"),
+            stop: Some(Stop::Axum(stop)),
+            thread: Some(thread),
+        }
+    }
+}
+
+#[cfg(feature = "axum")]
+async fn axum_handler(
+    session: SessionHandle,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::http::header::{COOKIE, SET_COOKIE};
+    use axum::http::{HeaderValue, StatusCode};
+    use axum::response::IntoResponse;
+
+    let cookies: Vec<String> = headers
+        .get_all(COOKIE)
+        .iter()
+        .map(|v| v.to_str().expect("ASCII cookies").to_owned())
+        .collect();
+    let reply = respond(uri.path(), uri.query().unwrap_or(""), &cookies, &session);
+    let status = StatusCode::from_u16(reply.status).expect("a valid status");
+    let mut response = (status, reply.body).into_response();
+    if let Some(cookie) = reply.set_cookie {
+        response.headers_mut().append(SET_COOKIE, HeaderValue::from_static(cookie));
+    }
+    response
+}
+
+/// The actix-web adapter: `sealed_session::integrations::actix::SessionMiddleware`.
+#[cfg(feature = "actix-web")]
+pub struct Actix;
+
+#[cfg(feature = "actix-web")]
+impl TestServer for Actix {
+    const NAME: &'static str = "actix-web";
+
+    fn start(codec: SessionCodec, clock: ManualClock) -> Running {
+        use actix_web::{App, HttpServer, web};
+        use sealed_session::integrations::actix::SessionMiddleware;
+
+        let (listener, addr) = bind_loopback();
+        let (handle_tx, handle_rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let middleware = SessionMiddleware::new(codec).with_clock(clock);
+                let server = HttpServer::new(move || {
+                    let mut app = App::new().wrap(middleware.clone());
+                    for route in ROUTES {
+                        app = app.route(route, web::route().to(actix_handler));
+                    }
+                    app
+                })
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(5)
+                .listen(listener)
+                .expect("listening on the bound socket")
+                .run();
+                handle_tx.send(server.handle()).expect("the test waits for the handle");
+                server.await.expect("the actix server runs");
+            });
+        });
+        let handle = handle_rx.recv().expect("the actix server started");
+        Running {
+            base: format!("http://{addr}"),
+            stop: Some(Stop::Actix(handle)),
+            thread: Some(thread),
+        }
+    }
+}
+
+#[cfg(feature = "actix-web")]
+async fn actix_handler(
+    session: SessionHandle,
+    request: actix_web::HttpRequest,
+) -> actix_web::HttpResponse {
+    use actix_web::http::StatusCode;
+    use actix_web::http::header::{COOKIE, SET_COOKIE};
+
+    let cookies: Vec<String> = request
+        .headers()
+        .get_all(COOKIE)
+        .map(|v| v.to_str().expect("ASCII cookies").to_owned())
+        .collect();
+    let reply = respond(request.path(), request.query_string(), &cookies, &session);
+    let mut response =
+        actix_web::HttpResponse::build(StatusCode::from_u16(reply.status).expect("a status"));
+    if let Some(cookie) = reply.set_cookie {
+        response.append_header((SET_COOKIE, cookie));
+    }
+    response.body(reply.body)
+}
