@@ -20,6 +20,10 @@ pub(crate) const TOKEN_NAME_PREFIX: &str = "header:";
 /// line exceeds 8,192 bytes ("400 Request Header Or Cookie Too Large"); Apache's default
 /// `LimitRequestFieldSize` is the same. 6,144 bytes leaves 2 KiB for the header name and the
 /// application's other cookies.
+///
+/// Proxies also buffer the **response** headers: nginx's `proxy_buffer_size` is one 4 KB page
+/// by default, and a session whose Set-Cookie lines exceed it gets a 502 from nginx. Set
+/// `proxy_buffer_size 8k` when sessions can grow past about 3.5 KB.
 pub const DEFAULT_COOKIE_BUDGET: usize = 6 * 1024;
 
 /// The default maximum size of a session's MessagePack state, decompressed.
