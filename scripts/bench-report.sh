@@ -10,7 +10,7 @@
 #      scripts/plots.py, which writes docs/bench/*.svg and rewrites the tables of
 #      BENCHMARKS.md between their `<!-- NAME:begin -->` and `<!-- NAME:end -->` markers.
 #
-# Usage: scripts/bench-report.sh            everything (about 15 minutes on a quiet machine)
+# Usage: scripts/bench-report.sh            everything (about 15 minutes on a loaded 2-CPU VM)
 #        scripts/bench-report.sh --no-bench  only step 4, from the JSON of an earlier run
 set -euo pipefail
 cd "$(dirname "$0")/.."

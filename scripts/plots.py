@@ -82,22 +82,28 @@ def table(header, rows, align=None):
 def machine_block(machine, reports):
     load_before = ", ".join(f"{x:.1f}" for x in machine.get("load_before", []))
     load_after = ", ".join(f"{x:.1f}" for x in machine.get("load_after", []))
-    commit = machine.get("commit") or "?"
+    commit = f"`{machine.get('commit') or '?'}`"
     if machine.get("dirty"):
-        commit += " with uncommitted changes"
+        commit += " with uncommitted changes (other engineers' work in progress)"
     rounds = {r["bench"]: r["rounds"] for r in reports}
+    kept = sum(r["batches"]["kept"] for r in reports)
+    rerun = sum(r["batches"]["rerun_preempted"] for r in reports)
     rows = [
         ["CPU", f"`{machine.get('cpu')}`, {machine.get('cpus')} CPUs (a KVM guest)"],
         ["kernel", machine.get("kernel")],
         ["rustc", f"{machine.get('rustc')}, `bench` profile"],
         ["Redis", (machine.get("redis") or "?").split(" sha=")[0]],
-        ["code", f"commit `{commit}`"],
+        ["code", f"commit {commit}"],
         ["run", f"{machine.get('started')} to {machine.get('finished')}"],
         ["load average (1, 5, 15 min)", f"before: {load_before}; after: {load_after}"],
         [
             "rounds",
             ", ".join(f"{name} {n}" for name, n in rounds.items())
             + " (alternating batches of about 1 ms, order shuffled per round)",
+        ],
+        [
+            "batches thrown away and run again because the thread was preempted during them",
+            f"{rerun} of {rerun + kept} ({100 * rerun / max(rerun + kept, 1):.0f}%)",
         ],
     ]
     return table(["", ""], rows, ["---", "---"])
@@ -367,6 +373,12 @@ def mark_limit(ax, series):
     )
 
 
+def bottom_legend(fig, ax):
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(labels),
+               fontsize=8, frameon=False)
+
+
 def plot_wire(growth):
     by_name = {s["name"]: s for s in growth["series"]}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
@@ -398,7 +410,7 @@ def plot_wire(growth):
         ax.set_title(title)
         ax.set_xlabel("state size (bytes of JSON)")
     axes[0].set_ylabel("wire bytes (cookie values, per request)")
-    axes[0].legend(loc="lower right", fontsize=8)
+    bottom_legend(fig, axes[0])
     fig.suptitle("Wire bytes against state size", fontsize=10)
     save(fig, "wire-bytes.svg")
 
@@ -426,7 +438,7 @@ def plot_open(growth):
         ax.set_title(title)
         ax.set_xlabel("state size (bytes of JSON)")
     axes[0].set_ylabel("µs per call (median of 1 ms batches)")
-    axes[0].legend(loc="upper left", fontsize=8)
+    bottom_legend(fig, axes[0])
     fig.suptitle("Open time against state size (one loaded 2-CPU VM; lower is better)", fontsize=10)
     save(fig, "open-time.svg")
 

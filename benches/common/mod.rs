@@ -204,11 +204,14 @@ pub fn report_dir() -> PathBuf {
 
 /// Writes `report` as `<report_dir>/<name>.json`.
 pub fn write_report(name: &str, report: &Value) {
+    let mut report = report.clone();
+    let (kept, rerun) = batch_counts();
+    report["batches"] = serde_json::json!({ "kept": kept, "rerun_preempted": rerun });
     let dir = report_dir();
     std::fs::create_dir_all(&dir)
         .unwrap_or_else(|error| panic!("creating {}: {error}", dir.display()));
     let path = dir.join(format!("{name}.json"));
-    let text = serde_json::to_string_pretty(report).expect("a JSON value serializes");
+    let text = serde_json::to_string_pretty(&report).expect("a JSON value serializes");
     std::fs::write(&path, text + "\n")
         .unwrap_or_else(|error| panic!("writing {}: {error}", path.display()));
     eprintln!("wrote {}", path.display());

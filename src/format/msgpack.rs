@@ -67,13 +67,46 @@ fn read_len(input: &[u8], width: usize) -> Option<(usize, &[u8])> {
 }
 
 /// The length in bytes of the first complete MessagePack value in `input`, or `None` if it is
-/// truncated, uses the reserved marker, or nests deeper than [`MAX_DEPTH`].
+/// truncated, uses the reserved marker, or nests deeper than [`MAX_DEPTH`] (`depth` is the level
+/// of that first value).
+///
+/// The walk is iterative: `pending` counts the values still to read at the current level, and
+/// `outer` holds the counts of the levels around it, so nesting costs no call frames.
 pub(crate) fn value_len(input: &[u8], depth: usize) -> Option<usize> {
-    if depth > MAX_DEPTH {
-        return None;
+    let mut outer = [0usize; MAX_DEPTH + 1];
+    let mut level = 0;
+    let mut pending = 1usize;
+    let mut rest = input;
+    loop {
+        if depth + level > MAX_DEPTH {
+            return None;
+        }
+        let (fixed, items) = header(rest)?;
+        rest = rest.get(fixed..)?;
+        pending -= 1;
+        if items > 0 {
+            // Every nested value takes at least one byte, so a count past the input is a lie.
+            if items > rest.len() || depth + level + 1 > MAX_DEPTH {
+                return None;
+            }
+            outer[level] = pending;
+            level += 1;
+            pending = items;
+        }
+        while pending == 0 {
+            if level == 0 {
+                return Some(input.len() - rest.len());
+            }
+            level -= 1;
+            pending = outer[level];
+        }
     }
+}
+
+/// The bytes a value's header and payload take (`fixed`, from the marker on) and how many nested
+/// values follow them (`items`; a map's keys and values both count).
+fn header(input: &[u8]) -> Option<(usize, usize)> {
     let (&first, rest) = input.split_first()?;
-    // `fixed`: payload bytes after the marker; `items`: nested values that follow them.
     let (fixed, items) = match Marker::from_u8(first) {
         Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => {
             (0, 0)
@@ -102,16 +135,7 @@ pub(crate) fn value_len(input: &[u8], depth: usize) -> Option<usize> {
         Marker::Map32 => (4, 2 * read_len(rest, 4)?.0),
         Marker::Reserved => return None,
     };
-    let mut rest = rest.get(fixed..)?;
-    // Every nested value takes at least one byte, so a count past the input is a lie.
-    if items > rest.len() {
-        return None;
-    }
-    for _ in 0..items {
-        let len = value_len(rest, depth + 1)?;
-        rest = &rest[len..];
-    }
-    Some(input.len() - rest.len())
+    Some((1 + fixed, items))
 }
 
 #[cfg(test)]
