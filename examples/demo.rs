@@ -37,6 +37,7 @@
 //!   again, and answers the new count in 20 columns (without the layer: a process-wide counter).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -60,11 +61,22 @@ struct CartItem {
     price_cents: u32,
 }
 
+/// The application's state, shared by every request (cloning it clones one `Arc`).
 #[derive(Clone)]
-struct App {
+struct App(Arc<AppState>);
+
+struct AppState {
     cookie_name: String,
     config: SessionConfig,
     revocation: Revocation,
+}
+
+impl std::ops::Deref for App {
+    type Target = AppState;
+
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
 }
 
 #[tokio::main]
@@ -109,7 +121,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .route("/bench/read", get(bench_read))
             .route("/bench/write", post(bench_write))
             .layer(SessionLayer::new(codec).with_revocation(revocation.clone()))
-            .with_state(App { cookie_name, config: app_config, revocation });
+            .with_state(App(Arc::new(AppState { cookie_name, config: app_config, revocation })));
         (app, source, watcher)
     };
 
