@@ -13,9 +13,11 @@
 //! adds over `plain`, timed with `Instant` in alternating batches (as `benches/codec.rs` does):
 //! the fastest batch, which a busy machine disturbs least, and the median.
 
+mod common;
+
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
@@ -31,8 +33,7 @@ use serde_json::{Map, Value};
 use tokio::runtime::Runtime;
 use tower::ServiceExt as _;
 
-/// The summary's timing: each request runs in batches of about `BATCH`, `ROUNDS` times.
-const BATCH: Duration = Duration::from_millis(2);
+/// The summary's timing: `ROUNDS` alternating batches of each request (see `common::summaries`).
 const ROUNDS: usize = 51;
 
 /// A key no corpus state holds, so that writing it always changes the session.
@@ -159,33 +160,11 @@ fn bench_case(criterion: &mut Criterion, apps: &Apps, case: &Case) {
 /// interference from the rest of the machine; on a shared machine it moves much less than the
 /// median.
 fn timings(ops: &mut [&mut dyn FnMut()]) -> Vec<Timing> {
-    let iterations: Vec<u32> = ops
-        .iter_mut()
-        .map(|op| {
-            let mut n = 1u32;
-            loop {
-                let start = Instant::now();
-                (0..n).for_each(|_| op());
-                if start.elapsed() >= BATCH || n >= 1 << 20 {
-                    break n;
-                }
-                n *= 2;
-            }
-        })
-        .collect();
-    let mut samples = vec![Vec::with_capacity(ROUNDS); ops.len()];
-    for _ in 0..ROUNDS {
-        for ((op, &n), samples) in ops.iter_mut().zip(&iterations).zip(&mut samples) {
-            let start = Instant::now();
-            (0..n).for_each(|_| op());
-            samples.push(start.elapsed().as_secs_f64() * 1e6 / f64::from(n));
-        }
-    }
-    samples
+    common::summaries(ROUNDS, ops)
         .into_iter()
-        .map(|mut samples| {
-            samples.sort_by(f64::total_cmp);
-            Timing { fastest: samples[0], median: samples[samples.len() / 2] }
+        .map(|summary| Timing {
+            fastest: summary.batches.iter().copied().fold(f64::INFINITY, f64::min),
+            median: summary.median,
         })
         .collect()
 }

@@ -15,8 +15,10 @@
 //! request; the bench then prints a markdown table of median µs per request, timed with
 //! `Instant` in alternating batches (as `benches/adapter.rs` does).
 
+mod common;
+
 use std::hint::black_box;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
@@ -37,8 +39,7 @@ use tower::ServiceExt as _;
 #[path = "../tests/common/redis_server.rs"]
 mod redis_server;
 
-/// The summary's timing: each request runs in batches of about `BATCH`, `ROUNDS` times.
-const BATCH: Duration = Duration::from_millis(2);
+/// The summary's timing: `ROUNDS` alternating batches of each request (see `common::summaries`).
 const ROUNDS: usize = 51;
 
 /// Revoked entries each store holds before the run.
@@ -111,33 +112,10 @@ fn redis_url() -> (String, Option<redis_server::RedisServer>) {
 
 /// The median and the fastest batch of each operation, µs per call.
 fn medians(ops: &mut [&mut dyn FnMut()]) -> Vec<(f64, f64)> {
-    let iterations: Vec<u32> = ops
-        .iter_mut()
-        .map(|op| {
-            let mut n = 1u32;
-            loop {
-                let start = Instant::now();
-                (0..n).for_each(|_| op());
-                if start.elapsed() >= BATCH || n >= 1 << 20 {
-                    break n;
-                }
-                n *= 2;
-            }
-        })
-        .collect();
-    let mut samples = vec![Vec::with_capacity(ROUNDS); ops.len()];
-    for _ in 0..ROUNDS {
-        for ((op, &n), samples) in ops.iter_mut().zip(&iterations).zip(&mut samples) {
-            let start = Instant::now();
-            (0..n).for_each(|_| op());
-            samples.push(start.elapsed().as_secs_f64() * 1e6 / f64::from(n));
-        }
-    }
-    samples
+    common::summaries(ROUNDS, ops)
         .into_iter()
-        .map(|mut samples| {
-            samples.sort_by(f64::total_cmp);
-            (samples[samples.len() / 2], samples[0])
+        .map(|summary| {
+            (summary.median, summary.batches.iter().copied().fold(f64::INFINITY, f64::min))
         })
         .collect()
 }
