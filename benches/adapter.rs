@@ -16,7 +16,6 @@
 mod common;
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
@@ -92,27 +91,10 @@ impl Apps {
     }
 }
 
-fn corpus_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    assert!(dir.is_dir(), "the corpus directory {} is missing", dir.display());
-    dir
-}
-
 fn load_cases(codec: &SessionCodec, now: SystemTime) -> Vec<Case> {
-    let dir = corpus_dir();
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|error| panic!("reading {}: {error}", dir.display()))
-        .map(|entry| entry.expect("a directory entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
-        .collect();
-    paths.sort();
-    assert!(!paths.is_empty(), "no .json file in {}", dir.display());
-    paths
-        .iter()
-        .map(|path| {
-            let file = path.file_name().expect("a file name").to_string_lossy().into_owned();
-            let json = std::fs::read_to_string(path)
-                .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
+    common::corpus_files()
+        .into_iter()
+        .map(|(file, json)| {
             let state: Map<String, Value> = serde_json::from_str(&json)
                 .unwrap_or_else(|error| panic!("{file} is not a JSON object: {error}"));
             let mut session = Session::new();

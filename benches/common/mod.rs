@@ -386,8 +386,8 @@ pub fn corpus_dir() -> PathBuf {
     dir
 }
 
-/// Every `.json` file of the corpus, sorted by name, prepared for both sides.
-pub fn load_cases(sides: &Sides) -> Vec<Case> {
+/// Every `.json` file of the corpus, sorted by name: `(file name, JSON text)`.
+pub fn corpus_files() -> Vec<(String, String)> {
     let dir = corpus_dir();
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|error| panic!("reading {}: {error}", dir.display()))
@@ -402,9 +402,14 @@ pub fn load_cases(sides: &Sides) -> Vec<Case> {
             let file = path.file_name().expect("a file name").to_string_lossy().into_owned();
             let json = std::fs::read_to_string(path)
                 .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
-            sides.case(file, &json)
+            (file, json)
         })
         .collect()
+}
+
+/// Every `.json` file of the corpus, sorted by name, prepared for both sides.
+pub fn load_cases(sides: &Sides) -> Vec<Case> {
+    corpus_files().into_iter().map(|(file, json)| sides.case(file, &json)).collect()
 }
 
 /// Runs `op` once and hands its result to `black_box`, for the closures given to [`medians`].
