@@ -24,6 +24,11 @@ DURATION="${DURATION:-10s}"
 THREADS="${THREADS:-1}"
 CONNECTIONS="${CONNECTIONS:-8}"
 
+if [[ ! "$DURATION" =~ ^[0-9]+s$ ]] || ((${DURATION%s} >= 60)); then
+    echo "DURATION must be seconds below the session refresh interval (60s): $DURATION" >&2
+    exit 1
+fi
+
 for tool in wrk curl; do
     command -v "$tool" >/dev/null || { echo "$tool is missing: bash scripts/install-deps.sh" >&2; exit 1; }
 done
@@ -69,10 +74,16 @@ cpu_ticks() {
     awk '{print $14 + $15}' "/proc/$1/stat"
 }
 
-# Log in as "bench" and keep the session's cookies as one Cookie header value.
-cookie="$(curl -s -o /dev/null -D - -X POST -d user=bench "$session_url/login" |
-    sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' | paste -sd ';' | sed 's/;/; /g')"
-[[ -n "$cookie" ]] || { echo "no session cookie from /login" >&2; exit 1; }
+# Log in as "bench" and keep the session's cookies as one Cookie header value in $cookie.
+# wrk sends the same Cookie header for a whole run and ignores Set-Cookie; a session older
+# than the refresh interval (60 s) would be sealed again on every response, so each run of the
+# session side logs in afresh (and DURATION stays below the interval).
+login() {
+    cookie="$(curl -s -o /dev/null -D - -X POST -d user=bench "$session_url/login" |
+        sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' | paste -sd ';' | sed 's/;/; /g')"
+    [[ -n "$cookie" ]] || { echo "no session cookie from /login" >&2; exit 1; }
+}
+login
 
 # Both sides answer the same bodies (sizes), and the session side sees the login.
 check() {
@@ -86,6 +97,10 @@ check GET /bench/read
 check POST /bench/write
 [[ "$(curl -s -H "Cookie: $cookie" "$session_url/bench/read")" == "hello, bench" ]] ||
     { echo "/bench/read does not see the login" >&2; exit 1; }
+if curl -s -o /dev/null -D - -H "Cookie: $cookie" "$session_url/bench/read" | grep -qi '^set-cookie'; then
+    echo "/bench/read sets a cookie: the read route would measure sealing too" >&2
+    exit 1
+fi
 
 printf 'wrk.method = "POST"\n' >"$work/post.lua"
 
@@ -103,6 +118,7 @@ run() {
     local route="$1" side="$2" url pid args=()
     if [[ "$side" == session ]]; then
         url="$session_url" pid="$session_pid"
+        login
         args+=(-H "Cookie: $cookie")
     else
         url="$plain_url" pid="$plain_pid"

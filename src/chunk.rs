@@ -4,6 +4,8 @@
 //! in the token's header, so it is authenticated: chunks mixed from two writes, reordered or
 //! dropped fail to open, and cookies past the count are leftovers to remove.
 
+use smallvec::SmallVec;
+
 use crate::error::RejectReason;
 use crate::format::{MAX_CHUNKS, MAX_NAME_VARIANTS};
 
@@ -52,7 +54,8 @@ pub(crate) fn plan(
 #[derive(Debug, Default)]
 pub(crate) struct Found<'h> {
     /// `(chunk index, value)` in the order the client sent them.
-    pub(crate) chunks: Vec<(u8, &'h str)>,
+    /// Inline for the usual few cookies: opening allocates nothing for them.
+    pub(crate) chunks: SmallVec<[(u8, &'h str); 4]>,
     /// Bit `i` is set when chunk `i` was present.
     pub(crate) seen: u64,
 }
@@ -66,7 +69,10 @@ impl<'h> Found<'h> {
     ) -> Result<Found<'h>, RejectReason> {
         let mut found = Found::default();
         for header in headers {
-            for cookie in cookie::Cookie::split_parse(header).flatten() {
+            // A cookie of ours has our base name in it: parse only those pieces (a real header
+            // often carries many cookies of other parts of the site).
+            let ours = header.split(';').filter(|piece| piece.contains(base));
+            for cookie in ours.filter_map(|piece| cookie::Cookie::parse(piece).ok()) {
                 let (Some(name), Some(value)) = (cookie.name_raw(), cookie.value_raw()) else {
                     continue;
                 };
@@ -153,8 +159,9 @@ mod tests {
 
     #[test]
     fn collects_only_our_cookies() {
-        let found = Found::collect(["a=1; s=x; s.1=y", "s.2=z; s.9x=no; s=x2"], "s").unwrap();
-        assert_eq!(found.chunks, vec![(0, "x"), (1, "y"), (2, "z"), (0, "x2")]);
+        let found =
+            Found::collect(["a=1; s=x; s.1=y; b=s.3; as=1", "s.2=z; s.9x=no; s=x2"], "s").unwrap();
+        assert_eq!(found.chunks[..], [(0, "x"), (1, "y"), (2, "z"), (0, "x2")]);
         assert_eq!(found.seen, 0b111);
         assert_eq!(found.variants(), 2);
         assert_eq!(found.get(0, 0), Some("x"));

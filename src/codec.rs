@@ -1,11 +1,13 @@
 //! The framework-free pipeline: Cookie header in, [`Session`] out; [`Session`] in, Set-Cookie
 //! headers out.
 
+use std::cell::RefCell;
 use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64;
 use cookie::Cookie;
+use zeroize::Zeroize as _;
 
 use crate::chunk::{self, Found};
 use crate::config::SessionConfig;
@@ -13,13 +15,41 @@ use crate::error::{RejectReason, Rejection, SealError};
 use crate::format::frame::{self, FrameMeta};
 use crate::format::msgpack;
 use crate::format::{
-    FORMAT_VERSION, HEADER_LEN, Header, MAX_CHUNKS, Mode, NONCE_LEN, SESSION_ID_LEN,
+    FORMAT_VERSION, HEADER_LEN, Header, MAX_AAD_LEN, MAX_CHUNKS, Mode, NONCE_LEN, SESSION_ID_LEN,
     associated_data,
 };
 use crate::keys::{KeyId, KeyRing, RingKey, SharedKeyRing};
 use crate::seal;
 use crate::session::{Entry, MAX_KEY_LEN, Session};
 use crate::time::to_unix;
+
+thread_local! {
+    /// The buffer this thread decodes tokens into, so that opening allocates nothing for the
+    /// token itself. It is wiped after every use: it held a decrypted state.
+    static TOKEN_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with an empty buffer (this thread's, or a new one when that one is in use) and
+/// wipes what `f` left in it.
+fn with_token_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut f = Some(f);
+    let mut run = |buffer: &mut Vec<u8>| {
+        let f = f.take()?;
+        let result = f(buffer);
+        buffer.as_mut_slice().zeroize();
+        buffer.clear();
+        Some(result)
+    };
+    let shared = TOKEN_BUFFER
+        .try_with(|cell| cell.try_borrow_mut().ok().and_then(|mut buffer| run(&mut buffer)))
+        .ok()
+        .flatten();
+    match shared {
+        Some(result) => result,
+        // Reentered, or the thread is exiting: a buffer of its own.
+        None => run(&mut Vec::new()).expect("f runs once, and it has not run"),
+    }
+}
 
 /// Seals sessions into cookies and opens them back, under one configuration and key ring.
 ///
@@ -139,11 +169,13 @@ impl SessionCodec {
     ) -> Result<Session, RejectReason> {
         let first = found.get(0, variant).ok_or(RejectReason::Malformed("missing first chunk"))?;
         let header = self.check_header(first)?;
-        let mut parts = Vec::with_capacity(usize::from(header.chunks));
-        for index in 0..header.chunks {
-            let part = found.get(index, variant).ok_or(RejectReason::Malformed("missing chunk"))?;
-            parts.push(part);
+        if header.chunks == 1 {
+            return self.open_parts(&self.config.name, header, &[first], now);
         }
+        let parts = (0..header.chunks)
+            .map(|index| found.get(index, variant))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(RejectReason::Malformed("missing chunk"))?;
         self.open_parts(&self.config.name, header, &parts, now)
     }
 
@@ -183,26 +215,33 @@ impl SessionCodec {
         if encoded_len > self.config.cookie_budget {
             return Err(RejectReason::TooLarge("token"));
         }
-        let mut joined = String::with_capacity(encoded_len);
-        parts.iter().for_each(|part| joined.push_str(part));
-        let mut token = BASE64
-            .decode(joined.as_bytes())
-            .map_err(|_| RejectReason::Malformed("invalid base64"))?;
-        if token.len() < HEADER_LEN + self.config.mode.envelope_len() {
-            return Err(RejectReason::Malformed("short token"));
-        }
-
-        let mut aad = Vec::with_capacity(HEADER_LEN + 1 + name.len());
-        associated_data(&header.to_bytes(), name, &mut aad);
-        let frame = seal::open(self.config.mode, key, &aad, &mut token[HEADER_LEN..])
-            .ok_or(RejectReason::Forged)?;
-
-        // Authenticated from here on.
-        let (mut session, meta) = self.decode_frame(frame, now)?;
-        session.meta = Some(meta);
-        session.key_id = Some(key_id);
-        session.chunk_count = header.chunks;
-        Ok(session)
+        // One chunk (the usual case) decodes in place; more are joined first.
+        let joined;
+        let encoded = match parts {
+            [part] => part.as_bytes(),
+            _ => {
+                joined = parts.concat();
+                joined.as_bytes()
+            }
+        };
+        let mut aad = [0; MAX_AAD_LEN];
+        let aad = associated_data(&header.to_bytes(), name, &mut aad);
+        with_token_buffer(|token| {
+            BASE64
+                .decode_vec(encoded, token)
+                .map_err(|_| RejectReason::Malformed("invalid base64"))?;
+            if token.len() < HEADER_LEN + self.config.mode.envelope_len() {
+                return Err(RejectReason::Malformed("short token"));
+            }
+            let frame = seal::open(self.config.mode, key, aad, &mut token[HEADER_LEN..])
+                .ok_or(RejectReason::Forged)?;
+            // Authenticated from here on.
+            let (mut session, meta) = self.decode_frame(frame, now)?;
+            session.meta = Some(meta);
+            session.key_id = Some(key_id);
+            session.chunk_count = header.chunks;
+            Ok(session)
+        })
     }
 
     /// Checks the times of an authenticated frame and indexes its values, within the limits.
@@ -231,10 +270,10 @@ impl SessionCodec {
         }
         let mut session = Session::new();
         let invalid = RejectReason::Malformed("invalid state");
-        let sensitive = sections.sensitive().map(msgpack::split_map);
-        for (entries, sensitive) in [(Some(msgpack::split_map(&body)), false), (sensitive, true)] {
-            let Some(entries) = entries else { continue };
-            for (key, bytes) in entries.ok_or(invalid)? {
+        for (section, sensitive) in [(Some(&*body), false), (sections.sensitive(), true)] {
+            let Some(section) = section else { continue };
+            for entry in msgpack::map_entries(section).ok_or(invalid)? {
+                let (key, bytes) = entry.ok_or(invalid)?;
                 if key.len() > MAX_KEY_LEN {
                     return Err(invalid);
                 }
@@ -567,9 +606,9 @@ impl SessionCodec {
         let mode = self.config.mode;
         let header = Header::new(mode, chunks, key.id.0).to_bytes();
         token[..HEADER_LEN].copy_from_slice(&header);
-        let mut aad = Vec::with_capacity(HEADER_LEN + 1 + name.len());
-        associated_data(&header, name, &mut aad);
-        seal::seal(mode, key, &aad, &mut token, frame_start).map_err(|()| SealError::Encrypt)?;
+        let mut aad = [0; MAX_AAD_LEN];
+        let aad = associated_data(&header, name, &mut aad);
+        seal::seal(mode, key, aad, &mut token, frame_start).map_err(|()| SealError::Encrypt)?;
         let encoded = BASE64.encode(&token);
         debug_assert_eq!(encoded.len(), encoded_len);
         Ok((encoded, meta, key.id))

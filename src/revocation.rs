@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -233,7 +233,7 @@ impl fmt::Debug for Revocation {
 /// dropped once their time has passed.
 #[derive(Default)]
 pub struct MemoryRevocations {
-    inner: Mutex<MemoryInner>,
+    inner: RwLock<MemoryInner>,
     now: Option<Arc<dyn Fn() -> u64 + Send + Sync>>,
 }
 
@@ -263,7 +263,7 @@ impl MemoryRevocations {
 
     /// How many entries the store holds (expired ones included until the next write).
     pub fn len(&self) -> usize {
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         inner.sessions.len() + inner.subjects.len()
     }
 
@@ -276,7 +276,7 @@ impl MemoryRevocations {
 impl RevocationStore for MemoryRevocations {
     fn is_revoked<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<bool, StoreError>> {
         let now = self.now();
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         let by_id = inner.sessions.get(&query.id).is_some_and(|&until| until >= now);
         let by_subject = query
             .subject
@@ -287,7 +287,7 @@ impl RevocationStore for MemoryRevocations {
 
     fn revoke_session(&self, id: SessionId, until: u64) -> BoxFuture<'_, Result<(), StoreError>> {
         let now = self.now();
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         inner.sessions.retain(|_, until| *until >= now);
         inner.sessions.insert(id, until);
         Box::pin(std::future::ready(Ok(())))
@@ -300,7 +300,7 @@ impl RevocationStore for MemoryRevocations {
         until: u64,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         let now = self.now();
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         inner.subjects.retain(|_, (_, until)| *until >= now);
         let entry = inner.subjects.entry(subject.to_vec()).or_insert((0, 0));
         *entry = (entry.0.max(issued_before), entry.1.max(until));

@@ -121,13 +121,23 @@ impl Header {
     }
 }
 
+/// The longest associated data: the header, the name's length byte and the longest name.
+pub(crate) const MAX_AAD_LEN: usize = HEADER_LEN + 1 + MAX_NAME_LEN;
+
 /// Writes the associated data of a token: the header, then the base name with a length byte.
-pub(crate) fn associated_data(header: &[u8; HEADER_LEN], name: &str, out: &mut Vec<u8>) {
-    debug_assert!(name.len() <= MAX_NAME_LEN);
-    out.clear();
-    out.extend_from_slice(header);
-    out.push(name.len() as u8);
-    out.extend_from_slice(name.as_bytes());
+/// Returns the bytes written (on the stack: the open path runs on every request).
+pub(crate) fn associated_data<'a>(
+    header: &[u8; HEADER_LEN],
+    name: &str,
+    out: &'a mut [u8; MAX_AAD_LEN],
+) -> &'a [u8] {
+    // The configuration refuses longer names (and token header names).
+    assert!(name.len() <= MAX_NAME_LEN, "a cookie name longer than MAX_NAME_LEN");
+    let len = HEADER_LEN + 1 + name.len();
+    out[..HEADER_LEN].copy_from_slice(header);
+    out[HEADER_LEN] = name.len() as u8;
+    out[HEADER_LEN + 1..len].copy_from_slice(name.as_bytes());
+    &out[..len]
 }
 
 /// Unsigned LEB128, as used for the times in the frame.

@@ -21,30 +21,68 @@ pub(crate) fn write_key(key: &str, out: &mut Vec<u8>) {
     rmp::encode::write_str(out, key).expect("writing to a Vec cannot fail");
 }
 
-/// Splits a section (one MessagePack map with string keys) into `(key, value bytes)` pairs.
-/// Returns `None` when the section is not exactly one such map within the depth limit.
-pub(crate) fn split_map(section: &[u8]) -> Option<Vec<(&str, &[u8])>> {
+/// The `(key, value bytes)` pairs of a section (one MessagePack map with string keys), read
+/// one at a time so that opening builds no list of them. Returns `None` when the section does
+/// not start with a map header whose length the bytes could hold; the iterator then yields
+/// `Some(None)` (and stops) at the first entry that is not a string key and one complete value
+/// within the depth limit, or at bytes after the last entry.
+pub(crate) fn map_entries(section: &[u8]) -> Option<MapEntries<'_>> {
     let (&first, rest) = section.split_first()?;
-    let (len, mut rest) = match Marker::from_u8(first) {
+    let (left, rest) = match Marker::from_u8(first) {
         Marker::FixMap(n) => (usize::from(n), rest),
         Marker::Map16 => read_len(rest, 2)?,
         Marker::Map32 => read_len(rest, 4)?,
         _ => return None,
     };
-    // Each entry takes at least two bytes: never reserve more than the input could hold.
-    if len > rest.len() / 2 {
+    // Each entry takes at least two bytes.
+    if left > rest.len() / 2 {
         return None;
     }
-    let mut entries = Vec::with_capacity(len);
-    for _ in 0..len {
-        let key_len = value_len(rest, 1)?;
-        let key = read_str(&rest[..key_len])?;
-        rest = &rest[key_len..];
-        let len = value_len(rest, 1)?;
-        entries.push((key, &rest[..len]));
-        rest = &rest[len..];
+    Some(MapEntries { left, rest, failed: false })
+}
+
+/// The iterator [`map_entries`] returns.
+pub(crate) struct MapEntries<'a> {
+    left: usize,
+    rest: &'a [u8],
+    failed: bool,
+}
+
+impl<'a> MapEntries<'a> {
+    fn entry(&mut self) -> Option<(&'a str, &'a [u8])> {
+        let key_len = value_len(self.rest, 1)?;
+        let key = read_str(&self.rest[..key_len])?;
+        self.rest = &self.rest[key_len..];
+        let len = value_len(self.rest, 1)?;
+        let (value, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        Some((key, value))
     }
-    rest.is_empty().then_some(entries)
+}
+
+impl<'a> Iterator for MapEntries<'a> {
+    type Item = Option<(&'a str, &'a [u8])>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || (self.left == 0 && self.rest.is_empty()) {
+            return None;
+        }
+        let entry = match self.left {
+            0 => None,
+            _ => {
+                self.left -= 1;
+                self.entry()
+            }
+        };
+        self.failed = entry.is_none();
+        Some(entry)
+    }
+}
+
+/// All the pairs of [`map_entries`], or `None` when the section is not exactly one such map.
+#[cfg(test)]
+pub(crate) fn split_map(section: &[u8]) -> Option<Vec<(&str, &[u8])>> {
+    map_entries(section)?.collect()
 }
 
 fn read_str(bytes: &[u8]) -> Option<&str> {

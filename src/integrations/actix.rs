@@ -76,7 +76,9 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(SessionService { service: Rc::new(service), shared: self.shared.clone() }))
+        let token_header = self.shared.codec.config().token_header();
+        let state = State { shared: self.shared.clone(), token_header: token_header.parse().ok() };
+        ready(Ok(SessionService { service: Rc::new(service), state: Rc::new(state) }))
     }
 }
 
@@ -84,7 +86,15 @@ where
 #[derive(Debug)]
 pub struct SessionService<S> {
     service: Rc<S>,
+    state: Rc<State>,
+}
+
+/// What a [`SessionService`] needs besides the service it wraps.
+#[derive(Debug)]
+struct State {
     shared: Shared,
+    /// The token header's name, parsed once (`None` if it is not a valid header name).
+    token_header: Option<HeaderName>,
 }
 
 impl<S, B> Service<ServiceRequest> for SessionService<S>
@@ -99,15 +109,15 @@ where
     forward_ready!(service);
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
-        let shared = self.shared.clone();
+        let state = Rc::clone(&self.state);
         let headers = request.headers();
         let cookies = headers.get_all(COOKIE).filter_map(|value| value.to_str().ok());
-        let token_header = shared.codec.config().token_header();
-        let token = headers.get(token_header).and_then(|value| value.to_str().ok());
-        let session = shared.load(cookies, token);
+        let token = state.token_header.as_ref().and_then(|name| headers.get(name));
+        let session = state.shared.load(cookies, token.and_then(|value| value.to_str().ok()));
 
         let service = Rc::clone(&self.service);
         Box::pin(async move {
+            let shared = &state.shared;
             let handle = SessionHandle::new(shared.admit(session).await);
             request.extensions_mut().insert(handle.clone());
             let mut response = service.call(request).await?;

@@ -21,6 +21,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum_core::extract::FromRequestParts;
@@ -50,7 +51,7 @@ impl SessionLayer {
 
     /// Reads the time from `clock` instead of the system clock (for tests).
     pub fn with_clock(mut self, clock: impl Clock) -> SessionLayer {
-        self.shared.clock = std::sync::Arc::new(clock);
+        self.shared.clock = Arc::new(clock);
         self
     }
 
@@ -66,7 +67,9 @@ impl<S> Layer<S> for SessionLayer {
     type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> SessionService<S> {
-        SessionService { inner, shared: self.shared.clone() }
+        let token_header = self.shared.codec.config().token_header();
+        let state = State { shared: self.shared.clone(), token_header: token_header.parse().ok() };
+        SessionService { inner, state: Arc::new(state) }
     }
 }
 
@@ -74,7 +77,16 @@ impl<S> Layer<S> for SessionLayer {
 #[derive(Debug, Clone)]
 pub struct SessionService<S> {
     inner: S,
+    /// One `Arc`: routers clone the service for every request.
+    state: Arc<State>,
+}
+
+/// What a [`SessionService`] needs besides the service it wraps.
+#[derive(Debug)]
+struct State {
     shared: Shared,
+    /// The token header's name, parsed once (`None` if it is not a valid header name).
+    token_header: Option<HeaderName>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
@@ -93,17 +105,17 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let shared = self.shared.clone();
+        let state = Arc::clone(&self.state);
         let headers = request.headers();
         let cookies = headers.get_all(COOKIE).iter().filter_map(|value| value.to_str().ok());
-        let token_header = shared.codec.config().token_header();
-        let token = headers.get(token_header).and_then(|value| value.to_str().ok());
-        let session = shared.load(cookies, token);
+        let token = state.token_header.as_ref().and_then(|name| headers.get(name));
+        let session = state.shared.load(cookies, token.and_then(|value| value.to_str().ok()));
 
         // The service that was polled ready is the one to call; leave a fresh clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
+            let shared = &state.shared;
             let handle = SessionHandle::new(shared.admit(session).await);
             request.extensions_mut().insert(handle.clone());
             let mut response = inner.call(request).await?;
