@@ -10,6 +10,12 @@
 #      scripts/plots.py, which writes docs/bench/*.svg and rewrites the tables of
 #      BENCHMARKS.md between their `<!-- NAME:begin -->` and `<!-- NAME:end -->` markers.
 #
+# The benches and redis-server run on one CPU (BENCH_CPU, default 0; BENCH_CPU=none leaves the
+# scheduler free). A loopback round trip between two CPUs of a virtual machine costs whatever
+# waking an idle virtual CPU costs (about 70 us on the machine of BENCHMARKS.md when it was
+# otherwise idle, against 6 us on one CPU or when the machine was busy): on one CPU Redis gets
+# its fastest, steadiest round trip, and our side no migrations.
+#
 # Usage: scripts/bench-report.sh            everything (about 15 minutes on a loaded 2-CPU VM)
 #        scripts/bench-report.sh --no-bench  only step 4, from the JSON of an earlier run
 set -euo pipefail
@@ -28,6 +34,13 @@ case "${1:-}" in
 esac
 
 mkdir -p "$REPORT_DIR"
+
+export BENCH_CPU="${BENCH_CPU:-0}"
+pin=()
+if [[ "$BENCH_CPU" != none ]]; then
+    command -v taskset >/dev/null || { echo "taskset is missing (util-linux); or BENCH_CPU=none" >&2; exit 1; }
+    pin=(taskset -c "$BENCH_CPU")
+fi
 
 machine_json() {
     # $1: "before" or "after"; appends the load average to machine.json.
@@ -54,6 +67,7 @@ if when == "before":
         "commit": run("git", "rev-parse", "--short", "HEAD"),
         "dirty": bool(run("git", "status", "--porcelain", "--untracked-files=no")),
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "bench_cpu": os.environ.get("BENCH_CPU", "0"),
     }
 else:
     with open(path) as f:
@@ -79,7 +93,7 @@ if $run_benches; then
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     redis_dir=$(mktemp -d)
     echo "--- starting redis-server on 127.0.0.1:$port"
-    redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+    "${pin[@]}" redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
         --dir "$redis_dir" --daemonize no --loglevel warning >"$REPORT_DIR/redis.log" 2>&1 &
     redis_pid=$!
     stop_redis() {
@@ -113,7 +127,9 @@ if $run_benches; then
     machine_json before
     for bench in "${BENCHES[@]}"; do
         echo "--- cargo bench --bench $bench (log: target/bench-report/$bench.log)"
-        cargo bench --bench "$bench" >"$REPORT_DIR/$bench.log" 2>&1 || {
+        # Build on every CPU, then measure on the pinned one.
+        cargo bench --bench "$bench" --no-run >"$REPORT_DIR/$bench.log" 2>&1 &&
+            "${pin[@]}" cargo bench --bench "$bench" >>"$REPORT_DIR/$bench.log" 2>&1 || {
             tail -40 "$REPORT_DIR/$bench.log" >&2
             exit 1
         }

@@ -14,8 +14,10 @@
 # processes taking the CPU). Not part of the test suite: speed targets live in BENCHMARKS.md,
 # not in tests.
 #
-# Environment: ROUNDS (default 5), DURATION (wrk -d, default 10s), THREADS (wrk -t, default 1),
-# CONNECTIONS (wrk -c, default 8). Needs wrk and curl (bash scripts/install-deps.sh).
+# Environment: ROUNDS (default 5), DURATION (wrk -d, default 10s, below 60s), THREADS (wrk -t,
+# default 1), CONNECTIONS (wrk -c, default 8), PIN (default 0; 1 runs both servers on CPU 0
+# and wrk on CPU 1 with taskset, so that wrk never takes the server's CPU and requests/s
+# measures the server alone). Needs wrk and curl (bash scripts/install-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +25,13 @@ ROUNDS="${ROUNDS:-5}"
 DURATION="${DURATION:-10s}"
 THREADS="${THREADS:-1}"
 CONNECTIONS="${CONNECTIONS:-8}"
+PIN="${PIN:-0}"
+server_cpu=() client_cpu=()
+if [[ "$PIN" == 1 ]]; then
+    command -v taskset >/dev/null || { echo "PIN=1 needs taskset (util-linux)" >&2; exit 1; }
+    (($(nproc) >= 2)) || { echo "PIN=1 needs two CPUs" >&2; exit 1; }
+    server_cpu=(taskset -c 0) client_cpu=(taskset -c 1)
+fi
 
 if [[ ! "$DURATION" =~ ^[0-9]+s$ ]] || ((${DURATION%s} >= 60)); then
     echo "DURATION must be seconds below the session refresh interval (60s): $DURATION" >&2
@@ -50,7 +59,7 @@ start() {
     local log="$work/demo-${#pids[@]}.log"
     : >"$log"
     env -u SEALED_SESSION_KEYS -u SEALED_SESSION_KEYS_FILE -u PORT \
-        "$demo" --port 0 "$@" >"$log" 2>&1 &
+        "${server_cpu[@]}" "$demo" --port 0 "$@" >"$log" 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do
         url="$(sed -n 's/^sealed-session demo listening on //p' "$log")"
@@ -126,7 +135,7 @@ run() {
     if [[ "$route" == write ]]; then args+=(-s "$work/post.lua"); fi
     local out before after
     before="$(cpu_ticks "$pid")"
-    out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${args[@]}" "$url/bench/$route")"
+    out="$("${client_cpu[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${args[@]}" "$url/bench/$route")"
     after="$(cpu_ticks "$pid")"
     if grep -q "Non-2xx" <<<"$out"; then echo "$out" >&2; echo "non-2xx answers" >&2; exit 1; fi
     local rps p50 p99 requests cpu
@@ -141,7 +150,7 @@ run() {
         "$route" "$side" "$rps" "$p50" "$p99" "$cpu"
 }
 
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $ROUNDS alternating rounds"
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $ROUNDS alternating rounds, PIN=$PIN"
 for round in $(seq "$ROUNDS"); do
     echo "round $round/$ROUNDS"
     if ((round % 2)); then order=(session plain); else order=(plain session); fi

@@ -97,6 +97,12 @@ def machine_block(machine, reports):
         ["run", f"{machine.get('started')} to {machine.get('finished')}"],
         ["load average (1, 5, 15 min)", f"before: {load_before}; after: {load_after}"],
         [
+            "CPU placement",
+            "benches and redis-server not pinned"
+            if machine.get("bench_cpu", "none") == "none"
+            else f"benches and redis-server both on CPU {machine['bench_cpu']} (`taskset`)",
+        ],
+        [
             "rounds",
             ", ".join(f"{name} {n}" for name, n in rounds.items())
             + " (alternating batches of about 1 ms, order shuffled per round)",
