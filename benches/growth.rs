@@ -164,9 +164,11 @@ fn point(
             };
             (Some(sealed), None)
         }
-        Err(error @ (SealError::TooLarge { .. } | SealError::StateTooLarge { .. })) => {
-            (None, Some(error.to_string()))
-        }
+        Err(
+            error @ (SealError::TooLarge { .. }
+            | SealError::TooManyCookies { .. }
+            | SealError::StateTooLarge { .. }),
+        ) => (None, Some(error.to_string())),
         Err(error) => panic!("{label}: unexpected seal error {error}"),
     };
     let (peer_header, peer_wire) = sides.peer_header(&state);

@@ -16,27 +16,34 @@ pub(crate) fn chunk_name(base: &str, index: usize) -> String {
 
 /// Bytes a chunk's name takes beyond the base name.
 fn suffix_len(index: usize) -> usize {
-    match index {
-        0 => 0,
-        1..=9 => 2,
-        _ => 3,
+    match index.checked_ilog10() {
+        None => 0,
+        Some(digits) => 2 + digits as usize,
     }
+}
+
+/// The share of the Cookie request header that cookies with these value lengths take, as the
+/// budget counts it: `name=value` plus a two-byte separator for each.
+pub(crate) fn header_share(base: &str, lens: &[usize]) -> usize {
+    lens.iter().enumerate().map(|(i, len)| base.len() + suffix_len(i) + 1 + len + 2).sum()
 }
 
 /// The value length of each chunk for a token of `total` encoded bytes, when every Set-Cookie
 /// line may take `max_line` bytes and its attributes (with the `=`) take `attrs_len`. Fills
-/// every chunk but the last. `None` when more than [`MAX_CHUNKS`] chunks would be needed.
+/// every chunk but the last. `None` when more than `max_chunks` chunks would be needed, or when
+/// no value fits on a line.
 pub(crate) fn plan(
     total: usize,
     base_len: usize,
     attrs_len: usize,
     max_line: usize,
+    max_chunks: usize,
 ) -> Option<Vec<usize>> {
     let mut lens = Vec::new();
     let mut left = total;
     while left > 0 || lens.is_empty() {
         let index = lens.len();
-        if index == MAX_CHUNKS {
+        if index == max_chunks {
             return None;
         }
         let capacity = max_line.checked_sub(attrs_len + base_len + suffix_len(index))?;
@@ -149,12 +156,15 @@ mod tests {
 
     #[test]
     fn plan_fills_lines_to_the_limit() {
-        assert_eq!(plan(0, 7, 50, 4096), Some(vec![0]));
-        assert_eq!(plan(100, 7, 50, 4096), Some(vec![100]));
-        let lens = plan(10_000, 7, 50, 4096).unwrap();
+        assert_eq!(plan(0, 7, 50, 4096, MAX_CHUNKS), Some(vec![0]));
+        assert_eq!(plan(100, 7, 50, 4096, MAX_CHUNKS), Some(vec![100]));
+        let lens = plan(10_000, 7, 50, 4096, MAX_CHUNKS).unwrap();
         assert_eq!(lens, vec![4096 - 57, 4096 - 59, 10_000 - (4096 - 57) - (4096 - 59)]);
-        assert_eq!(plan(usize::MAX / 2, 7, 50, 4096), None);
-        assert_eq!(plan(10, 7, 5000, 4096), None);
+        assert_eq!(plan(usize::MAX / 2, 7, 50, 4096, MAX_CHUNKS), None);
+        assert_eq!(plan(10, 7, 5000, 4096, MAX_CHUNKS), None);
+        assert_eq!(plan(1000, 1, 50, 100, usize::MAX).map(|lens| lens.len()), Some(22));
+        assert_eq!(header_share("s", &[3, 4]), "s=abc; s.1=abcd; ".len());
+        assert_eq!(suffix_len(100), ".100".len());
     }
 
     #[test]

@@ -360,6 +360,7 @@ impl SessionCodec {
     /// # Errors
     ///
     /// [`SealError::TooLarge`] when the cookies would exceed the budget,
+    /// [`SealError::TooManyCookies`] when they would be more than the format allows,
     /// [`SealError::StateTooLarge`] when the state exceeds the maximum state size,
     /// [`SealError::NoActiveKey`] when every key of the ring is pending.
     pub fn seal(&self, session: &mut Session, now: SystemTime) -> Result<SetCookies, SealError> {
@@ -385,18 +386,21 @@ impl SessionCodec {
         let attrs_len = self.template("", "", max_age).to_string().len();
         let name = &self.config.name;
         let budget = self.config.cookie_budget;
-        let lens =
-            chunk::plan(unsealed.encoded_len, name.len(), attrs_len, self.config.max_cookie_line)
-                .ok_or(SealError::TooLarge {
-                needed: unsealed.encoded_len,
-                budget,
-                chunks: MAX_CHUNKS + 1,
-            })?;
-        let needed: usize = lens
-            .iter()
-            .enumerate()
-            .map(|(i, len)| chunk::chunk_name(name, i).len() + 1 + len + 2)
-            .sum();
+        let line = self.config.max_cookie_line;
+        let plan = |max| chunk::plan(unsealed.encoded_len, name.len(), attrs_len, line, max);
+        let Some(lens) = plan(MAX_CHUNKS) else {
+            // Say what it would take without the format's limit on cookies.
+            return Err(match plan(usize::MAX) {
+                Some(lens) => SealError::TooManyCookies {
+                    needed: chunk::header_share(name, &lens),
+                    chunks: lens.len(),
+                    max: MAX_CHUNKS,
+                },
+                // Unreachable with a valid configuration: no value fits on a line.
+                None => SealError::TooLarge { needed: unsealed.encoded_len, budget, chunks: 1 },
+            });
+        };
+        let needed = chunk::header_share(name, &lens);
         if needed > budget {
             return Err(SealError::TooLarge { needed, budget, chunks: lens.len() });
         }

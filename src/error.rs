@@ -116,9 +116,8 @@ impl std::error::Error for Rejection {}
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SealError {
-    /// The sealed session would exceed the configured Cookie header budget, or need more
-    /// cookies than the format allows. Nothing was written; shrink the session or raise the
-    /// budget ([`SessionConfigBuilder::cookie_budget`](crate::SessionConfigBuilder::cookie_budget)).
+    /// The sealed session would exceed the configured Cookie header budget. Nothing was
+    /// written; shrink the session or raise the budget ([`SessionConfigBuilder::cookie_budget`](crate::SessionConfigBuilder::cookie_budget)).
     #[error(
         "session too large: its cookies need {needed} bytes of the Cookie header in {chunks} \
          cookie(s), the budget is {budget} bytes"
@@ -130,6 +129,21 @@ pub enum SealError {
         budget: usize,
         /// How many cookies it would have taken.
         chunks: usize,
+    },
+    /// The sealed session would need more cookies than the format allows (each Set-Cookie line
+    /// is limited by [`SessionConfigBuilder::max_cookie_line`](crate::SessionConfigBuilder::max_cookie_line)).
+    /// Nothing was written; shrink the session or allow longer lines.
+    #[error(
+        "session too large: its cookies would take {needed} bytes of the Cookie header in \
+         {chunks} cookies, more than the {max} cookies a session may span"
+    )]
+    TooManyCookies {
+        /// Bytes of the Cookie request header the session's cookies would take.
+        needed: usize,
+        /// How many cookies it would take.
+        chunks: usize,
+        /// The most cookies a session may span ([`MAX_CHUNKS`](crate::format::MAX_CHUNKS)).
+        max: usize,
     },
     /// The serialized state exceeds the configured maximum state size, so it could not be opened
     /// again.

@@ -101,8 +101,8 @@ fn assert_holds(opened: &Session, original: &Session, state: &State) {
 }
 
 /// Seals `session` and checks the outcome: either cookies within every limit that open back to
-/// `state`, or `TooLarge` naming a need above the budget (or more cookies than the format
-/// allows). Returns whether it sealed.
+/// `state`, `TooLarge` naming a need above the budget, or `TooManyCookies` naming more cookies
+/// than the format allows. Returns whether it sealed.
 fn seal_and_check(codec: &SessionCodec, mut session: Session, state: &State) -> bool {
     let original = session.clone();
     let budget = codec.config().cookie_budget();
@@ -123,9 +123,15 @@ fn seal_and_check(codec: &SessionCodec, mut session: Session, state: &State) -> 
             assert!(!opened.is_changed());
             true
         }
-        Err(error @ SealError::TooLarge { needed, budget: named, chunks }) => {
+        Err(error @ SealError::TooManyCookies { needed, chunks, max }) => {
+            assert_eq!(max, MAX_CHUNKS);
+            assert!(chunks > MAX_CHUNKS, "{error}");
+            assert!(needed > chunks * 2, "{error}");
+            false
+        }
+        Err(error @ SealError::TooLarge { needed, budget: named, .. }) => {
             assert_eq!(named, budget);
-            assert!(needed > budget || chunks > MAX_CHUNKS, "{error}");
+            assert!(needed > budget, "{error}");
             let text = error.to_string();
             assert!(
                 text.contains(&needed.to_string()) && text.contains(&budget.to_string()),
@@ -361,7 +367,14 @@ fn more_cookies_than_the_format_allows_is_too_large() {
     let mut session = Session::new();
     session.insert("blob", &noise(20_000, 2)).unwrap();
     match codec.seal(&mut session, now()) {
-        Err(SealError::TooLarge { chunks, .. }) => assert!(chunks > MAX_CHUNKS, "{chunks}"),
+        Err(error @ SealError::TooManyCookies { needed, chunks, max }) => {
+            assert_eq!(max, MAX_CHUNKS);
+            assert!(chunks > MAX_CHUNKS, "{chunks}");
+            // 20,000 bytes of noise in base64, plus a name for each cookie.
+            assert!(needed > 20_000 * 4 / 3 + chunks * "s.10=".len(), "{needed}");
+            let message = error.to_string();
+            assert!(message.contains(&format!("{chunks} cookies")), "{message}");
+        }
         other => panic!("{other:?}"),
     }
     assert!(session.id().is_none(), "a refused seal leaves the session unsealed");

@@ -72,7 +72,9 @@ impl From<ConfigError> for Failure {
 impl From<SealError> for Failure {
     fn from(error: SealError) -> Failure {
         let kind = match error {
-            SealError::TooLarge { .. } | SealError::StateTooLarge { .. } => Kind::TooLarge,
+            SealError::TooLarge { .. }
+            | SealError::TooManyCookies { .. }
+            | SealError::StateTooLarge { .. } => Kind::TooLarge,
             SealError::NoActiveKey => Kind::KeyRing,
             _ => Kind::Io,
         };
