@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 echo "--- system packages"
 bash scripts/install-deps.sh
 
-echo "--- cargo test --all-features"
-cargo test --all-features
+# --nocapture: the limit, browser and fleet tests print what they measured (peak memory,
+# cookie sizes, journeys and requests, sessions lost and rejected); CI shows it.
+echo "--- cargo test --all-features -- --nocapture"
+cargo test --all-features -- --nocapture
 
 echo "--- test vectors: cargo run --example test_vectors -- --check"
 cargo run --all-features --example test_vectors -- --check
