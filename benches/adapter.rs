@@ -75,9 +75,11 @@ impl Apps {
             runtime: tokio::runtime::Builder::new_current_thread()
                 .build()
                 .expect("a tokio runtime"),
-            plain: Router::new().route("/", get(plain)),
-            read: Router::new().route("/", get(read)).layer(layer()),
-            write: Router::new().route("/", get(write)).layer(layer()),
+            // `with_state` turns handlers into routes once, as `axum::serve` does; without it
+            // the router would rebuild each route (and apply the layer) on every request.
+            plain: Router::new().route("/", get(plain)).with_state(()),
+            read: Router::new().route("/", get(read)).layer(layer()).with_state(()),
+            write: Router::new().route("/", get(write)).layer(layer()).with_state(()),
         }
     }
 

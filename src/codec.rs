@@ -1,6 +1,7 @@
 //! The framework-free pipeline: Cookie header in, [`Session`] out; [`Session`] in, Set-Cookie
 //! headers out.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::time::SystemTime;
 
@@ -20,8 +21,9 @@ use crate::format::{
 };
 use crate::keys::{KeyId, KeyRing, RingKey, SharedKeyRing};
 use crate::seal;
-use crate::session::{Entry, MAX_KEY_LEN, Session};
+use crate::session::{MAX_KEY_LEN, Session};
 use crate::time::to_unix;
+use crate::values::{Opened, Slot, Slots, Values};
 
 thread_local! {
     /// The buffer this thread decodes tokens into, so that opening allocates nothing for the
@@ -260,30 +262,47 @@ impl SessionCodec {
         }
 
         let max_state = self.config.max_state_size;
-        if sections.sensitive().map_or(0, <[u8]>::len) > max_state {
+        let sensitive = sections.sensitive();
+        if sensitive.map_or(0, <[u8]>::len) > max_state {
             return Err(RejectReason::TooLarge("state"));
         }
         let body = sections.body(max_state)?;
+        let state_len = body.len() + sensitive.map_or(0, <[u8]>::len);
         // An uncompressed body is not bounded by decompression: check the whole state.
-        if body.len() + sections.sensitive().map_or(0, <[u8]>::len) > max_state {
+        if state_len > max_state {
             return Err(RejectReason::TooLarge("state"));
         }
-        let mut session = Session::new();
+        // Where each value lies in one buffer holding the body, then the sensitive section;
+        // nothing is copied until every entry has been read.
         let invalid = RejectReason::Malformed("invalid state");
-        for (section, sensitive) in [(Some(&*body), false), (sections.sensitive(), true)] {
+        let mut slots = Slots::new();
+        for (start, section, sensitive) in [(0, Some(&*body), false), (body.len(), sensitive, true)]
+        {
             let Some(section) = section else { continue };
             for entry in msgpack::map_entries(section).ok_or(invalid)? {
-                let (key, bytes) = entry.ok_or(invalid)?;
+                let (key, value) = entry.ok_or(invalid)?;
                 if key.len() > MAX_KEY_LEN {
                     return Err(invalid);
                 }
-                let entry = Entry { bytes: bytes.to_vec(), sensitive };
-                // One key space for both sections: a key in both was not written by us.
-                if session.values.insert(key.to_owned(), entry).is_some() {
-                    return Err(invalid);
-                }
+                let key = start + key.start..start + key.end;
+                let value = start + value.start..start + value.end;
+                slots.push(Slot::new(key, value, sensitive).ok_or(invalid)?);
             }
         }
+        // A decompressed body was given room for the sensitive section: no reallocation
+        // leaves an unwiped copy of it behind.
+        let mut bytes = match body {
+            Cow::Owned(bytes) => bytes,
+            Cow::Borrowed(body) => {
+                let mut bytes = Vec::with_capacity(state_len);
+                bytes.extend_from_slice(body);
+                bytes
+            }
+        };
+        bytes.extend_from_slice(sensitive.unwrap_or_default());
+        // One key space for both sections: a key in both was not written by us.
+        let values = Opened::new(bytes, slots).ok_or(invalid)?;
+        let session = Session { values: Values::opened(values), ..Session::new() };
         Ok((session, meta))
     }
 
@@ -667,18 +686,19 @@ struct Unsealed<'k> {
 
 /// Encodes the ordinary and the sensitive values as two MessagePack maps.
 fn encode_sections(session: &Session) -> (Vec<u8>, Option<Vec<u8>>) {
-    let sensitive_count = session.values.values().filter(|entry| entry.sensitive).count();
-    let write = |sensitive: bool, count: usize| {
-        let size: usize = session.values.iter().map(|(k, e)| k.len() + e.bytes.len() + 3).sum();
+    let values = &session.values;
+    let sensitive_count = values.iter().filter(|&(_, _, sensitive)| sensitive).count();
+    let write = |wanted: bool, count: usize| {
+        let size: usize = values.iter().map(|(key, bytes, _)| key.len() + bytes.len() + 3).sum();
         let mut out = Vec::with_capacity(size + 5);
         msgpack::write_map_len(count, &mut out);
-        for (key, entry) in session.values.iter().filter(|(_, e)| e.sensitive == sensitive) {
+        for (key, bytes, _) in values.iter().filter(|&(_, _, sensitive)| sensitive == wanted) {
             msgpack::write_key(key, &mut out);
-            out.extend_from_slice(&entry.bytes);
+            out.extend_from_slice(bytes);
         }
         out
     };
-    let body = write(false, session.values.len() - sensitive_count);
+    let body = write(false, values.len() - sensitive_count);
     let sensitive = (sensitive_count > 0).then(|| write(true, sensitive_count));
     (body, sensitive)
 }

@@ -73,6 +73,7 @@ pub mod revocation;
 mod seal;
 mod session;
 mod time;
+mod values;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Outgoing, SessionCodec, SetCookies};

@@ -69,6 +69,15 @@ pub trait RevocationStore: Send + Sync + 'static {
     /// Whether the session's id is revoked, or its subject revoked at or after its issue time.
     fn is_revoked<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<bool, StoreError>>;
 
+    /// The answer [`is_revoked`](RevocationStore::is_revoked) would give, when the store has it
+    /// without waiting (an in-memory store); `None`, the default, means "ask `is_revoked`".
+    /// Adapters call this first on every request, so a store that implements it costs them no
+    /// boxed future.
+    fn try_is_revoked(&self, query: &Query<'_>) -> Option<Result<bool, StoreError>> {
+        let _ = query;
+        None
+    }
+
     /// Revokes one session id until `until` (Unix seconds).
     fn revoke_session(&self, id: SessionId, until: u64) -> BoxFuture<'_, Result<(), StoreError>>;
 
@@ -156,15 +165,37 @@ impl Revocation {
     /// [`RejectReason::RevocationUnavailable`] when the store cannot answer under
     /// [`FailurePolicy::Reject`].
     pub async fn check(&self, session: &Session) -> Result<(), RejectReason> {
+        let Some(query) = self.query(session) else { return Ok(()) };
+        if let Some(answer) = self.store.try_is_revoked(&query) {
+            return self.verdict(answer);
+        }
+        let answer = self.store.is_revoked(query).await;
+        self.verdict(answer)
+    }
+
+    /// [`check`](Revocation::check) without waiting: `None` when the store can only answer
+    /// asynchronously (see [`RevocationStore::try_is_revoked`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`check`](Revocation::check).
+    pub fn try_check(&self, session: &Session) -> Option<Result<(), RejectReason>> {
+        let Some(query) = self.query(session) else { return Some(Ok(())) };
+        self.store.try_is_revoked(&query).map(|answer| self.verdict(answer))
+    }
+
+    /// What the store is asked about `session`; `None` for a new session (no id yet).
+    fn query<'s>(&self, session: &'s Session) -> Option<Query<'s>> {
         let (Some(id), Some(issued_at)) = (session.id(), session.issued_at()) else {
-            return Ok(());
+            return None;
         };
-        let query = Query {
-            id,
-            subject: session.get_raw(&self.subject_key),
-            issued_at: to_unix(issued_at),
-        };
-        match self.store.is_revoked(query).await {
+        let subject = session.get_raw(&self.subject_key);
+        Some(Query { id, subject, issued_at: to_unix(issued_at) })
+    }
+
+    /// The store's answer, with the failure policy applied.
+    fn verdict(&self, answer: Result<bool, StoreError>) -> Result<(), RejectReason> {
+        match answer {
             Ok(false) => Ok(()),
             Ok(true) => Err(RejectReason::Revoked),
             Err(error) => match self.policy {
@@ -273,8 +304,8 @@ impl MemoryRevocations {
     }
 }
 
-impl RevocationStore for MemoryRevocations {
-    fn is_revoked<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<bool, StoreError>> {
+impl MemoryRevocations {
+    fn answer(&self, query: &Query<'_>) -> bool {
         let now = self.now();
         let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         let by_id = inner.sessions.get(&query.id).is_some_and(|&until| until >= now);
@@ -282,7 +313,17 @@ impl RevocationStore for MemoryRevocations {
             .subject
             .and_then(|s| inner.subjects.get(s))
             .is_some_and(|&(before, until)| until >= now && query.issued_at < before);
-        Box::pin(std::future::ready(Ok(by_id || by_subject)))
+        by_id || by_subject
+    }
+}
+
+impl RevocationStore for MemoryRevocations {
+    fn is_revoked<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(std::future::ready(Ok(self.answer(&query))))
+    }
+
+    fn try_is_revoked(&self, query: &Query<'_>) -> Option<Result<bool, StoreError>> {
+        Some(Ok(self.answer(query)))
     }
 
     fn revoke_session(&self, id: SessionId, until: u64) -> BoxFuture<'_, Result<(), StoreError>> {

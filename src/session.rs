@@ -1,6 +1,5 @@
 //! The session an application reads and writes.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::SystemTime;
 
@@ -13,6 +12,7 @@ use crate::format::frame::FrameMeta;
 use crate::format::msgpack;
 use crate::keys::KeyId;
 use crate::time::from_unix;
+use crate::values::{Entry, Values};
 
 /// The longest key a session accepts, in bytes.
 pub const MAX_KEY_LEN: usize = 255;
@@ -34,16 +34,12 @@ impl fmt::Debug for SessionId {
     }
 }
 
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Entry {
-    pub(crate) bytes: Vec<u8>,
-    pub(crate) sensitive: bool,
-}
-
 /// A session: typed values stored as MessagePack, plus the id and times sealed with them.
 ///
 /// Values are kept as their MessagePack bytes and decoded only when read, so opening a session
-/// costs no deserialization of values the request does not touch.
+/// costs no deserialization of values the request does not touch. An opened session holds its
+/// decrypted values in one buffer, wiped when the session is dropped; the first change copies
+/// them into a map of their own.
 ///
 /// # Examples
 ///
@@ -63,7 +59,7 @@ pub(crate) struct Entry {
 /// ```
 #[derive(Clone, Default)]
 pub struct Session {
-    pub(crate) values: BTreeMap<String, Entry>,
+    pub(crate) values: Values,
     /// The id and times of the token this session was opened from (or last sealed to).
     pub(crate) meta: Option<FrameMeta>,
     /// The key the session was opened with or last sealed under.
@@ -113,15 +109,15 @@ impl Session {
     ///
     /// [`ValueError::Decode`] when the stored value does not deserialize into `T`.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ValueError> {
-        let Some(entry) = self.values.get(key) else { return Ok(None) };
-        rmp_serde::from_slice(&entry.bytes)
+        let Some((bytes, _)) = self.values.get(key) else { return Ok(None) };
+        rmp_serde::from_slice(bytes)
             .map(Some)
             .map_err(|source| ValueError::Decode { key: key.to_owned(), source })
     }
 
     /// The MessagePack bytes of a value, undecoded.
     pub fn get_raw(&self, key: &str) -> Option<&[u8]> {
-        self.values.get(key).map(|entry| entry.bytes.as_slice())
+        self.values.get(key).map(|(bytes, _)| bytes)
     }
 
     /// Stores a value (structs are encoded as maps, by field name).
@@ -176,8 +172,8 @@ impl Session {
         // Writing to a purged session starts a new one (say, a "logged out" notice): it is
         // sealed under a new id rather than dropped.
         self.purged = false;
-        if self.values.get(&key) != Some(&entry) {
-            self.values.insert(key, entry);
+        if self.values.get(&key) != Some((&entry.bytes, entry.sensitive)) {
+            self.values.owned().insert(key, entry);
             self.changed = true;
         }
         Ok(())
@@ -185,15 +181,15 @@ impl Session {
 
     /// Removes a value, returning whether it was there.
     pub fn remove(&mut self, key: &str) -> bool {
-        let removed = self.values.remove(key).is_some();
+        let removed = self.contains_key(key) && self.values.owned().remove(key).is_some();
         self.changed |= removed;
         removed
     }
 
     /// Removes every value, keeping the session's id and lifetime.
     pub fn clear(&mut self) {
-        if !self.values.is_empty() {
-            self.values.clear();
+        if !self.is_empty() {
+            self.values = Values::default();
             self.changed = true;
         }
     }
@@ -201,7 +197,7 @@ impl Session {
     /// Ends the session: every value is removed and, when it is next saved, every one of its
     /// cookies is removed from the browser. Use it for logout.
     pub fn purge(&mut self) {
-        self.values.clear();
+        self.values = Values::default();
         self.ended = self.meta.take().or(self.ended);
         self.purged = true;
         self.changed = true;
@@ -224,17 +220,17 @@ impl Session {
 
     /// Whether a value is stored under `key`.
     pub fn contains_key(&self, key: &str) -> bool {
-        self.values.contains_key(key)
+        self.values.get(key).is_some()
     }
 
     /// Whether `key` holds a value stored with [`insert_sensitive`](Session::insert_sensitive).
     pub fn is_sensitive(&self, key: &str) -> bool {
-        self.values.get(key).is_some_and(|entry| entry.sensitive)
+        self.values.get(key).is_some_and(|(_, sensitive)| sensitive)
     }
 
     /// The keys, in order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.values.keys().map(String::as_str)
+        self.values.iter().map(|(key, _, _)| key)
     }
 
     /// How many values the session holds.
@@ -244,7 +240,7 @@ impl Session {
 
     /// Whether the session holds no value.
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.values.len() == 0
     }
 
     /// Whether values were changed (or the session renewed or purged) since it was opened or
@@ -301,7 +297,7 @@ impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
             .field("id", &self.id())
-            .field("keys", &self.values.keys().collect::<Vec<_>>())
+            .field("keys", &self.keys().collect::<Vec<_>>())
             .field("changed", &self.changed)
             .finish_non_exhaustive()
     }

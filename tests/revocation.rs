@@ -670,3 +670,31 @@ mod redis {
         assert!(!keys[0].contains("ada"), "{keys:?}");
     }
 }
+
+#[tokio::test]
+async fn the_memory_store_answers_without_waiting_and_agrees_with_check() {
+    let codec = test_codec();
+    let clock = ManualClock::new(at(T0));
+    let revocation = Revocation::new(MemoryRevocations::with_clock(clock.clone()), "user");
+    let ada = sealed_session(&codec, "ada", at(T0));
+    let bob = sealed_session(&codec, "bob", at(T0));
+    revocation.revoke_subject(&"ada", at(T0 + 1), codec.config()).await.expect("recorded");
+    for session in [&ada, &bob, &Session::new()] {
+        let now = revocation.try_check(session).expect("the memory store answers at once");
+        assert_eq!(now, revocation.check(session).await);
+    }
+    assert_eq!(revocation.try_check(&ada), Some(Err(RejectReason::Revoked)));
+    assert_eq!(revocation.try_check(&bob), Some(Ok(())));
+}
+
+#[tokio::test]
+async fn a_store_without_an_immediate_answer_is_asked_asynchronously() {
+    let codec = test_codec();
+    let session = sealed_session(&codec, "ada", at(T0));
+    let store = Recording { answer: Some(true), ..Recording::default() };
+    let revocation = Revocation::new(store, "user");
+    assert_eq!(revocation.try_check(&session), None, "the default: no answer without waiting");
+    assert_eq!(revocation.check(&session).await, Err(RejectReason::Revoked));
+    // A new session needs no store at all.
+    assert_eq!(revocation.try_check(&Session::new()), Some(Ok(())));
+}

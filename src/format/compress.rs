@@ -40,8 +40,13 @@ pub(crate) enum DecompressError {
     Invalid,
 }
 
-/// Decompresses one zstd frame whose declared content size is at most `max` bytes.
-pub(crate) fn decompress(input: &[u8], max: usize) -> Result<Vec<u8>, DecompressError> {
+/// Decompresses one zstd frame whose declared content size is at most `max` bytes, into a
+/// buffer with room for `extra` more bytes after it.
+pub(crate) fn decompress(
+    input: &[u8],
+    max: usize,
+    extra: usize,
+) -> Result<Vec<u8>, DecompressError> {
     let declared = match zstd::zstd_safe::get_frame_content_size(input) {
         Ok(Some(size)) => size,
         _ => return Err(DecompressError::Invalid),
@@ -55,7 +60,7 @@ pub(crate) fn decompress(input: &[u8], max: usize) -> Result<Vec<u8>, Decompress
     if size > max {
         return Err(DecompressError::TooLarge);
     }
-    let mut out = Vec::with_capacity(size);
+    let mut out = Vec::with_capacity(size + extra);
     let written = DECOMPRESSOR.with(|cell| {
         let mut slot = cell.try_borrow_mut().map_err(|_| DecompressError::Invalid)?;
         if slot.is_none() {
@@ -79,7 +84,7 @@ mod tests {
         let input = b"hello hello hello hello hello hello hello".repeat(20);
         let packed = compress(&input).unwrap();
         assert!(packed.len() < input.len());
-        assert_eq!(decompress(&packed, input.len()).unwrap(), input);
+        assert_eq!(decompress(&packed, input.len(), 0).unwrap(), input);
     }
 
     #[test]
@@ -87,7 +92,7 @@ mod tests {
         let input = vec![0u8; 1 << 20];
         let packed = compress(&input).unwrap();
         assert!(packed.len() < 200, "a megabyte of zeros packs small");
-        assert_eq!(decompress(&packed, 64 * 1024), Err(DecompressError::TooLarge));
+        assert_eq!(decompress(&packed, 64 * 1024, 0), Err(DecompressError::TooLarge));
     }
 
     #[test]
@@ -96,12 +101,12 @@ mod tests {
         let mut packed = compress(&input).unwrap();
         let empty_frame = compress(b"").unwrap();
         packed.extend_from_slice(&empty_frame);
-        assert_eq!(decompress(&packed, 1 << 20), Err(DecompressError::Invalid));
+        assert_eq!(decompress(&packed, 1 << 20, 0), Err(DecompressError::Invalid));
     }
 
     #[test]
     fn rejects_garbage() {
-        assert_eq!(decompress(b"not zstd at all", 1024), Err(DecompressError::Invalid));
-        assert_eq!(decompress(&[], 1024), Err(DecompressError::Invalid));
+        assert_eq!(decompress(b"not zstd at all", 1024, 0), Err(DecompressError::Invalid));
+        assert_eq!(decompress(&[], 1024, 0), Err(DecompressError::Invalid));
     }
 }

@@ -16,6 +16,8 @@
 //! Sensitive values sit in their own section, outside the compressor's window, so that data an
 //! attacker places in the session cannot be used to guess them from the sealed length.
 
+use std::borrow::Cow;
+
 use super::compress::{self, DecompressError};
 use super::{SESSION_ID_LEN, varint};
 use crate::error::RejectReason;
@@ -108,16 +110,15 @@ pub(crate) struct Sections<'a> {
 }
 
 impl<'a> Sections<'a> {
-    /// The body as MessagePack, decompressed (bounded by `max_state`) if it was compressed.
-    pub(crate) fn body(
-        &self,
-        max_state: usize,
-    ) -> Result<std::borrow::Cow<'a, [u8]>, RejectReason> {
+    /// The body as MessagePack, decompressed (bounded by `max_state`) if it was compressed,
+    /// into a buffer with room for the sensitive section after it.
+    pub(crate) fn body(&self, max_state: usize) -> Result<Cow<'a, [u8]>, RejectReason> {
         if !self.compressed {
             return Ok(self.body.into());
         }
-        let budget = max_state.saturating_sub(self.sensitive.map_or(0, <[u8]>::len));
-        match compress::decompress(self.body, budget) {
+        let sensitive = self.sensitive.map_or(0, <[u8]>::len);
+        let budget = max_state.saturating_sub(sensitive);
+        match compress::decompress(self.body, budget, sensitive) {
             Ok(body) => Ok(body.into()),
             Err(DecompressError::TooLarge) => Err(RejectReason::TooLarge("decompressed state")),
             Err(DecompressError::Invalid) => Err(RejectReason::Malformed("invalid compression")),

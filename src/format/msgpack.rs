@@ -6,6 +6,8 @@
 //! the nesting depth, so an authenticated but hostile (or corrupted) section cannot make it
 //! allocate or recurse without limit.
 
+use std::ops::Range;
+
 use rmp::Marker;
 
 use super::MAX_DEPTH;
@@ -21,11 +23,12 @@ pub(crate) fn write_key(key: &str, out: &mut Vec<u8>) {
     rmp::encode::write_str(out, key).expect("writing to a Vec cannot fail");
 }
 
-/// The `(key, value bytes)` pairs of a section (one MessagePack map with string keys), read
-/// one at a time so that opening builds no list of them. Returns `None` when the section does
-/// not start with a map header whose length the bytes could hold; the iterator then yields
-/// `Some(None)` (and stops) at the first entry that is not a string key and one complete value
-/// within the depth limit, or at bytes after the last entry.
+/// The entries of a section (one MessagePack map with string keys), read one at a time so
+/// that opening builds no list of them. Each entry is a pair of ranges into `section`: the
+/// key's UTF-8 text (without its MessagePack header) and the value's encoded bytes. Returns
+/// `None` when the section does not start with a map header whose length the bytes could hold;
+/// the iterator then yields `Some(None)` (and stops) at the first entry that is not a string
+/// key and one complete value within the depth limit, or at bytes after the last entry.
 pub(crate) fn map_entries(section: &[u8]) -> Option<MapEntries<'_>> {
     let (&first, rest) = section.split_first()?;
     let (left, rest) = match Marker::from_u8(first) {
@@ -38,33 +41,36 @@ pub(crate) fn map_entries(section: &[u8]) -> Option<MapEntries<'_>> {
     if left > rest.len() / 2 {
         return None;
     }
-    Some(MapEntries { left, rest, failed: false })
+    Some(MapEntries { left, section, at: section.len() - rest.len(), failed: false })
 }
 
 /// The iterator [`map_entries`] returns.
 pub(crate) struct MapEntries<'a> {
     left: usize,
-    rest: &'a [u8],
+    section: &'a [u8],
+    /// Where the next entry starts in `section`.
+    at: usize,
     failed: bool,
 }
 
-impl<'a> MapEntries<'a> {
-    fn entry(&mut self) -> Option<(&'a str, &'a [u8])> {
-        let key_len = value_len(self.rest, 1)?;
-        let key = read_str(&self.rest[..key_len])?;
-        self.rest = &self.rest[key_len..];
-        let len = value_len(self.rest, 1)?;
-        let (value, rest) = self.rest.split_at(len);
-        self.rest = rest;
-        Some((key, value))
+impl MapEntries<'_> {
+    fn entry(&mut self) -> Option<(Range<usize>, Range<usize>)> {
+        let rest = &self.section[self.at..];
+        let key_len = value_len(rest, 1)?;
+        let key = read_str(&rest[..key_len])?;
+        let key_end = self.at + key_len;
+        let value_len = value_len(&self.section[key_end..], 1)?;
+        let value_end = key_end + value_len;
+        self.at = value_end;
+        Some((key_end - key.len()..key_end, key_end..value_end))
     }
 }
 
-impl<'a> Iterator for MapEntries<'a> {
-    type Item = Option<(&'a str, &'a [u8])>;
+impl Iterator for MapEntries<'_> {
+    type Item = Option<(Range<usize>, Range<usize>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || (self.left == 0 && self.rest.is_empty()) {
+        if self.failed || (self.left == 0 && self.at == self.section.len()) {
             return None;
         }
         let entry = match self.left {
@@ -79,10 +85,13 @@ impl<'a> Iterator for MapEntries<'a> {
     }
 }
 
-/// All the pairs of [`map_entries`], or `None` when the section is not exactly one such map.
+/// The `(key, value bytes)` pairs of a whole section, or `None` if any entry is invalid.
 #[cfg(test)]
 pub(crate) fn split_map(section: &[u8]) -> Option<Vec<(&str, &[u8])>> {
-    map_entries(section)?.collect()
+    let text = |range: Range<usize>| std::str::from_utf8(&section[range]).ok();
+    map_entries(section)?
+        .map(|entry| entry.and_then(|(key, value)| Some((text(key)?, &section[value]))))
+        .collect()
 }
 
 fn read_str(bytes: &[u8]) -> Option<&str> {

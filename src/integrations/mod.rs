@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
 use crate::codec::SessionCodec;
+use crate::error::RejectReason;
 use crate::revocation::Revocation;
 use crate::session::Session;
 
@@ -46,7 +47,23 @@ impl Shared {
     /// client's cookies when stored), with a warning.
     pub(crate) async fn admit(&self, session: Session) -> Session {
         let Some(revocation) = &self.revocation else { return session };
-        match revocation.check(&session).await {
+        let verdict = revocation.check(&session).await;
+        self.admitted(session, verdict)
+    }
+
+    /// Step 2 without waiting: the verdict on `session` when no check is configured or the
+    /// store answers at once (an in-memory store); `None` when the check has to wait (then
+    /// call [`admit`](Shared::admit)).
+    pub(crate) fn try_check(&self, session: &Session) -> Option<Result<(), RejectReason>> {
+        match &self.revocation {
+            Some(revocation) => revocation.try_check(session),
+            None => Some(Ok(())),
+        }
+    }
+
+    /// The session to hand to the application, given the revocation verdict on it.
+    pub(crate) fn admitted(&self, session: Session, verdict: Result<(), RejectReason>) -> Session {
+        match verdict {
             Ok(()) => session,
             Err(reason) => {
                 tracing::warn!(
@@ -75,6 +92,17 @@ impl Shared {
             }
         }
         Ok(headers)
+    }
+
+    /// Whether step 3 has to wait: a logout to record in a revocation store. When not,
+    /// [`finish_now`](Shared::finish_now) does all of it.
+    pub(crate) fn finish_waits(&self, session: &Session) -> bool {
+        self.revocation.is_some() && session.ended().is_some()
+    }
+
+    /// Step 3 when [`finish_waits`](Shared::finish_waits) is false: the headers to append.
+    pub(crate) fn finish_now(&self, mut session: Session) -> Result<Vec<(String, String)>, ()> {
+        self.codec.store_headers(&mut session, self.clock.now()).map_err(drop)
     }
 }
 

@@ -22,12 +22,13 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use axum_core::extract::FromRequestParts;
 use http::header::COOKIE;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -98,7 +99,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = ResponseFuture<S::Future, Result<Response<ResBody>, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -114,23 +115,101 @@ where
         // The service that was polled ready is the one to call; leave a fresh clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            let shared = &state.shared;
-            let handle = SessionHandle::new(shared.admit(session).await);
-            request.extensions_mut().insert(handle.clone());
-            let mut response = inner.call(request).await?;
-            let appended = match shared.finish(handle.take()).await {
-                Ok(headers) => append(headers, response.headers_mut()),
-                Err(()) => Err(()),
-            };
-            if appended.is_err() {
-                // Logged by the codec; the body might reveal half-written state, so drop it.
-                response = Response::new(ResBody::default());
-                *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        let kind = match state.shared.try_check(&session) {
+            // The usual case: no revocation check, or one answered from memory.
+            Some(verdict) => {
+                let handle = SessionHandle::new(state.shared.admitted(session, verdict));
+                request.extensions_mut().insert(handle.clone());
+                Kind::Direct { inner: inner.call(request), handle, state }
             }
-            Ok(response)
-        })
+            // A check that has to wait (a store across the network).
+            None => Kind::Boxed {
+                future: Box::pin(async move {
+                    let shared = &state.shared;
+                    let handle = SessionHandle::new(shared.admit(session).await);
+                    request.extensions_mut().insert(handle.clone());
+                    let response = inner.call(request).await?;
+                    Ok(respond(response, shared.finish(handle.take()).await))
+                }),
+            },
+        };
+        ResponseFuture { kind }
     }
+}
+
+pin_project! {
+    /// The future a [`SessionService`] returns: the application's response with the session's
+    /// headers appended. It allocates nothing of its own unless a revocation store has to be
+    /// waited for.
+    pub struct ResponseFuture<F, T> {
+        #[pin]
+        kind: Kind<F, T>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, T> {
+        // The session was admitted without waiting: the application's future, then the headers.
+        Direct {
+            #[pin]
+            inner: F,
+            handle: SessionHandle,
+            state: Arc<State>,
+        },
+        // A revocation check or record that has to wait.
+        Boxed {
+            future: Pin<Box<dyn Future<Output = T> + Send>>,
+        },
+    }
+}
+
+impl<F, T> std::fmt::Debug for ResponseFuture<F, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F, Result<Response<ResBody>, E>>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: Default + Send + 'static,
+{
+    type Output = Result<Response<ResBody>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut kind = self.project().kind;
+        let (response, session, state) = match kind.as_mut().project() {
+            KindProj::Boxed { future } => return future.as_mut().poll(cx),
+            KindProj::Direct { inner, handle, state } => match ready!(inner.poll(cx)) {
+                Ok(response) => (response, handle.take(), state),
+                Err(error) => return Poll::Ready(Err(error)),
+            },
+        };
+        if !state.shared.finish_waits(&session) {
+            return Poll::Ready(Ok(respond(response, state.shared.finish_now(session))));
+        }
+        // A logout to record in a revocation store.
+        let state = Arc::clone(state);
+        let mut future: Pin<Box<dyn Future<Output = _> + Send>> =
+            Box::pin(async move { Ok(respond(response, state.shared.finish(session).await)) });
+        let poll = future.as_mut().poll(cx);
+        kind.set(Kind::Boxed { future });
+        poll
+    }
+}
+
+/// The response with the session's headers appended, or a bare 500 if they could not be made.
+fn respond<B: Default>(
+    mut response: Response<B>,
+    headers: Result<Vec<(String, String)>, ()>,
+) -> Response<B> {
+    if headers.and_then(|headers| append(headers, response.headers_mut())).is_err() {
+        // Logged by the codec; the body might reveal half-written state, so drop it.
+        response = Response::new(B::default());
+        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    response
 }
 
 /// Appends the session's headers; the application's own Set-Cookie headers are kept.
