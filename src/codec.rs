@@ -124,6 +124,18 @@ impl SessionCodec {
         cookie_headers: impl IntoIterator<Item = &'h str>,
         now: SystemTime,
     ) -> Result<Session, Rejection> {
+        let mut session = Session::new();
+        self.open_headers_into(cookie_headers, now, &mut session).map(|()| session)
+    }
+
+    /// [`open_headers`](SessionCodec::open_headers) into `session`, which is left as it was
+    /// on a rejection. Opening in place spares the hot path moving the session around.
+    fn open_headers_into<'h>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'h str>,
+        now: SystemTime,
+        session: &mut Session,
+    ) -> Result<(), Rejection> {
         // Bound the input before parsing it: a header past the limit is never parsed.
         let max = self.config.max_cookie_header;
         let total = std::cell::Cell::new(0usize);
@@ -140,7 +152,8 @@ impl SessionCodec {
             });
         }
         if found.chunks.is_empty() {
-            return Ok(Session::new());
+            *session = Session::new();
+            return Ok(());
         }
         let reject = |reason| Rejection { reason, seen_chunks: found.seen };
         let now = to_unix(now);
@@ -150,10 +163,10 @@ impl SessionCodec {
         // first must not shadow the valid session behind it.
         let mut first_error = None;
         for variant in 0..found.variants().max(1) {
-            match self.open_variant(&found, variant, now) {
-                Ok(mut session) => {
+            match self.open_variant(&found, variant, now, session) {
+                Ok(()) => {
                     session.client_chunks = found.seen;
-                    return Ok(session);
+                    return Ok(());
                 }
                 Err(reason) => {
                     first_error.get_or_insert(reason);
@@ -168,17 +181,18 @@ impl SessionCodec {
         found: &Found<'_>,
         variant: usize,
         now: u64,
-    ) -> Result<Session, RejectReason> {
+        session: &mut Session,
+    ) -> Result<(), RejectReason> {
         let first = found.get(0, variant).ok_or(RejectReason::Malformed("missing first chunk"))?;
         let header = self.check_header(first)?;
         if header.chunks == 1 {
-            return self.open_parts(&self.config.name, header, &[first], now);
+            return self.open_parts(&self.config.name, header, &[first], now, session);
         }
         let parts = (0..header.chunks)
             .map(|index| found.get(index, variant))
             .collect::<Option<Vec<_>>>()
             .ok_or(RejectReason::Malformed("missing chunk"))?;
-        self.open_parts(&self.config.name, header, &parts, now)
+        self.open_parts(&self.config.name, header, &parts, now, session)
     }
 
     /// Reads and checks the clear header from the first 8 base64 characters of a token.
@@ -201,14 +215,17 @@ impl SessionCodec {
         Ok(header)
     }
 
-    /// Joins, authenticates and decodes a token whose header has been checked.
+    /// Joins, authenticates and decodes a token whose header has been checked, into
+    /// `session` (a fresh session with the token's values, times and key). On an error
+    /// `session` is left as it was.
     fn open_parts(
         &self,
         name: &str,
         header: Header,
         parts: &[&str],
         now: u64,
-    ) -> Result<Session, RejectReason> {
+        session: &mut Session,
+    ) -> Result<(), RejectReason> {
         let key_id = KeyId(header.key_id);
         let ring = self.keys.load();
         let key = ring.get(key_id).ok_or(RejectReason::UnknownKey(key_id))?;
@@ -238,16 +255,18 @@ impl SessionCodec {
             let frame = seal::open(self.config.mode, key, aad, &mut token[HEADER_LEN..])
                 .ok_or(RejectReason::Forged)?;
             // Authenticated from here on.
-            let (mut session, meta) = self.decode_frame(frame, now)?;
+            let (values, meta) = self.decode_frame(frame, now)?;
+            *session = Session::new();
+            session.values = values;
             session.meta = Some(meta);
             session.key_id = Some(key_id);
             session.chunk_count = header.chunks;
-            Ok(session)
+            Ok(())
         })
     }
 
     /// Checks the times of an authenticated frame and indexes its values, within the limits.
-    fn decode_frame(&self, frame: &[u8], now: u64) -> Result<(Session, FrameMeta), RejectReason> {
+    fn decode_frame(&self, frame: &[u8], now: u64) -> Result<(Values, FrameMeta), RejectReason> {
         let (meta, sections) = frame::decode_meta(frame)?;
         let skew = self.config.clock_skew.as_secs();
         if meta.issued_at > now.saturating_add(skew) {
@@ -302,8 +321,7 @@ impl SessionCodec {
         bytes.extend_from_slice(sensitive.unwrap_or_default());
         // One key space for both sections: a key in both was not written by us.
         let values = Opened::new(bytes, slots).ok_or(invalid)?;
-        let session = Session { values: Values::opened(values), ..Session::new() };
-        Ok((session, meta))
+        Ok((Values::opened(values), meta))
     }
 
     /// The post-authentication half of `open` on a frame given directly, for fuzzing the
@@ -315,7 +333,8 @@ impl SessionCodec {
         frame: &[u8],
         now: SystemTime,
     ) -> Result<Session, RejectReason> {
-        self.decode_frame(frame, to_unix(now)).map(|(mut session, meta)| {
+        self.decode_frame(frame, to_unix(now)).map(|(values, meta)| {
+            let mut session = Session { values, ..Session::new() };
             session.meta = Some(meta);
             session
         })
@@ -449,12 +468,24 @@ impl SessionCodec {
     /// As [`open`](SessionCodec::open). A cookie's value is not accepted as a token, nor a
     /// token as a cookie: the two are bound to different names.
     pub fn open_token(&self, token: &str, now: SystemTime) -> Result<Session, Rejection> {
+        let mut session = Session::new();
+        self.open_token_into(token, now, &mut session).map(|()| session)
+    }
+
+    /// [`open_token`](SessionCodec::open_token) into `session`, left as it was on a rejection.
+    fn open_token_into(
+        &self,
+        token: &str,
+        now: SystemTime,
+        session: &mut Session,
+    ) -> Result<(), Rejection> {
         let reject = |reason| Rejection { reason, seen_chunks: 0 };
         let token = token.trim();
         if token.is_empty() {
             // A client starts (or, after a purge, restarts) a token session with an empty
             // header: its session goes back as a token too, never as cookies it cannot keep.
-            return Ok(Session { via_token: true, ..Session::new() });
+            *session = Session { via_token: true, ..Session::new() };
+            return Ok(());
         }
         if token.len() > self.config.cookie_budget {
             return Err(reject(RejectReason::TooLarge("token")));
@@ -464,9 +495,9 @@ impl SessionCodec {
             return Err(reject(RejectReason::Malformed("invalid chunk count")));
         }
         let name = self.config.token_aad_name();
-        let mut session = self.open_parts(&name, header, &[token], to_unix(now)).map_err(reject)?;
+        self.open_parts(&name, header, &[token], to_unix(now), session).map_err(reject)?;
         session.via_token = true;
-        Ok(session)
+        Ok(())
     }
 
     /// Loads a request's session the way the adapters do: from the token header when the
@@ -479,22 +510,32 @@ impl SessionCodec {
         token_header: Option<&str>,
         now: SystemTime,
     ) -> Session {
+        let mut session = Session::new();
+        self.load_into(cookie_headers, token_header, now, &mut session);
+        session
+    }
+
+    /// [`load`](SessionCodec::load) into `session`, whatever it held (the adapters load
+    /// straight into the handle they give the application).
+    pub(crate) fn load_into<'h>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'h str>,
+        token_header: Option<&str>,
+        now: SystemTime,
+        session: &mut Session,
+    ) {
         let (opened, via_token) = match token_header {
-            Some(token) => (self.open_token(token, now), true),
-            None => (self.open_headers(cookie_headers, now), false),
+            Some(token) => (self.open_token_into(token, now, session), true),
+            None => (self.open_headers_into(cookie_headers, now, session), false),
         };
-        match opened {
-            Ok(session) => session,
-            Err(rejection) => {
-                tracing::warn!(
-                    cookie = %self.config.name,
-                    reason = %rejection.reason(),
-                    "session rejected; continuing with a fresh session"
-                );
-                let mut session = rejection.into_fresh_session();
-                session.via_token = via_token;
-                session
-            }
+        if let Err(rejection) = opened {
+            tracing::warn!(
+                cookie = %self.config.name,
+                reason = %rejection.reason(),
+                "session rejected; continuing with a fresh session"
+            );
+            *session = rejection.into_fresh_session();
+            session.via_token = via_token;
         }
     }
 

@@ -43,12 +43,23 @@ impl Shared {
         self.codec.load(cookies, token, self.clock.now())
     }
 
+    /// Step 1 into `session` (the handle's own), sparing the hot path a move of the session.
+    pub(crate) fn load_into<'h>(
+        &self,
+        cookies: impl IntoIterator<Item = &'h str>,
+        token: Option<&str>,
+        session: &mut Session,
+    ) {
+        self.codec.load_into(cookies, token, self.clock.now(), session);
+    }
+
     /// Step 2, before the handler: a revoked session becomes a fresh one (which removes the
     /// client's cookies when stored), with a warning.
-    pub(crate) async fn admit(&self, session: Session) -> Session {
+    pub(crate) async fn admit(&self, mut session: Session) -> Session {
         let Some(revocation) = &self.revocation else { return session };
         let verdict = revocation.check(&session).await;
-        self.admitted(session, verdict)
+        self.apply(&mut session, verdict);
+        session
     }
 
     /// Step 2 without waiting: the verdict on `session` when no check is configured or the
@@ -61,21 +72,18 @@ impl Shared {
         }
     }
 
-    /// The session to hand to the application, given the revocation verdict on it.
-    pub(crate) fn admitted(&self, session: Session, verdict: Result<(), RejectReason>) -> Session {
-        match verdict {
-            Ok(()) => session,
-            Err(reason) => {
-                tracing::warn!(
-                    cookie = %self.codec.config().cookie_name(),
-                    %reason,
-                    "session rejected; continuing with a fresh session"
-                );
-                Session {
-                    via_token: session.via_token,
-                    ..Session::fresh_replacing(session.client_chunks)
-                }
-            }
+    /// Applies the revocation verdict on `session`: a rejected one becomes a fresh session.
+    pub(crate) fn apply(&self, session: &mut Session, verdict: Result<(), RejectReason>) {
+        if let Err(reason) = verdict {
+            tracing::warn!(
+                cookie = %self.codec.config().cookie_name(),
+                %reason,
+                "session rejected; continuing with a fresh session"
+            );
+            *session = Session {
+                via_token: session.via_token,
+                ..Session::fresh_replacing(session.client_chunks)
+            };
         }
     }
 
@@ -101,8 +109,8 @@ impl Shared {
     }
 
     /// Step 3 when [`finish_waits`](Shared::finish_waits) is false: the headers to append.
-    pub(crate) fn finish_now(&self, mut session: Session) -> Result<Vec<(String, String)>, ()> {
-        self.codec.store_headers(&mut session, self.clock.now()).map_err(drop)
+    pub(crate) fn finish_now(&self, session: &mut Session) -> Result<Vec<(String, String)>, ()> {
+        self.codec.store_headers(session, self.clock.now()).map_err(drop)
     }
 }
 

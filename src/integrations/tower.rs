@@ -107,18 +107,25 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let state = Arc::clone(&self.state);
+        let handle = SessionHandle::default();
+        let mut session = handle.lock();
         let headers = request.headers();
         let cookies = headers.get_all(COOKIE).iter().filter_map(|value| value.to_str().ok());
         let token = state.token_header.as_ref().and_then(|name| headers.get(name));
-        let session = state.shared.load(cookies, token.and_then(|value| value.to_str().ok()));
+        let token = token.and_then(|value| value.to_str().ok());
+        state.shared.load_into(cookies, token, &mut session);
+        let verdict = state.shared.try_check(&session);
+        if let Some(verdict) = verdict {
+            state.shared.apply(&mut session, verdict);
+        }
+        drop(session);
 
         // The service that was polled ready is the one to call; leave a fresh clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let kind = match state.shared.try_check(&session) {
+        let kind = match verdict {
             // The usual case: no revocation check, or one answered from memory.
-            Some(verdict) => {
-                let handle = SessionHandle::new(state.shared.admitted(session, verdict));
+            Some(_) => {
                 request.extensions_mut().insert(handle.clone());
                 Kind::Direct { inner: inner.call(request), handle, state }
             }
@@ -126,7 +133,8 @@ where
             None => Kind::Boxed {
                 future: Box::pin(async move {
                     let shared = &state.shared;
-                    let handle = SessionHandle::new(shared.admit(session).await);
+                    let admitted = shared.admit(handle.take()).await;
+                    *handle.lock() = admitted;
                     request.extensions_mut().insert(handle.clone());
                     let response = inner.call(request).await?;
                     Ok(respond(response, shared.finish(handle.take()).await))
@@ -182,13 +190,17 @@ where
         let (response, session, state) = match kind.as_mut().project() {
             KindProj::Boxed { future } => return future.as_mut().poll(cx),
             KindProj::Direct { inner, handle, state } => match ready!(inner.poll(cx)) {
-                Ok(response) => (response, handle.take(), state),
+                Ok(response) => (response, handle, state),
                 Err(error) => return Poll::Ready(Err(error)),
             },
         };
-        if !state.shared.finish_waits(&session) {
-            return Poll::Ready(Ok(respond(response, state.shared.finish_now(session))));
+        let mut locked = session.lock();
+        if !state.shared.finish_waits(&locked) {
+            let headers = state.shared.finish_now(&mut locked);
+            return Poll::Ready(Ok(respond(response, headers)));
         }
+        let session = std::mem::take(&mut *locked);
+        drop(locked);
         // A logout to record in a revocation store.
         let state = Arc::clone(state);
         let mut future: Pin<Box<dyn Future<Output = _> + Send>> =
