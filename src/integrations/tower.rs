@@ -120,24 +120,27 @@ where
         }
         drop(session);
 
-        // The service that was polled ready is the one to call; leave a fresh clone behind.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
         let kind = match verdict {
-            // The usual case: no revocation check, or one answered from memory.
+            // The usual case: no revocation check, or one answered from memory. The service
+            // polled ready is called right away.
             Some(_) => {
                 request.extensions_mut().insert(handle.clone());
-                Kind::Direct { inner: inner.call(request), handle, state }
+                Kind::Direct { inner: self.inner.call(request), handle, state }
             }
-            // A check that has to wait (a store across the network).
+            // A check that has to wait (a store across the network): the future calls the
+            // service polled ready, leaving a fresh clone behind.
             None => Kind::Boxed {
-                future: Box::pin(async move {
-                    let shared = &state.shared;
-                    let admitted = shared.admit(handle.take()).await;
-                    *handle.lock() = admitted;
-                    request.extensions_mut().insert(handle.clone());
-                    let response = inner.call(request).await?;
-                    Ok(respond(response, shared.finish(handle.take()).await))
+                future: Box::pin({
+                    let clone = self.inner.clone();
+                    let mut inner = std::mem::replace(&mut self.inner, clone);
+                    async move {
+                        let shared = &state.shared;
+                        let admitted = shared.admit(handle.take()).await;
+                        *handle.lock() = admitted;
+                        request.extensions_mut().insert(handle.clone());
+                        let response = inner.call(request).await?;
+                        Ok(respond(response, shared.finish(handle.take()).await))
+                    }
                 }),
             },
         };
