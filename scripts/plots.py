@@ -200,6 +200,7 @@ def floor_blocks(floor):
                 ratio(paired(f, "open/sealed-session", "open/floor")),
                 ratio(paired(f, "open/sealed-session", "open/privatejar")),
                 ratio(get_fast / ours),
+                ratio(get_fast / fl),
             ]
         )
         s_ours, s_fl, s_pj = m["seal/sealed-session"], m["seal/floor"], m["seal/privatejar"]
@@ -243,7 +244,7 @@ def floor_blocks(floor):
     open_table = table(
         ["file", "JSON B", "MsgPack B", "ours wire B", "floor wire B", "open ours µs",
          "open floor µs", "open PrivateJar µs", "Redis GET µs (p10 / median)", "ours / floor",
-         "ours / PrivateJar", "Redis GET / ours"],
+         "ours / PrivateJar", "Redis GET / ours", "Redis GET / floor"],
         open_rows,
     )
     seal_table = table(

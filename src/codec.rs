@@ -287,27 +287,15 @@ impl SessionCodec {
         }
         let body = sections.body(max_state)?;
         let state_len = body.len() + sensitive.map_or(0, <[u8]>::len);
-        // An uncompressed body is not bounded by decompression: check the whole state.
-        if state_len > max_state {
-            return Err(RejectReason::TooLarge("state"));
-        }
-        // Where each value lies in one buffer holding the body, then the sensitive section;
-        // nothing is copied until every entry has been read.
-        let invalid = RejectReason::Malformed("invalid state");
-        let mut slots = Slots::new();
-        for (start, section, sensitive) in [(0, Some(&*body), false), (body.len(), sensitive, true)]
-        {
-            let Some(section) = section else { continue };
-            for entry in msgpack::map_entries(section).ok_or(invalid)? {
-                let (key, value) = entry.ok_or(invalid)?;
-                if key.len() > MAX_KEY_LEN {
-                    return Err(invalid);
+        let slots = match index_sections(&body, sensitive, state_len, max_state) {
+            Ok(slots) => slots,
+            Err(reason) => {
+                if let Cow::Owned(mut bytes) = body {
+                    bytes.zeroize();
                 }
-                let key = start + key.start..start + key.end;
-                let value = start + value.start..start + value.end;
-                slots.push(Slot::new(key, value, sensitive).ok_or(invalid)?);
+                return Err(reason);
             }
-        }
+        };
         // A decompressed body was given room for the sensitive section: no reallocation
         // leaves an unwiped copy of it behind.
         let mut bytes = match body {
@@ -319,8 +307,9 @@ impl SessionCodec {
             }
         };
         bytes.extend_from_slice(sensitive.unwrap_or_default());
-        // One key space for both sections: a key in both was not written by us.
-        let values = Opened::new(bytes, slots).ok_or(invalid)?;
+        // One key space for both sections: a key in both was not written by us. (A refused
+        // buffer is wiped as it drops.)
+        let values = Opened::new(bytes, slots).ok_or(RejectReason::Malformed("invalid state"))?;
         Ok((Values::opened(values), meta))
     }
 
@@ -742,6 +731,35 @@ fn encode_sections(session: &Session) -> (Vec<u8>, Option<Vec<u8>>) {
     let body = write(false, values.len() - sensitive_count);
     let sensitive = (sensitive_count > 0).then(|| write(true, sensitive_count));
     (body, sensitive)
+}
+
+/// Where each value of a frame's sections lies in one buffer holding the body, then the
+/// sensitive section: nothing is copied until every entry has been read and checked.
+fn index_sections(
+    body: &[u8],
+    sensitive: Option<&[u8]>,
+    state_len: usize,
+    max_state: usize,
+) -> Result<Slots, RejectReason> {
+    // An uncompressed body is not bounded by decompression: check the whole state.
+    if state_len > max_state {
+        return Err(RejectReason::TooLarge("state"));
+    }
+    let invalid = RejectReason::Malformed("invalid state");
+    let mut slots = Slots::new();
+    for (start, section, sensitive) in [(0, Some(body), false), (body.len(), sensitive, true)] {
+        let Some(section) = section else { continue };
+        for entry in msgpack::map_entries(section).ok_or(invalid)? {
+            let (key, value) = entry.ok_or(invalid)?;
+            if key.len() > MAX_KEY_LEN {
+                return Err(invalid);
+            }
+            let key = start + key.start..start + key.end;
+            let value = start + value.start..start + value.end;
+            slots.push(Slot::new(key, value, sensitive).ok_or(invalid)?);
+        }
+    }
+    Ok(slots)
 }
 
 /// Length of the unpadded base64 encoding of `n` bytes.

@@ -110,18 +110,39 @@ where
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
         let state = Rc::clone(&self.state);
+        // The session is opened straight into the handle the handler gets.
+        let handle = SessionHandle::default();
+        let mut session = handle.lock();
         let headers = request.headers();
         let cookies = headers.get_all(COOKIE).filter_map(|value| value.to_str().ok());
         let token = state.token_header.as_ref().and_then(|name| headers.get(name));
-        let session = state.shared.load(cookies, token.and_then(|value| value.to_str().ok()));
+        let token = token.and_then(|value| value.to_str().ok());
+        state.shared.load_into(cookies, token, &mut session);
+        // No revocation check, or one answered from memory, is done here; a store across the
+        // network is waited for in the future.
+        let verdict = state.shared.try_check(&session);
+        let admitted = verdict.is_some();
+        if let Some(verdict) = verdict {
+            state.shared.apply(&mut session, verdict);
+        }
+        drop(session);
 
         let service = Rc::clone(&self.service);
         Box::pin(async move {
             let shared = &state.shared;
-            let handle = SessionHandle::new(shared.admit(session).await);
+            if !admitted {
+                let session = shared.admit(handle.take()).await;
+                *handle.lock() = session;
+            }
             request.extensions_mut().insert(handle.clone());
             let mut response = service.call(request).await?;
-            let appended = match shared.finish(handle.take()).await {
+            let waits = shared.finish_waits(&handle.lock());
+            let headers = if waits {
+                shared.finish(handle.take()).await
+            } else {
+                shared.finish_now(&mut handle.lock())
+            };
+            let appended = match headers {
                 Ok(headers) => append(headers, response.headers_mut()),
                 Err(()) => Err(()),
             };

@@ -1,7 +1,8 @@
 //! Framework adapters, each behind its cargo feature. They hold no logic of their own: they read
-//! the request's Cookie (or token) header, call [`SessionCodec::load`](crate::SessionCodec::load),
-//! check revocation when configured, put a [`SessionHandle`](crate::SessionHandle) in the
-//! request's extensions, and on the response call
+//! the request's Cookie (or token) header and do what
+//! [`SessionCodec::load`](crate::SessionCodec::load) does, straight into the
+//! [`SessionHandle`](crate::SessionHandle) they put in the request's extensions, check
+//! revocation when configured, and on the response call
 //! [`SessionCodec::store_headers`](crate::SessionCodec::store_headers), append what it returns, and
 //! revoke a purged session.
 
@@ -34,16 +35,8 @@ impl Shared {
         Shared { codec: Arc::new(codec), clock: Arc::new(SystemClock), revocation: None }
     }
 
-    /// Step 1, before the handler: load the session from the request's headers.
-    pub(crate) fn load<'h>(
-        &self,
-        cookies: impl IntoIterator<Item = &'h str>,
-        token: Option<&str>,
-    ) -> Session {
-        self.codec.load(cookies, token, self.clock.now())
-    }
-
-    /// Step 1 into `session` (the handle's own), sparing the hot path a move of the session.
+    /// Step 1, before the handler: load the session from the request's headers, straight
+    /// into `session` (the handle's own), sparing the hot path a move of the session.
     pub(crate) fn load_into<'h>(
         &self,
         cookies: impl IntoIterator<Item = &'h str>,
