@@ -76,9 +76,13 @@ impl<'h> Found<'h> {
     ) -> Result<Found<'h>, RejectReason> {
         let mut found = Found::default();
         for header in headers {
-            // A cookie of ours has our base name in it: parse only those pieces (a real header
-            // often carries many cookies of other parts of the site).
-            let ours = header.split(';').filter(|piece| piece.contains(base));
+            // A cookie of ours has our base name in its name: parse only those pieces (a real
+            // header often carries many cookies of other parts of the site), looking for the
+            // name only before the `=`, not through the (long) value.
+            let ours = header.split(';').filter(|piece| {
+                let name = piece.split_once('=').map_or(*piece, |(name, _)| name);
+                name.contains(base)
+            });
             for cookie in ours.filter_map(|piece| cookie::Cookie::parse(piece).ok()) {
                 let (Some(name), Some(value)) = (cookie.name_raw(), cookie.value_raw()) else {
                     continue;
@@ -111,6 +115,10 @@ impl<'h> Found<'h> {
 
     /// How many variants are worth trying: the most times any one chunk name occurs.
     pub(crate) fn variants(&self) -> usize {
+        // The usual case: no name occurs twice.
+        if self.chunks.len() == self.seen.count_ones() as usize {
+            return usize::from(!self.chunks.is_empty());
+        }
         (0..MAX_CHUNKS as u8)
             .filter(|index| self.seen & (1 << index) != 0)
             .map(|index| self.chunks.iter().filter(|(i, _)| *i == index).count())

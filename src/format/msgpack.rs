@@ -120,15 +120,21 @@ fn read_len(input: &[u8], width: usize) -> Option<(usize, &[u8])> {
 /// The walk is iterative: `pending` counts the values still to read at the current level, and
 /// `outer` holds the counts of the levels around it, so nesting costs no call frames.
 pub(crate) fn value_len(input: &[u8], depth: usize) -> Option<usize> {
+    // Checked here and where a level is entered, so it holds all along.
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    let (fixed, items) = marker(input)?;
+    if items == 0 {
+        // A scalar (every key, many values): no walk, no stack.
+        return (fixed <= input.len()).then_some(fixed);
+    }
     let mut outer = [0usize; MAX_DEPTH + 1];
     let mut level = 0;
     let mut pending = 1usize;
     let mut rest = input;
     loop {
-        if depth + level > MAX_DEPTH {
-            return None;
-        }
-        let (fixed, items) = header(rest)?;
+        let (fixed, items) = marker(rest)?;
         rest = rest.get(fixed..)?;
         pending -= 1;
         if items > 0 {
@@ -148,6 +154,23 @@ pub(crate) fn value_len(input: &[u8], depth: usize) -> Option<usize> {
             pending = outer[level];
         }
     }
+}
+
+/// [`header`], with the common markers read straight from the byte first: positive and
+/// negative fixint, nil and booleans, fixstr, fixarray, fixmap, and fixed-width numbers.
+#[inline(always)]
+fn marker(input: &[u8]) -> Option<(usize, usize)> {
+    Some(match input.first() {
+        Some(0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3) => (1, 0),
+        Some(&byte @ 0xa0..=0xbf) => (1 + usize::from(byte & 0x1f), 0),
+        Some(&byte @ 0x90..=0x9f) => (1, usize::from(byte & 0x0f)),
+        Some(&byte @ 0x80..=0x8f) => (1, 2 * usize::from(byte & 0x0f)),
+        Some(0xcc | 0xd0) => (2, 0),
+        Some(0xcd | 0xd1) => (3, 0),
+        Some(0xce | 0xd2 | 0xca) => (5, 0),
+        Some(0xcf | 0xd3 | 0xcb) => (9, 0),
+        _ => header(input)?,
+    })
 }
 
 /// The bytes a value's header and payload take (`fixed`, from the marker on) and how many nested
