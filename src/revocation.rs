@@ -174,11 +174,31 @@ impl Revocation {
     }
 
     /// [`check`](Revocation::check) without waiting: `None` when the store can only answer
-    /// asynchronously (see [`RevocationStore::try_is_revoked`]).
+    /// asynchronously (see [`RevocationStore::try_is_revoked`]). The adapters call it on every
+    /// request and await `check` only when it returns `None`.
     ///
     /// # Errors
     ///
     /// As [`check`](Revocation::check).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use sealed_session::revocation::{MemoryRevocations, Revocation};
+    /// use sealed_session::{Key, KeyRing, Session, SessionCodec, SessionConfig};
+    ///
+    /// let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+    /// let now = SystemTime::now();
+    /// let mut session = Session::new();
+    /// session.insert("user", "ada")?;
+    /// let opened = codec.open(&codec.seal(&mut session, now)?.request_header(), now)?;
+    ///
+    /// // The in-memory store answers at once: no runtime needed.
+    /// let revocation = Revocation::new(MemoryRevocations::new(), "user");
+    /// assert_eq!(revocation.try_check(&opened), Some(Ok(())));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_check(&self, session: &Session) -> Option<Result<(), RejectReason>> {
         let Some(query) = self.query(session) else { return Some(Ok(())) };
         self.store.try_is_revoked(&query).map(|answer| self.verdict(answer))
