@@ -7,6 +7,9 @@
 #   GET  /bench/read   reads "user" from the session (wrk sends the Cookie header of a login)
 #   POST /bench/write  increments a counter in the session, so every response seals it again
 #
+# The read route is also run against the session layer without any cookie (a "visitor" with
+# no session yet): the layer's fixed cost, with nothing to open.
+#
 # Runs alternate between the two (route by route, in an order that flips every round) so that
 # a busy stretch of a shared machine hits both sides; the table reports the median of ROUNDS
 # runs of requests/s, of wrk's p50 and p99 latency, and of the server's CPU time per request
@@ -125,13 +128,15 @@ to_ms() {
 # One wrk run: appends "rps p50 p99 cpu_us_per_request" to $work/<route>-<side>.
 run() {
     local route="$1" side="$2" url pid args=()
-    if [[ "$side" == session ]]; then
-        url="$session_url" pid="$session_pid"
-        login
-        args+=(-H "Cookie: $cookie")
-    else
-        url="$plain_url" pid="$plain_pid"
-    fi
+    case "$side" in
+        session)
+            url="$session_url" pid="$session_pid"
+            login
+            args+=(-H "Cookie: $cookie")
+            ;;
+        visitor) url="$session_url" pid="$session_pid" ;; # the layer, but no session cookie
+        *) url="$plain_url" pid="$plain_pid" ;;
+    esac
     if [[ "$route" == write ]]; then args+=(-s "$work/post.lua"); fi
     local out before after
     before="$(cpu_ticks "$pid")"
@@ -155,7 +160,10 @@ for round in $(seq "$ROUNDS"); do
     echo "round $round/$ROUNDS"
     if ((round % 2)); then order=(session plain); else order=(plain session); fi
     for route in read write; do
-        for side in "${order[@]}"; do run "$route" "$side"; done
+        sides=("${order[@]}")
+        # A visitor without a session: the layer's fixed cost, with nothing to open.
+        if [[ "$route" == read ]]; then sides+=(visitor); fi
+        for side in "${sides[@]}"; do run "$route" "$side"; done
     done
 done
 
@@ -170,8 +178,14 @@ echo
 echo "| route | session layer | requests/s | p50 (ms) | p99 (ms) | server CPU (µs/request) |"
 echo "|---|---|---:|---:|---:|---:|"
 for route in read write; do
-    for side in session plain; do
-        label=$([[ "$side" == session ]] && echo "yes" || echo "no (--no-session-layer)")
+    sides=(session plain)
+    if [[ "$route" == read ]]; then sides+=(visitor); fi
+    for side in "${sides[@]}"; do
+        case "$side" in
+            session) label="yes" ;;
+            visitor) label="yes, no cookie (a visitor without a session)" ;;
+            *) label="no (--no-session-layer)" ;;
+        esac
         path=$([[ "$route" == read ]] && echo "GET /bench/read" || echo "POST /bench/write")
         file="$work/$route-$side"
         printf '| `%s` | %s | %.0f | %s | %s | %s |\n' "$path" "$label" "$(median "$file" 1)" \
@@ -188,3 +202,10 @@ for route in read write; do
         printf "%s: the session layer costs %.1f%% of requests/s (median %.0f vs %.0f) and adds %.1f us of server CPU per request (%.1f vs %.1f)\n", r, (1 - a / b) * 100, a, b, c - d, c, d
     }'
 done
+with="$(median "$work/read-visitor" 1)"
+without="$(median "$work/read-plain" 1)"
+cpu_with="$(median "$work/read-visitor" 4)"
+cpu_without="$(median "$work/read-plain" 4)"
+awk -v a="$with" -v b="$without" -v c="$cpu_with" -v d="$cpu_without" 'BEGIN {
+    printf "read, no cookie: the session layer costs %.1f%% of requests/s (median %.0f vs %.0f) and adds %.1f us of server CPU per request (%.1f vs %.1f)\n", (1 - a / b) * 100, a, b, c - d, c, d
+}'
