@@ -55,10 +55,10 @@ impl Slot {
 
 /// The values of an opened session: the plaintext sections in one buffer (wiped on drop) and
 /// the slots of its entries, sorted by key.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Opened {
     bytes: Zeroizing<Vec<u8>>,
-    slots: SmallVec<[Slot; 4]>,
+    slots: Slots,
 }
 
 /// The slots of an opened session's entries (four fit without an allocation).

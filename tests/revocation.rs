@@ -698,3 +698,69 @@ async fn a_store_without_an_immediate_answer_is_asked_asynchronously() {
     // A new session needs no store at all.
     assert_eq!(revocation.try_check(&Session::new()), Some(Ok(())));
 }
+
+/// Through the tower layer with the in-memory store, which answers without waiting: the layer
+/// then checks without a boxed future, and a logout, which has to record the revocation,
+/// switches to one. A copy of the cookies taken before the logout must be refused after it.
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn tower_layer_with_the_memory_store_revokes_at_logout() {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::header::{COOKIE, SET_COOKIE};
+    use axum::http::{Request, Response};
+    use axum::routing::get;
+    use sealed_session::SessionHandle;
+    use sealed_session::integrations::tower::SessionLayer;
+    use tower::ServiceExt as _;
+
+    let codec = test_codec();
+    let clock = ManualClock::new(at(T0));
+    let revocation = Revocation::new(MemoryRevocations::with_clock(clock.clone()), "user");
+    let app = Router::new()
+        .route(
+            "/login",
+            get(|s: SessionHandle| async move {
+                s.insert("user", "ada").map(|()| "in").unwrap_or("failed")
+            }),
+        )
+        .route(
+            "/logout",
+            get(|s: SessionHandle| async move {
+                s.purge();
+                "out"
+            }),
+        )
+        .route(
+            "/who",
+            get(|s: SessionHandle| async move {
+                s.get::<String>("user").ok().flatten().unwrap_or_default()
+            }),
+        )
+        .layer(SessionLayer::new(codec).with_clock(clock.clone()).with_revocation(revocation))
+        .with_state(());
+    let call = |path: &'static str, cookie: String| {
+        let app = app.clone();
+        async move {
+            let request = Request::get(path).header(COOKIE, cookie).body(Body::empty()).unwrap();
+            app.oneshot(request).await.expect("Router is infallible")
+        }
+    };
+    let cookie_of = |response: &Response<Body>| {
+        let values: Vec<_> = response.headers().get_all(SET_COOKIE).iter().collect();
+        assert_eq!(values.len(), 1, "one session cookie");
+        values[0].to_str().unwrap().split(';').next().unwrap().to_owned()
+    };
+    let body = |response: Response<Body>| async move {
+        let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap();
+        String::from_utf8(bytes.to_bytes().to_vec()).unwrap()
+    };
+
+    let copied = cookie_of(&call("/login", String::new()).await);
+    assert_eq!(body(call("/who", copied.clone()).await).await, "ada");
+    let logout = call("/logout", copied.clone()).await;
+    assert!(logout.status().is_success());
+    assert!(cookie_of(&logout).contains("__Host-session="), "the logout removes the cookie");
+    // The copy taken before the logout is now refused: a fresh, empty session.
+    assert_eq!(body(call("/who", copied).await).await, "");
+}

@@ -190,20 +190,21 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut kind = self.project().kind;
-        let (response, session, state) = match kind.as_mut().project() {
+        let (response, handle, state) = match kind.as_mut().project() {
             KindProj::Boxed { future } => return future.as_mut().poll(cx),
             KindProj::Direct { inner, handle, state } => match ready!(inner.poll(cx)) {
                 Ok(response) => (response, handle, state),
                 Err(error) => return Poll::Ready(Err(error)),
             },
         };
-        let mut locked = session.lock();
-        if !state.shared.finish_waits(&locked) {
-            let headers = state.shared.finish_now(&mut locked);
-            return Poll::Ready(Ok(respond(response, headers)));
-        }
-        let session = std::mem::take(&mut *locked);
-        drop(locked);
+        let session = {
+            let mut session = handle.lock();
+            if !state.shared.finish_waits(&session) {
+                let headers = state.shared.finish_now(&mut session);
+                return Poll::Ready(Ok(respond(response, headers)));
+            }
+            std::mem::take(&mut *session)
+        };
         // A logout to record in a revocation store.
         let state = Arc::clone(state);
         let mut future: Pin<Box<dyn Future<Output = _> + Send>> =
