@@ -103,7 +103,7 @@ impl SessionHandle {
         self.lock().id()
     }
 
-    /// Takes the session out, leaving an empty one (adapters do this on the response).
+    /// Takes the session out, leaving an empty one.
     pub fn take(&self) -> Session {
         std::mem::take(&mut *self.lock())
     }
