@@ -8,6 +8,9 @@
 //! * `read`: with the layer, a handler that reads the session: open only, nothing is sealed;
 //! * `write`: with the layer, a handler that changes the session: open, then seal.
 //!
+//! The layer wraps the whole router (`SessionLayer::layer(router)`); the summary also times
+//! `read` with the layer applied by `Router::layer`, which wraps each route instead.
+//!
 //! Run with `cargo bench --bench adapter --features axum`. Criterion reports each request per
 //! corpus file; the bench then prints markdown tables of µs per request and the cost the layer
 //! adds over `plain`, timed with `Instant` in alternating batches (as `benches/codec.rs` does):
@@ -15,6 +18,7 @@
 
 mod common;
 
+use std::convert::Infallible;
 use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
@@ -24,13 +28,13 @@ use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::{Request, Response, StatusCode};
 use axum::routing::get;
 use criterion::{BenchmarkId, Criterion};
-use sealed_session::integrations::tower::SessionLayer;
+use sealed_session::integrations::tower::{SessionLayer, SessionService};
 use sealed_session::{
     Key, KeyRing, ManualClock, Session, SessionCodec, SessionConfig, SessionHandle,
 };
 use serde_json::{Map, Value};
 use tokio::runtime::Runtime;
-use tower::ServiceExt as _;
+use tower::{Layer as _, Service, ServiceExt as _};
 
 /// The summary's timing: `ROUNDS` alternating batches of each request (see `common::summaries`).
 const ROUNDS: usize = 51;
@@ -46,12 +50,15 @@ struct Case {
     cookies: usize,
 }
 
-/// The three applications, the runtime that drives them, and the clock the layer reads.
+/// The applications, the runtime that drives them, and the clock the layer reads. The layer
+/// wraps the whole router, as the module docs of `integrations::tower` advise; `read_routed`
+/// applies it with `Router::layer` instead, to show what that costs.
 struct Apps {
     runtime: Runtime,
     plain: Router,
-    read: Router,
-    write: Router,
+    read: SessionService<Router>,
+    write: SessionService<Router>,
+    read_routed: Router,
 }
 
 async fn plain() -> &'static str {
@@ -78,18 +85,22 @@ impl Apps {
             // `with_state` turns handlers into routes once, as `axum::serve` does; without it
             // the router would rebuild each route (and apply the layer) on every request.
             plain: Router::new().route("/", get(plain)).with_state(()),
-            read: Router::new().route("/", get(read)).layer(layer()).with_state(()),
-            write: Router::new().route("/", get(write)).layer(layer()).with_state(()),
+            read: layer().layer(Router::new().route("/", get(read)).with_state(())),
+            write: layer().layer(Router::new().route("/", get(write)).with_state(())),
+            read_routed: Router::new().route("/", get(read)).layer(layer()).with_state(()),
         }
     }
 
     /// One request through `app`, as a browser holding the session would send it.
-    fn call(&self, app: &Router, cookie_header: &str) -> Response<Body> {
+    fn call<S>(&self, app: &S, cookie_header: &str) -> Response<Body>
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone,
+    {
         let request = Request::get("/")
             .header(COOKIE, cookie_header)
             .body(Body::empty())
             .expect("a valid request");
-        self.runtime.block_on(app.clone().oneshot(request)).expect("Router is infallible")
+        self.runtime.block_on(app.clone().oneshot(request)).expect("infallible")
     }
 }
 
@@ -121,9 +132,13 @@ fn check(apps: &Apps, case: &Case) {
     let plain = apps.call(&apps.plain, &case.cookie_header);
     assert_eq!(plain.status(), StatusCode::OK);
     assert_eq!(set_cookies(&plain), 0);
-    let read = apps.call(&apps.read, &case.cookie_header);
-    assert_eq!(read.status(), StatusCode::OK, "{}", case.file);
-    assert_eq!(set_cookies(&read), 0, "{}: a read-only request sealed", case.file);
+    for read in [
+        apps.call(&apps.read, &case.cookie_header),
+        apps.call(&apps.read_routed, &case.cookie_header),
+    ] {
+        assert_eq!(read.status(), StatusCode::OK, "{}", case.file);
+        assert_eq!(set_cookies(&read), 0, "{}: a read-only request sealed", case.file);
+    }
     let write = apps.call(&apps.write, &case.cookie_header);
     assert_eq!(write.status(), StatusCode::OK, "{}", case.file);
     assert!(set_cookies(&write) >= case.cookies, "{}: a write did not seal", case.file);
@@ -131,11 +146,16 @@ fn check(apps: &Apps, case: &Case) {
 
 fn bench_case(criterion: &mut Criterion, apps: &Apps, case: &Case) {
     let mut group = criterion.benchmark_group(format!("adapter/{}", case.file));
-    for (name, app) in [("plain", &apps.plain), ("read", &apps.read), ("write", &apps.write)] {
-        group.bench_function(BenchmarkId::new("request", name), |b| {
-            b.iter(|| apps.call(app, black_box(&case.cookie_header)))
-        });
-    }
+    let header = &case.cookie_header;
+    group.bench_function(BenchmarkId::new("request", "plain"), |b| {
+        b.iter(|| apps.call(&apps.plain, black_box(header)))
+    });
+    group.bench_function(BenchmarkId::new("request", "read"), |b| {
+        b.iter(|| apps.call(&apps.read, black_box(header)))
+    });
+    group.bench_function(BenchmarkId::new("request", "write"), |b| {
+        b.iter(|| apps.call(&apps.write, black_box(header)))
+    });
     group.finish();
 }
 
@@ -161,7 +181,7 @@ struct Timing {
 }
 
 fn print_summary(apps: &Apps, cases: &[Case]) {
-    let rows: Vec<[Timing; 3]> = cases
+    let rows: Vec<[Timing; 4]> = cases
         .iter()
         .map(|case| {
             let header = case.cookie_header.as_str();
@@ -169,8 +189,9 @@ fn print_summary(apps: &Apps, cases: &[Case]) {
                 &mut || drop(black_box(apps.call(&apps.plain, black_box(header)))),
                 &mut || drop(black_box(apps.call(&apps.read, black_box(header)))),
                 &mut || drop(black_box(apps.call(&apps.write, black_box(header)))),
+                &mut || drop(black_box(apps.call(&apps.read_routed, black_box(header)))),
             ]);
-            [times[0], times[1], times[2]]
+            [times[0], times[1], times[2], times[3]]
         })
         .collect();
     for (title, pick) in [
@@ -182,18 +203,19 @@ fn print_summary(apps: &Apps, cases: &[Case]) {
         println!();
         println!(
             "| state | JSON B | cookies | without layer | read (open) | added by read \
-             | write (open+seal) | added by write |"
+             | write (open+seal) | added by write | added by read, `Router::layer` |"
         );
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (case, row) in cases.iter().zip(&rows) {
-            let [plain, read, write] = row.map(pick);
+            let [plain, read, write, routed] = row.map(pick);
             println!(
-                "| {} | {} | {} | {plain:.2} | {read:.2} | +{:.2} | {write:.2} | +{:.2} |",
+                "| {} | {} | {} | {plain:.2} | {read:.2} | +{:.2} | {write:.2} | +{:.2} | +{:.2} |",
                 case.file,
                 case.json_len,
                 case.cookies,
                 read - plain,
                 write - plain,
+                routed - plain,
             );
         }
     }

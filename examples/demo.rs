@@ -46,11 +46,12 @@ use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Json, Router, ServiceExt};
 use sealed_session::integrations::tower::SessionLayer;
 use sealed_session::revocation::{MemoryRevocations, Revocation};
 use sealed_session::{Key, KeyRing, SessionCodec, SessionConfig, SessionHandle, SharedKeyRing};
 use serde::{Deserialize, Serialize};
+use tower::Layer as _;
 
 /// One line of the cart.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,48 +89,55 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => 3000,
     };
 
-    // The watcher (if any) must live as long as the server.
-    let (app, source, _watcher) = if args.iter().any(|a| a == "--no-session-layer") {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let addr = listener.local_addr()?;
+    if args.iter().any(|a| a == "--no-session-layer") {
         let app = Router::new()
             .route("/bench/read", get(bench_read_plain))
             .route("/bench/write", post(bench_write_plain));
-        let source = "nowhere: --no-session-layer serves /bench/* only, without sessions";
-        (app, source.to_owned(), None)
-    } else {
-        let (ring, source, file) = key_ring(arg("--keys").cloned())?;
-        let keys = SharedKeyRing::new(ring);
-        // A key ring file is watched: a rotation rolled out by rewriting it needs no restart, and
-        // an invalid new file keeps the last good ring in service.
-        let watcher = file.map(|path| keys.watch_file(path, Duration::from_secs(1)));
-        let config = SessionConfig::builder("demo").max_cookie_line(2048).build()?;
-        let cookie_name = config.cookie_name().to_owned();
-        let app_config = config.clone();
-        let codec = SessionCodec::new(config, keys);
-        let (revocation, revocations) = revocation(arg("--redis").cloned()).await?;
-        println!("sealed-session demo: revocations {revocations}");
+        println!("sealed-session demo: --no-session-layer serves /bench/* only, without sessions");
+        println!("sealed-session demo listening on http://{addr}/");
+        axum::serve(listener, app).await?;
+        return Ok(());
+    }
 
-        let app = Router::new()
-            .route("/", get(index))
-            .route("/login", post(login))
-            .route("/logout", post(logout))
-            .route("/logout-everywhere", post(logout_everywhere))
-            .route("/cart/add", post(cart_add))
-            .route("/cart/grow", post(cart_grow))
-            .route("/cart/shrink", post(cart_shrink))
-            .route("/notes/add", post(notes_add))
-            .route("/api/session", get(api_session))
-            .route("/bench/read", get(bench_read))
-            .route("/bench/write", post(bench_write))
-            .layer(SessionLayer::new(codec).with_revocation(revocation.clone()))
-            .with_state(App(Arc::new(AppState { cookie_name, config: app_config, revocation })));
-        (app, source, watcher)
-    };
+    let (ring, source, file) = key_ring(arg("--keys").cloned())?;
+    let keys = SharedKeyRing::new(ring);
+    // A key ring file is watched: a rotation rolled out by rewriting it needs no restart, and
+    // an invalid new file keeps the last good ring in service. The watcher must live as long
+    // as the server.
+    let _watcher = file.map(|path| keys.watch_file(path, Duration::from_secs(1)));
+    let config = SessionConfig::builder("demo").max_cookie_line(2048).build()?;
+    let cookie_name = config.cookie_name().to_owned();
+    let app_config = config.clone();
+    let codec = SessionCodec::new(config, keys);
+    let (revocation, revocations) = revocation(arg("--redis").cloned()).await?;
+    println!("sealed-session demo: revocations {revocations}");
 
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
-    let addr = listener.local_addr()?;
+    let app = Router::new()
+        .route("/", get(index))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/logout-everywhere", post(logout_everywhere))
+        .route("/cart/add", post(cart_add))
+        .route("/cart/grow", post(cart_grow))
+        .route("/cart/shrink", post(cart_shrink))
+        .route("/notes/add", post(notes_add))
+        .route("/api/session", get(api_session))
+        .route("/bench/read", get(bench_read))
+        .route("/bench/write", post(bench_write))
+        .with_state(App(Arc::new(AppState {
+            cookie_name,
+            config: app_config,
+            revocation: revocation.clone(),
+        })));
+    // The layer wraps the whole router: one session per request whatever the route.
+    // (`Router::layer` works too, but wraps each route on its own, which costs a little more.)
+    let app = SessionLayer::new(codec).with_revocation(revocation).layer(app);
+
     println!("sealed-session demo: keys from {source}");
     println!("sealed-session demo listening on http://{addr}/");
-    axum::serve(listener, app).await?;
+    axum::serve(listener, ServiceExt::<axum::extract::Request>::into_make_service(app)).await?;
     Ok(())
 }
 

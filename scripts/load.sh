@@ -8,7 +8,10 @@
 #   POST /bench/write  increments a counter in the session, so every response seals it again
 #
 # The read route is also run against the session layer without any cookie (a "visitor" with
-# no session yet): the layer's fixed cost, with nothing to open.
+# no session yet): the layer's fixed cost, with nothing to open. And against the floor
+# (examples/load_floor.rs): the same route answered from the cheapest encrypted cookie there can
+# be, base64url(nonce, AES-256-GCM(MessagePack state)) under a cipher created once, opened in the
+# handler: what any encrypted cookie session would pay, whatever its design.
 #
 # Runs alternate between the two (route by route, in an order that flips every round) so that
 # a busy stretch of a shared machine hits both sides; the table reports the median of ROUNDS
@@ -45,8 +48,8 @@ for tool in wrk curl; do
     command -v "$tool" >/dev/null || { echo "$tool is missing: bash scripts/install-deps.sh" >&2; exit 1; }
 done
 
-cargo build --release --example demo --features axum --quiet
-demo="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release/examples/demo"
+cargo build --release --example demo --example load_floor --features axum --quiet
+examples="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release/examples"
 
 work="$(mktemp -d)"
 pids=()
@@ -57,28 +60,33 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Starts the demo (an ephemeral key ring) with these arguments; sets $url once it listens.
+# Starts an example (the demo: an ephemeral key ring) with these arguments; sets $url once it
+# listens.
 start() {
-    local log="$work/demo-${#pids[@]}.log"
+    local log="$work/server-${#pids[@]}.log" example="$1"
+    shift
     : >"$log"
     env -u SEALED_SESSION_KEYS -u SEALED_SESSION_KEYS_FILE -u PORT \
-        "${server_cpu[@]}" "$demo" --port 0 "$@" >"$log" 2>&1 &
+        "${server_cpu[@]}" "$examples/$example" --port 0 "$@" >"$log" 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do
-        url="$(sed -n 's/^sealed-session demo listening on //p' "$log")"
+        url="$(sed -n 's/^sealed-session .* listening on //p' "$log")"
         if [[ -n "$url" ]]; then url="${url%/}"; return; fi
         sleep 0.1
     done
-    echo "the demo did not start: $(cat "$log")" >&2
+    echo "$example did not start: $(cat "$log")" >&2
     exit 1
 }
 
-start
+start demo
 session_url="$url"
 session_pid="${pids[0]}"
-start --no-session-layer
+start demo --no-session-layer
 plain_url="$url"
 plain_pid="${pids[1]}"
+start load_floor
+floor_url="$url"
+floor_pid="${pids[2]}"
 ticks_per_second="$(getconf CLK_TCK)"
 
 # The CPU time (user + system) a process has used, in clock ticks.
@@ -86,12 +94,13 @@ cpu_ticks() {
     awk '{print $14 + $15}' "/proc/$1/stat"
 }
 
-# Log in as "bench" and keep the session's cookies as one Cookie header value in $cookie.
+# Log in as "bench" (at $1, the demo by default) and keep the session's cookies as one Cookie
+# header value in $cookie.
 # wrk sends the same Cookie header for a whole run and ignores Set-Cookie; a session older
 # than the refresh interval (60 s) would be sealed again on every response, so each run of the
 # session side logs in afresh (and DURATION stays below the interval).
 login() {
-    cookie="$(curl -s -o /dev/null -D - -X POST -d user=bench "$session_url/login" |
+    cookie="$(curl -s -o /dev/null -D - -X POST -d user=bench "${1:-$session_url}/login" |
         sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' | paste -sd ';' | sed 's/;/; /g')"
     [[ -n "$cookie" ]] || { echo "no session cookie from /login" >&2; exit 1; }
 }
@@ -109,6 +118,10 @@ check GET /bench/read
 check POST /bench/write
 [[ "$(curl -s -H "Cookie: $cookie" "$session_url/bench/read")" == "hello, bench" ]] ||
     { echo "/bench/read does not see the login" >&2; exit 1; }
+login "$floor_url"
+[[ "$(curl -s -H "Cookie: $cookie" "$floor_url/bench/read")" == "hello, bench" ]] ||
+    { echo "the floor's /bench/read does not see the login" >&2; exit 1; }
+login
 if curl -s -o /dev/null -D - -H "Cookie: $cookie" "$session_url/bench/read" | grep -qi '^set-cookie'; then
     echo "/bench/read sets a cookie: the read route would measure sealing too" >&2
     exit 1
@@ -135,6 +148,11 @@ run() {
             args+=(-H "Cookie: $cookie")
             ;;
         visitor) url="$session_url" pid="$session_pid" ;; # the layer, but no session cookie
+        floor)
+            url="$floor_url" pid="$floor_pid"
+            login "$floor_url"
+            args+=(-H "Cookie: $cookie")
+            ;;
         *) url="$plain_url" pid="$plain_pid" ;;
     esac
     if [[ "$route" == write ]]; then args+=(-s "$work/post.lua"); fi
@@ -161,8 +179,9 @@ for round in $(seq "$ROUNDS"); do
     if ((round % 2)); then order=(session plain); else order=(plain session); fi
     for route in read write; do
         sides=("${order[@]}")
-        # A visitor without a session: the layer's fixed cost, with nothing to open.
-        if [[ "$route" == read ]]; then sides+=(visitor); fi
+        # A visitor without a session (the layer's fixed cost, with nothing to open), and the
+        # floor.
+        if [[ "$route" == read ]]; then sides+=(visitor floor); fi
         for side in "${sides[@]}"; do run "$route" "$side"; done
     done
 done
@@ -179,11 +198,12 @@ echo "| route | session layer | requests/s | p50 (ms) | p99 (ms) | server CPU (Â
 echo "|---|---|---:|---:|---:|---:|"
 for route in read write; do
     sides=(session plain)
-    if [[ "$route" == read ]]; then sides+=(visitor); fi
+    if [[ "$route" == read ]]; then sides+=(visitor floor); fi
     for side in "${sides[@]}"; do
         case "$side" in
             session) label="yes" ;;
             visitor) label="yes, no cookie (a visitor without a session)" ;;
+            floor) label="no; the floor instead (examples/load_floor.rs)" ;;
             *) label="no (--no-session-layer)" ;;
         esac
         path=$([[ "$route" == read ]] && echo "GET /bench/read" || echo "POST /bench/write")
@@ -193,19 +213,18 @@ for route in read write; do
     done
 done
 echo
-for route in read write; do
-    with="$(median "$work/$route-session" 1)"
-    without="$(median "$work/$route-plain" 1)"
-    cpu_with="$(median "$work/$route-session" 4)"
-    cpu_without="$(median "$work/$route-plain" 4)"
-    awk -v r="$route" -v a="$with" -v b="$without" -v c="$cpu_with" -v d="$cpu_without" 'BEGIN {
-        printf "%s: the session layer costs %.1f%% of requests/s (median %.0f vs %.0f) and adds %.1f us of server CPU per request (%.1f vs %.1f)\n", r, (1 - a / b) * 100, a, b, c - d, c, d
+# What side $2 costs against the plain side of route $1, with the words $3.
+compare() {
+    local with without cpu_with cpu_without
+    with="$(median "$work/$1-$2" 1)"
+    without="$(median "$work/$1-plain" 1)"
+    cpu_with="$(median "$work/$1-$2" 4)"
+    cpu_without="$(median "$work/$1-plain" 4)"
+    awk -v r="$3" -v a="$with" -v b="$without" -v c="$cpu_with" -v d="$cpu_without" 'BEGIN {
+        printf "%s %.1f%% of requests/s (median %.0f vs %.0f) and adds %.1f us of server CPU per request (%.1f vs %.1f)\n", r, (1 - a / b) * 100, a, b, c - d, c, d
     }'
-done
-with="$(median "$work/read-visitor" 1)"
-without="$(median "$work/read-plain" 1)"
-cpu_with="$(median "$work/read-visitor" 4)"
-cpu_without="$(median "$work/read-plain" 4)"
-awk -v a="$with" -v b="$without" -v c="$cpu_with" -v d="$cpu_without" 'BEGIN {
-    printf "read, no cookie: the session layer costs %.1f%% of requests/s (median %.0f vs %.0f) and adds %.1f us of server CPU per request (%.1f vs %.1f)\n", (1 - a / b) * 100, a, b, c - d, c, d
-}'
+}
+compare read session "read: the session layer costs"
+compare write session "write: the session layer costs"
+compare read visitor "read, no cookie: the session layer costs"
+compare read floor "read, the floor (any encrypted cookie) costs"

@@ -125,15 +125,16 @@ impl SessionCodec {
         now: SystemTime,
     ) -> Result<Session, Rejection> {
         let mut session = Session::new();
-        self.open_headers_into(cookie_headers, now, &mut session).map(|()| session)
+        self.open_headers_into(cookie_headers, || now, &mut session).map(|()| session)
     }
 
     /// [`open_headers`](SessionCodec::open_headers) into `session`, which is left as it was
-    /// on a rejection. Opening in place spares the hot path moving the session around.
+    /// on a rejection. Opening in place spares the hot path moving the session around; the
+    /// time is read only when there is a session cookie to check.
     fn open_headers_into<'h>(
         &self,
         cookie_headers: impl IntoIterator<Item = &'h str>,
-        now: SystemTime,
+        now: impl FnOnce() -> SystemTime,
         session: &mut Session,
     ) -> Result<(), Rejection> {
         // Bound the input before parsing it: a header past the limit is never parsed.
@@ -156,7 +157,7 @@ impl SessionCodec {
             return Ok(());
         }
         let reject = |reason| Rejection { reason, seen_chunks: found.seen };
-        let now = to_unix(now);
+        let now = to_unix(now());
         // Path or domain variants of our cookie name may arrive together; try each variant
         // (a bounded few) until one opens. Any failure moves on to the next: a stale variant
         // from another path (expired, under a retired key, or garbage) that the browser sends
@@ -333,19 +334,30 @@ impl SessionCodec {
     /// renewed or purged, the client holds stale chunks, it was opened under a key that no
     /// longer seals, or its idle window is due for a refresh.
     pub fn needs_save(&self, session: &Session, now: SystemTime) -> bool {
-        if session.changed || session.stale_chunks() > 0 {
-            return true;
+        if let Some(needs) = self.needs_save_untimed(session) {
+            return needs;
         }
-        let Some(meta) = session.meta else {
-            // A new session that nothing was written to, or a fresh session replacing
-            // rejected cookies (which must be removed).
-            return session.client_chunks != 0;
-        };
+        let Some(meta) = session.meta else { return false };
         let now = to_unix(now);
         if self.keys.load().current(now).is_some_and(|key| Some(key.id) != session.key_id) {
             return true;
         }
         now.saturating_sub(meta.last_refresh) >= self.config.refresh_interval.as_secs()
+    }
+
+    /// [`needs_save`](SessionCodec::needs_save) when the answer does not depend on the time;
+    /// `None` for an opened session that did not change (is it due for a refresh, or was it
+    /// opened under a key that no longer seals?).
+    fn needs_save_untimed(&self, session: &Session) -> Option<bool> {
+        if session.changed || session.stale_chunks() > 0 {
+            return Some(true);
+        }
+        match session.meta {
+            Some(_) => None,
+            // A new session that nothing was written to, or a fresh session replacing
+            // rejected cookies (which must be removed).
+            None => Some(session.client_chunks != 0),
+        }
     }
 
     /// Seals the session if [`needs_save`](SessionCodec::needs_save) says so, and removes every
@@ -458,14 +470,15 @@ impl SessionCodec {
     /// token as a cookie: the two are bound to different names.
     pub fn open_token(&self, token: &str, now: SystemTime) -> Result<Session, Rejection> {
         let mut session = Session::new();
-        self.open_token_into(token, now, &mut session).map(|()| session)
+        self.open_token_into(token, || now, &mut session).map(|()| session)
     }
 
     /// [`open_token`](SessionCodec::open_token) into `session`, left as it was on a rejection.
+    /// The time is read only when there is a token to check.
     fn open_token_into(
         &self,
         token: &str,
-        now: SystemTime,
+        now: impl FnOnce() -> SystemTime,
         session: &mut Session,
     ) -> Result<(), Rejection> {
         let reject = |reason| Rejection { reason, seen_chunks: 0 };
@@ -484,7 +497,7 @@ impl SessionCodec {
             return Err(reject(RejectReason::Malformed("invalid chunk count")));
         }
         let name = self.config.token_aad_name();
-        self.open_parts(&name, header, &[token], to_unix(now), session).map_err(reject)?;
+        self.open_parts(&name, header, &[token], to_unix(now()), session).map_err(reject)?;
         session.via_token = true;
         Ok(())
     }
@@ -500,17 +513,18 @@ impl SessionCodec {
         now: SystemTime,
     ) -> Session {
         let mut session = Session::new();
-        self.load_into(cookie_headers, token_header, now, &mut session);
+        self.load_into(cookie_headers, token_header, || now, &mut session);
         session
     }
 
     /// [`load`](SessionCodec::load) into `session`, whatever it held (the adapters load
-    /// straight into the handle they give the application).
+    /// straight into the handle they give the application). `now` is called only when there
+    /// is a session to check: a request without one never reads the clock.
     pub(crate) fn load_into<'h>(
         &self,
         cookie_headers: impl IntoIterator<Item = &'h str>,
         token_header: Option<&str>,
-        now: SystemTime,
+        now: impl FnOnce() -> SystemTime,
         session: &mut Session,
     ) {
         let (opened, via_token) = match token_header {
@@ -546,6 +560,19 @@ impl SessionCodec {
             }
             Some(Outgoing::Token(token)) => vec![(self.config.token_header().to_owned(), token)],
         })
+    }
+
+    /// [`store_headers`](SessionCodec::store_headers) reading the time only when the answer
+    /// depends on it: a request that neither brought nor made a session never reads the clock.
+    pub(crate) fn store_headers_lazy(
+        &self,
+        session: &mut Session,
+        now: impl FnOnce() -> SystemTime,
+    ) -> Result<Vec<(String, String)>, SealError> {
+        if self.needs_save_untimed(session) == Some(false) {
+            return Ok(Vec::new());
+        }
+        self.store_headers(session, now())
     }
 
     /// Stores a request's session the way the adapters do: nothing when nothing needs saving,

@@ -43,7 +43,7 @@ impl Shared {
         token: Option<&str>,
         session: &mut Session,
     ) {
-        self.codec.load_into(cookies, token, self.clock.now(), session);
+        self.codec.load_into(cookies, token, || self.clock.now(), session);
     }
 
     /// Step 2, before the handler: a revoked session becomes a fresh one (which removes the
@@ -84,7 +84,8 @@ impl Shared {
     /// session. `Err` means the session could not be saved (already logged): answer 500.
     pub(crate) async fn finish(&self, mut session: Session) -> Result<Vec<(String, String)>, ()> {
         let ended = session.ended();
-        let headers = self.codec.store_headers(&mut session, self.clock.now()).map_err(drop)?;
+        let headers =
+            self.codec.store_headers_lazy(&mut session, || self.clock.now()).map_err(drop)?;
         if let (Some(revocation), Some((id, expires_at))) = (&self.revocation, ended) {
             if let Err(error) = revocation.revoke_session(id, expires_at).await {
                 // The cookies are removed from this browser either way; only a copy stays
@@ -103,7 +104,7 @@ impl Shared {
 
     /// Step 3 when [`finish_waits`](Shared::finish_waits) is false: the headers to append.
     pub(crate) fn finish_now(&self, session: &mut Session) -> Result<Vec<(String, String)>, ()> {
-        self.codec.store_headers(session, self.clock.now()).map_err(drop)
+        self.codec.store_headers_lazy(session, || self.clock.now()).map_err(drop)
     }
 }
 
@@ -113,5 +114,53 @@ impl std::fmt::Debug for Shared {
             .field("codec", &self.codec)
             .field("revocation", &self.revocation)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::{Key, KeyRing, SessionConfig};
+
+    /// A clock that counts how often it is read.
+    struct CountingClock(Arc<AtomicUsize>);
+
+    impl Clock for CountingClock {
+        fn now(&self) -> SystemTime {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+        }
+    }
+
+    #[test]
+    fn the_clock_is_read_only_when_there_is_a_session() {
+        let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+        let reads = Arc::new(AtomicUsize::new(0));
+        let shared =
+            Shared { clock: Arc::new(CountingClock(Arc::clone(&reads))), ..Shared::new(codec) };
+        let read = || reads.load(Ordering::SeqCst);
+
+        // A visitor, with no cookie or with someone else's: nothing to open, nothing to store.
+        let mut session = Session::new();
+        for header in ["", "theme=dark"] {
+            shared.load_into([header], None, &mut session);
+            assert_eq!(shared.finish_now(&mut session), Ok(Vec::new()));
+        }
+        assert_eq!(read(), 0, "a request without a session read the clock");
+
+        // The handler writes: sealing needs the time.
+        session.insert("user", &"ada").expect("a string encodes");
+        let headers = shared.finish_now(&mut session).expect("seals");
+        assert_eq!(read(), 1);
+        let cookie = headers[0].1.split(';').next().expect("a name=value pair").to_owned();
+
+        // The cookie comes back: opening checks its expiry, storing checks the refresh.
+        shared.load_into([cookie.as_str()], None, &mut session);
+        assert_eq!(session.get::<String>("user").expect("decodes").as_deref(), Some("ada"));
+        assert_eq!(shared.finish_now(&mut session), Ok(Vec::new()));
+        assert_eq!(read(), 3);
     }
 }
