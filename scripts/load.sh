@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Load test of the demo with wrk: what the session layer costs a request, end to end over HTTP.
 #
-# Two demo processes (release build) listen on free ports of 127.0.0.1: one with the session
-# layer, one with --no-session-layer, serving the same two routes with the same body sizes:
+# Two demo processes (release build) listen on free ports of 127.0.0.1, with a third server,
+# the floor (below): one demo with the session layer, one with --no-session-layer, serving the
+# same two routes with the same body sizes:
 #
 #   GET  /bench/read   reads "user" from the session (wrk sends the Cookie header of a login)
 #   POST /bench/write  increments a counter in the session, so every response seals it again
