@@ -15,7 +15,7 @@
 //!
 //! The associated data is `header || len(name) (1 byte) || name`, so the version, mode, chunk
 //! count, key id and the cookie's base name are all authenticated. The frame (the plaintext) is
-//! described in [`frame`].
+//! described in section 4 of `FORMAT.md`.
 
 pub(crate) mod compress;
 pub(crate) mod frame;
