@@ -11,7 +11,10 @@
 //!   could be the message's own words, numbers or renderings, which an input can copy);
 //! * a ring that loads has an active key, its ids and secrets are those of the file's entries,
 //!   and it survives export: `from_ring` then `to_json` (and `to_env`) parse back to a ring with
-//!   the same ids, times and secrets.
+//!   the same ids, times and secrets;
+//! * a torn file, the sample ring's file half-way through a same-size rewrite in place with
+//!   another ring (runs of old and new bytes, their lengths given by the input's bytes), loads,
+//!   if at all, as exactly one of the two rings: the `sha256` checksum lets no mix through.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64;
@@ -98,6 +101,34 @@ pub fn check_keyring(data: &[u8]) {
         Ok(ring) => check_export(&ring),
         Err(error) => assert_no_secret(&error.to_string(), &secrets, "an error"),
     }
+    check_torn(data);
+}
+
+/// The sample ring's file rewritten in place with [`other_ring`]'s (same size), torn: the
+/// file is made of runs taken from the new and the old file in turn, run lengths given by the
+/// input's bytes (each byte + 1), the last run to the end. If it loads with a checksum, it is
+/// exactly one of the two rings.
+fn check_torn(data: &[u8]) {
+    let rings = [sample_ring(), other_ring()];
+    let [old, new] = rings.each_ref().map(|ring| KeyRingFile::from_ring(ring).to_json());
+    assert_eq!(old.len(), new.len(), "the two rings' files must have the same size");
+    let (old, new) = (old.as_bytes(), new.as_bytes());
+    let mut torn = Vec::with_capacity(old.len());
+    let mut runs = data.iter().map(|byte| usize::from(*byte) + 1);
+    let mut from_new = true;
+    while torn.len() < old.len() {
+        let end = runs.next().map_or(old.len(), |run| old.len().min(torn.len() + run));
+        let source = if from_new { new } else { old };
+        torn.extend_from_slice(&source[torn.len()..end]);
+        from_new = !from_new;
+    }
+    let Ok(parsed) = KeyRingFile::parse(&String::from_utf8_lossy(&torn)) else { return };
+    let Ok(ring) = parsed.to_ring(now()) else { return };
+    assert!(parsed.sha256.is_some(), "both files have a checksum; a mix cannot lose it");
+    let same = |other: &KeyRing| {
+        ring.keys().eq(other.keys()) && ring.keys().all(|k| ring.secret(k.id) == other.secret(k.id))
+    };
+    assert!(rings.iter().any(same), "a torn file loaded a ring that is neither version");
 }
 
 /// The ring holds the file's keys: same ids in the same order, same secrets.
@@ -142,6 +173,17 @@ pub fn sample_ring() -> KeyRing {
     ring
 }
 
+/// [`sample_ring`] with other secrets: its file has the same size, so it can overwrite the
+/// sample's in place.
+pub fn other_ring() -> KeyRing {
+    let mut ring = KeyRing::new();
+    for info in sample_ring().keys() {
+        let secret = sealed_session::Key::from_bytes([0x40 + info.id.0 as u8; 32]);
+        ring.insert(info.id, secret, info.created_at, info.activates_at).expect("valid");
+    }
+    ring
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +196,16 @@ mod tests {
         let secrets = secret_strings(&form.to_json());
         assert_eq!(secrets.len(), 3);
         assert!(secrets.iter().all(|s| s.len() == 43), "{secrets:?}");
+    }
+
+    #[test]
+    fn torn_rewrites_are_checked() {
+        // Every single cut (new bytes, then old), and alternating runs of every length.
+        for cut in 0..=255u8 {
+            check_torn(&[cut]);
+            check_torn(&[cut; 64]);
+        }
+        check_torn(&[]);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! ```json
 //! {
 //!   "version": 1,
+//!   "sha256": "<43 characters: SHA-256 of the canonical form, base64url without padding>",
 //!   "keys": [
 //!     { "id": 1, "secret": "<32 bytes, base64url without padding>",
 //!       "created_at": 1800000000, "activates_at": 1800000000 }
@@ -15,6 +16,26 @@
 //!
 //! Times are Unix seconds. The environment form is `ssk1.` followed by the file's JSON encoded
 //! in base64url (so it survives shells and YAML); plain JSON is accepted too.
+//!
+//! # Integrity
+//!
+//! A file rewritten in place (same size, no truncation: an editor, a configuration tool, a
+//! volume sync) is, for a moment, half old and half new, and that mix is usually still valid
+//! JSON with a secret that is neither the old nor the new one. The `sha256` field makes such a
+//! file impossible to load: it is the SHA-256 of the file's *canonical form*, the compact JSON
+//! `{"version":V,"keys":[{"id":..,"secret":"..","created_at":..,"activates_at":..},..]}`
+//! (no whitespace, fields in this order, keys in the file's order) rebuilt from the parsed
+//! values, and a file whose checksum does not match is refused
+//! ([`KeyFileError::Checksum`]); a watcher then keeps the ring in service, as for any invalid
+//! file. [`KeyRingFile::to_json`] (and so the `sealed-session` CLI) always writes it.
+//!
+//! A file without the field (written by an earlier version, or by hand) still loads, with a
+//! [`FileWarning::NoChecksum`] logged, so existing rings keep working; it has no protection
+//! against a torn read. To edit a ring by hand, delete the `sha256` line (or let the CLI
+//! rewrite the file). The environment form is written without the field (a variable is set
+//! whole, so it cannot be torn, and earlier versions keep reading it); one that has it (a file's
+//! JSON pasted whole) is checked all the same. Earlier versions refuse files with the field
+//! (unknown field): upgrade every reader before writing the ring with this version's CLI.
 //!
 //! # Examples
 //!
@@ -38,6 +59,8 @@ use std::time::SystemTime;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
 use super::{Key, KeyId, KeyRing, KeyRingError};
@@ -113,6 +136,14 @@ pub enum KeyFileError {
     /// The ring has no key at all.
     #[error("the key ring holds no key")]
     Empty,
+    /// The `sha256` field does not match the rest of the file: the file was read while being
+    /// rewritten in place (torn), or was edited by hand.
+    #[error(
+        "key ring checksum (sha256) does not match the file's content: the file is being \
+         rewritten in place, or was edited by hand (write it with the sealed-session CLI, or \
+         remove the sha256 field)"
+    )]
+    Checksum,
 }
 
 /// One key as stored in the file.
@@ -141,13 +172,55 @@ impl std::fmt::Debug for KeyEntry {
 }
 
 /// The file's content, before it becomes a [`KeyRing`].
-#[derive(Debug, Serialize, Deserialize)]
+///
+/// Only deserialized: [`to_json`](KeyRingFile::to_json) and [`to_env`](KeyRingFile::to_env)
+/// write it, with a checksum computed afresh.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRingFile {
     /// Always [`FILE_VERSION`].
     pub version: u32,
+    /// The integrity checksum as read: SHA-256 over the canonical form of the rest of the file,
+    /// base64url without padding (see the module docs). `None` in files written before the
+    /// field existed; [`parse`](KeyRingFile::parse) has checked it when present.
+    #[serde(default)]
+    pub sha256: Option<String>,
     /// The keys, oldest first.
     pub keys: Vec<KeyEntry>,
+}
+
+/// What the checksum covers: the file without its `sha256` field, as compact JSON with the
+/// fields in this order (`{"version":1,"keys":[{"id":..,"secret":"..","created_at":..,
+/// "activates_at":..}]}`). Recomputed from the parsed values, so the layout of the text on
+/// disk (indentation, spacing) is free, but every value is covered.
+#[derive(Serialize)]
+struct Canonical<'a> {
+    version: u32,
+    keys: &'a [KeyEntry],
+}
+
+/// The file as written: the checksum between the version and the keys.
+#[derive(Serialize)]
+struct Written<'a> {
+    version: u32,
+    sha256: &'a str,
+    keys: &'a [KeyEntry],
+}
+
+/// The environment form leaves the checksum out: a variable is set whole, so it cannot be
+/// torn, and earlier versions (which refuse unknown fields) keep reading it.
+#[derive(Serialize)]
+struct WrittenEnv<'a> {
+    version: u32,
+    keys: &'a [KeyEntry],
+}
+
+/// SHA-256 of the canonical form of a ring's content, base64url without padding.
+fn checksum(version: u32, keys: &[KeyEntry]) -> String {
+    let canonical = Zeroizing::new(
+        serde_json::to_vec(&Canonical { version, keys }).expect("a key ring always serializes"),
+    );
+    BASE64.encode(Sha256::digest(canonical.as_slice()))
 }
 
 impl KeyRingFile {
@@ -163,14 +236,14 @@ impl KeyRingFile {
                 activates_at: key.activates_at,
             })
             .collect();
-        KeyRingFile { version: FILE_VERSION, keys }
+        KeyRingFile { version: FILE_VERSION, sha256: None, keys }
     }
 
-    /// Parses the JSON text of a key ring file.
+    /// Parses the JSON text of a key ring file, checking its `sha256` checksum when it has one.
     ///
     /// # Errors
     ///
-    /// [`KeyFileError::Json`] or [`KeyFileError::Version`].
+    /// [`KeyFileError::Json`], [`KeyFileError::Version`] or [`KeyFileError::Checksum`].
     pub fn parse(json: &str) -> Result<KeyRingFile, KeyFileError> {
         let file: KeyRingFile = serde_json::from_str(json).map_err(|error| KeyFileError::Json {
             line: error.line(),
@@ -184,6 +257,14 @@ impl KeyRingFile {
         })?;
         if file.version != FILE_VERSION {
             return Err(KeyFileError::Version(file.version));
+        }
+        if let Some(stated) = &file.sha256 {
+            // A file caught half-way through a rewrite in place can be valid JSON with a mix of
+            // old and new secrets; it cannot match the checksum of either version.
+            let computed = checksum(file.version, &file.keys);
+            if !bool::from(stated.as_bytes().ct_eq(computed.as_bytes())) {
+                return Err(KeyFileError::Checksum);
+            }
         }
         Ok(file)
     }
@@ -219,17 +300,22 @@ impl KeyRingFile {
         Ok(ring)
     }
 
-    /// The file's JSON text, pretty-printed.
+    /// The file's JSON text, pretty-printed, with a fresh `sha256` checksum.
     pub fn to_json(&self) -> Zeroizing<String> {
-        let mut text = serde_json::to_string_pretty(self).expect("a key ring always serializes");
+        let sha256 = checksum(self.version, &self.keys);
+        let written = Written { version: self.version, sha256: &sha256, keys: &self.keys };
+        let mut text =
+            serde_json::to_string_pretty(&written).expect("a key ring always serializes");
         text.push('\n');
         Zeroizing::new(text)
     }
 
-    /// The environment variable form: `ssk1.` and the JSON in base64url.
+    /// The environment variable form: `ssk1.` and the JSON in base64url, without a checksum
+    /// (a variable cannot be torn; see the module docs).
     pub fn to_env(&self) -> Zeroizing<String> {
+        let written = WrittenEnv { version: self.version, keys: &self.keys };
         let json =
-            Zeroizing::new(serde_json::to_string(self).expect("a key ring always serializes"));
+            Zeroizing::new(serde_json::to_string(&written).expect("a key ring always serializes"));
         Zeroizing::new(format!("{ENV_PREFIX}{}", BASE64.encode(json.as_bytes())))
     }
 }
@@ -244,13 +330,75 @@ pub fn load_file(path: impl AsRef<Path>) -> Result<KeyRing, KeyFileError> {
     load_file_at(path, SystemTime::now())
 }
 
-/// [`load_file`] at a given time.
+/// [`load_file`] at a given time. Each [`FileWarning`] about the file is logged at warning
+/// level.
 ///
 /// # Errors
 ///
 /// As [`load_file`].
 pub fn load_file_at(path: impl AsRef<Path>, now: SystemTime) -> Result<KeyRing, KeyFileError> {
-    KeyRingFile::parse(&read_private(path.as_ref())?)?.to_ring(now)
+    let path = path.as_ref();
+    let (ring, warnings) = load_file_with_warnings(path, now)?;
+    for warning in warnings {
+        tracing::warn!(path = %path.display(), "{warning}");
+    }
+    Ok(ring)
+}
+
+/// [`load_file_at`], returning the warnings about the file instead of logging them (for tools
+/// that show them to an operator).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::SystemTime;
+/// use sealed_session::keys::file::{self, FileWarning};
+///
+/// // A file written before the checksum existed still loads, with a warning.
+/// let dir = std::env::temp_dir().join(format!("ss-doc-warnings-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("ring.json");
+/// let secret = "ERERERERERERERERERERERERERERERERERERERERERE";
+/// std::fs::write(&path, format!(
+///     r#"{{"version":1,"keys":[{{"id":1,"secret":"{secret}","created_at":0,"activates_at":0}}]}}"#
+/// ))?;
+/// # #[cfg(unix)]
+/// # std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+/// let (ring, warnings) = file::load_file_with_warnings(&path, SystemTime::now())?;
+/// assert_eq!(ring.len(), 1);
+/// assert!(warnings.contains(&FileWarning::NoChecksum));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// As [`load_file`].
+pub fn load_file_with_warnings(
+    path: impl AsRef<Path>,
+    now: SystemTime,
+) -> Result<(KeyRing, Vec<FileWarning>), KeyFileError> {
+    let path = path.as_ref();
+    let file = KeyRingFile::parse(&read_private(path)?)?;
+    let ring = file.to_ring(now)?;
+    let mut warnings = Vec::new();
+    if file.sha256.is_none() {
+        warnings.push(FileWarning::NoChecksum);
+    }
+    Ok((ring, warnings))
+}
+
+/// Something wrong with a key ring file that does not stop it from loading.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileWarning {
+    /// The file has no `sha256` field (it was written by an earlier version, or by hand), so a
+    /// rewrite in place could be loaded half old and half new.
+    #[error(
+        "key ring file has no sha256 checksum (written by an earlier version or by hand): a \
+         rewrite in place could be loaded torn; any write by the sealed-session CLI adds it"
+    )]
+    NoChecksum,
 }
 
 /// Reads a file holding secrets, refusing it if others may read or write it.
@@ -360,6 +508,71 @@ mod tests {
         assert!(!format!("{form:?}").contains(&*form.keys[0].secret));
     }
 
+    fn one_key_ring(byte: u8) -> KeyRing {
+        let mut ring = KeyRing::new();
+        ring.insert(KeyId(1), Key::from_bytes([byte; 32]), t(10), t(10)).unwrap();
+        ring
+    }
+
+    /// Every cut of a same-size rewrite in place (new bytes before the cut, old ones after):
+    /// the mix loads as exactly the old or the new ring, or is refused. Without the checksum,
+    /// cuts inside the secret load a third key.
+    #[test]
+    fn a_torn_file_never_loads_as_a_third_ring() {
+        let rings = [one_key_ring(0xAA), one_key_ring(0x55)];
+        let [old, new] = rings.each_ref().map(|ring| KeyRingFile::from_ring(ring).to_json());
+        assert_eq!(old.len(), new.len());
+        let mut refused = 0;
+        for cut in 0..=old.len() {
+            let torn = format!("{}{}", &new[..cut], &old[cut..]);
+            match KeyRingFile::parse(&torn).and_then(|file| file.to_ring(t(40))) {
+                Ok(ring) => assert!(
+                    rings.iter().any(|r| r.secret(KeyId(1)) == ring.secret(KeyId(1))),
+                    "cut at {cut} loaded a key that is neither the old nor the new one"
+                ),
+                Err(KeyFileError::Checksum) => refused += 1,
+                Err(other) => panic!("cut at {cut}: unexpected {other}"),
+            }
+        }
+        assert!(refused > 40, "only {refused} torn files were refused");
+    }
+
+    #[test]
+    fn the_checksum_covers_every_value_and_its_absence_is_tolerated() {
+        let ring = one_key_ring(7);
+        let json = KeyRingFile::from_ring(&ring).to_json();
+        let parsed = KeyRingFile::parse(&json).unwrap();
+        assert_eq!(parsed.sha256.as_deref().map(str::len), Some(43));
+        // Layout is free: the same values, compact, still match.
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert!(KeyRingFile::parse(&value.to_string()).is_ok());
+        // Any value changed (times, id, secret, checksum) is refused.
+        let secret = BASE64.encode([7u8; 32]);
+        let other = BASE64.encode([8u8; 32]);
+        for (from, to) in [
+            ("\"created_at\": 10", "\"created_at\": 9"),
+            ("\"id\": 1", "\"id\": 2"),
+            (secret.as_str(), other.as_str()),
+            (parsed.sha256.as_deref().unwrap(), &"A".repeat(43)),
+        ] {
+            assert!(json.contains(from), "{from}");
+            let edited = json.replacen(from, to, 1);
+            assert!(matches!(KeyRingFile::parse(&edited), Err(KeyFileError::Checksum)), "{to}");
+        }
+        // Without the field (an earlier version's file), it parses; `load_file_with_warnings`
+        // reports it (tested below).
+        let legacy = file(&[entry(1, &secret, 10, 10)]);
+        assert!(KeyRingFile::parse(&legacy).unwrap().sha256.is_none());
+        // The environment form leaves it out (earlier versions refuse unknown fields), and one
+        // pasted with it is checked.
+        let env = KeyRingFile::from_ring(&ring).to_env();
+        let decoded = BASE64.decode(&env[ENV_PREFIX.len()..]).unwrap();
+        assert!(!String::from_utf8(decoded).unwrap().contains("sha256"));
+        assert!(parse_env_at(&json, t(40)).is_ok());
+        let edited = json.replacen(&secret, &other, 1);
+        assert!(matches!(parse_env_at(&edited, t(40)), Err(KeyFileError::Checksum)));
+    }
+
     #[cfg(unix)]
     #[test]
     fn refuses_files_others_can_read() {
@@ -377,6 +590,12 @@ mod tests {
         ));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(load_file_at(&path, t(5)).unwrap().len(), 1);
+        let (_, warnings) = load_file_with_warnings(&path, t(5)).unwrap();
+        assert!(!warnings.contains(&FileWarning::NoChecksum), "{warnings:?}");
+        let legacy = file(&[entry(1, &BASE64.encode([7u8; 32]), 0, 0)]);
+        std::fs::write(&path, legacy).unwrap();
+        let (_, warnings) = load_file_with_warnings(&path, t(5)).unwrap();
+        assert!(warnings.contains(&FileWarning::NoChecksum), "{warnings:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
