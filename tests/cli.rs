@@ -442,3 +442,69 @@ fn concurrent_rotations_all_land() {
     ids.sort_unstable();
     assert_eq!(ids, (1..=9).collect::<Vec<_>>());
 }
+
+/// A symbolic link planted at `FILE.lock` (by anyone who can write the ring's directory) must
+/// not make a writer create or open a file at its target: the writers refuse it, naming it.
+/// Fails on main: the lock was opened with O_CREAT through the link, creating the target.
+#[test]
+fn a_symlink_planted_at_the_lock_file_is_refused() {
+    let (dir, path) = ring();
+    let lock = dir.path().join("ring.json.lock");
+    let existing = dir.path().join("existing");
+    std::fs::write(&existing, "keep").unwrap();
+    let fresh = dir.path().join("fresh.json");
+    let cases: [(&Path, &[&str], &str); 4] = [
+        (&path, &["rotate"], "dangling"),
+        (&path, &["retire", "1"], "existing"),
+        (&path, &["rotate", "--activate-in", "0s"], "existing"),
+        (&fresh, &["init"], "dangling"),
+    ];
+    for (ring_path, args, target) in cases {
+        let lock = PathBuf::from(format!("{}.lock", ring_path.display()));
+        let _ = std::fs::remove_file(&lock);
+        let victim =
+            if target == "dangling" { dir.path().join("victim") } else { existing.clone() };
+        std::os::unix::fs::symlink(&victim, &lock).unwrap();
+        keys(ring_path, args)
+            .code(5)
+            .stderr(predicate::str::contains(lock.display().to_string()))
+            .stderr(predicate::str::contains("symbolic link"));
+        assert!(std::fs::symlink_metadata(&lock).unwrap().file_type().is_symlink());
+        assert!(!dir.path().join("victim").exists(), "{args:?} created the link's target");
+        assert_eq!(std::fs::read_to_string(&existing).unwrap(), "keep");
+        assert_eq!(mode(&existing), 0o644, "{args:?} changed the link's target");
+    }
+    assert_eq!(load_file(&path).unwrap().len(), 1, "the ring was not touched");
+    assert!(!fresh.exists());
+    // Once the link is gone, writers work again.
+    std::fs::remove_file(&lock).unwrap();
+    keys(&path, &["rotate"]).success();
+}
+
+/// A writer waits for the lock only so long, then fails naming the lock file (and a reader,
+/// which takes no lock, is not held up). `timeout` is a liveness guard: on main the writer
+/// waited forever.
+#[test]
+fn a_held_lock_times_out_with_a_message_naming_the_lock_file() {
+    let (dir, path) = ring();
+    let lock_path = dir.path().join("ring.json.lock");
+    let holder = std::fs::OpenOptions::new().read(true).write(true).open(&lock_path).unwrap();
+    fs4::FileExt::lock(&holder).unwrap();
+    for args in [&["rotate", "--lock-timeout", "1s"][..], &["retire", "1", "--lock-timeout", "0s"]]
+    {
+        let (command, rest) = args.split_first().unwrap();
+        bin()
+            .args(["keys", command, "--file"])
+            .arg(&path)
+            .args(rest)
+            .timeout(Duration::from_secs(120))
+            .assert()
+            .code(5)
+            .stderr(predicate::str::contains(lock_path.display().to_string()))
+            .stderr(predicate::str::contains("another process holds it"));
+    }
+    keys(&path, &["list"]).success();
+    drop(holder);
+    keys(&path, &["rotate", "--lock-timeout", "1s"]).success();
+    assert_eq!(load_file(&path).unwrap().len(), 2);
+}

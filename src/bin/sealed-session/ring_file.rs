@@ -4,7 +4,9 @@
 //! throughout, so two operators rotating at once both get their key (with distinct ids) and
 //! neither overwrites the other's. The lock is an exclusive advisory lock (`flock` on Unix) on a
 //! sidecar file `FILE.lock`, which is left in place: deleting a lock file lets a waiting process
-//! lock the deleted inode while a newcomer locks a new one.
+//! lock the deleted inode while a newcomer locks a new one. It is opened with `O_NOFOLLOW` (a
+//! symbolic link there is refused, never followed), and a writer waits for it only so long
+//! (`--lock-timeout`, 10 seconds by default), then fails naming it.
 //!
 //! A write never exposes a half-written ring, not even to a node reloading the file at that
 //! moment: the new ring goes to `FILE.tmp` in the same directory (created with mode 0600, so the
@@ -19,12 +21,13 @@ use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write as _};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use sealed_session::KeyRing;
 use sealed_session::keys::file::{KeyRingFile, load_file_at};
 
 use crate::failure::{Failure, Kind};
+use crate::output;
 
 /// Holds the exclusive lock on a key ring file until dropped (closing the file releases it).
 #[derive(Debug)]
@@ -32,22 +35,69 @@ pub struct RingLock {
     _file: File,
 }
 
-/// Takes the exclusive lock on the key ring file at `path`, waiting for any other writer.
+/// How often a writer retries a lock another process holds.
+const LOCK_RETRY: Duration = Duration::from_millis(50);
+
+/// Takes the exclusive lock on the key ring file at `path`, waiting up to `timeout` for
+/// another writer to release it.
+///
+/// The lock file is opened without following a symbolic link: anyone who can write the
+/// directory could plant one, and `O_CREAT` through it would create (or lock and keep open) a
+/// file of their choosing as the user running the CLI, often root.
 ///
 /// # Errors
 ///
-/// An I/O failure when the lock file cannot be created or locked.
-pub fn lock(path: &Path) -> Result<RingLock, Failure> {
+/// An I/O failure when the lock file cannot be created or locked (a symbolic link at its
+/// place, or another process holding the lock past `timeout`).
+pub fn lock(path: &Path, timeout: Duration) -> Result<RingLock, Failure> {
     let lock_path = sidecar(path, ".lock");
-    let file = private_options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(|error| Failure::io("create the lock file", &lock_path, &error))?;
-    fs4::FileExt::lock(&file).map_err(|error| Failure::io("lock", &lock_path, &error))?;
-    Ok(RingLock { _file: file })
+    let mut options = private_options();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    let file = options.open(&lock_path).map_err(|error| {
+        if is_symlink(&lock_path) {
+            Failure::new(
+                Kind::Io,
+                format!(
+                    "cannot lock {}: it is a symbolic link, which a writer never follows; remove \
+                     it (it may have been planted) and retry",
+                    lock_path.display()
+                ),
+            )
+        } else {
+            Failure::io("create the lock file", &lock_path, &error)
+        }
+    })?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match fs4::FileExt::try_lock(&file) {
+            Ok(()) => return Ok(RingLock { _file: file }),
+            Err(fs4::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(LOCK_RETRY);
+            }
+            Err(fs4::TryLockError::WouldBlock) => {
+                return Err(Failure::new(
+                    Kind::Io,
+                    format!(
+                        "timed out after {} waiting for the lock {}: another process holds it \
+                         (another `sealed-session keys` command still running?); the key ring \
+                         is unchanged (wait longer with --lock-timeout)",
+                        output::duration(timeout),
+                        lock_path.display()
+                    ),
+                ));
+            }
+            Err(fs4::TryLockError::Error(error)) => {
+                return Err(Failure::io("lock", &lock_path, &error));
+            }
+        }
+    }
+}
+
+/// Whether `path` is a symbolic link (false when that cannot be told).
+fn is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|metadata| metadata.file_type().is_symlink())
 }
 
 /// Loads and checks the ring at `path` (the file must be private to its owner).

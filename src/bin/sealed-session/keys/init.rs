@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use clap::Args;
 use sealed_session::{Key, KeyId, KeyRing};
 
-use super::FileArg;
+use super::{FileArg, LockArg};
 use crate::failure::{Failure, Kind};
 use crate::{output, ring_file};
 
@@ -18,6 +18,9 @@ use crate::{output, ring_file};
 pub struct InitArgs {
     #[command(flatten)]
     file: FileArg,
+
+    #[command(flatten)]
+    lock: LockArg,
 }
 
 /// Runs `keys init`.
@@ -27,7 +30,7 @@ pub struct InitArgs {
 /// Refused (4) when the file exists; I/O (5) when it cannot be written.
 pub fn run(args: InitArgs) -> Result<(), Failure> {
     let path = &args.file.file;
-    let lock = ring_file::lock(path)?;
+    let lock = ring_file::lock(path, *args.lock.lock_timeout)?;
     // Checked under the lock, so two concurrent inits cannot both succeed.
     if ring_file::exists(path)? {
         return Err(Failure::new(

@@ -31,6 +31,18 @@ pub struct FileArg {
     pub file: PathBuf,
 }
 
+/// How long a writer waits for another writer's lock, as text for clap.
+const DEFAULT_LOCK_TIMEOUT: &str = "10s";
+
+/// The lock options of the commands that write the ring.
+#[derive(Debug, Args)]
+pub struct LockArg {
+    /// How long to wait for the lock (FILE.lock) while another `keys` command writes the ring;
+    /// past it, fail (exit 5) with the ring unchanged.
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_LOCK_TIMEOUT)]
+    pub lock_timeout: humantime::Duration,
+}
+
 /// The absolute timeout the servers use, for telling when an old key is safe to retire.
 #[derive(Debug, Args)]
 pub struct TimeoutArg {

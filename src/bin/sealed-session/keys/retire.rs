@@ -6,7 +6,7 @@ use clap::Args;
 use sealed_session::KeyId;
 
 use super::list::{State, statuses};
-use super::{FileArg, TimeoutArg};
+use super::{FileArg, LockArg, TimeoutArg};
 use crate::failure::{Failure, Kind};
 use crate::{output, ring_file};
 
@@ -19,6 +19,9 @@ use crate::{output, ring_file};
 pub struct RetireArgs {
     #[command(flatten)]
     file: FileArg,
+
+    #[command(flatten)]
+    lock: LockArg,
 
     #[command(flatten)]
     timeout: TimeoutArg,
@@ -53,7 +56,7 @@ fn parse_key_id(text: &str) -> Result<KeyId, String> {
 pub fn run(args: RetireArgs) -> Result<(), Failure> {
     let path = &args.file.file;
     let id = args.id;
-    let lock = ring_file::lock(path)?;
+    let lock = ring_file::lock(path, *args.lock.lock_timeout)?;
     let now = SystemTime::now();
     let mut ring = ring_file::load(path, now)?;
     let refuse = |why: String| Err(Failure::new(Kind::Refused, why));

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use clap::Args;
 use sealed_session::{Key, KeyId};
 
-use super::FileArg;
+use super::{FileArg, LockArg};
 use crate::failure::{Failure, Kind};
 use crate::{output, ring_file};
 
@@ -23,6 +23,9 @@ const DEFAULT_ACTIVATE_IN: &str = "1h";
 pub struct RotateArgs {
     #[command(flatten)]
     file: FileArg,
+
+    #[command(flatten)]
+    lock: LockArg,
 
     /// How long until the new key starts sealing. The default, 1h, leaves a rolling deploy
     /// (or file watchers, secret stores and config caches) ample time to bring the new ring to
@@ -42,7 +45,7 @@ pub fn run(args: RotateArgs) -> Result<(), Failure> {
     let path = &args.file.file;
     let delay: Duration = *args.activate_in;
     // Read, change and write under one lock, so that concurrent rotations each add their key.
-    let lock = ring_file::lock(path)?;
+    let lock = ring_file::lock(path, *args.lock.lock_timeout)?;
     let now = SystemTime::now();
     let mut ring = ring_file::load(path, now)?;
     let activates_at = now.checked_add(delay).ok_or_else(|| {
