@@ -508,3 +508,76 @@ fn a_held_lock_times_out_with_a_message_naming_the_lock_file() {
     keys(&path, &["rotate", "--lock-timeout", "1s"]).success();
     assert_eq!(load_file(&path).unwrap().len(), 2);
 }
+
+/// Whether the tests run as root (the file a process creates is owned by its effective uid).
+fn running_as_root(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(dir).unwrap().uid() == 0
+}
+
+/// A ring owned by the service's user and rewritten by root keeps its owner, group and mode:
+/// on main it became root-owned 0600, unreadable by the service.
+#[test]
+fn a_rewrite_keeps_the_owner_group_and_mode_of_the_ring() {
+    use std::os::unix::fs::MetadataExt as _;
+    let nobody = 65534;
+    // (owner, group, mode); changing the owner needs root, which the tests run as here.
+    let cases = [(nobody, nobody, 0o600), (0, nobody, 0o400), (nobody, 0, 0o400)];
+    for (uid, gid, file_mode) in cases {
+        let (dir, path) = ring();
+        let (uid, gid) = if running_as_root(dir.path()) {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+            (uid, gid)
+        } else {
+            let metadata = std::fs::metadata(&path).unwrap();
+            (metadata.uid(), metadata.gid())
+        };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file_mode)).unwrap();
+        for args in [&["rotate", "--activate-in", "0s"][..], &["retire", "1"]] {
+            keys(&path, args).success();
+            let metadata = std::fs::metadata(&path).unwrap();
+            assert_eq!(
+                (metadata.uid(), metadata.gid(), metadata.mode() & 0o777),
+                (uid, gid, file_mode),
+                "{args:?} changed the ring's owner or mode"
+            );
+        }
+        assert_eq!(
+            load_file(&path).unwrap().current_id(std::time::SystemTime::now()),
+            Some(KeyId(2))
+        );
+    }
+}
+
+/// A ring path that is a symbolic link (Kubernetes volumes, deploy tools: `ring.json ->
+/// ..data/ring.json`, `..data -> v1`) is written through to its final target, and the links
+/// stay. On main the link was replaced by a regular file and the target kept the old ring.
+#[test]
+fn a_ring_behind_symlinks_is_written_through_to_its_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let versioned = dir.path().join("v1");
+    std::fs::create_dir(&versioned).unwrap();
+    let target = versioned.join("ring.json");
+    bin().args(["keys", "init", "--file"]).arg(&target).assert().success();
+    std::os::unix::fs::symlink("v1", dir.path().join("..data")).unwrap();
+    let link = dir.path().join("ring.json");
+    std::os::unix::fs::symlink("..data/ring.json", &link).unwrap();
+
+    keys(&link, &["rotate", "--activate-in", "0s"]).success();
+    keys(&link, &["retire", "1"]).success();
+    assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("..data/ring.json"));
+    assert_eq!(std::fs::read_link(dir.path().join("..data")).unwrap(), Path::new("v1"));
+    let ring = load_file(&target).unwrap();
+    assert_eq!(ring.keys().map(|key| key.id).collect::<Vec<_>>(), [KeyId(2)]);
+    assert_eq!(mode(&target), 0o600);
+    let mut names: Vec<String> = std::fs::read_dir(&versioned)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["ring.json", "ring.json.lock"],
+        "no temporary file is left beside the target"
+    );
+}

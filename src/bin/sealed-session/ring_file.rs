@@ -10,9 +10,11 @@
 //!
 //! A write never exposes a half-written ring, not even to a node reloading the file at that
 //! moment: the new ring goes to `FILE.tmp` in the same directory (created with mode 0600, so the
-//! secrets are never readable by others, not even briefly), is flushed to disk, and is renamed
-//! over `FILE`, which replaces it atomically; then the directory is flushed so the rename
-//! survives a crash. Any failure before the rename leaves `FILE` as it was.
+//! secrets are never readable by others, not even briefly), gets the owner, group and mode of
+//! the file it replaces, is flushed to disk, and is renamed over `FILE`, which replaces it
+//! atomically; then the directory is flushed so the rename survives a crash. Any failure before
+//! the rename leaves `FILE` as it was. When `FILE` is a symbolic link, all of this happens at its
+//! final target (the temporary file beside it), and the links stay as they were.
 //!
 //! Readers (`list`, `export`, `seal`, `open`) take no lock: the rename gives them either the old
 //! ring or the new one.
@@ -124,12 +126,22 @@ pub fn exists(path: &Path) -> Result<bool, Failure> {
 
 /// Replaces the ring file at `path` with `ring`, atomically. Call with the lock held.
 ///
+/// When `path` is a symbolic link, the file written is its final target (the links stay). An
+/// existing file keeps its owner, group and mode: the new file gets them before it is renamed
+/// over the old one.
+///
 /// # Errors
 ///
 /// An I/O failure; the file at `path` is then unchanged.
 pub fn write(path: &Path, _lock: &RingLock, ring: &KeyRing) -> Result<(), Failure> {
+    let target = final_target(path)?;
+    let existing = match std::fs::metadata(&target) {
+        Ok(metadata) => Some(metadata),
+        Err(error) if error.kind() == ErrorKind::NotFound => None,
+        Err(error) => return Err(unchanged(Failure::io("inspect", &target, &error), path)),
+    };
     let json = KeyRingFile::from_ring(ring).to_json();
-    let tmp = sidecar(path, ".tmp");
+    let tmp = sidecar(&target, ".tmp");
     // A temporary file left by a crashed writer is ours to replace: the lock is held. Removing
     // it first (rather than truncating it) means the new one is created with mode 0600 even if
     // the old one had another mode, and that a symbolic link planted there is not followed.
@@ -143,20 +155,55 @@ pub fn write(path: &Path, _lock: &RingLock, ring: &KeyRing) -> Result<(), Failur
         .create_new(true)
         .open(&tmp)
         .and_then(|mut file| {
+            if let Some(existing) = &existing {
+                keep_owner_and_mode(&file, existing)?;
+            }
             file.write_all(json.as_bytes())?;
             // On disk before the rename, or a crash could leave an empty file under the name.
             file.sync_all()
         })
         .map_err(|error| Failure::io("write", &tmp, &error))
         .and_then(|()| {
-            std::fs::rename(&tmp, path)
-                .map_err(|error| Failure::io("rename the new key ring over", path, &error))
+            std::fs::rename(&tmp, &target)
+                .map_err(|error| Failure::io("rename the new key ring over", &target, &error))
         });
     if let Err(failure) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(unchanged(failure, path));
     }
-    sync_directory(path)
+    sync_directory(&target)
+}
+
+/// The file a write replaces: `path` itself, or, when it is a symbolic link, the file at the
+/// end of the chain (so that the links, as deploy tools and Kubernetes volumes lay them out,
+/// keep pointing at the new ring).
+fn final_target(path: &Path) -> Result<PathBuf, Failure> {
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.file_type().is_symlink() => {
+            std::fs::canonicalize(path).map_err(|error| {
+                unchanged(Failure::io("follow the symbolic link", path, &error), path)
+            })
+        }
+        _ => Ok(path.to_owned()),
+    }
+}
+
+/// Gives the new file `file` the owner, group and permission bits of the file it replaces, so a
+/// rewrite by root leaves a ring the service's user can still read. The owner is changed only
+/// when it differs (only root may give a file away).
+fn keep_owner_and_mode(file: &File, existing: &std::fs::Metadata) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let created = file.metadata()?;
+        if (created.uid(), created.gid()) != (existing.uid(), existing.gid()) {
+            std::os::unix::fs::fchown(file, Some(existing.uid()), Some(existing.gid()))?;
+        }
+        file.set_permissions(std::fs::Permissions::from_mode(existing.mode() & 0o777))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (file, existing);
+    Ok(())
 }
 
 /// Flushes the directory holding `path`, so a rename in it survives a crash.
