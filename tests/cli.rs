@@ -581,3 +581,41 @@ fn a_ring_behind_symlinks_is_written_through_to_its_target() {
         "no temporary file is left beside the target"
     );
 }
+
+/// A FIFO at the ring's path is refused at once (exit 3) by every command that reads the ring,
+/// and a ring in a directory others can write works, with a warning on stderr. On main the FIFO
+/// blocked forever (`timeout` is a liveness guard) and the directory went unmentioned.
+#[test]
+fn a_fifo_is_refused_and_a_writable_directory_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.json");
+    let made = std::process::Command::new("mkfifo").arg("-m").arg("600").arg(&fifo).status();
+    assert!(made.unwrap().success(), "mkfifo");
+    for args in [&["list"][..], &["rotate"], &["export"]] {
+        let (command, rest) = args.split_first().unwrap();
+        bin()
+            .args(["keys", command, "--file"])
+            .arg(&fifo)
+            .args(rest)
+            .timeout(Duration::from_secs(120))
+            .assert()
+            .code(3)
+            .stderr(predicate::str::contains("FIFO"));
+    }
+
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = shared.join("ring.json");
+    let warning = format!("warning: {}", path.display());
+    bin()
+        .args(["keys", "init", "--file"])
+        .arg(&path)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(&warning).and(predicate::str::contains("chmod go-w")));
+    keys(&path, &["list"]).success().stderr(predicate::str::contains(&warning));
+    keys(&path, &["rotate"]).success().stderr(predicate::str::contains("others can replace"));
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    keys(&path, &["list"]).success().stderr("");
+}

@@ -85,6 +85,15 @@ pub enum KeyFileError {
         /// What the system said.
         source: std::io::Error,
     },
+    /// The path is not a regular file (a FIFO, a directory, a device): refused before reading,
+    /// so a FIFO cannot block the loader.
+    #[error("key ring file {path} is {kind}, not a regular file; refusing to read it")]
+    NotRegular {
+        /// The file.
+        path: String,
+        /// What it is instead.
+        kind: &'static str,
+    },
     /// Others can read or write the file. Fix with `chmod 600 FILE`.
     #[error(
         "key ring file {path} has mode {mode:03o}: it holds secrets, so only its owner may read \
@@ -385,6 +394,7 @@ pub fn load_file_with_warnings(
     if file.sha256.is_none() {
         warnings.push(FileWarning::NoChecksum);
     }
+    warnings.extend(directory_warnings(path));
     Ok((ring, warnings))
 }
 
@@ -399,13 +409,38 @@ pub enum FileWarning {
          rewrite in place could be loaded torn; any write by the sealed-session CLI adds it"
     )]
     NoChecksum,
+    /// Group or others may write a directory the file sits in (and its sticky bit is off), so
+    /// they can replace the ring with theirs. Fix with `chmod go-w DIRECTORY`.
+    #[error(
+        "directory {directory} of the key ring file has mode {mode:03o}: others can replace the \
+         ring (chmod go-w {directory})"
+    )]
+    WritableDirectory {
+        /// The directory.
+        directory: String,
+        /// Its permission bits.
+        mode: u32,
+    },
 }
 
-/// Reads a file holding secrets, refusing it if others may read or write it.
+/// Reads a file holding secrets, refusing it if it is not a regular file or if others may read
+/// or write it.
 pub(crate) fn read_private(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
+    use std::io::Read as _;
     let shown = path.display().to_string();
     let io = |source| KeyFileError::Io { path: shown.clone(), source };
-    let metadata = std::fs::metadata(path).map_err(io)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // Opening a FIFO for reading blocks until a writer comes; without blocking it opens at once,
+    // and the type check below refuses it. Reads from a regular file ignore the flag.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let mut file = options.open(path).map_err(io)?;
+    // The checks look at the file opened, not at the path, so nothing can be swapped in between.
+    let metadata = file.metadata().map_err(io)?;
+    if !metadata.is_file() {
+        return Err(KeyFileError::NotRegular { path: shown, kind: file_kind(&metadata) });
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -414,9 +449,86 @@ pub(crate) fn read_private(path: &Path) -> Result<Zeroizing<String>, KeyFileErro
             return Err(KeyFileError::Permissions { path: shown, mode });
         }
     }
+    // Reserved up front, so the secrets are not left behind in a smaller buffer outgrown.
+    let capacity = usize::try_from(metadata.len()).unwrap_or(0).saturating_add(1);
+    let mut text = Zeroizing::new(String::with_capacity(capacity));
+    file.read_to_string(&mut text).map_err(io)?;
+    Ok(text)
+}
+
+/// What a file that is not a regular file is, for [`KeyFileError::NotRegular`].
+fn file_kind(metadata: &std::fs::Metadata) -> &'static str {
+    let kind = metadata.file_type();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if kind.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+    }
+    if kind.is_dir() { "a directory" } else { "not a regular file" }
+}
+
+/// Warnings about the directories a key ring file at `path` sits in: the directory holding
+/// `path` and, when `path` is a symbolic link, the one holding its final target. Whoever may
+/// write such a directory (group or others, without the sticky bit) can replace the ring with
+/// theirs. [`load_file_with_warnings`] includes them; this is for tools that write a ring.
+///
+/// # Examples
+///
+/// ```
+/// use sealed_session::keys::file::directory_warnings;
+///
+/// let dir = std::env::temp_dir().join(format!("ss-doc-dir-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// # #[cfg(unix)]
+/// # std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+/// assert!(directory_warnings(dir.join("ring.json")).is_empty());
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn directory_warnings(path: impl AsRef<Path>) -> Vec<FileWarning> {
+    let path = path.as_ref();
+    let mut directories = vec![parent(path)];
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if is_link && let Ok(target) = std::fs::canonicalize(path) {
+        directories.push(parent(&target));
+    }
+    directories.dedup();
+    directories.into_iter().filter_map(|dir| writable_directory(&dir)).collect()
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+fn parent(path: &Path) -> std::path::PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    }
+}
+
+/// A warning when group or others may write `dir` and its sticky bit is off.
+fn writable_directory(dir: &Path) -> Option<FileWarning> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir).ok()?.permissions().mode() & 0o7777;
+        const STICKY: u32 = 0o1000;
+        if mode & 0o022 != 0 && mode & STICKY == 0 {
+            return Some(FileWarning::WritableDirectory {
+                directory: dir.display().to_string(),
+                mode,
+            });
+        }
+    }
     #[cfg(not(unix))]
-    let _ = metadata;
-    std::fs::read_to_string(path).map(Zeroizing::new).map_err(io)
+    let _ = dir;
+    None
 }
 
 /// Parses the environment variable form (or plain JSON) at the current time.
@@ -571,6 +683,79 @@ mod tests {
         assert!(parse_env_at(&json, t(40)).is_ok());
         let edited = json.replacen(&secret, &other, 1);
         assert!(matches!(parse_env_at(&edited, t(40)), Err(KeyFileError::Checksum)));
+    }
+
+    /// A directory holding a valid ring (mode 0600).
+    #[cfg(unix)]
+    fn ring_in(dir: &Path, dir_mode: u32) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(dir_mode)).unwrap();
+        let path = dir.join("ring.json");
+        std::fs::write(&path, KeyRingFile::from_ring(&one_key_ring(3)).to_json().as_bytes())
+            .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    }
+
+    /// A FIFO (or any file that is not a regular file) is refused at once; on main, reading a
+    /// FIFO blocked until a writer came, forever. The channel's bound is a liveness guard.
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_or_directory_is_refused_without_blocking() {
+        let dir = std::env::temp_dir().join(format!("ss-keys-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("ring.json");
+        let made = std::process::Command::new("mkfifo").arg("-m").arg("600").arg(&fifo).status();
+        assert!(made.unwrap().success(), "mkfifo");
+        let inner = dir.join("inner");
+        std::fs::create_dir_all(&inner).unwrap();
+        for (path, kind) in [(fifo.clone(), "FIFO"), (inner, "directory")] {
+            let (sender, receiver) = std::sync::mpsc::channel();
+            let loading = path.clone();
+            std::thread::spawn(move || {
+                let _ = sender.send(load_file_at(&loading, t(5)).map(|ring| ring.len()));
+            });
+            let result = receiver.recv_timeout(Duration::from_secs(60));
+            if result.is_err() {
+                // Unblock the stuck reader before failing.
+                let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+            }
+            let error = result.expect("loading blocked").unwrap_err();
+            assert!(matches!(error, KeyFileError::NotRegular { .. }), "{error:?}");
+            assert!(error.to_string().contains(kind), "{error}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A ring in a directory others may write (without the sticky bit) loads, with a warning:
+    /// whoever can write there can replace the ring. On main it loaded silently.
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_others_can_write_is_warned_about() {
+        let base = std::env::temp_dir().join(format!("ss-keys-dirs-{}", std::process::id()));
+        let writable = |warnings: &[FileWarning]| {
+            warnings.iter().any(|w| matches!(w, FileWarning::WritableDirectory { .. }))
+        };
+        for (dir_mode, warned) in
+            [(0o700, false), (0o755, false), (0o770, true), (0o777, true), (0o1777, false)]
+        {
+            let dir = base.join(format!("{dir_mode:o}"));
+            let path = ring_in(&dir, dir_mode);
+            let (ring, warnings) = load_file_with_warnings(&path, t(40)).unwrap();
+            assert_eq!(ring.len(), 1);
+            assert_eq!(writable(&warnings), warned, "mode {dir_mode:o}: {warnings:?}");
+            assert_eq!(writable(&directory_warnings(&path)), warned, "mode {dir_mode:o}");
+            if warned {
+                let shown = warnings[0].to_string();
+                assert!(shown.contains(&dir.display().to_string()), "{shown}");
+            }
+        }
+        // Through a symbolic link in a private directory to a ring in a writable one.
+        let link = base.join("700").join("link.json");
+        std::os::unix::fs::symlink(base.join("777").join("ring.json"), &link).unwrap();
+        assert!(writable(&load_file_with_warnings(&link, t(40)).unwrap().1));
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[cfg(unix)]

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use sealed_session::KeyRing;
-use sealed_session::keys::file::{KeyRingFile, load_file_at};
+use sealed_session::keys::file::{FileWarning, KeyRingFile, load_file_with_warnings};
 
 use crate::failure::{Failure, Kind};
 use crate::output;
@@ -102,13 +102,23 @@ fn is_symlink(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|metadata| metadata.file_type().is_symlink())
 }
 
-/// Loads and checks the ring at `path` (the file must be private to its owner).
+/// Loads and checks the ring at `path` (a regular file, private to its owner), printing any
+/// warning about it (no checksum, a directory others can write) on stderr.
 ///
 /// # Errors
 ///
 /// A key ring failure (exit 3) naming the problem.
 pub fn load(path: &Path, now: SystemTime) -> Result<KeyRing, Failure> {
-    Ok(load_file_at(path, now)?)
+    let (ring, warnings) = load_file_with_warnings(path, now)?;
+    warn(path, &warnings);
+    Ok(ring)
+}
+
+/// Prints warnings about the ring file at `path` on stderr.
+pub fn warn(path: &Path, warnings: &[FileWarning]) {
+    for warning in warnings {
+        eprintln!("warning: {}: {warning}", path.display());
+    }
 }
 
 /// Whether anything (file, directory, dangling link) is at `path`.

@@ -47,5 +47,6 @@ pub fn run(args: InitArgs) -> Result<(), Failure> {
     ring.insert(id, Key::generate(), now, now)
         .map_err(|error| Failure::new(Kind::Io, error.to_string()))?;
     ring_file::write(path, &lock, &ring)?;
+    ring_file::warn(path, &sealed_session::keys::file::directory_warnings(path));
     output::print(&format!("created {} with key {id} (current)\n", path.display()))
 }
