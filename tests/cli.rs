@@ -619,3 +619,26 @@ fn a_fifo_is_refused_and_a_writable_directory_is_warned_about() {
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
     keys(&path, &["list"]).success().stderr("");
 }
+
+/// Times past year 9999 (a far-future expiry or activation) print as `@SECONDS` since the Unix
+/// epoch instead of making the CLI panic: on main, `open`, `keys rotate` and `keys list`
+/// exited with 101 ("a Display implementation returned an error unexpectedly").
+#[test]
+fn times_past_year_9999_print_as_seconds_since_the_epoch() {
+    let (_dir, path) = ring();
+    let header = cookie_header(&seal(&path, r#"{"user":"ada"}"#, &["--ttl", "9000years"]));
+    let out = open(&path, &header, &[]).success().get_output().stdout.clone();
+    let session: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(session["values"]["user"], "ada");
+    let expires = session["expires_at"].as_str().unwrap();
+    let seconds: u64 = expires.strip_prefix('@').unwrap().parse().unwrap();
+    assert!(seconds > 253_402_300_799, "{expires} is past 9999-12-31T23:59:59Z");
+    assert!(session["issued_at"].as_str().unwrap().ends_with('Z'), "{session}");
+
+    keys(&path, &["rotate", "--activate-in", "9000years"])
+        .success()
+        .stdout(predicate::str::contains("seals from @"));
+    let listing = list_json(&path);
+    assert!(listing["keys"][1]["activates_at"].as_str().unwrap().starts_with('@'), "{listing}");
+    keys(&path, &["list"]).success().stdout(predicate::str::contains("Z  @"));
+}

@@ -16,7 +16,8 @@ use crate::output;
 /// Open the session in a Cookie header and print it as JSON, or the reason it is rejected.
 ///
 /// The cookies are checked exactly as the server checks them. The JSON holds the values, which
-/// keys are sensitive, the session id, key id, times and chunk count. A rejected session (or no
+/// keys are sensitive, the session id, key id, times and chunk count. Times are RFC 3339 (UTC);
+/// one past year 9999 is shown as `@SECONDS` since the Unix epoch. A rejected session (or no
 /// session cookie at all) exits with 1 and the reason on stderr.
 #[derive(Debug, Args)]
 #[command(after_help = crate::EXIT_CODES)]
