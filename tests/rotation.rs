@@ -396,3 +396,42 @@ fn a_file_rewritten_in_place_is_never_loaded_torn() {
     assert!(seen > 0, "the watcher reloaded nothing");
     assert_eq!(keys.snapshot().secret(KeyId(1)), Some(last), "the last file is in service");
 }
+
+/// A file refused as torn is read again even when the rest of the rewrite leaves the watcher's
+/// fingerprint (modification time, size, inode) as it was: file times are coarse (a few
+/// milliseconds), so a write finishing within the same tick as the torn read changes none of
+/// them. Without the retry, the watcher kept the old ring until the next change.
+#[test]
+fn a_torn_read_is_retried_when_the_rewrite_ends_within_the_same_time_tick() {
+    use std::os::unix::fs::FileExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring.json");
+    let now = SystemTime::now();
+    let rings = [fixed_ring(0xAA, now), fixed_ring(0x55, now)];
+    let [old, new] = rings.each_ref().map(|ring| KeyRingFile::from_ring(ring).to_json());
+    write_ring(&path, old.as_bytes());
+    let keys = SharedKeyRing::new(rings[0].clone());
+    let watcher = keys.watch_file(&path, Duration::from_millis(5));
+
+    // Torn, with a new modification time the watcher sees and reloads (and refuses).
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let half = new.len() / 2;
+    file.write_all_at(&new.as_bytes()[..half], 0).unwrap();
+    let tick = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+    file.set_modified(tick).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(keys.snapshot().secret(KeyId(1)), rings[0].secret(KeyId(1)), "torn file refused");
+
+    // The rest of the rewrite, within "the same tick": the fingerprint does not change.
+    file.write_all_at(&new.as_bytes()[half..], half as u64).unwrap();
+    file.set_modified(tick).unwrap();
+    // Liveness guard, not a speed target.
+    for _ in 0..10_000 {
+        if keys.snapshot().secret(KeyId(1)) == rings[1].secret(KeyId(1)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(watcher);
+    assert_eq!(keys.snapshot().secret(KeyId(1)), rings[1].secret(KeyId(1)), "new ring in service");
+}

@@ -76,16 +76,22 @@ impl SharedKeyRing {
 
     /// Watches the key ring file at `path`, checking every `interval` whether it changed
     /// (modification time, size or inode) and reloading it when it did. An invalid file keeps
-    /// the last good ring in service and is logged once per change. The watch stops when the
-    /// returned [`FileWatcher`] is dropped.
+    /// the last good ring in service and is logged once per change. A file caught half-way
+    /// through a rewrite in place fails its checksum (see [`file`](super::file)), so it is
+    /// invalid too; since the rest of the rewrite can land within the same file-time tick and
+    /// leave the fingerprint unchanged, a refused file is read again at every check until it
+    /// loads or changes. The watch
+    /// stops when the returned [`FileWatcher`] is dropped.
     pub fn watch_file(&self, path: impl Into<PathBuf>, interval: Duration) -> FileWatcher {
         let path = path.into();
         let keys = self.clone();
         let (stop, stopped) = mpsc::channel::<()>();
+        // Taken before the thread starts, so a change made right after this call is seen.
+        let mut seen = fingerprint(&path);
         let thread = std::thread::Builder::new()
             .name("sealed-session-keys".to_owned())
             .spawn(move || {
-                let mut seen = fingerprint(&path);
+                let mut refused = false;
                 loop {
                     match stopped.recv_timeout(interval) {
                         Err(RecvTimeoutError::Timeout) => {}
@@ -95,7 +101,19 @@ impl SharedKeyRing {
                     if now != seen {
                         seen = now;
                         // Errors are logged by `reload_from_file`; the old ring stays.
-                        let _ = keys.reload_from_file(&path);
+                        refused = keys.reload_from_file(&path).is_err();
+                    } else if refused {
+                        // A refused file may be one caught half-way through a rewrite in place,
+                        // and the rest of the rewrite can land within the same file-time tick
+                        // (a few milliseconds), leaving the fingerprint unchanged: read it
+                        // again, quietly (the refusal is logged already), until it loads.
+                        if let Ok(ring) = load_file_at(&path, SystemTime::now()) {
+                            tracing::info!(
+                                path = %path.display(), keys = ring.len(), "key ring reloaded"
+                            );
+                            keys.replace(ring);
+                            refused = false;
+                        }
                     }
                 }
             })
