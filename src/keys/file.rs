@@ -497,10 +497,13 @@ pub fn directory_warnings(path: impl AsRef<Path>) -> Vec<FileWarning> {
     let path = path.as_ref();
     let mut directories = vec![parent(path)];
     let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-    if is_link && let Ok(target) = std::fs::canonicalize(path) {
-        directories.push(parent(&target));
+    if let Some(target) = is_link.then(|| std::fs::canonicalize(path).ok()).flatten() {
+        let target_directory = parent(&target);
+        // A link to a file in its own directory: one directory, one warning.
+        if std::fs::canonicalize(&directories[0]).ok().as_ref() != Some(&target_directory) {
+            directories.push(target_directory);
+        }
     }
-    directories.dedup();
     directories.into_iter().filter_map(|dir| writable_directory(&dir)).collect()
 }
 
@@ -755,6 +758,9 @@ mod tests {
         let link = base.join("700").join("link.json");
         std::os::unix::fs::symlink(base.join("777").join("ring.json"), &link).unwrap();
         assert!(writable(&load_file_with_warnings(&link, t(40)).unwrap().1));
+        let sibling = base.join("777").join("sibling.json");
+        std::os::unix::fs::symlink("ring.json", &sibling).unwrap();
+        assert_eq!(directory_warnings(&sibling).len(), 1, "one directory, one warning");
         std::fs::remove_dir_all(&base).unwrap();
     }
 
