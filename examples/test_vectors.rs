@@ -1237,7 +1237,7 @@ const OLDER: KeyDef = KeyDef {
 };
 const EARLY: KeyDef = KeyDef {
     label: "created earlier",
-    id: 0x5e55_0013,
+    id: 0x5e55_0030,
     created_at: T0 - 2 * 86_400,
     activates_at: T0 - 86_400,
 };
@@ -1941,10 +1941,11 @@ pub fn generate_extra() -> VectorFile {
     };
     let mut selected = valid(
         "current_key_selection",
-        "A ring of five keys at T0: one older, three activated at the same time (two created \
-         later than the third, with different ids), one pending. The current key is the greatest \
-         (activates_at, created_at, id) among activated keys: the later-created key with the \
-         higher id.",
+        "A ring of five keys at T0: one older, three activated at the same time, one pending. \
+         Of the three, the one with the highest id was created earliest, and the other two were \
+         created together. The current key is the greatest (activates_at, created_at, id) among \
+         activated keys: of the two created later, the one with the higher id (not the highest \
+         id of the ring).",
         &seal(&ring_server, small_state.session(), T0, "current_key_selection"),
         &small_state,
         T0 + 5,
