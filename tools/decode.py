@@ -192,7 +192,7 @@ def section(buf):
 
 
 def zstd_frame_end(body):
-    """§4.1 step 1: where the zstd frame at the start of `body` ends (RFC 8878 §3.1.1: magic,
+    """§4.2 step 1: where the zstd frame at the start of `body` ends (RFC 8878 §3.1.1: magic,
     frame header, blocks up to the last one, the optional 4-byte checksum), reading only the
     headers. A frame that is not complete is malformed."""
     if body[:4] != ZSTD_MAGIC:  # a skippable frame (or anything else) is not a zstd frame
@@ -221,7 +221,7 @@ def zstd_frame_end(body):
 
 
 def decompress(body, limit):
-    """§4.1: exactly one complete zstd frame that declares its size (malformed), then the
+    """§4.2: exactly one complete zstd frame that declares its size (malformed), then the
     declared size against `limit` (too_large), then decoding, checksum included (malformed)."""
     end, params = zstd_frame_end(body)
     if end != len(body):
@@ -333,7 +333,7 @@ def open_pieces(pieces, name, ring, mode, cfg, now):
         raise Rejected("too_large", "sensitive section larger than the maximum state")
     if flags & 0x01:
         body = decompress(body, max_state - len(sensitive))
-    if len(body) + len(sensitive) > max_state:  # compressed or not
+    if len(body) + len(sensitive) > max_state:  # §4.3: compressed or not
         raise Rejected("too_large", "state larger than the maximum state")
 
     ordinary = section(body)
@@ -601,7 +601,8 @@ def cmd_vectors(paths):
 
 
 def load_ring(path, now):
-    """The key ring file (§2.1) as {id: secret}; exits with the reason if it is refused."""
+    """The key ring file (§2.1) as {id: secret}; exits with the reason if it is refused. (The
+    file's mode is the loader's concern, §2.1; this tool only reads.)"""
     with open(path, encoding="utf-8") as f:
         text = f.read()
     try:
