@@ -101,10 +101,22 @@ pub struct Vector {
     pub cookie_header: String,
     /// The base64url token: the presented chunks' values joined in index order.
     pub token: String,
+    /// A token carried in a request header instead of cookies (FORMAT.md section 7); when
+    /// present, it is opened instead of `cookie_header` (which is then empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_header: Option<TokenHeader>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected: Option<Expected>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_error: Option<String>,
+}
+
+/// A request header carrying a token: its name (bound into the AAD as `header:NAME`) and value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenHeader {
+    pub name: String,
+    pub value: String,
 }
 
 /// A key of the ring, with the subkeys HKDF derives from it (to help debug a decoder).
@@ -277,13 +289,28 @@ fn build_codec(
     mode: &str,
     limits: &Limits,
 ) -> Result<SessionCodec, String> {
+    build_codec_with(keys, cookie_name, mode, limits, None)
+}
+
+/// [`build_codec`] with a token header name other than the default.
+fn build_codec_with(
+    keys: &[KeyEntry],
+    cookie_name: &str,
+    mode: &str,
+    limits: &Limits,
+    token_header: Option<&str>,
+) -> Result<SessionCodec, String> {
     let mode = match mode {
         "sealed" => Mode::Sealed,
         "signed" => Mode::Signed,
         other => return Err(format!("unknown mode {other:?}")),
     };
     // The name is given in full, so the builder must not add the `__Host-` prefix again.
-    let config = SessionConfig::builder(cookie_name)
+    let mut builder = SessionConfig::builder(cookie_name);
+    if let Some(name) = token_header {
+        builder = builder.token_header(name);
+    }
+    let config = builder
         .host_prefix(false)
         .mode(mode)
         .idle_timeout(Duration::from_secs(limits.idle_timeout_secs))
@@ -432,6 +459,7 @@ fn vector(
         set_cookie: sealed.set_cookies.header_values().collect(),
         cookie_header,
         token,
+        token_header: None,
         expected: None,
         expected_error: None,
     };
@@ -1073,15 +1101,27 @@ impl RawFrame {
 /// A token around `frame`, sealed (or signed) by the generator itself under `key`: the library
 /// never writes most of these frames. The nonce comes from the seed and `label`.
 fn craft_token(server: &Server, key: &KeyEntry, chunks: u8, frame: &[u8], label: &str) -> String {
-    let nibble = u8::from(server.mode == Mode::Signed);
+    craft_token_for(&server.cookie_name, server.mode, key, chunks, frame, label)
+}
+
+/// [`craft_token`] bound to `aad_name` (a cookie name, or `header:` and a header name).
+fn craft_token_for(
+    aad_name: &str,
+    mode: Mode,
+    key: &KeyEntry,
+    chunks: u8,
+    frame: &[u8],
+    label: &str,
+) -> String {
+    let nibble = u8::from(mode == Mode::Signed);
     let id = key.id.to_be_bytes();
     let header = [(FORMAT_VERSION << 4) | nibble, chunks, id[0], id[1], id[2], id[3]];
     let mut aad = header.to_vec();
-    aad.push(server.cookie_name.len() as u8);
-    aad.extend_from_slice(server.cookie_name.as_bytes());
+    aad.push(aad_name.len() as u8);
+    aad.extend_from_slice(aad_name.as_bytes());
     let (enc, sig) = subkeys(&from_hex(&key.secret_hex).expect("hex"));
     let mut token = header.to_vec();
-    if server.mode == Mode::Signed {
+    if mode == Mode::Signed {
         let mut mac = Hmac::<Sha256>::new_from_slice(&sig).expect("any key length");
         mac.update(&aad);
         mac.update(frame);
@@ -1128,6 +1168,7 @@ fn crafted(
         set_cookie: Vec::new(),
         cookie_header: format!("{}={token}", server.cookie_name),
         token,
+        token_header: None,
         expected: None,
         expected_error: None,
     };
@@ -1934,6 +1975,95 @@ pub fn generate_extra() -> VectorFile {
         Err("malformed"),
     ));
 
+    // -- The token header (section 7): trimmed, one chunk, bound to `header:NAME`.
+    let header_name = "x-session-token";
+    let bound = format!("header:{header_name}");
+    let header_frame = RawFrame::plain(one("a")).bytes();
+    let key = &server.keys[0];
+    let header_token = craft_token_for(&bound, server.mode, key, 1, &header_frame, "header token");
+    let in_header = |name: &str, description: &str, value: String, outcome: Result<(), &str>| {
+        let token = value.trim().to_owned();
+        let mut vector = Vector {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            keys: server.keys.clone(),
+            cookie_name: server.cookie_name.clone(),
+            mode: mode_name(server.mode).to_owned(),
+            config: server.limits.clone(),
+            now: T0 + 5,
+            set_cookie: Vec::new(),
+            cookie_header: String::new(),
+            token,
+            token_header: Some(TokenHeader { name: header_name.to_owned(), value }),
+            expected: None,
+            expected_error: None,
+        };
+        match outcome {
+            Ok(()) => {
+                let decoded = reference_decode(&vector).expect("header token decodes");
+                vector.expected = Some(Expected {
+                    state: object(json!({"a": 1})),
+                    sensitive: Vec::new(),
+                    session_id_hex: to_hex(&decoded.session_id),
+                    issued_at: decoded.issued_at,
+                    last_refresh: decoded.last_refresh,
+                    expires_at: decoded.expires_at,
+                    key_id: decoded.key_id,
+                    compressed: decoded.compressed,
+                    chunks: 1,
+                    aad_hex: to_hex(&decoded.aad),
+                    frame_hex: to_hex(&decoded.frame),
+                    current_key_id: None,
+                });
+            }
+            Err(error) => vector.expected_error = Some(error.to_owned()),
+        }
+        vector
+    };
+    v.push(in_header(
+        "header_token_trimmed",
+        "A token in the `x-session-token` request header, bound to `header:x-session-token`, \
+         with white space around it: trimmed, then opened.",
+        format!(" \t{header_token} "),
+        Ok(()),
+    ));
+    let two = craft_token_for(&bound, server.mode, key, 2, &header_frame, "header token 2");
+    v.push(in_header(
+        "header_token_chunk_count_2",
+        "A header token whose (authentic) chunk count is 2: a header token is never split.",
+        two,
+        Err("malformed"),
+    ));
+    let mut long = BASE64.decode(&header_token).expect("base64url");
+    long[0] = (2 << 4) | (long[0] & 0x0f);
+    let mut long = BASE64.encode(&long);
+    long.push_str(&"A".repeat(server.limits.cookie_budget + 1 - long.len()));
+    v.push(in_header(
+        "header_token_over_budget",
+        "A header token one character longer than the cookie budget, with version 2: the \
+         length is checked first, so too_large, not unsupported_version.",
+        long,
+        Err("too_large"),
+    ));
+    v.push(in_header(
+        "cookie_token_in_header",
+        "A token sealed for the cookie `__Host-session`, sent in the token header: the names \
+         differ in the AAD.",
+        base.token(),
+        Err("forged"),
+    ));
+    let mut as_cookie = crafted(
+        "header_token_in_cookie",
+        "A token bound to `header:x-session-token`, sent as the cookie `__Host-session`.",
+        &server,
+        &RawFrame::plain(one("a")),
+        T0 + 5,
+        Err("forged"),
+    );
+    as_cookie.cookie_header = format!("{}={header_token}", server.cookie_name);
+    as_cookie.token = header_token.clone();
+    v.push(as_cookie);
+
     // -- Which key seals: pending keys never, retired keys are gone.
     let ring_server = Server {
         keys: [OLDER, EARLY, LATE_LOW, LATE_HIGH, PENDING].iter().map(KeyDef::entry).collect(),
@@ -2224,7 +2354,11 @@ pub fn reference_decode(vector: &Vector) -> Result<Decoded, String> {
     if to_hex(&enc) != key.encryption_subkey_hex || to_hex(&sig) != key.signing_subkey_hex {
         return Err(format!("the subkeys listed for key {key_id:08x} are not HKDF's"));
     }
-    let name = vector.cookie_name.as_bytes();
+    let aad_name = match &vector.token_header {
+        Some(header) => format!("header:{}", header.name.to_ascii_lowercase()),
+        None => vector.cookie_name.clone(),
+    };
+    let name = aad_name.as_bytes();
     let mut aad = header.to_vec();
     aad.push(u8::try_from(name.len()).map_err(|_| "cookie name too long")?);
     aad.extend_from_slice(name);
@@ -2516,8 +2650,18 @@ pub fn check_vectors(file: &VectorFile) -> Result<(), Vec<String>> {
 }
 
 fn check_vector(vector: &Vector) -> Result<(), String> {
-    let codec = build_codec(&vector.keys, &vector.cookie_name, &vector.mode, &vector.config)?;
-    let opened = codec.open(&vector.cookie_header, at(vector.now));
+    let token_header = vector.token_header.as_ref();
+    let codec = build_codec_with(
+        &vector.keys,
+        &vector.cookie_name,
+        &vector.mode,
+        &vector.config,
+        token_header.map(|header| header.name.as_str()),
+    )?;
+    let opened = match token_header {
+        Some(header) => codec.open_token(&header.value, at(vector.now)),
+        None => codec.open(&vector.cookie_header, at(vector.now)),
+    };
     match (&vector.expected, &vector.expected_error, opened) {
         (Some(expected), None, Ok(session)) => {
             check_session(expected, &session)?;

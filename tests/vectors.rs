@@ -89,6 +89,11 @@ fn extra_vectors_cover_each_point() {
         ("current_key_selection", "valid"),
         ("retired_key", "unknown_key"),
         ("msgpack_json_mapping", "valid"),
+        ("header_token_trimmed", "valid"),
+        ("header_token_chunk_count_2", "malformed"),
+        ("header_token_over_budget", "too_large"),
+        ("cookie_token_in_header", "forged"),
+        ("header_token_in_cookie", "forged"),
     ] {
         assert_eq!(outcome(name), want, "{name}");
     }

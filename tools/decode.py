@@ -270,8 +270,9 @@ def parse_cookies(header, name, cfg):
     return [{i: vals[min(v, len(vals) - 1)] for i, vals in seen.items()} for v in range(count)]
 
 
-def open_pieces(pieces, name, ring, mode, cfg, now):
-    """§6.3 steps 3-6 for one variant. `ring` maps key id -> 32-byte secret."""
+def open_pieces(pieces, name, ring, mode, cfg, now, token=False):
+    """§6.3 steps 3-6 for one variant (or, with `token`, a header token, §7). `ring` maps key
+    id -> 32-byte secret."""
     if 0 not in pieces or len(pieces[0]) < 8:
         raise Rejected("malformed", "no header in the first cookie")
     header = b64decode_strict(pieces[0][:8])
@@ -283,6 +284,8 @@ def open_pieces(pieces, name, ring, mode, cfg, now):
         raise Rejected("wrong_mode")
     if not 1 <= chunks <= MAX_CHUNKS:
         raise Rejected("malformed", "chunk count")
+    if token and chunks != 1:
+        raise Rejected("malformed", "a header token is never split")
     if any(i not in pieces for i in range(1, chunks)):
         raise Rejected("malformed", "a chunk is missing")
     if key_id not in ring:
@@ -436,6 +439,16 @@ def msgpack_json(buf, pos=0):
     raise Rejected("malformed", "invalid MessagePack type 0xc1")
 
 
+def open_token(value, header_name, ring, mode, cfg, now):
+    """§7: a token from a request header, or None for an empty one. Raises Rejected."""
+    value = value.strip(WHITESPACE)
+    if not value:
+        return None
+    if len(value) > cfg["cookie_budget"]:
+        raise Rejected("too_large", "token longer than the cookie budget")
+    return open_pieces({0: value}, "header:" + header_name.lower(), ring, mode, cfg, now, True)
+
+
 def value_of(raw):
     value, end = msgpack_json(raw)
     assert end == len(raw)
@@ -471,7 +484,11 @@ def check_vector(v):
                                                    k["signing_subkey_hex"]]:
             return [f"subkeys of key {k['id']} differ"]
     try:
-        got = open_header(v["cookie_header"], v["cookie_name"], ring, v["mode"], cfg, v["now"])
+        if "token_header" in v:
+            got = open_token(v["token_header"]["value"], v["token_header"]["name"], ring,
+                             v["mode"], cfg, v["now"])
+        else:
+            got = open_header(v["cookie_header"], v["cookie_name"], ring, v["mode"], cfg, v["now"])
     except Rejected as error:
         got = error
     if "expected_error" in v:
