@@ -255,3 +255,30 @@ pub enum ValueError {
         max: usize,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stable names are a contract (FORMAT.md section 8, the test vectors, `open --json`):
+    /// renaming one breaks every script and other implementation that matches on it.
+    #[test]
+    fn reason_codes_are_the_documented_names() {
+        let table = [
+            (RejectReason::Malformed("x"), "malformed"),
+            (RejectReason::UnsupportedVersion(2), "unsupported_version"),
+            (RejectReason::WrongMode, "wrong_mode"),
+            (RejectReason::UnknownKey(KeyId(7)), "unknown_key"),
+            (RejectReason::Forged, "forged"),
+            (RejectReason::IdleExpired, "idle_expired"),
+            (RejectReason::AbsoluteExpired, "absolute_expired"),
+            (RejectReason::IssuedInFuture, "issued_in_future"),
+            (RejectReason::TooLarge("x"), "too_large"),
+            (RejectReason::Revoked, "revoked"),
+            (RejectReason::RevocationUnavailable, "revocation_unavailable"),
+        ];
+        for (reason, name) in table {
+            assert_eq!(reason.code(), name, "{reason:?}");
+        }
+    }
+}

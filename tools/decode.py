@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import struct
 import sys
 import time
@@ -618,8 +619,9 @@ def cmd_vectors(paths):
 
 
 def load_ring(path, now):
-    """The key ring file (§2.1) as {id: secret}; exits with the reason if it is refused. (The
-    file's mode is the loader's concern, §2.1; this tool only reads.)"""
+    """The key ring file (§2.1) as {id: secret}; exits with the reason if it is refused."""
+    if os.name == "posix" and os.stat(path).st_mode & 0o077:
+        sys.exit(f"{path}: key ring refused: readable or writable by others (chmod 600)")
     with open(path, encoding="utf-8") as f:
         text = f.read()
     try:
