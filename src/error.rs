@@ -46,6 +46,39 @@ pub enum RejectReason {
     RevocationUnavailable,
 }
 
+impl RejectReason {
+    /// The reason's stable name, as `FORMAT.md` section 8 lists it and the test vectors and the
+    /// CLI's `open --json` spell it: `malformed`, `unsupported_version`, `wrong_mode`,
+    /// `unknown_key`, `forged`, `idle_expired`, `absolute_expired`, `issued_in_future`,
+    /// `too_large`, and for revocation `revoked` and `revocation_unavailable`. Unlike the
+    /// [`Display`](fmt::Display) text, these names never change; match on them in scripts and
+    /// other implementations.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sealed_session::RejectReason;
+    ///
+    /// assert_eq!(RejectReason::Forged.code(), "forged");
+    /// assert_eq!(RejectReason::Malformed("invalid frame").code(), "malformed");
+    /// ```
+    pub const fn code(&self) -> &'static str {
+        match self {
+            RejectReason::Malformed(_) => "malformed",
+            RejectReason::UnsupportedVersion(_) => "unsupported_version",
+            RejectReason::WrongMode => "wrong_mode",
+            RejectReason::UnknownKey(_) => "unknown_key",
+            RejectReason::Forged => "forged",
+            RejectReason::IdleExpired => "idle_expired",
+            RejectReason::AbsoluteExpired => "absolute_expired",
+            RejectReason::IssuedInFuture => "issued_in_future",
+            RejectReason::TooLarge(_) => "too_large",
+            RejectReason::Revoked => "revoked",
+            RejectReason::RevocationUnavailable => "revocation_unavailable",
+        }
+    }
+}
+
 impl fmt::Display for RejectReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -221,4 +254,31 @@ pub enum ValueError {
         /// The maximum.
         max: usize,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stable names are a contract (FORMAT.md section 8, the test vectors, `open --json`):
+    /// renaming one breaks every script and other implementation that matches on it.
+    #[test]
+    fn reason_codes_are_the_documented_names() {
+        let table = [
+            (RejectReason::Malformed("x"), "malformed"),
+            (RejectReason::UnsupportedVersion(2), "unsupported_version"),
+            (RejectReason::WrongMode, "wrong_mode"),
+            (RejectReason::UnknownKey(KeyId(7)), "unknown_key"),
+            (RejectReason::Forged, "forged"),
+            (RejectReason::IdleExpired, "idle_expired"),
+            (RejectReason::AbsoluteExpired, "absolute_expired"),
+            (RejectReason::IssuedInFuture, "issued_in_future"),
+            (RejectReason::TooLarge("x"), "too_large"),
+            (RejectReason::Revoked, "revoked"),
+            (RejectReason::RevocationUnavailable, "revocation_unavailable"),
+        ];
+        for (reason, name) in table {
+            assert_eq!(reason.code(), name, "{reason:?}");
+        }
+    }
 }

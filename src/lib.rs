@@ -44,7 +44,8 @@
 //! * [`KeyRing`]: keys with staged activation, so rotation never logs anyone out.
 //! * [`SessionConfig`]: cookie attributes (secure by default), size budget, lifetimes.
 //!
-//! The wire format is specified in `FORMAT.md`, with test vectors in `test_vectors/v1.json`.
+//! The wire format is specified in `FORMAT.md`, with test vectors in `test_vectors/v1.json` and
+//! `test_vectors/v1-extra.json`.
 //!
 //! # Cargo features
 //!

@@ -329,6 +329,44 @@ fn open_rejects_tampered_expired_and_misnamed_cookies_with_exit_1() {
     open(&other, &header, &[]).code(1).stderr(predicate::str::contains("unknown key 00000001"));
 }
 
+/// `open --json` prints the stable reason name (FORMAT.md section 8) on stdout for scripts.
+#[test]
+fn open_json_prints_the_stable_reason_on_rejection() {
+    let (_dir, path) = ring();
+    let header = cookie_header(&seal(&path, r#"{"user":"ada"}"#, &["--ttl", "1h"]));
+    let (name, value) = header.split_once('=').unwrap();
+    let mut bytes = value.as_bytes().to_vec();
+    bytes[30] = if bytes[30] == b'A' { b'B' } else { b'A' };
+    let tampered = format!("{name}={}", String::from_utf8(bytes).unwrap());
+    let later = |minutes: u64| {
+        let at = std::time::SystemTime::now() + Duration::from_secs(minutes * 60);
+        humantime::format_rfc3339_seconds(at).to_string()
+    };
+    let (idle, absolute) = (later(45), later(120));
+    for (cookie, extra, reason) in [
+        (tampered.as_str(), vec![], "forged"),
+        (header.as_str(), vec!["--at", idle.as_str()], "idle_expired"),
+        (
+            header.as_str(),
+            vec!["--at", absolute.as_str(), "--idle-timeout", "3h"],
+            "absolute_expired",
+        ),
+        (header.as_str(), vec!["--signed"], "wrong_mode"),
+        ("__Host-session=%%%%%%%%%%", vec![], "malformed"),
+        (header.as_str(), vec!["--no-host-prefix"], "no_session"),
+    ] {
+        let mut args = extra.clone();
+        args.push("--json");
+        let out = open(&path, cookie, &args).code(1).get_output().stdout.clone();
+        let printed: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(printed, serde_json::json!({ "rejected": reason }), "{extra:?}");
+    }
+    // A session that opens prints the session, as without --json.
+    let out = open(&path, &header, &["--json"]).success().get_output().stdout.clone();
+    let opened: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(opened["values"], serde_json::json!({"user": "ada"}));
+}
+
 #[test]
 fn seal_refuses_an_over_budget_state_with_exit_6() {
     let (_dir, path) = ring();

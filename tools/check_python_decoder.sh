@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the wire format against an independent decoder written from FORMAT.md alone:
-#   1. tools/decode.py opens every valid vector of test_vectors/v1.json and rejects every
-#      must-fail vector with its expected reason;
+#   1. tools/decode.py opens every valid vector of test_vectors/v1.json and v1-extra.json,
+#      rejects every must-fail vector with its expected reason, and loads (or refuses, for the
+#      stated reason) every key ring file vector;
 #   2. if the CLI builds (`--features cli`), a fresh round trip: a new key ring, states sealed
 #      by `sealed-session seal`, opened by tools/decode.py, compared with the input JSON; and
 #      two cookies it must refuse.
@@ -31,10 +32,10 @@ else
     "$PY" -m pip install --quiet --user --disable-pip-version-check -r tools/requirements.txt \
         || fail "pip install --user -r tools/requirements.txt"
 fi
-"$PY" -c 'import cryptography, msgpack, zstandard; print("cryptography", cryptography.__version__, "msgpack", msgpack.version, "zstandard", zstandard.__version__)'
+"$PY" -c 'import cryptography, zstandard; print("cryptography", cryptography.__version__, "zstandard", zstandard.__version__)'
 
 step "Test vectors"
-"$PY" tools/decode.py vectors test_vectors/v1.json || fail "test vectors"
+"$PY" tools/decode.py vectors test_vectors/v1.json test_vectors/v1-extra.json || fail "test vectors"
 
 step "Round trip through the CLI"
 cargo build --quiet --features cli --bin sealed-session || fail "cargo build --features cli"

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """An independent decoder for sealed-session tokens, written from FORMAT.md alone.
 
-    python3 tools/decode.py vectors test_vectors/v1.json
+    python3 tools/decode.py vectors test_vectors/v1.json test_vectors/v1-extra.json
     python3 tools/decode.py open --keys RING.json --name NAME --cookie 'HEADER' [--now SECS]
 
-`vectors` opens every valid vector and checks it against `expected`, and checks that every
-must-fail vector fails with its `expected_error`; `open` opens a Cookie header under a key ring
-file (as written by `sealed-session keys init`) and prints the session as JSON. Section numbers
-(§) refer to FORMAT.md.
+`vectors` opens every valid vector and checks it against `expected`, checks that every
+must-fail vector fails with its `expected_error`, and loads every key ring file vector; `open`
+opens a Cookie header under a key ring file (as written by `sealed-session keys init`) and
+prints the session as JSON. Section numbers (§) refer to FORMAT.md.
 """
 
 import argparse
@@ -15,10 +15,11 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import struct
 import sys
 import time
 
-import msgpack
 import zstandard
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -26,7 +27,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 VERSION, HEADER_LEN, NONCE_LEN, TAG_LEN, MAC_LEN, ID_LEN = 1, 6, 24, 16, 32, 16
-MAX_CHUNKS, MAX_OURS, MAX_VARIANTS, MAX_DEPTH = 32, 128, 4, 64
+MAX_CHUNKS, MAX_OURS, MAX_VARIANTS, MAX_DEPTH, MAX_KEY_LEN = 32, 128, 4, 64, 255
+ZSTD_MAGIC = bytes.fromhex("28b52ffd")
+JSON_SAFE_INT = 2**53 - 1
 MODES = {"sealed": 0, "signed": 1}
 DEFAULTS = dict(idle_timeout_secs=1800, clock_skew_secs=60, max_state_size=65536,
                 cookie_budget=6144, max_cookie_header=32768)
@@ -174,6 +177,8 @@ def section(buf):
         else:
             raise Rejected("malformed", "key is not a string")
         raw_key, pos = take(buf, pos, n)
+        if n > MAX_KEY_LEN:  # §5: section keys (not keys of nested maps) are at most 255 bytes
+            raise Rejected("malformed", "section key longer than 255 bytes")
         try:
             key = raw_key.decode("utf-8")
         except UnicodeDecodeError:
@@ -187,16 +192,48 @@ def section(buf):
     return entries
 
 
-def decompress(body, limit):
-    """§4 Compression: one zstd frame that declares its size, checked before decompressing."""
+def zstd_frame_end(body):
+    """§4.2 step 1: where the zstd frame at the start of `body` ends (RFC 8878 §3.1.1: magic,
+    frame header, blocks up to the last one, the optional 4-byte checksum), reading only the
+    headers. A frame that is not complete is malformed."""
+    if body[:4] != ZSTD_MAGIC:  # a skippable frame (or anything else) is not a zstd frame
+        raise Rejected("malformed", "not a zstd frame")
     try:
-        declared = zstandard.get_frame_parameters(body).content_size
+        params = zstandard.get_frame_parameters(body)
+        pos = zstandard.frame_header_size(body)
     except zstandard.ZstdError:
-        raise Rejected("malformed", "not a zstd frame") from None
+        raise Rejected("malformed", "invalid zstd frame header") from None
+    while True:
+        if len(body) - pos < 3:
+            raise Rejected("malformed", "truncated zstd frame")
+        block = int.from_bytes(body[pos:pos + 3], "little")
+        last, kind, size = block & 1, (block >> 1) & 3, block >> 3
+        if kind == 3:
+            raise Rejected("malformed", "reserved zstd block type")
+        pos += 3 + (1 if kind == 1 else size)  # an RLE block stores its one byte
+        if pos > len(body):
+            raise Rejected("malformed", "truncated zstd frame")
+        if last:
+            break
+    pos += 4 if params.has_checksum else 0
+    if pos > len(body):
+        raise Rejected("malformed", "truncated zstd frame")
+    return pos, params
+
+
+def decompress(body, limit):
+    """§4.2: exactly one complete zstd frame that declares its size (malformed), then the
+    declared size against `limit` (too_large), then decoding, checksum included (malformed)."""
+    end, params = zstd_frame_end(body)
+    if end != len(body):
+        raise Rejected("malformed", "bytes after the zstd frame")
+    declared = params.content_size
     if declared in (zstandard.CONTENTSIZE_UNKNOWN, zstandard.CONTENTSIZE_ERROR):
         raise Rejected("malformed", "zstd frame does not declare its size")
     if declared > limit:
         raise Rejected("too_large", f"declares {declared} bytes, limit {limit}")
+    if params.dict_id:
+        raise Rejected("malformed", "zstd frame names a dictionary")
     d = zstandard.ZstdDecompressor().decompressobj()
     try:
         out = d.decompress(body)
@@ -234,8 +271,9 @@ def parse_cookies(header, name, cfg):
     return [{i: vals[min(v, len(vals) - 1)] for i, vals in seen.items()} for v in range(count)]
 
 
-def open_pieces(pieces, name, ring, mode, cfg, now):
-    """§6.3 steps 3-6 for one variant. `ring` maps key id -> 32-byte secret."""
+def open_pieces(pieces, name, ring, mode, cfg, now, token=False):
+    """§6.3 steps 3-6 for one variant (or, with `token`, a header token, §7). `ring` maps key
+    id -> 32-byte secret."""
     if 0 not in pieces or len(pieces[0]) < 8:
         raise Rejected("malformed", "no header in the first cookie")
     header = b64decode_strict(pieces[0][:8])
@@ -247,6 +285,8 @@ def open_pieces(pieces, name, ring, mode, cfg, now):
         raise Rejected("wrong_mode")
     if not 1 <= chunks <= MAX_CHUNKS:
         raise Rejected("malformed", "chunk count")
+    if token and chunks != 1:
+        raise Rejected("malformed", "a header token is never split")
     if any(i not in pieces for i in range(1, chunks)):
         raise Rejected("malformed", "a chunk is missing")
     if key_id not in ring:
@@ -297,6 +337,8 @@ def open_pieces(pieces, name, ring, mode, cfg, now):
         raise Rejected("too_large", "sensitive section larger than the maximum state")
     if flags & 0x01:
         body = decompress(body, max_state - len(sensitive))
+    if len(body) + len(sensitive) > max_state:  # §4.3: compressed or not
+        raise Rejected("too_large", "state larger than the maximum state")
 
     ordinary = section(body)
     secret = section(sensitive) if flags & 0x02 else {}
@@ -321,8 +363,115 @@ def open_header(header, name, ring, mode, cfg, now):
     return None
 
 
+def msgpack_json(buf, pos=0):
+    """§11.1: the MessagePack value at `pos` as `expected.state` spells it; returns it and its
+    end. Written out rather than through a MessagePack library: those turn ext type -1 into a
+    timestamp and refuse what JSON cannot key."""
+    b = buf[pos]
+    pos += 1
+
+    def uint(width):
+        return int.from_bytes(take(buf, pos, width)[0], "big")
+
+    def sint(width):
+        return int.from_bytes(take(buf, pos, width)[0], "big", signed=True)
+
+    def integer(n, width):
+        return (n if abs(n) <= JSON_SAFE_INT else {"$int": str(n)}), pos + width
+
+    def floating(x, width):
+        if x != x:
+            return {"$float": "NaN"}, pos + width
+        if x in (float("inf"), float("-inf")):
+            return {"$float": "Infinity" if x > 0 else "-Infinity"}, pos + width
+        return x, pos + width
+
+    def items(count, at, pairs):
+        out = []
+        for _ in range(count * (2 if pairs else 1)):
+            value, at = msgpack_json(buf, at)
+            out.append(value)
+        if not pairs:
+            return out, at
+        entries = list(zip(out[0::2], out[1::2]))
+        keys = [k for k, _ in entries if isinstance(k, str)]
+        plain = len(set(keys)) == len(entries) and not (
+            len(entries) == 1 and keys[0].startswith("$"))
+        return (dict(entries) if plain else {"$map": [list(e) for e in entries]}), at
+
+    if b <= 0x7F:
+        return b, pos
+    if b >= 0xE0:
+        return b - 0x100, pos
+    if b == 0xC0:
+        return None, pos
+    if b in (0xC2, 0xC3):
+        return b == 0xC3, pos
+    if b in (0xCC, 0xCD, 0xCE, 0xCF):
+        w = 1 << (b - 0xCC)
+        return integer(uint(w), w)
+    if b in (0xD0, 0xD1, 0xD2, 0xD3):
+        w = 1 << (b - 0xD0)
+        return integer(sint(w), w)
+    if b == 0xCA:
+        return floating(struct.unpack(">f", take(buf, pos, 4)[0])[0], 4)
+    if b == 0xCB:
+        return floating(struct.unpack(">d", take(buf, pos, 8)[0])[0], 8)
+    if 0xA0 <= b <= 0xBF or b in (0xD9, 0xDA, 0xDB):
+        n, w = (b & 0x1F, 0) if b <= 0xBF else (uint(1 << (b - 0xD9)), 1 << (b - 0xD9))
+        raw, end = take(buf, pos + w, n)
+        return raw.decode("utf-8"), end
+    if b in (0xC4, 0xC5, 0xC6):
+        w = 1 << (b - 0xC4)
+        raw, end = take(buf, pos + w, uint(w))
+        return {"$bin": raw.hex()}, end
+    if 0xD4 <= b <= 0xD8 or b in (0xC7, 0xC8, 0xC9):
+        n, w = (1 << (b - 0xD4), 0) if b >= 0xD4 else (uint(1 << (b - 0xC7)), 1 << (b - 0xC7))
+        kind = int.from_bytes(take(buf, pos + w, 1)[0], "big", signed=True)
+        raw, end = take(buf, pos + w + 1, n)
+        return {"$ext": [kind, raw.hex()]}, end
+    if 0x90 <= b <= 0x9F:
+        return items(b & 0x0F, pos, False)
+    if 0x80 <= b <= 0x8F:
+        return items(b & 0x0F, pos, True)
+    if b in (0xDC, 0xDD, 0xDE, 0xDF):
+        w = 2 if b in (0xDC, 0xDE) else 4
+        return items(uint(w), pos + w, b >= 0xDE)
+    raise Rejected("malformed", "invalid MessagePack type 0xc1")
+
+
+def open_token(value, header_name, ring, mode, cfg, now):
+    """§7: a token from a request header, or None for an empty one. Raises Rejected."""
+    value = value.strip(WHITESPACE)
+    if not value:
+        return None
+    if len(value) > cfg["cookie_budget"]:
+        raise Rejected("too_large", "token longer than the cookie budget")
+    return open_pieces({0: value}, "header:" + header_name.lower(), ring, mode, cfg, now, True)
+
+
 def value_of(raw):
-    return msgpack.unpackb(raw, raw=False, strict_map_key=False)
+    value, end = msgpack_json(raw)
+    assert end == len(raw)
+    return value
+
+
+def same(a, b):
+    """JSON equality that tells 1 from 1.0 and True from 1 (§11.1: floats keep a fraction)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(same, a, b))
+    return a == b
+
+
+def current_key(keys, now):
+    """§2: the key with the greatest (activates_at, created_at, id) among those active at now."""
+    active = [k for k in keys if k["activates_at"] <= now]
+    best = max(active, key=lambda k: (k["activates_at"], k["created_at"], k["id"]), default=None)
+    return best and best["id"]
 
 
 def check_vector(v):
@@ -336,7 +485,11 @@ def check_vector(v):
                                                    k["signing_subkey_hex"]]:
             return [f"subkeys of key {k['id']} differ"]
     try:
-        got = open_header(v["cookie_header"], v["cookie_name"], ring, v["mode"], cfg, v["now"])
+        if "token_header" in v:
+            got = open_token(v["token_header"]["value"], v["token_header"]["name"], ring,
+                             v["mode"], cfg, v["now"])
+        else:
+            got = open_header(v["cookie_header"], v["cookie_name"], ring, v["mode"], cfg, v["now"])
     except Rejected as error:
         got = error
     if "expected_error" in v:
@@ -350,38 +503,145 @@ def check_vector(v):
                 expires_at=e["expires_at"], key_id=e["key_id"], compressed=e["compressed"],
                 chunks=e["chunks"], token=v["token"], aad=e["aad_hex"], frame=e["frame_hex"])
     have = dict(got, state={k: value_of(raw) for k, raw in got["values"].items()})
-    return [f"{k}: got {have[k]!r}, expected {want[k]!r}" for k in want if have[k] != want[k]]
+    problems = [f"{k}: got {have[k]!r}, expected {want[k]!r}" for k in want
+                if not same(have[k], want[k])]
+    if "current_key_id" in e and current_key(v["keys"], v["now"]) != e["current_key_id"]:
+        problems.append(f"current key {current_key(v['keys'], v['now'])}, "
+                        f"expected {e['current_key_id']}")
+    return problems
 
 
-def cmd_vectors(path):
-    with open(path, encoding="utf-8") as f:
-        doc = json.load(f)
-    assert doc["format_version"] == VERSION
+class RingError(Exception):
+    """A key ring file refused; `reason` is one of the names of FORMAT.md §2.1."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def parse_ring(text, form="file"):
+    """§2.1: a key ring file's text, or (form "env") an environment value, as a list of keys
+    {id, secret, created_at, activates_at} in file order. Raises RingError."""
+    if form == "env":
+        text = text.strip(WHITESPACE)
+        if text.startswith("ssk1."):
+            try:
+                text = b64decode_strict(text[5:]).decode("utf-8")
+            except (Rejected, UnicodeDecodeError):
+                raise RingError("env_encoding") from None
+        elif not text.startswith("{"):
+            raise RingError("env_encoding")
+
+    def unique(pairs):
+        if len({k for k, _ in pairs}) != len(pairs):
+            raise ValueError("duplicate field")
+        return dict(pairs)
+
+    def uint(x, bits):
+        return type(x) is int and 0 <= x < 1 << bits
+
+    try:
+        doc = json.loads(text, object_pairs_hook=unique)
+    except ValueError:
+        raise RingError("invalid_json") from None
+    fields = {"id": 32, "secret": None, "created_at": 64, "activates_at": 64}
+    shape = (isinstance(doc, dict)
+             and doc.keys() in ({"version", "keys"}, {"version", "sha256", "keys"})
+             and isinstance(doc.get("sha256", ""), str)
+             and uint(doc["version"], 32) and isinstance(doc["keys"], list)
+             and all(isinstance(k, dict) and k.keys() == fields.keys()
+                     and isinstance(k["secret"], str)
+                     and all(uint(k[f], bits) for f, bits in fields.items() if bits)
+                     for k in doc["keys"]))
+    if not shape:
+        raise RingError("invalid_json")
+    if doc["version"] != 1:
+        raise RingError("unsupported_version")
+    if "sha256" in doc:
+        # §2.2: the checksum of the canonical compact form, rebuilt from the parsed values.
+        canonical = {"version": doc["version"],
+                     "keys": [{f: k[f] for f in ("id", "secret", "created_at", "activates_at")}
+                              for k in doc["keys"]]}
+        text = json.dumps(canonical, separators=(",", ":"), ensure_ascii=False)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        if not hmac.compare_digest(digest, doc["sha256"].encode()):
+            raise RingError("checksum")
+    if not doc["keys"]:
+        raise RingError("empty")
+    keys, seen = [], set()
+    for k in doc["keys"]:
+        try:
+            secret = b64decode_strict(k["secret"])
+        except Rejected:
+            raise RingError("secret_encoding") from None
+        if len(secret) != 32:
+            raise RingError("secret_length")
+        if k["id"] in seen:
+            raise RingError("duplicate_id")
+        if k["activates_at"] < k["created_at"]:
+            raise RingError("activates_before_created")
+        seen.add(k["id"])
+        keys.append(dict(k, secret=secret))
+    return keys
+
+
+def check_ring_file(v):
+    """Returns a list of problems with one key ring file vector."""
+    try:
+        keys = parse_ring(v["text"], v["form"])
+        if current_key(keys, v["now"]) is None:
+            raise RingError("no_active_key")
+    except RingError as error:
+        got = error.reason
+    else:
+        got = "loaded"
+    if "expected_error" in v:
+        return [] if got == v["expected_error"] else [f"{got}, expected {v['expected_error']}"]
+    if got != "loaded":
+        return [f"refused: {got}"]
+    have = [dict(k, secret_hex=k["secret"].hex()) for k in keys]
+    for k in have:
+        del k["secret"]
+    e = v["expected"]
+    problems = [] if same(have, e["keys"]) else [f"keys {have!r}, expected {e['keys']!r}"]
+    if current_key(keys, v["now"]) != e["current_key_id"]:
+        problems.append(f"current key {current_key(keys, v['now'])}, expected {e['current_key_id']}")
+    return problems
+
+
+def cmd_vectors(paths):
     passed = failed = 0
-    for v in doc["vectors"]:
-        problems = check_vector(v)
-        kind = v.get("expected_error", "valid")
-        print(f"{'ok  ' if not problems else 'FAIL'} {v['name']} ({kind})")
-        for problem in problems:
-            print(f"     {problem}")
-        passed, failed = passed + (not problems), failed + bool(problems)
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        assert doc["format_version"] == VERSION
+        print(f"== {path}")
+        checks = [(v, check_vector, v.get("expected_error", "valid")) for v in doc["vectors"]]
+        checks += [(v, check_ring_file, "key ring " + v.get("expected_error", "valid"))
+                   for v in doc.get("key_ring_files", [])]
+        for v, check, kind in checks:
+            problems = check(v)
+            print(f"{'ok  ' if not problems else 'FAIL'} {v['name']} ({kind})")
+            for problem in problems:
+                print(f"     {problem}")
+            passed, failed = passed + (not problems), failed + bool(problems)
     print(f"{passed} passed, {failed} failed")
     return 1 if failed or not passed else 0
 
 
-def load_ring(path):
-    """The key ring file (src/keys/file.rs): secrets are base64url without padding."""
+def load_ring(path, now):
+    """The key ring file (§2.1) as {id: secret}; exits with the reason if it is refused."""
+    if os.name == "posix" and os.stat(path).st_mode & 0o077:
+        sys.exit(f"{path}: key ring refused: readable or writable by others (chmod 600)")
     with open(path, encoding="utf-8") as f:
-        doc = json.load(f)
-    if doc.get("version") != 1:
-        sys.exit(f"{path}: unsupported key ring version")
-    ring = {}
-    for k in doc["keys"]:
-        secret = b64decode_strict(k["secret"])
-        if len(secret) != 32:
-            sys.exit(f"{path}: key {k['id']} is not 32 bytes")
-        ring[k["id"]] = secret
-    return ring
+        text = f.read()
+    try:
+        keys = parse_ring(text)
+        if current_key(keys, now) is None:
+            raise RingError("no_active_key")
+    except RingError as error:
+        sys.exit(f"{path}: key ring refused: {error.reason}")
+    return {k["id"]: k["secret"] for k in keys}
 
 
 def cmd_open(args):
@@ -393,7 +653,7 @@ def cmd_open(args):
     mode = "signed" if args.signed else "sealed"
     now = int(time.time()) if args.now is None else args.now
     try:
-        s = open_header(header, name, load_ring(args.keys), mode, cfg, now)
+        s = open_header(header, name, load_ring(args.keys, now), mode, cfg, now)
     except Rejected as error:
         print(f"rejected: {error}", file=sys.stderr)
         return 1
@@ -403,15 +663,15 @@ def cmd_open(args):
     out = {k: s[k] for k in ("sensitive", "session_id", "key_id", "issued_at", "last_refresh",
                              "expires_at", "chunks", "compressed")}
     out["values"] = {k: value_of(raw) for k, raw in s["values"].items()}
-    print(json.dumps(out, indent=2, ensure_ascii=False, default=lambda b: b.hex()))
+    print(json.dumps(out, indent=2, ensure_ascii=False))
     return 0
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    vec = sub.add_parser("vectors", help="check test_vectors/v1.json")
-    vec.add_argument("path")
+    vec = sub.add_parser("vectors", help="check test vector files (v1.json, v1-extra.json)")
+    vec.add_argument("paths", nargs="+")
     op = sub.add_parser("open", help="open a Cookie header; print the session as JSON")
     op.add_argument("--keys", required=True, help="key ring file (JSON)")
     op.add_argument("--name", required=True, help="cookie base name, as given to `seal`")
@@ -421,7 +681,7 @@ def main():
     op.add_argument("--now", type=int, help="open at this Unix time (default: now)")
     op.add_argument("--idle-timeout", type=int, default=1800, help="seconds (default 1800)")
     args = parser.parse_args()
-    return cmd_vectors(args.path) if args.command == "vectors" else cmd_open(args)
+    return cmd_vectors(args.paths) if args.command == "vectors" else cmd_open(args)
 
 
 if __name__ == "__main__":

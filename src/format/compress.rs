@@ -4,9 +4,12 @@
 //! level is within a few percent of the smallest codecs tried and several times faster. Creating
 //! a zstd context costs more than compressing a session, so each thread keeps one of each.
 //!
-//! Decompression is bounded: a frame must declare its content size (ours always do), the size is
-//! checked against the caller's maximum before anything is allocated, and exactly that many bytes
-//! must come out.
+//! Decompression is bounded, in the order `FORMAT.md` section 4.2 fixes (the order decides the
+//! rejection reason): the body must be exactly one complete zstd frame that declares its content
+//! size (ours always do; a skippable frame or a byte after the frame is invalid), then the
+//! declared size is checked against the caller's maximum before anything is allocated, and
+//! exactly that many bytes must come out (zstd itself refuses a dictionary id and verifies a
+//! checksum when the frame has one).
 
 use std::cell::RefCell;
 

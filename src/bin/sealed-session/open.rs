@@ -18,7 +18,11 @@ use crate::output;
 /// The cookies are checked exactly as the server checks them. The JSON holds the values, which
 /// keys are sensitive, the session id, key id, times and chunk count. Times are RFC 3339 (UTC);
 /// one past year 9999 is shown as `@SECONDS` since the Unix epoch. A rejected session (or no
-/// session cookie at all) exits with 1 and the reason on stderr.
+/// session cookie at all) exits with 1 and the reason on stderr; with `--json`, also as
+/// `{"rejected": "REASON"}` on stdout, REASON being a stable name (FORMAT.md section 8:
+/// malformed, unsupported_version, wrong_mode, unknown_key, forged, idle_expired,
+/// absolute_expired, issued_in_future, too_large; or no_session when no cookie of that name is
+/// in the header).
 #[derive(Debug, Args)]
 #[command(after_help = crate::EXIT_CODES)]
 pub struct OpenArgs {
@@ -38,7 +42,16 @@ pub struct OpenArgs {
     /// when a cookie expires.
     #[arg(long, value_name = "TIME", value_parser = output::parse_time)]
     at: Option<SystemTime>,
+
+    /// For scripts and other implementations: on rejection, also print `{"rejected": REASON}`
+    /// on stdout, with REASON a stable name (`forged`, `idle_expired`, ..., or `no_session`).
+    #[arg(long)]
+    json: bool,
 }
+
+/// The stable name `open --json` prints when the header holds no cookie of the session's name
+/// (not a rejection to the library, which starts a new session).
+const NO_SESSION: &str = "no_session";
 
 /// The library's default idle timeout.
 fn default_idle() -> humantime::Duration {
@@ -59,16 +72,25 @@ pub fn run(args: OpenArgs) -> Result<(), Failure> {
         _ => header,
     };
     let now = args.at.unwrap_or_else(SystemTime::now);
-    let session = codec.open(header, now).map_err(|rejection| {
-        Failure::new(Kind::Rejected, format!("rejected: {}", rejection.reason()))
-    })?;
+    // Scripts read the stable name on stdout; people read the phrase on stderr.
+    let rejected = |code: &str, message: String| {
+        if args.json {
+            output::print(&format!("{}\n", json!({ "rejected": code })))?;
+        }
+        Err(Failure::new(Kind::Rejected, message))
+    };
+    let session = match codec.open(header, now) {
+        Ok(session) => session,
+        Err(rejection) => {
+            let reason = rejection.reason();
+            return rejected(reason.code(), format!("rejected: {reason}"));
+        }
+    };
     if session.id().is_none() {
         // The library opens a new, empty session when its cookie is absent; for a debugging
         // tool that is a failure worth naming (a missing prefix is the usual cause).
-        return Err(Failure::new(
-            Kind::Rejected,
-            format!("rejected: no cookie named {} in the header", codec.config().cookie_name()),
-        ));
+        let name = codec.config().cookie_name();
+        return rejected(NO_SESSION, format!("rejected: no cookie named {name} in the header"));
     }
     let mut text = serde_json::to_string_pretty(&describe(&session))
         .map_err(|error| Failure::new(Kind::Io, format!("cannot format the session: {error}")))?;
