@@ -1,5 +1,29 @@
 //! The framework-free pipeline: Cookie header in, [`Session`] out; [`Session`] in, Set-Cookie
 //! headers out.
+// Without the `__testing` feature the two hidden entry points do not exist (checked by these
+// doctests, run by `cargo test --doc` without features; the control shows the setup compiles).
+#![cfg_attr(
+    not(feature = "__testing"),
+    doc = r#"
+```
+# use sealed_session::{Key, KeyRing, Session, SessionCodec, SessionConfig};
+let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+codec.seal(&mut Session::new(), std::time::SystemTime::now()).ok();
+```
+
+```compile_fail
+# use sealed_session::{Key, KeyRing, Session, SessionCodec, SessionConfig};
+let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+codec.seal_with(&mut Session::new(), std::time::SystemTime::now(), &mut |_| Ok(())).ok();
+```
+
+```compile_fail
+# use sealed_session::{Key, KeyRing, SessionCodec, SessionConfig};
+let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+codec.__fuzz_decode_frame(&[], std::time::SystemTime::now()).ok();
+```
+"#
+)]
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -316,7 +340,9 @@ impl SessionCodec {
 
     /// The post-authentication half of `open` on a frame given directly, for fuzzing the
     /// decompression and MessagePack indexing with arbitrary bytes. Not part of the API: real
-    /// frames only reach this code after their tag has been checked.
+    /// frames only reach this code after their tag has been checked. Behind the `__testing`
+    /// feature, which only the fuzz package and this crate's own tests enable.
+    #[cfg(feature = "__testing")]
     #[doc(hidden)]
     pub fn __fuzz_decode_frame(
         &self,
@@ -403,13 +429,25 @@ impl SessionCodec {
     /// [`SealError::StateTooLarge`] when the state exceeds the maximum state size,
     /// [`SealError::NoActiveKey`] when every key of the ring is pending.
     pub fn seal(&self, session: &mut Session, now: SystemTime) -> Result<SetCookies, SealError> {
-        self.seal_with(session, now, &mut |buf| getrandom::fill(buf).map_err(SealError::Random))
+        self.seal_drawing(session, now, &mut |buf| getrandom::fill(buf).map_err(SealError::Random))
     }
 
     /// [`seal`](SessionCodec::seal) with the nonce and session id drawn from `entropy`. For the
-    /// seeded test-vector generator only: a repeated nonce destroys XAES-256-GCM's security.
+    /// seeded test-vector generator and the fuzz package only, behind the `__testing` feature
+    /// (not part of the API): a repeated nonce destroys XAES-256-GCM's security.
+    #[cfg(feature = "__testing")]
     #[doc(hidden)]
     pub fn seal_with(
+        &self,
+        session: &mut Session,
+        now: SystemTime,
+        entropy: &mut dyn FnMut(&mut [u8]) -> Result<(), SealError>,
+    ) -> Result<SetCookies, SealError> {
+        self.seal_drawing(session, now, entropy)
+    }
+
+    /// [`seal`](SessionCodec::seal) drawing the nonce and session id from `entropy`.
+    fn seal_drawing(
         &self,
         session: &mut Session,
         now: SystemTime,
