@@ -177,6 +177,41 @@ pub enum ConfigError {
         /// What is wrong with it.
         why: &'static str,
     },
+    /// The cookie's `Path` would be ignored by browsers or would inject attributes into the
+    /// Set-Cookie header (a `;`, CR or LF, a space or non-ASCII byte, no leading `/`).
+    #[error("invalid cookie path {path:?}: {why}")]
+    InvalidPath {
+        /// The rejected path.
+        path: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The cookie's `Domain` is not a host name (it could inject attributes, or would be
+    /// ignored by browsers).
+    #[error("invalid cookie domain {domain:?}: {why}")]
+    InvalidDomain {
+        /// The rejected domain.
+        domain: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The cookie name carries a browser prefix (`__Host-`, `__Secure-`) whose requirements the
+    /// other settings do not meet: browsers would drop every such cookie.
+    #[error("cookie name {name:?} cannot be used with these settings: {why}")]
+    Prefix {
+        /// The name as given.
+        name: String,
+        /// Which requirement is not met.
+        why: &'static str,
+    },
+    /// The token header's name is not a valid HTTP header name.
+    #[error("invalid token header name {name:?}: {why}")]
+    InvalidTokenHeader {
+        /// The rejected name.
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// The budget is too small to hold even an empty session, or larger than the format allows.
     #[error("cookie budget {budget} is out of range {min}..={max}")]
     Budget {
