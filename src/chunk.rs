@@ -14,6 +14,12 @@ pub(crate) fn chunk_name(base: &str, index: usize) -> String {
     if index == 0 { base.to_owned() } else { format!("{base}.{index}") }
 }
 
+/// The bit mask of chunks `0..count` (`count` at most [`MAX_CHUNKS`]).
+pub(crate) fn mask(count: usize) -> u64 {
+    // MAX_CHUNKS < 64: the shift stays in range.
+    (1u64 << count.min(MAX_CHUNKS)) - 1
+}
+
 /// Bytes a chunk's name takes beyond the base name.
 fn suffix_len(index: usize) -> usize {
     match index.checked_ilog10() {

@@ -107,12 +107,35 @@ fn with_token_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
 pub struct SessionCodec {
     config: SessionConfig,
     keys: SharedKeyRing,
+    /// Bit `i` is set when a session sealed under this configuration can span chunk `i`: the
+    /// only chunks a response ever removes (see [`SessionCodec::writable_chunks`]).
+    writable: u64,
 }
 
 impl SessionCodec {
     /// A codec for `config`, sealing and opening with `keys`.
     pub fn new(config: SessionConfig, keys: impl Into<SharedKeyRing>) -> SessionCodec {
-        SessionCodec { config, keys: keys.into() }
+        let mut codec = SessionCodec { config, keys: keys.into(), writable: 1 };
+        codec.writable = chunk::mask(codec.writable_chunks());
+        codec
+    }
+
+    /// The most chunks a session sealed under this configuration can span. Removal headers
+    /// are sent only for chunks below it that the client sent: a request naming `NAME` to
+    /// `NAME.31` must not buy 32 removal lines (enough to pass a proxy's 4 KB response header
+    /// buffer), and no legitimate session ever had more chunks than this.
+    ///
+    /// Every chunk but the last fills its Set-Cookie line, and so takes `line - attrs + 3`
+    /// bytes of the budget (its `name=value; `); the last takes at least its name and 4 bytes.
+    /// The attributes are counted at their longest (`Max-Age` of 19 digits), for a bound that
+    /// holds for every seal.
+    fn writable_chunks(&self) -> usize {
+        let config = &self.config;
+        let longest_max_age = config.persistent.then_some(u64::MAX);
+        let attrs_len = self.template("", "", longest_max_age).to_string().len();
+        let full_chunk = (config.max_cookie_line + 3).saturating_sub(attrs_len).max(1);
+        let after_first = config.cookie_budget.saturating_sub(config.name.len() + 4);
+        (1 + after_first / full_chunk).min(MAX_CHUNKS)
     }
 
     /// The configuration.
@@ -170,17 +193,20 @@ impl SessionCodec {
         });
         let found = Found::collect(headers, &self.config.name)
             .map_err(|reason| Rejection { reason, seen_chunks: 0 })?;
+        // Only chunks a session of ours can span are ever removed: a client naming more
+        // (leftovers of another configuration, or planted) must not buy removal headers.
+        let seen = found.seen & self.writable;
         if total.get() > max {
             return Err(Rejection {
                 reason: RejectReason::TooLarge("Cookie header"),
-                seen_chunks: found.seen,
+                seen_chunks: seen,
             });
         }
         if found.chunks.is_empty() {
             *session = Session::new();
             return Ok(());
         }
-        let reject = |reason| Rejection { reason, seen_chunks: found.seen };
+        let reject = |reason| Rejection { reason, seen_chunks: seen };
         let now = to_unix(now());
         // Path or domain variants of our cookie name may arrive together; try each variant
         // (a bounded few) until one opens. Any failure moves on to the next: a stale variant
@@ -190,7 +216,7 @@ impl SessionCodec {
         for variant in 0..found.variants().max(1) {
             match self.open_variant(&found, variant, now, session) {
                 Ok(()) => {
-                    session.client_chunks = found.seen;
+                    session.client_chunks = seen;
                     return Ok(());
                 }
                 Err(reason) => {
@@ -406,8 +432,9 @@ impl SessionCodec {
         self.seal(session, now).map(Some)
     }
 
-    /// Removal headers for every cookie of this session the client holds (at least the first).
-    /// The session is left empty and new.
+    /// Removal headers for every cookie of this session the client sent (at least the first),
+    /// among those a session under this configuration can span: never more removals than the
+    /// largest session's cookies. The session is left empty and new.
     #[must_use = "the removal headers must be sent for the browser to forget the session"]
     pub fn purge(&self, session: &mut Session) -> SetCookies {
         let held = session.client_chunks | 1;

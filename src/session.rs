@@ -285,7 +285,9 @@ impl Session {
     }
 
     /// How many cookies the client sent under this session's name beyond the token's own
-    /// chunks: leftovers of an earlier, larger session. The next seal removes them.
+    /// chunks: leftovers of an earlier, larger session. The next seal removes them. Only chunk
+    /// names a session under the codec's configuration can span count (and are removed); more
+    /// are ignored.
     pub fn stale_chunks(&self) -> usize {
         (self.client_chunks >> self.chunk_count).count_ones() as usize
     }
