@@ -161,18 +161,42 @@ impl SessionCodec {
         self.open_headers([cookie_header], now)
     }
 
-    /// Opens the session from several Cookie header values (HTTP/2 may split them).
+    /// Opens the session from several Cookie header values (HTTP/2 may split them), as text
+    /// or as the bytes the server received (`&str`, `&[u8]`, an `http::HeaderValue`).
+    ///
+    /// Pass the bytes as they came, without checking them as text first: a header may hold
+    /// bytes outside visible ASCII in other cookies (`theme=café`), and only this session's
+    /// cookies need to be well-formed.
     ///
     /// # Errors
     ///
     /// As [`open`](SessionCodec::open).
-    pub fn open_headers<'h>(
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use sealed_session::{Key, KeyRing, Session, SessionCodec, SessionConfig};
+    ///
+    /// let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+    /// let mut session = Session::new();
+    /// session.insert("user", &"ada")?;
+    /// let ours = codec.seal(&mut session, SystemTime::now())?.request_header();
+    ///
+    /// // Another cookie holds a Latin-1 byte: the session still opens.
+    /// let header = [b"theme=caf\xe9; ".as_slice(), ours.as_bytes()].concat();
+    /// let opened = codec.open_headers([header.as_slice()], SystemTime::now())?;
+    /// assert_eq!(opened.get::<String>("user")?.as_deref(), Some("ada"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_headers<'h, H: AsRef<[u8]> + ?Sized + 'h>(
         &self,
-        cookie_headers: impl IntoIterator<Item = &'h str>,
+        cookie_headers: impl IntoIterator<Item = &'h H>,
         now: SystemTime,
     ) -> Result<Session, Rejection> {
         let mut session = Session::new();
-        self.open_headers_into(cookie_headers, || now, &mut session).map(|()| session)
+        let headers = cookie_headers.into_iter().map(AsRef::as_ref);
+        self.open_headers_into(headers, || now, &mut session).map(|()| session)
     }
 
     /// [`open_headers`](SessionCodec::open_headers) into `session`, which is left as it was
@@ -180,7 +204,7 @@ impl SessionCodec {
     /// time is read only when there is a session cookie to check.
     fn open_headers_into<'h>(
         &self,
-        cookie_headers: impl IntoIterator<Item = &'h str>,
+        cookie_headers: impl IntoIterator<Item = &'h [u8]>,
         now: impl FnOnce() -> SystemTime,
         session: &mut Session,
     ) -> Result<(), Rejection> {
@@ -535,19 +559,23 @@ impl SessionCodec {
     /// token as a cookie: the two are bound to different names.
     pub fn open_token(&self, token: &str, now: SystemTime) -> Result<Session, Rejection> {
         let mut session = Session::new();
-        self.open_token_into(token, || now, &mut session).map(|()| session)
+        self.open_token_into(token.as_bytes(), || now, &mut session).map(|()| session)
     }
 
     /// [`open_token`](SessionCodec::open_token) into `session`, left as it was on a rejection.
     /// The time is read only when there is a token to check.
     fn open_token_into(
         &self,
-        token: &str,
+        token: &[u8],
         now: impl FnOnce() -> SystemTime,
         session: &mut Session,
     ) -> Result<(), Rejection> {
         let reject = |reason| Rejection { reason, seen_chunks: 0 };
-        let token = token.trim();
+        // A token is base64url: bytes that are not even UTF-8 are a malformed token (the
+        // header still says the client carries its session in it, not in cookies).
+        let token = std::str::from_utf8(token)
+            .map_err(|_| reject(RejectReason::Malformed("invalid base64")))?
+            .trim();
         if token.is_empty() {
             // A client starts (or, after a purge, restarts) a token session with an empty
             // header: its session goes back as a token too, never as cookies it cannot keep.
@@ -571,14 +599,19 @@ impl SessionCodec {
     /// request carries one (`token_header`), otherwise from its Cookie headers. A rejection is
     /// logged as a `tracing` warning with its reason and replaced by a fresh session, which
     /// removes the rejected cookies when it is stored.
-    pub fn load<'h>(
+    ///
+    /// Both are taken as the bytes the server received (see
+    /// [`open_headers`](SessionCodec::open_headers)): a token header that is not ASCII is a
+    /// rejected token, never a reason to fall back to the cookies.
+    pub fn load<'h, H: AsRef<[u8]> + ?Sized + 'h>(
         &self,
-        cookie_headers: impl IntoIterator<Item = &'h str>,
-        token_header: Option<&str>,
+        cookie_headers: impl IntoIterator<Item = &'h H>,
+        token_header: Option<&[u8]>,
         now: SystemTime,
     ) -> Session {
         let mut session = Session::new();
-        self.load_into(cookie_headers, token_header, || now, &mut session);
+        let headers = cookie_headers.into_iter().map(AsRef::as_ref);
+        self.load_into(headers, token_header, || now, &mut session);
         session
     }
 
@@ -587,8 +620,8 @@ impl SessionCodec {
     /// is a session to check: a request without one never reads the clock.
     pub(crate) fn load_into<'h>(
         &self,
-        cookie_headers: impl IntoIterator<Item = &'h str>,
-        token_header: Option<&str>,
+        cookie_headers: impl IntoIterator<Item = &'h [u8]>,
+        token_header: Option<&[u8]>,
         now: impl FnOnce() -> SystemTime,
         session: &mut Session,
     ) {
