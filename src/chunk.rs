@@ -207,7 +207,8 @@ mod tests {
     fn other_cookies_may_hold_any_byte() {
         // (header, the chunks found): bytes outside visible ASCII, UTF-8 or not, in another
         // cookie's name or value; a piece of ours that is not UTF-8 is skipped.
-        let cases: [(&[u8], &[(u8, &str)]); 6] = [
+        type Case<'a> = (&'a [u8], &'a [(u8, &'a str)]);
+        let cases: [Case<'_>; 6] = [
             (b"theme=caf\xc3\xa9; s=x", &[(0, "x")]),
             (b"theme=caf\xe9; s=x; s.1=y", &[(0, "x"), (1, "y")]),
             (b"\xff\xfe=\x00\x01\x7f; s=x", &[(0, "x")]),
