@@ -25,8 +25,9 @@ async fn handle(
     codec: Arc<SessionCodec>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    // 1. Open: every Cookie header of the request; a rejection becomes a fresh session.
-    let cookies = request.headers().get_all(COOKIE).iter().filter_map(|v| v.to_str().ok());
+    // 1. Open: every Cookie header of the request, as the bytes received (another cookie may
+    // hold bytes that are not ASCII); a rejection becomes a fresh session.
+    let cookies = request.headers().get_all(COOKIE);
     let mut session = match codec.open_headers(cookies, SystemTime::now()) {
         Ok(session) => session,
         Err(rejection) => {

@@ -1,9 +1,12 @@
 //! Writes and checks `test_vectors/v1.json`, the wire format's test vectors.
 //!
 //! ```text
-//! cargo run --example test_vectors -- --write   # regenerate the file
-//! cargo run --example test_vectors -- --check   # verify it (tests/vectors.rs runs the same check)
+//! cargo run --features __testing --example test_vectors -- --write   # regenerate the file
+//! cargo run --features __testing --example test_vectors -- --check   # verify it
 //! ```
+//!
+//! (tests/vectors.rs runs the same check. `__testing` is not part of the library's API: it
+//! exposes the hidden `SessionCodec::seal_with` for this generator and the fuzz package.)
 //!
 //! Nothing here is random. Each key's secret is `SHA-256("sealed-session test vectors v1 key "
 //! || label)`. The session ids and nonces come from [`SeededEntropy`], SHA-256 in counter mode

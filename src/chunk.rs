@@ -14,6 +14,12 @@ pub(crate) fn chunk_name(base: &str, index: usize) -> String {
     if index == 0 { base.to_owned() } else { format!("{base}.{index}") }
 }
 
+/// The bit mask of chunks `0..count` (`count` at most [`MAX_CHUNKS`]).
+pub(crate) fn mask(count: usize) -> u64 {
+    // MAX_CHUNKS < 64: the shift stays in range.
+    (1u64 << count.min(MAX_CHUNKS)) - 1
+}
+
 /// Bytes a chunk's name takes beyond the base name.
 fn suffix_len(index: usize) -> usize {
     match index.checked_ilog10() {
@@ -70,8 +76,13 @@ pub(crate) struct Found<'h> {
 impl<'h> Found<'h> {
     /// Collects the cookies named `base` or `base.i` from Cookie header values. Other cookies
     /// are skipped; unparsable pieces are skipped as browsers would.
+    ///
+    /// The headers are bytes: servers pass bytes outside visible ASCII through (`theme=café`,
+    /// in UTF-8 or Latin-1), and another cookie's bytes must not cost the session. Only the
+    /// pieces whose name holds our base name are read as text, and one that is not UTF-8 is
+    /// skipped like any unparsable piece (a cookie of ours is ASCII). Nothing is allocated.
     pub(crate) fn collect(
-        headers: impl IntoIterator<Item = &'h str>,
+        headers: impl IntoIterator<Item = &'h [u8]>,
         base: &str,
     ) -> Result<Found<'h>, RejectReason> {
         let mut found = Found::default();
@@ -79,9 +90,13 @@ impl<'h> Found<'h> {
             // A cookie of ours has our base name in its name: parse only those pieces (a real
             // header often carries many cookies of other parts of the site), looking for the
             // name only before the `=`, not through the (long) value.
-            let ours = header.split(';').filter(|piece| {
-                let name = piece.split_once('=').map_or(*piece, |(name, _)| name);
-                name.contains(base)
+            let ours = header.split(|&byte| byte == b';').filter_map(|piece| {
+                let name = piece.split(|&byte| byte == b'=').next().unwrap_or(piece);
+                let name = std::str::from_utf8(name).ok()?;
+                if !name.contains(base) {
+                    return None;
+                }
+                std::str::from_utf8(piece).ok()
             });
             for cookie in ours.filter_map(|piece| cookie::Cookie::parse(piece).ok()) {
                 let (Some(name), Some(value)) = (cookie.name_raw(), cookie.value_raw()) else {
@@ -177,8 +192,8 @@ mod tests {
 
     #[test]
     fn collects_only_our_cookies() {
-        let found =
-            Found::collect(["a=1; s=x; s.1=y; b=s.3; as=1", "s.2=z; s.9x=no; s=x2"], "s").unwrap();
+        let headers = ["a=1; s=x; s.1=y; b=s.3; as=1", "s.2=z; s.9x=no; s=x2"];
+        let found = Found::collect(headers.map(str::as_bytes), "s").unwrap();
         assert_eq!(found.chunks[..], [(0, "x"), (1, "y"), (2, "z"), (0, "x2")]);
         assert_eq!(found.seen, 0b111);
         assert_eq!(found.variants(), 2);
@@ -189,8 +204,27 @@ mod tests {
     }
 
     #[test]
+    fn other_cookies_may_hold_any_byte() {
+        // (header, the chunks found): bytes outside visible ASCII, UTF-8 or not, in another
+        // cookie's name or value; a piece of ours that is not UTF-8 is skipped.
+        type Case<'a> = (&'a [u8], &'a [(u8, &'a str)]);
+        let cases: [Case<'_>; 6] = [
+            (b"theme=caf\xc3\xa9; s=x", &[(0, "x")]),
+            (b"theme=caf\xe9; s=x; s.1=y", &[(0, "x"), (1, "y")]),
+            (b"\xff\xfe=\x00\x01\x7f; s=x", &[(0, "x")]),
+            (b"s=x; caf\xe9=1", &[(0, "x")]),
+            (b"s=\xe9; s=x", &[(0, "x")]),
+            (b"\xe9s=1; s=x", &[(0, "x")]),
+        ];
+        for (header, expected) in cases {
+            let found = Found::collect([header], "s").unwrap();
+            assert_eq!(found.chunks[..], *expected, "{}", header.escape_ascii());
+        }
+    }
+
+    #[test]
     fn bounds_the_number_of_cookies() {
         let header = "s=1; ".repeat(MAX_CHUNKS * MAX_NAME_VARIANTS + 1);
-        assert!(Found::collect([header.as_str()], "s").is_err());
+        assert!(Found::collect([header.as_bytes()], "s").is_err());
     }
 }

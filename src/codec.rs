@@ -1,5 +1,29 @@
 //! The framework-free pipeline: Cookie header in, [`Session`] out; [`Session`] in, Set-Cookie
 //! headers out.
+// Without the `__testing` feature the two hidden entry points do not exist (checked by these
+// doctests, run by `cargo test --doc` without features; the control shows the setup compiles).
+#![cfg_attr(
+    not(feature = "__testing"),
+    doc = r#"
+```
+# use sealed_session::{Key, KeyRing, Session, SessionCodec, SessionConfig};
+let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+codec.seal(&mut Session::new(), std::time::SystemTime::now()).ok();
+```
+
+```compile_fail
+# use sealed_session::{Key, KeyRing, Session, SessionCodec, SessionConfig};
+let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+codec.seal_with(&mut Session::new(), std::time::SystemTime::now(), &mut |_| Ok(())).ok();
+```
+
+```compile_fail
+# use sealed_session::{Key, KeyRing, SessionCodec, SessionConfig};
+let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+codec.__fuzz_decode_frame(&[], std::time::SystemTime::now()).ok();
+```
+"#
+)]
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -83,12 +107,35 @@ fn with_token_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
 pub struct SessionCodec {
     config: SessionConfig,
     keys: SharedKeyRing,
+    /// Bit `i` is set when a session sealed under this configuration can span chunk `i`: the
+    /// only chunks a response ever removes (see [`SessionCodec::writable_chunks`]).
+    writable: u64,
 }
 
 impl SessionCodec {
     /// A codec for `config`, sealing and opening with `keys`.
     pub fn new(config: SessionConfig, keys: impl Into<SharedKeyRing>) -> SessionCodec {
-        SessionCodec { config, keys: keys.into() }
+        let mut codec = SessionCodec { config, keys: keys.into(), writable: 1 };
+        codec.writable = chunk::mask(codec.writable_chunks());
+        codec
+    }
+
+    /// The most chunks a session sealed under this configuration can span. Removal headers
+    /// are sent only for chunks below it that the client sent: a request naming `NAME` to
+    /// `NAME.31` must not buy 32 removal lines (enough to pass a proxy's 4 KB response header
+    /// buffer), and no legitimate session ever had more chunks than this.
+    ///
+    /// Every chunk but the last fills its Set-Cookie line, and so takes `line - attrs + 3`
+    /// bytes of the budget (its `name=value; `); the last takes at least its name and 4 bytes.
+    /// The attributes are counted at their longest (`Max-Age` of 19 digits), for a bound that
+    /// holds for every seal.
+    fn writable_chunks(&self) -> usize {
+        let config = &self.config;
+        let longest_max_age = config.persistent.then_some(u64::MAX);
+        let attrs_len = self.template("", "", longest_max_age).to_string().len();
+        let full_chunk = (config.max_cookie_line + 3).saturating_sub(attrs_len).max(1);
+        let after_first = config.cookie_budget.saturating_sub(config.name.len() + 4);
+        (1 + after_first / full_chunk).min(MAX_CHUNKS)
     }
 
     /// The configuration.
@@ -114,18 +161,42 @@ impl SessionCodec {
         self.open_headers([cookie_header], now)
     }
 
-    /// Opens the session from several Cookie header values (HTTP/2 may split them).
+    /// Opens the session from several Cookie header values (HTTP/2 may split them), as text
+    /// or as the bytes the server received (`&str`, `&[u8]`, an `http::HeaderValue`).
+    ///
+    /// Pass the bytes as they came, without checking them as text first: a header may hold
+    /// bytes outside visible ASCII in other cookies (`theme=café`), and only this session's
+    /// cookies need to be well-formed.
     ///
     /// # Errors
     ///
     /// As [`open`](SessionCodec::open).
-    pub fn open_headers<'h>(
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use sealed_session::{Key, KeyRing, Session, SessionCodec, SessionConfig};
+    ///
+    /// let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+    /// let mut session = Session::new();
+    /// session.insert("user", &"ada")?;
+    /// let ours = codec.seal(&mut session, SystemTime::now())?.request_header();
+    ///
+    /// // Another cookie holds a Latin-1 byte: the session still opens.
+    /// let header = [b"theme=caf\xe9; ".as_slice(), ours.as_bytes()].concat();
+    /// let opened = codec.open_headers([header.as_slice()], SystemTime::now())?;
+    /// assert_eq!(opened.get::<String>("user")?.as_deref(), Some("ada"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_headers<'h, H: AsRef<[u8]> + ?Sized + 'h>(
         &self,
-        cookie_headers: impl IntoIterator<Item = &'h str>,
+        cookie_headers: impl IntoIterator<Item = &'h H>,
         now: SystemTime,
     ) -> Result<Session, Rejection> {
         let mut session = Session::new();
-        self.open_headers_into(cookie_headers, || now, &mut session).map(|()| session)
+        let headers = cookie_headers.into_iter().map(AsRef::as_ref);
+        self.open_headers_into(headers, || now, &mut session).map(|()| session)
     }
 
     /// [`open_headers`](SessionCodec::open_headers) into `session`, which is left as it was
@@ -133,7 +204,7 @@ impl SessionCodec {
     /// time is read only when there is a session cookie to check.
     fn open_headers_into<'h>(
         &self,
-        cookie_headers: impl IntoIterator<Item = &'h str>,
+        cookie_headers: impl IntoIterator<Item = &'h [u8]>,
         now: impl FnOnce() -> SystemTime,
         session: &mut Session,
     ) -> Result<(), Rejection> {
@@ -146,17 +217,20 @@ impl SessionCodec {
         });
         let found = Found::collect(headers, &self.config.name)
             .map_err(|reason| Rejection { reason, seen_chunks: 0 })?;
+        // Only chunks a session of ours can span are ever removed: a client naming more
+        // (leftovers of another configuration, or planted) must not buy removal headers.
+        let seen = found.seen & self.writable;
         if total.get() > max {
             return Err(Rejection {
                 reason: RejectReason::TooLarge("Cookie header"),
-                seen_chunks: found.seen,
+                seen_chunks: seen,
             });
         }
         if found.chunks.is_empty() {
             *session = Session::new();
             return Ok(());
         }
-        let reject = |reason| Rejection { reason, seen_chunks: found.seen };
+        let reject = |reason| Rejection { reason, seen_chunks: seen };
         let now = to_unix(now());
         // Path or domain variants of our cookie name may arrive together; try each variant
         // (a bounded few) until one opens. Any failure moves on to the next: a stale variant
@@ -166,7 +240,7 @@ impl SessionCodec {
         for variant in 0..found.variants().max(1) {
             match self.open_variant(&found, variant, now, session) {
                 Ok(()) => {
-                    session.client_chunks = found.seen;
+                    session.client_chunks = seen;
                     return Ok(());
                 }
                 Err(reason) => {
@@ -316,7 +390,9 @@ impl SessionCodec {
 
     /// The post-authentication half of `open` on a frame given directly, for fuzzing the
     /// decompression and MessagePack indexing with arbitrary bytes. Not part of the API: real
-    /// frames only reach this code after their tag has been checked.
+    /// frames only reach this code after their tag has been checked. Behind the `__testing`
+    /// feature, which only the fuzz package and this crate's own tests enable.
+    #[cfg(feature = "__testing")]
     #[doc(hidden)]
     pub fn __fuzz_decode_frame(
         &self,
@@ -380,8 +456,9 @@ impl SessionCodec {
         self.seal(session, now).map(Some)
     }
 
-    /// Removal headers for every cookie of this session the client holds (at least the first).
-    /// The session is left empty and new.
+    /// Removal headers for every cookie of this session the client sent (at least the first),
+    /// among those a session under this configuration can span: never more removals than the
+    /// largest session's cookies. The session is left empty and new.
     #[must_use = "the removal headers must be sent for the browser to forget the session"]
     pub fn purge(&self, session: &mut Session) -> SetCookies {
         let held = session.client_chunks | 1;
@@ -403,13 +480,25 @@ impl SessionCodec {
     /// [`SealError::StateTooLarge`] when the state exceeds the maximum state size,
     /// [`SealError::NoActiveKey`] when every key of the ring is pending.
     pub fn seal(&self, session: &mut Session, now: SystemTime) -> Result<SetCookies, SealError> {
-        self.seal_with(session, now, &mut |buf| getrandom::fill(buf).map_err(SealError::Random))
+        self.seal_drawing(session, now, &mut |buf| getrandom::fill(buf).map_err(SealError::Random))
     }
 
     /// [`seal`](SessionCodec::seal) with the nonce and session id drawn from `entropy`. For the
-    /// seeded test-vector generator only: a repeated nonce destroys XAES-256-GCM's security.
+    /// seeded test-vector generator and the fuzz package only, behind the `__testing` feature
+    /// (not part of the API): a repeated nonce destroys XAES-256-GCM's security.
+    #[cfg(feature = "__testing")]
     #[doc(hidden)]
     pub fn seal_with(
+        &self,
+        session: &mut Session,
+        now: SystemTime,
+        entropy: &mut dyn FnMut(&mut [u8]) -> Result<(), SealError>,
+    ) -> Result<SetCookies, SealError> {
+        self.seal_drawing(session, now, entropy)
+    }
+
+    /// [`seal`](SessionCodec::seal) drawing the nonce and session id from `entropy`.
+    fn seal_drawing(
         &self,
         session: &mut Session,
         now: SystemTime,
@@ -470,19 +559,23 @@ impl SessionCodec {
     /// token as a cookie: the two are bound to different names.
     pub fn open_token(&self, token: &str, now: SystemTime) -> Result<Session, Rejection> {
         let mut session = Session::new();
-        self.open_token_into(token, || now, &mut session).map(|()| session)
+        self.open_token_into(token.as_bytes(), || now, &mut session).map(|()| session)
     }
 
     /// [`open_token`](SessionCodec::open_token) into `session`, left as it was on a rejection.
     /// The time is read only when there is a token to check.
     fn open_token_into(
         &self,
-        token: &str,
+        token: &[u8],
         now: impl FnOnce() -> SystemTime,
         session: &mut Session,
     ) -> Result<(), Rejection> {
         let reject = |reason| Rejection { reason, seen_chunks: 0 };
-        let token = token.trim();
+        // A token is base64url: bytes that are not even UTF-8 are a malformed token (the
+        // header still says the client carries its session in it, not in cookies).
+        let token = std::str::from_utf8(token)
+            .map_err(|_| reject(RejectReason::Malformed("invalid base64")))?
+            .trim();
         if token.is_empty() {
             // A client starts (or, after a purge, restarts) a token session with an empty
             // header: its session goes back as a token too, never as cookies it cannot keep.
@@ -506,14 +599,19 @@ impl SessionCodec {
     /// request carries one (`token_header`), otherwise from its Cookie headers. A rejection is
     /// logged as a `tracing` warning with its reason and replaced by a fresh session, which
     /// removes the rejected cookies when it is stored.
-    pub fn load<'h>(
+    ///
+    /// Both are taken as the bytes the server received (see
+    /// [`open_headers`](SessionCodec::open_headers)): a token header that is not ASCII is a
+    /// rejected token, never a reason to fall back to the cookies.
+    pub fn load<'h, H: AsRef<[u8]> + ?Sized + 'h>(
         &self,
-        cookie_headers: impl IntoIterator<Item = &'h str>,
-        token_header: Option<&str>,
+        cookie_headers: impl IntoIterator<Item = &'h H>,
+        token_header: Option<&[u8]>,
         now: SystemTime,
     ) -> Session {
         let mut session = Session::new();
-        self.load_into(cookie_headers, token_header, || now, &mut session);
+        let headers = cookie_headers.into_iter().map(AsRef::as_ref);
+        self.load_into(headers, token_header, || now, &mut session);
         session
     }
 
@@ -522,8 +620,8 @@ impl SessionCodec {
     /// is a session to check: a request without one never reads the clock.
     pub(crate) fn load_into<'h>(
         &self,
-        cookie_headers: impl IntoIterator<Item = &'h str>,
-        token_header: Option<&str>,
+        cookie_headers: impl IntoIterator<Item = &'h [u8]>,
+        token_header: Option<&[u8]>,
         now: impl FnOnce() -> SystemTime,
         session: &mut Session,
     ) {

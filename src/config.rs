@@ -11,6 +11,16 @@ use crate::format::{HEADER_LEN, MAX_CHUNKS, MAX_COOKIE_LINE, MAX_NAME_LEN, Mode}
 /// such a cookie cannot be set or shadowed by a sibling subdomain or over plain http.
 pub const HOST_PREFIX: &str = "__Host-";
 
+/// The prefix browsers reserve for cookies that are `Secure`.
+pub(crate) const SECURE_PREFIX: &str = "__Secure-";
+
+/// The longest `Path` or `Domain` value browsers store; a longer attribute is ignored
+/// (RFC 6265bis, section 5.6).
+const MAX_ATTRIBUTE_LEN: usize = 1024;
+
+/// The longest host name (RFC 1035), plus a leading dot.
+const MAX_DOMAIN_LEN: usize = 254;
+
 /// What precedes a token header's name in the associated data.
 pub(crate) const TOKEN_NAME_PREFIX: &str = "header:";
 
@@ -186,7 +196,10 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// The cookie's `Path` (default `/`). Any other path drops the `__Host-` prefix.
+    /// The cookie's `Path` (default `/`). Any other path drops the `__Host-` prefix. It must
+    /// start with `/` and hold only visible ASCII without `;` (percent-encode anything else);
+    /// [`build`](SessionConfigBuilder::build) refuses it otherwise, as it would be ignored by
+    /// browsers or inject further attributes into every Set-Cookie header.
     pub fn cookie_path(mut self, path: impl Into<String>) -> Self {
         self.path = path.into();
         self
@@ -196,6 +209,9 @@ impl SessionConfigBuilder {
     ///
     /// **Weakens security:** every subdomain then receives the session, and the `__Host-`
     /// prefix can no longer be used.
+    ///
+    /// A host name: ASCII letters, digits, `-` and `.` (an internationalized name in its
+    /// `xn--` form); [`build`](SessionConfigBuilder::build) refuses anything else.
     pub fn cookie_domain(mut self, domain: impl Into<String>) -> Self {
         self.domain = Some(domain.into());
         self
@@ -326,22 +342,25 @@ impl SessionConfigBuilder {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] for an invalid cookie name, a budget out of range or above
-    /// `max_cookie_header`, `SameSite=None` without `Secure`, or a zero timeout.
+    /// [`ConfigError`] for an invalid cookie name ([`InvalidName`](ConfigError::InvalidName)),
+    /// path ([`InvalidPath`](ConfigError::InvalidPath)), domain
+    /// ([`InvalidDomain`](ConfigError::InvalidDomain)) or token header name
+    /// ([`InvalidTokenHeader`](ConfigError::InvalidTokenHeader)); a name whose own `__Host-` or
+    /// `__Secure-` prefix the settings do not allow ([`Prefix`](ConfigError::Prefix)); a budget
+    /// out of range or above `max_cookie_header`, `SameSite=None` without `Secure`, or a zero
+    /// timeout.
     pub fn build(self) -> Result<SessionConfig, ConfigError> {
         validate_name(&self.name)?;
-        let prefixed = self.host_prefix && self.secure && self.path == "/" && self.domain.is_none();
-        let name = if prefixed { format!("{HOST_PREFIX}{}", self.name) } else { self.name };
+        validate_path(&self.path)?;
+        if let Some(domain) = &self.domain {
+            validate_domain(domain)?;
+        }
+        let host_allowed = self.secure && self.path == "/" && self.domain.is_none();
+        let name = self.prefixed_name(host_allowed)?;
         if name.len() > MAX_NAME_LEN {
             return Err(ConfigError::InvalidName { name, why: "longer than 200 bytes" });
         }
-        let header_ok = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-        if self.token_header.is_empty()
-            || self.token_header.len() > MAX_NAME_LEN - TOKEN_NAME_PREFIX.len()
-            || !self.token_header.chars().all(header_ok)
-        {
-            return Err(ConfigError::Invalid("token_header is not a valid header name"));
-        }
+        validate_token_header(&self.token_header)?;
         if self.same_site == SameSite::None && !self.secure {
             return Err(ConfigError::Invalid("SameSite=None requires Secure"));
         }
@@ -385,6 +404,121 @@ impl SessionConfigBuilder {
             token_header: self.token_header.to_ascii_lowercase(),
         })
     }
+}
+
+impl SessionConfigBuilder {
+    /// The cookie's name with the `__Host-` prefix when it is on and allowed (`host_allowed`).
+    ///
+    /// A name that already carries a browser prefix (matched without regard to case, as
+    /// browsers do) is taken as given, never prefixed twice (`__Host-__Host-x`), and its
+    /// requirements are checked: browsers silently drop a `__Host-` cookie with a `Domain`, a
+    /// path other than `/` or without `Secure`, and a `__Secure-` cookie without `Secure`.
+    /// A `__Secure-` name where `__Host-` would apply is refused rather than silently weaker
+    /// than the default: `host_prefix(false)` says that is meant.
+    fn prefixed_name(&self, host_allowed: bool) -> Result<String, ConfigError> {
+        let name = &self.name;
+        let refuse = |why| Err(ConfigError::Prefix { name: name.clone(), why });
+        if has_prefix(name, HOST_PREFIX) {
+            if self.domain.is_some() {
+                return refuse("a __Host- cookie may not have a Domain");
+            }
+            if self.path != "/" {
+                return refuse("a __Host- cookie must have Path=/");
+            }
+            if !self.secure {
+                return refuse("a __Host- cookie must be Secure");
+            }
+            return Ok(name.clone());
+        }
+        if has_prefix(name, SECURE_PREFIX) {
+            if !self.secure {
+                return refuse("a __Secure- cookie must be Secure");
+            }
+            if self.host_prefix && host_allowed {
+                return refuse(
+                    "the __Host- prefix would be added to a __Secure- name; call \
+                     host_prefix(false) to keep __Secure-, or drop it from the name",
+                );
+            }
+            return Ok(name.clone());
+        }
+        Ok(if self.host_prefix && host_allowed {
+            format!("{HOST_PREFIX}{name}")
+        } else {
+            name.clone()
+        })
+    }
+}
+
+/// Whether `name` starts with the browser prefix `prefix`, in any case (RFC 6265bis).
+fn has_prefix(name: &str, prefix: &str) -> bool {
+    name.get(..prefix.len()).is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+}
+
+/// A `Path` browsers store as given, and that adds no attribute to a Set-Cookie line.
+fn validate_path(path: &str) -> Result<(), ConfigError> {
+    let invalid = |why| Err(ConfigError::InvalidPath { path: path.to_owned(), why });
+    if path.bytes().any(|b| b.is_ascii_control()) {
+        return invalid("contains a control character (CR and LF would split the header)");
+    }
+    if path.contains(';') {
+        return invalid("contains ';', which would start another cookie attribute");
+    }
+    if !path.bytes().all(|b| b.is_ascii_graphic()) {
+        return invalid("contains a space or a non-ASCII character; percent-encode it");
+    }
+    if !path.starts_with('/') {
+        return invalid("does not start with '/' (browsers would ignore it)");
+    }
+    if path.len() > MAX_ATTRIBUTE_LEN {
+        return invalid("longer than 1024 bytes (browsers would ignore it)");
+    }
+    Ok(())
+}
+
+/// A `Domain` that is a host name (ASCII letters, digits, `-`, dots between labels; a leading
+/// dot is allowed, and ignored by browsers).
+fn validate_domain(domain: &str) -> Result<(), ConfigError> {
+    let invalid = |why| Err(ConfigError::InvalidDomain { domain: domain.to_owned(), why });
+    if domain.bytes().any(|b| b.is_ascii_control()) {
+        return invalid("contains a control character (CR and LF would split the header)");
+    }
+    if domain.contains(';') {
+        return invalid("contains ';', which would start another cookie attribute");
+    }
+    let host = domain.strip_prefix('.').unwrap_or(domain);
+    if host.is_empty() {
+        return invalid("empty");
+    }
+    if domain.len() > MAX_DOMAIN_LEN {
+        return invalid("longer than a host name can be");
+    }
+    if !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
+        return invalid(
+            "only ASCII letters, digits, '-' and '.' are allowed (an internationalized name in \
+             its xn-- form)",
+        );
+    }
+    if host.split('.').any(str::is_empty) {
+        return invalid("has an empty label");
+    }
+    Ok(())
+}
+
+/// A token header's name is an HTTP field name (RFC 9110 token) that fits the associated data.
+fn validate_token_header(name: &str) -> Result<(), ConfigError> {
+    let invalid = |why| Err(ConfigError::InvalidTokenHeader { name: name.to_owned(), why });
+    if name.is_empty() {
+        return invalid("empty");
+    }
+    if name.len() > MAX_NAME_LEN - TOKEN_NAME_PREFIX.len() {
+        return invalid("longer than 193 bytes");
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if !name.chars().all(allowed) {
+        return invalid("only ASCII letters, digits and !#$%&'*+-.^_`|~ are allowed");
+    }
+    Ok(())
 }
 
 /// A cookie name is an RFC 6265 token; we also refuse `.`, which separates the chunk index.

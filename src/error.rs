@@ -210,6 +210,41 @@ pub enum ConfigError {
         /// What is wrong with it.
         why: &'static str,
     },
+    /// The cookie's `Path` would be ignored by browsers or would inject attributes into the
+    /// Set-Cookie header (a `;`, CR or LF, a space or non-ASCII byte, no leading `/`).
+    #[error("invalid cookie path {path:?}: {why}")]
+    InvalidPath {
+        /// The rejected path.
+        path: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The cookie's `Domain` is not a host name (it could inject attributes, or would be
+    /// ignored by browsers).
+    #[error("invalid cookie domain {domain:?}: {why}")]
+    InvalidDomain {
+        /// The rejected domain.
+        domain: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The cookie name carries a browser prefix (`__Host-`, `__Secure-`) whose requirements the
+    /// other settings do not meet: browsers would drop every such cookie.
+    #[error("cookie name {name:?} cannot be used with these settings: {why}")]
+    Prefix {
+        /// The name as given.
+        name: String,
+        /// Which requirement is not met.
+        why: &'static str,
+    },
+    /// The token header's name is not a valid HTTP header name.
+    #[error("invalid token header name {name:?}: {why}")]
+    InvalidTokenHeader {
+        /// The rejected name.
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// The budget is too small to hold even an empty session, or larger than the format allows.
     #[error("cookie budget {budget} is out of range {min}..={max}")]
     Budget {
@@ -227,24 +262,44 @@ pub enum ConfigError {
 }
 
 /// A value could not be stored in or read from a session.
+///
+/// The message names the key and a category of failure, never the value: serde's own messages
+/// quote what they refused (``unknown variant `<the value>` ``, ``invalid type: string
+/// "<the value>"``), and a session may hold a CSRF or OAuth token, so they are classified and
+/// dropped, not kept as a source. The key is shown: keys are the application's names for its
+/// values, not data (never build a key from a secret).
+///
+/// # Examples
+///
+/// ```
+/// use sealed_session::{Session, ValueError};
+///
+/// let mut session = Session::new();
+/// session.insert_sensitive("csrf", &"k9Zq-secret-token")?;
+/// let error = session.get::<char>("csrf").unwrap_err();
+/// assert!(matches!(error, ValueError::Decode { .. }));
+/// assert!(!error.to_string().contains("k9Zq"));
+/// assert!(!format!("{error:?}").contains("k9Zq"));
+/// # Ok::<(), ValueError>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ValueError {
     /// The value could not be serialized to MessagePack.
-    #[error("cannot serialize session value {key:?}: {source}")]
+    #[error("cannot serialize session value {key:?}: {why}")]
     Encode {
         /// The key being written.
         key: String,
-        /// What rmp-serde said.
-        source: rmp_serde::encode::Error,
+        /// What failed, as a category (never the value).
+        why: &'static str,
     },
-    /// The stored value does not deserialize into the requested type.
-    #[error("session value {key:?} does not deserialize into the requested type: {source}")]
+    /// The stored value does not decode as the requested type.
+    #[error("session value {key:?} does not decode as the requested type: {why}")]
     Decode {
         /// The key being read.
         key: String,
-        /// What rmp-serde said.
-        source: rmp_serde::decode::Error,
+        /// What the stored value is, as a category (never the value).
+        why: &'static str,
     },
     /// Keys are limited in length so a session's map stays cheap to index.
     #[error("session key is {len} bytes, the maximum is {max}")]
@@ -254,6 +309,57 @@ pub enum ValueError {
         /// The maximum.
         max: usize,
     },
+}
+
+impl ValueError {
+    /// A decoding failure of the value under `key`, classified; rmp-serde's message (which may
+    /// quote the value) is dropped here.
+    pub(crate) fn decode(key: &str, error: &rmp_serde::decode::Error) -> ValueError {
+        use rmp_serde::decode::Error as E;
+        let why = match error {
+            E::TypeMismatch(_) => "a value of another type",
+            E::OutOfRange => "a number out of the requested type's range",
+            E::LengthMismatch(_) => "a sequence of another length",
+            E::Utf8Error(_) => "text that is not UTF-8",
+            E::DepthLimitExceeded => "nested too deeply",
+            E::InvalidMarkerRead(_) | E::InvalidDataRead(_) => "truncated MessagePack",
+            // serde's own messages start with a fixed phrase; only that phrase is looked at.
+            E::Syntax(message) | E::Uncategorized(message) => serde_category(message),
+        };
+        ValueError::Decode { key: key.to_owned(), why }
+    }
+
+    /// An encoding failure of the value under `key`, classified; a `Serialize` implementation's
+    /// own message (which may quote the value) is dropped here.
+    pub(crate) fn encode(key: String, error: &rmp_serde::encode::Error) -> ValueError {
+        use rmp_serde::encode::Error as E;
+        let why = match error {
+            E::InvalidValueWrite(_) => "the MessagePack writer failed",
+            E::UnknownLength => "a sequence or map of unknown length",
+            E::InvalidDataModel(_) => "the type's Serialize implementation is inconsistent",
+            E::DepthLimitExceeded => "nested deeper than the format reads",
+            E::Syntax(_) => "the type's Serialize implementation failed",
+        };
+        ValueError::Encode { key, why }
+    }
+}
+
+/// The category of one of serde's deserialization messages, from its fixed opening phrase
+/// (see `serde::de::Error`'s provided methods); the rest, which quotes the input, is not kept.
+fn serde_category(message: &str) -> &'static str {
+    const PHRASES: [(&str, &str); 7] = [
+        ("invalid type", "a value of another type"),
+        ("invalid value", "a value the requested type does not accept"),
+        ("invalid length", "a sequence of another length"),
+        ("unknown variant", "an unknown enum variant"),
+        ("unknown field", "a struct with an unknown field"),
+        ("missing field", "a struct with a missing field"),
+        ("duplicate field", "a struct with a duplicate field"),
+    ];
+    PHRASES
+        .iter()
+        .find(|(phrase, _)| message.starts_with(phrase))
+        .map_or("a value the requested type's Deserialize refused", |&(_, why)| why)
 }
 
 #[cfg(test)]

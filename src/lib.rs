@@ -56,6 +56,7 @@
 //! | `actix-web` | `integrations::actix`: an actix-web `SessionMiddleware` and extractor for [`SessionHandle`] |
 //! | `cli`   | the `sealed-session` binary: key ring management, `seal` and `open` for debugging |
 //! | `redis` | `revocation::RedisRevocations`: a revocation store in Redis shared by a fleet (tokio) |
+//! | `__testing` | **not part of the API, never enable it**: hidden entry points for this repository's fuzz package and test-vector generator (sealing with chosen entropy, decoding unauthenticated frames) |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -107,12 +107,11 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`ValueError::Decode`] when the stored value does not deserialize into `T`.
+    /// [`ValueError::Decode`] when the stored value does not deserialize into `T`. The error
+    /// names the key and what kind of value was found, never the value itself.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ValueError> {
         let Some((bytes, _)) = self.values.get(key) else { return Ok(None) };
-        rmp_serde::from_slice(bytes)
-            .map(Some)
-            .map_err(|source| ValueError::Decode { key: key.to_owned(), source })
+        rmp_serde::from_slice(bytes).map(Some).map_err(|error| ValueError::decode(key, &error))
     }
 
     /// The MessagePack bytes of a value, undecoded.
@@ -161,12 +160,12 @@ impl Session {
         }
         let bytes = match rmp_serde::to_vec_named(value) {
             Ok(bytes) => bytes,
-            Err(source) => return Err(ValueError::Encode { key, source }),
+            Err(error) => return Err(ValueError::encode(key, &error)),
         };
         // Opening reads values nested at most MAX_DEPTH levels: refuse what could never open.
         if msgpack::value_len(&bytes, 1) != Some(bytes.len()) {
-            let source = rmp_serde::encode::Error::DepthLimitExceeded;
-            return Err(ValueError::Encode { key, source });
+            let error = rmp_serde::encode::Error::DepthLimitExceeded;
+            return Err(ValueError::encode(key, &error));
         }
         let entry = Entry { bytes, sensitive };
         // Writing to a purged session starts a new one (say, a "logged out" notice): it is
@@ -286,7 +285,9 @@ impl Session {
     }
 
     /// How many cookies the client sent under this session's name beyond the token's own
-    /// chunks: leftovers of an earlier, larger session. The next seal removes them.
+    /// chunks: leftovers of an earlier, larger session. The next seal removes them. Only chunk
+    /// names a session under the codec's configuration can span count (and are removed); more
+    /// are ignored.
     pub fn stale_chunks(&self) -> usize {
         (self.client_chunks >> self.chunk_count).count_ones() as usize
     }

@@ -581,6 +581,100 @@ async fn token_header_transport<S: TestServer>() {
     browser.stop().await;
 }
 
+/// Sends `GET path` over a plain TCP connection with `headers` written byte for byte (HTTP
+/// clients refuse to send bytes outside visible ASCII, which browsers and servers pass through),
+/// and reads the whole response.
+async fn raw_get(server: &Running, path: &str, headers: Vec<(&'static str, Vec<u8>)>) -> Reply {
+    use std::io::{Read as _, Write as _};
+
+    let addr = server.base.strip_prefix("http://").expect("an http:// base").to_owned();
+    let path = path.to_owned();
+    let response = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connects to the server");
+        let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n").into_bytes();
+        for (name, value) in headers {
+            request.extend_from_slice(format!("{name}: ").as_bytes());
+            request.extend_from_slice(&value);
+            request.extend_from_slice(b"\r\n");
+        }
+        request.extend_from_slice(b"Connection: close\r\n\r\n");
+        stream.write_all(&request).expect("sends the request");
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).expect("reads the response");
+        response
+    })
+    .await
+    .expect("the client thread");
+
+    let end = response.windows(4).position(|w| w == b"\r\n\r\n").expect("a header block");
+    let head = std::str::from_utf8(&response[..end]).expect("an ASCII response head");
+    let mut lines = head.split("\r\n");
+    let status = lines.next().and_then(|line| line.split(' ').nth(1)).expect("a status line");
+    let fields: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let field = |wanted: &'static str| {
+        fields.iter().filter(move |(name, _)| name == wanted).map(|(_, value)| value.clone())
+    };
+    assert!(field("transfer-encoding").next().is_none(), "a chunked body: {head}");
+    Reply {
+        status: status.parse().expect("a numeric status"),
+        set_cookies: field("set-cookie").collect(),
+        token: field(TOKEN_HEADER).next(),
+        body: String::from_utf8(response[end + 4..].to_vec()).expect("a UTF-8 body"),
+    }
+}
+
+/// A byte outside visible ASCII in another cookie (`theme=café`, in UTF-8 or Latin-1, in the
+/// same Cookie header or another) does not cost the session: both servers pass such bytes
+/// through, and anyone who can set a cookie for the host could otherwise keep users signed out.
+async fn other_cookies_may_hold_any_byte<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    browser.login("ada").await;
+    let ours = browser.session_header().into_bytes();
+    let with = |before: &[u8], after: &[u8]| [before, &ours, after].concat();
+    // (what, the request's Cookie headers)
+    let cases: [(&str, Vec<Vec<u8>>); 5] = [
+        ("UTF-8 before", vec![with("theme=café; ".as_bytes(), b"")]),
+        ("Latin-1 before", vec![with(b"theme=caf\xe9; ", b"")]),
+        ("not UTF-8 after", vec![with(b"", b"; x=\xff\xfe\x80")]),
+        ("in a name", vec![with(b"caf\xe9=1; ", b"")]),
+        ("in another header", vec![b"theme=caf\xe9".to_vec(), ours.clone()]),
+    ];
+    for (what, cookie_headers) in cases {
+        let headers = cookie_headers.into_iter().map(|value| ("Cookie", value)).collect();
+        let reply = raw_get(&browser.server, "/whoami", headers).await;
+        assert_eq!(reply.json()["user"], "ada", "{}: {what}: logged out", S::NAME);
+        assert!(reply.set_cookies.is_empty(), "{}: {what}: {reply:?}", S::NAME);
+    }
+    browser.stop().await;
+}
+
+/// A token header that is not ASCII is a rejected token (a fresh session that goes back as a
+/// token), never a reason to read the cookies instead; a valid token is unaffected by bytes
+/// outside ASCII in the Cookie header.
+async fn token_header_bytes_are_the_token<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    let client = bare_client();
+    let reply =
+        send(client.post(browser.server.url("/login?user=ada")).header(TOKEN_HEADER, "")).await;
+    let token = reply.token.expect("a token");
+    browser.login("bob").await;
+    let cookies = browser.session_header().into_bytes();
+
+    let headers = vec![(TOKEN_HEADER, b"caf\xe9".to_vec()), ("Cookie", cookies.clone())];
+    let reply = raw_get(&browser.server, "/whoami", headers).await;
+    assert_eq!(reply.json()["user"], Value::Null, "{}: fell back to the cookies", S::NAME);
+    assert!(reply.set_cookies.is_empty(), "{}: cookies for a token client: {reply:?}", S::NAME);
+
+    let other = [b"theme=caf\xe9; ".as_slice(), &cookies].concat();
+    let headers = vec![(TOKEN_HEADER, token.into_bytes()), ("Cookie", other)];
+    let reply = raw_get(&browser.server, "/whoami", headers).await;
+    assert_eq!(reply.json()["user"], "ada", "{}", S::NAME);
+    browser.stop().await;
+}
+
 /// Runs every test of the suite against one adapter, as `<module>::<test>`.
 macro_rules! acceptance_suite {
     ($module:ident, $server:ty, [$($test:ident),* $(,)?]) => {
@@ -613,6 +707,8 @@ macro_rules! suite_for {
                 unchanged_session_sends_no_set_cookie,
                 old_key_session_is_resealed,
                 token_header_transport,
+                other_cookies_may_hold_any_byte,
+                token_header_bytes_are_the_token,
             ]
         );
     };

@@ -175,6 +175,10 @@ fn marker(input: &[u8]) -> Option<(usize, usize)> {
 
 /// The bytes a value's header and payload take (`fixed`, from the marker on) and how many nested
 /// values follow them (`items`; a map's keys and values both count).
+///
+/// A 32-bit length read from the input may be close to `usize::MAX` on a 32-bit target, so the
+/// lengths are combined with checked arithmetic: a sum or product that does not fit is a value
+/// the input cannot hold, and `None`.
 fn header(input: &[u8]) -> Option<(usize, usize)> {
     let (&first, rest) = input.split_first()?;
     let (fixed, items) = match Marker::from_u8(first) {
@@ -186,26 +190,39 @@ fn header(input: &[u8]) -> Option<(usize, usize)> {
         Marker::U32 | Marker::I32 | Marker::F32 => (4, 0),
         Marker::U64 | Marker::I64 | Marker::F64 => (8, 0),
         Marker::FixStr(n) => (usize::from(n), 0),
-        Marker::Str8 | Marker::Bin8 => (1 + read_len(rest, 1)?.0, 0),
-        Marker::Str16 | Marker::Bin16 => (2 + read_len(rest, 2)?.0, 0),
-        Marker::Str32 | Marker::Bin32 => (4 + read_len(rest, 4)?.0, 0),
+        Marker::Str8 | Marker::Bin8 => (payload(1, read_len(rest, 1)?.0)?, 0),
+        Marker::Str16 | Marker::Bin16 => (payload(2, read_len(rest, 2)?.0)?, 0),
+        Marker::Str32 | Marker::Bin32 => (payload(4, read_len(rest, 4)?.0)?, 0),
         Marker::FixExt1 => (2, 0),
         Marker::FixExt2 => (3, 0),
         Marker::FixExt4 => (5, 0),
         Marker::FixExt8 => (9, 0),
         Marker::FixExt16 => (17, 0),
-        Marker::Ext8 => (2 + read_len(rest, 1)?.0, 0),
-        Marker::Ext16 => (3 + read_len(rest, 2)?.0, 0),
-        Marker::Ext32 => (5 + read_len(rest, 4)?.0, 0),
+        // The length, then the type byte, then the payload.
+        Marker::Ext8 => (payload(2, read_len(rest, 1)?.0)?, 0),
+        Marker::Ext16 => (payload(3, read_len(rest, 2)?.0)?, 0),
+        Marker::Ext32 => (payload(5, read_len(rest, 4)?.0)?, 0),
         Marker::FixArray(n) => (0, usize::from(n)),
         Marker::Array16 => (2, read_len(rest, 2)?.0),
         Marker::Array32 => (4, read_len(rest, 4)?.0),
         Marker::FixMap(n) => (0, 2 * usize::from(n)),
-        Marker::Map16 => (2, 2 * read_len(rest, 2)?.0),
-        Marker::Map32 => (4, 2 * read_len(rest, 4)?.0),
+        Marker::Map16 => (2, map_items(read_len(rest, 2)?.0)?),
+        Marker::Map32 => (4, map_items(read_len(rest, 4)?.0)?),
         Marker::Reserved => return None,
     };
-    Some((1 + fixed, items))
+    Some((fixed.checked_add(1)?, items))
+}
+
+/// The bytes after the marker of a value whose `len` payload bytes follow `before` bytes of
+/// length (and type); `None` when the sum does not fit a `usize`.
+fn payload(before: usize, len: usize) -> Option<usize> {
+    before.checked_add(len)
+}
+
+/// The nested values of a map of `pairs` entries (a key and a value each); `None` when the
+/// count does not fit a `usize`.
+fn map_items(pairs: usize) -> Option<usize> {
+    pairs.checked_mul(2)
 }
 
 #[cfg(test)]
@@ -274,6 +291,34 @@ mod tests {
         assert_eq!(value_len(&[0xdb, 0xff, 0xff, 0xff, 0xff, b'a'], 1), None);
         assert_eq!(split_map(&[0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, b'a', 0x00]), None);
         assert_eq!(value_len(&[0xc1], 1), None);
+    }
+
+    #[test]
+    fn length_arithmetic_never_overflows() {
+        // A 32-bit length can be `usize::MAX` itself on a 32-bit target; these are the sums and
+        // the product `header` makes with one (an overflow panics in debug, wraps in release).
+        for len in [usize::MAX, usize::MAX - 4, usize::MAX - 1] {
+            assert_eq!(payload(5, len), None, "{len}");
+        }
+        assert_eq!(payload(4, usize::MAX - 4), Some(usize::MAX));
+        assert_eq!(map_items(usize::MAX / 2 + 1), None);
+        assert_eq!(map_items(usize::MAX), None);
+        assert_eq!(map_items(usize::MAX / 2), Some(usize::MAX - 1));
+        // The largest 32-bit lengths, through the header: exact where they fit, `None`
+        // otherwise, never a smaller (wrapped) size.
+        let max32 = u32::MAX as usize;
+        let exact = |bytes: &[u8], fixed: Option<usize>, items: Option<usize>| {
+            let expected = fixed.zip(items).and_then(|(f, i)| Some((f.checked_add(1)?, i)));
+            assert_eq!(header(bytes), expected, "{bytes:02x?}");
+        };
+        exact(&[0xdb, 0xff, 0xff, 0xff, 0xff], max32.checked_add(4), Some(0));
+        exact(&[0xc6, 0xff, 0xff, 0xff, 0xff], max32.checked_add(4), Some(0));
+        exact(&[0xc9, 0xff, 0xff, 0xff, 0xff, 0x01], max32.checked_add(5), Some(0));
+        exact(&[0xdf, 0xff, 0xff, 0xff, 0xff], Some(4), max32.checked_mul(2));
+        // And such a value never fits the bytes that follow it.
+        for bytes in [&[0xdb, 0xff, 0xff, 0xff, 0xff][..], &[0xc9, 0xff, 0xff, 0xff, 0xff, 1]] {
+            assert_eq!(value_len(bytes, 1), None);
+        }
     }
 
     #[test]

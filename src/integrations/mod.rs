@@ -37,10 +37,12 @@ impl Shared {
 
     /// Step 1, before the handler: load the session from the request's headers, straight
     /// into `session` (the handle's own), sparing the hot path a move of the session.
+    /// The headers are passed as the bytes received: see
+    /// [`SessionCodec::open_headers`](crate::SessionCodec::open_headers).
     pub(crate) fn load_into<'h>(
         &self,
-        cookies: impl IntoIterator<Item = &'h str>,
-        token: Option<&str>,
+        cookies: impl IntoIterator<Item = &'h [u8]>,
+        token: Option<&[u8]>,
         session: &mut Session,
     ) {
         self.codec.load_into(cookies, token, || self.clock.now(), session);
@@ -146,7 +148,7 @@ mod tests {
         // A visitor, with no cookie or with someone else's: nothing to open, nothing to store.
         let mut session = Session::new();
         for header in ["", "theme=dark"] {
-            shared.load_into([header], None, &mut session);
+            shared.load_into([header.as_bytes()], None, &mut session);
             assert_eq!(shared.finish_now(&mut session), Ok(Vec::new()));
         }
         assert_eq!(read(), 0, "a request without a session read the clock");
@@ -158,7 +160,7 @@ mod tests {
         let cookie = headers[0].1.split(';').next().expect("a name=value pair").to_owned();
 
         // The cookie comes back: opening checks its expiry, storing checks the refresh.
-        shared.load_into([cookie.as_str()], None, &mut session);
+        shared.load_into([cookie.as_bytes()], None, &mut session);
         assert_eq!(session.get::<String>("user").expect("decodes").as_deref(), Some("ada"));
         assert_eq!(shared.finish_now(&mut session), Ok(Vec::new()));
         assert_eq!(read(), 3);

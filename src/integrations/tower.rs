@@ -117,9 +117,10 @@ where
         let handle = SessionHandle::default();
         let mut session = handle.lock();
         let headers = request.headers();
-        let cookies = headers.get_all(COOKIE).iter().filter_map(|value| value.to_str().ok());
+        // As bytes: a byte outside visible ASCII in another cookie must not drop the header.
+        let cookies = headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes);
         let token = state.token_header.as_ref().and_then(|name| headers.get(name));
-        let token = token.and_then(|value| value.to_str().ok());
+        let token = token.map(HeaderValue::as_bytes);
         state.shared.load_into(cookies, token, &mut session);
         let verdict = state.shared.try_check(&session);
         if let Some(verdict) = verdict {

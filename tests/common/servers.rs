@@ -260,10 +260,12 @@ async fn axum_handler(
     use axum::http::{HeaderValue, StatusCode};
     use axum::response::IntoResponse;
 
+    // Lossy: a request may carry bytes that are not ASCII, not even UTF-8 (see
+    // `tests/adapters.rs`, `other_cookies_may_hold_any_byte`).
     let cookies: Vec<String> = headers
         .get_all(COOKIE)
         .iter()
-        .map(|v| v.to_str().expect("ASCII cookies").to_owned())
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .collect();
     let reply = respond(uri.path(), uri.query().unwrap_or(""), &cookies, &session);
     let status = StatusCode::from_u16(reply.status).expect("a valid status");
@@ -325,10 +327,11 @@ async fn actix_handler(
     use actix_web::http::StatusCode;
     use actix_web::http::header::{COOKIE, SET_COOKIE};
 
+    // Lossy, as for axum.
     let cookies: Vec<String> = request
         .headers()
         .get_all(COOKIE)
-        .map(|v| v.to_str().expect("ASCII cookies").to_owned())
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .collect();
     let reply = respond(request.path(), request.query_string(), &cookies, &session);
     let mut response =

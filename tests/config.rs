@@ -1,0 +1,118 @@
+//! `SessionConfigBuilder::build` refuses the settings that would inject attributes into the
+//! Set-Cookie header, break it (CR, LF), or make browsers drop the cookie (a `__Host-` name with
+//! a `Domain`, a `__Secure-` name without `Secure`), and never prefixes a name twice.
+
+use std::time::SystemTime;
+
+use sealed_session::{ConfigError, Key, KeyRing, Session, SessionCodec, SessionConfig};
+
+/// Which `ConfigError` variant a case expects.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Refused {
+    Name,
+    Path,
+    Domain,
+    Prefix,
+    TokenHeader,
+}
+
+fn kind(error: &ConfigError) -> Option<Refused> {
+    Some(match error {
+        ConfigError::InvalidName { .. } => Refused::Name,
+        ConfigError::InvalidPath { .. } => Refused::Path,
+        ConfigError::InvalidDomain { .. } => Refused::Domain,
+        ConfigError::Prefix { .. } => Refused::Prefix,
+        ConfigError::InvalidTokenHeader { .. } => Refused::TokenHeader,
+        _ => return None,
+    })
+}
+
+type Builder = sealed_session::SessionConfigBuilder;
+
+#[test]
+fn unsafe_cookie_settings_are_refused_at_build() {
+    let b = SessionConfig::builder;
+    // (what, the builder, the variant it is refused with)
+    let refused: Vec<(&str, Builder, Refused)> = vec![
+        ("path injecting a Domain", b("s").cookie_path("/; Domain=evil.example"), Refused::Path),
+        ("path injecting SameSite", b("s").cookie_path("/;SameSite=None"), Refused::Path),
+        ("path with CR LF", b("s").cookie_path("/\r\nX-Injected: 1"), Refused::Path),
+        ("path with LF", b("s").cookie_path("/app\n"), Refused::Path),
+        ("path with NUL", b("s").cookie_path("/a\0b"), Refused::Path),
+        ("path with a space", b("s").cookie_path("/my app"), Refused::Path),
+        ("path not ASCII", b("s").cookie_path("/café"), Refused::Path),
+        ("path without /", b("s").cookie_path("app"), Refused::Path),
+        ("empty path", b("s").cookie_path(""), Refused::Path),
+        ("path too long", b("s").cookie_path(format!("/{}", "a".repeat(1024))), Refused::Path),
+        ("domain injecting", b("s").cookie_domain("example.com; Secure"), Refused::Domain),
+        ("domain with CR LF", b("s").cookie_domain("example.com\r\nX: 1"), Refused::Domain),
+        ("domain with a port", b("s").cookie_domain("example.com:8080"), Refused::Domain),
+        ("domain with a path", b("s").cookie_domain("example.com/x"), Refused::Domain),
+        ("domain not ASCII", b("s").cookie_domain("exämple.com"), Refused::Domain),
+        ("empty domain", b("s").cookie_domain(""), Refused::Domain),
+        ("just a dot", b("s").cookie_domain("."), Refused::Domain),
+        ("empty label", b("s").cookie_domain("example..com"), Refused::Domain),
+        ("domain too long", b("s").cookie_domain("a.".repeat(130) + "com"), Refused::Domain),
+        ("name with CR LF", b("s\r\nX"), Refused::Name),
+        ("name with ;", b("s;Domain=x"), Refused::Name),
+        ("name with =", b("s=1"), Refused::Name),
+        ("name with a dot", b("s.1"), Refused::Name),
+        ("__Host- with a Domain", b("__Host-s").cookie_domain("example.com"), Refused::Prefix),
+        ("__Host- with a path", b("__Host-s").cookie_path("/app"), Refused::Prefix),
+        ("__Host- not Secure", b("__Host-s").cookie_secure(false), Refused::Prefix),
+        ("__host- in lower case", b("__host-s").cookie_domain("example.com"), Refused::Prefix),
+        ("__Secure- not Secure", b("__Secure-s").cookie_secure(false), Refused::Prefix),
+        ("__SECURE- not Secure", b("__SECURE-s").cookie_secure(false), Refused::Prefix),
+        ("__Secure- where __Host- applies", b("__Secure-s"), Refused::Prefix),
+        ("token header with CR LF", b("s").token_header("x-token\r\nX: 1"), Refused::TokenHeader),
+        ("token header with :", b("s").token_header("x-token:"), Refused::TokenHeader),
+        ("token header with a space", b("s").token_header("x token"), Refused::TokenHeader),
+        ("empty token header", b("s").token_header(""), Refused::TokenHeader),
+    ];
+    for (what, builder, expected) in refused {
+        let error = builder.build().expect_err(what);
+        assert_eq!(kind(&error), Some(expected), "{what}: {error}");
+        // The message says why, and quotes the setting escaped (no raw CR or LF).
+        let message = error.to_string();
+        assert!(!message.contains(['\r', '\n']), "{what}: {message:?}");
+        assert!(message.contains(": "), "{what}: {message}");
+    }
+}
+
+#[test]
+fn valid_cookie_settings_build_to_the_expected_name() {
+    let b = SessionConfig::builder;
+    // (what, the builder, the cookie name)
+    let accepted: Vec<(&str, Builder, &str)> = vec![
+        ("the default", b("s"), "__Host-s"),
+        ("__Host- given is not doubled", b("__Host-s"), "__Host-s"),
+        ("__Host- given, prefix off", b("__Host-s").host_prefix(false), "__Host-s"),
+        ("__Secure- given, prefix off", b("__Secure-s").host_prefix(false), "__Secure-s"),
+        ("__Secure- with a Domain", b("__Secure-s").cookie_domain("example.com"), "__Secure-s"),
+        ("__Secure- with a path", b("__Secure-s").cookie_path("/app"), "__Secure-s"),
+        ("a path", b("s").cookie_path("/app/v1"), "s"),
+        ("a percent-encoded path", b("s").cookie_path("/caf%C3%A9"), "s"),
+        ("a domain", b("s").cookie_domain("example.com"), "s"),
+        ("a leading dot", b("s").cookie_domain(".example.com"), "s"),
+        ("an xn-- domain", b("s").cookie_domain("xn--exmple-cua.com"), "s"),
+        ("a token header", b("s").token_header("X-Api-Session"), "__Host-s"),
+    ];
+    for (what, builder, name) in accepted {
+        let config = builder.build().unwrap_or_else(|error| panic!("{what}: {error}"));
+        assert_eq!(config.cookie_name(), name, "{what}");
+        // Each Set-Cookie line is one cookie with exactly the attributes configured.
+        let codec = SessionCodec::new(config, KeyRing::single(Key::generate()));
+        let mut session = Session::new();
+        session.insert("k", &1).expect("encodes");
+        let cookies = codec.seal(&mut session, SystemTime::now()).expect("seals");
+        for line in cookies.header_values() {
+            assert!(!line.contains(['\r', '\n']), "{what}: {line:?}");
+            let parsed = cookie::Cookie::parse(line.as_str()).expect("a Set-Cookie line");
+            assert_eq!(parsed.name(), name, "{what}");
+            let attributes: Vec<&str> = line.split(';').skip(1).map(str::trim).collect();
+            let count = |prefix: &str| attributes.iter().filter(|a| a.starts_with(prefix)).count();
+            assert!(count("Domain=") <= 1 && count("Path=") == 1, "{what}: {line}");
+            assert!(count("SameSite=") == 1, "{what}: {line}");
+        }
+    }
+}
