@@ -2211,15 +2211,22 @@ fn ring_file_vectors() -> Vec<RingFileVector> {
             "The same file without its `sha256` field, as versions before it wrote them: \
             accepted (with a warning).",
             "file",
-            json_text.lines().filter(|line| !line.contains("\"sha256\"")).collect::<Vec<_>>().join("\n"),
+            json_text
+                .lines()
+                .filter(|line| !line.contains("\"sha256\""))
+                .collect::<Vec<_>>()
+                .join("\n"),
         ),
         bad(
             "ring_checksum_mismatch",
             "The file with one key's `activates_at` changed and its `sha256` kept, as a rewrite \
             in place read half-way looks: refused before any key is used.",
             "file",
-            json_text.replacen(&format!("\"activates_at\": {}", PENDING.entry().activates_at),
-                &format!("\"activates_at\": {}", PENDING.entry().activates_at + 1), 1),
+            json_text.replacen(
+                &format!("\"activates_at\": {}", PENDING.entry().activates_at),
+                &format!("\"activates_at\": {}", PENDING.entry().activates_at + 1),
+                1,
+            ),
             "checksum",
         ),
         ok(

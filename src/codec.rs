@@ -44,6 +44,7 @@ use crate::format::{
     associated_data,
 };
 use crate::keys::{KeyId, KeyRing, RingKey, SharedKeyRing};
+use crate::random;
 use crate::seal;
 use crate::session::{MAX_KEY_LEN, Session};
 use crate::time::to_unix;
@@ -480,7 +481,8 @@ impl SessionCodec {
     /// [`SealError::StateTooLarge`] when the state exceeds the maximum state size,
     /// [`SealError::NoActiveKey`] when every key of the ring is pending.
     pub fn seal(&self, session: &mut Session, now: SystemTime) -> Result<SetCookies, SealError> {
-        self.seal_drawing(session, now, &mut |buf| getrandom::fill(buf).map_err(SealError::Random))
+        let source = self.config.randomness;
+        self.seal_drawing(session, now, &mut |buf| random::fill(source, buf))
     }
 
     /// [`seal`](SessionCodec::seal) with the nonce and session id drawn from `entropy`. For the
@@ -715,7 +717,8 @@ impl SessionCodec {
     ///
     /// As [`seal`](SessionCodec::seal).
     pub fn seal_token(&self, session: &mut Session, now: SystemTime) -> Result<String, SealError> {
-        let mut entropy = |buf: &mut [u8]| getrandom::fill(buf).map_err(SealError::Random);
+        let source = self.config.randomness;
+        let mut entropy = |buf: &mut [u8]| random::fill(source, buf);
         let ring = self.keys.load();
         let unsealed = self.frame(&ring, session, to_unix(now), &mut entropy)?;
         let budget = self.config.cookie_budget;

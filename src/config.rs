@@ -6,6 +6,7 @@ pub use cookie::SameSite;
 
 use crate::error::ConfigError;
 use crate::format::{HEADER_LEN, MAX_CHUNKS, MAX_COOKIE_LINE, MAX_NAME_LEN, Mode};
+use crate::random::Randomness;
 
 /// The prefix browsers reserve for cookies that are `Secure`, `Path=/` and carry no `Domain`:
 /// such a cookie cannot be set or shadowed by a sibling subdomain or over plain http.
@@ -82,6 +83,7 @@ pub struct SessionConfig {
     pub(crate) refresh_interval: Duration,
     pub(crate) clock_skew: Duration,
     pub(crate) token_header: String,
+    pub(crate) randomness: Randomness,
 }
 
 impl Default for SessionConfig {
@@ -113,6 +115,7 @@ impl SessionConfig {
             refresh_interval: Duration::from_secs(60),
             clock_skew: Duration::from_secs(60),
             token_header: "x-session-token".to_owned(),
+            randomness: Randomness::default(),
         }
     }
 
@@ -153,6 +156,11 @@ impl SessionConfig {
         self.clock_skew
     }
 
+    /// Where nonces and session ids come from.
+    pub fn randomness(&self) -> Randomness {
+        self.randomness
+    }
+
     /// Whether tokens are encrypted ([`Mode::Sealed`]) or only signed ([`Mode::Signed`]).
     pub fn mode(&self) -> Mode {
         self.mode
@@ -183,6 +191,7 @@ pub struct SessionConfigBuilder {
     refresh_interval: Duration,
     clock_skew: Duration,
     token_header: String,
+    randomness: Randomness,
 }
 
 impl SessionConfigBuilder {
@@ -304,6 +313,15 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Where nonces and session ids come from (default [`Randomness::ThreadLocal`]: the
+    /// thread's generator, seeded and reseeded from the operating system). Choose
+    /// [`Randomness::Os`] if the process's memory may be duplicated after it starts sealing
+    /// (`fork` without `exec`, a VM snapshot restored more than once): see [`Randomness`].
+    pub fn randomness(mut self, source: Randomness) -> Self {
+        self.randomness = source;
+        self
+    }
+
     /// How long a session may go unused before it expires (default 30 minutes).
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
@@ -402,6 +420,7 @@ impl SessionConfigBuilder {
             refresh_interval: self.refresh_interval,
             clock_skew: self.clock_skew,
             token_header: self.token_header.to_ascii_lowercase(),
+            randomness: self.randomness,
         })
     }
 }

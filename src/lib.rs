@@ -71,6 +71,7 @@ pub mod format;
 mod handle;
 pub mod integrations;
 pub mod keys;
+mod random;
 pub mod revocation;
 mod seal;
 mod session;
@@ -89,6 +90,7 @@ pub use handle::SessionHandle;
 pub use keys::{
     FileWatcher, Key, KeyId, KeyInfo, KeyLengthError, KeyRing, KeyRingError, SharedKeyRing,
 };
+pub use random::Randomness;
 pub use session::{MAX_KEY_LEN, Session, SessionId};
 
 /// The README's examples, compiled and run as doctests.
