@@ -64,7 +64,9 @@ mod chunk;
 mod clock;
 mod codec;
 mod config;
+mod csrf;
 mod error;
+mod flash;
 pub mod format;
 mod handle;
 pub mod integrations;
@@ -72,6 +74,7 @@ pub mod keys;
 pub mod revocation;
 mod seal;
 mod session;
+mod size;
 mod time;
 mod values;
 
@@ -81,13 +84,16 @@ pub use config::{
     DEFAULT_COOKIE_BUDGET, DEFAULT_MAX_COOKIE_HEADER, DEFAULT_MAX_STATE_SIZE, HOST_PREFIX,
     SameSite, SessionConfig, SessionConfigBuilder,
 };
-pub use error::{ConfigError, RejectReason, Rejection, SealError, ValueError};
+pub use csrf::{CSRF_FIELD, CSRF_HEADER, CSRF_KEY};
+pub use error::{ConfigError, RejectReason, Rejected, Rejection, SealError, ValueError};
+pub use flash::FLASH_KEY;
 pub use format::Mode;
 pub use handle::SessionHandle;
 pub use keys::{
     FileWatcher, Key, KeyId, KeyInfo, KeyLengthError, KeyRing, KeyRingError, SharedKeyRing,
 };
 pub use session::{MAX_KEY_LEN, Session, SessionId};
+pub use size::SessionSize;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(all(doctest, feature = "axum", feature = "actix-web", feature = "redis"))]
