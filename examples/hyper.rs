@@ -37,7 +37,7 @@ async fn handle(
 
     // 2. Use it.
     let visits = session.get::<u64>("visits").ok().flatten().unwrap_or(0) + 1;
-    let body = match session.insert("visits", &visits) {
+    let body = match session.insert("visits", visits) {
         Ok(()) => format!("visit {visits}\n"),
         Err(error) => format!("error: {error}\n"),
     };

@@ -1,7 +1,7 @@
 //! Framework adapters, each behind its cargo feature. They hold no logic of their own: they read
 //! the request's Cookie (or token) header and do what
 //! [`SessionCodec::load`](crate::SessionCodec::load) does, straight into the
-//! [`SessionHandle`](crate::SessionHandle) they put in the request's extensions, check
+//! [`SessionHandle`] they put in the request's extensions, check
 //! revocation when configured, and on the response call
 //! [`SessionCodec::store_headers`](crate::SessionCodec::store_headers), append what it returns, and
 //! revoke a purged session.
@@ -170,7 +170,7 @@ mod tests {
         assert_eq!(read(), 0, "a request without a session read the clock");
 
         // The handler writes: sealing needs the time.
-        session.insert("user", &"ada").expect("a string encodes");
+        session.insert("user", "ada").expect("a string encodes");
         let headers = shared.finish_now(&mut session).expect("seals");
         assert_eq!(read(), 1);
         let cookie = headers[0].1.split(';').next().expect("a name=value pair").to_owned();

@@ -59,8 +59,6 @@ pub struct Reply {
     pub body: String,
     /// A Set-Cookie header of the application's own.
     pub set_cookie: Option<&'static str>,
-    /// Where a redirect (303) goes.
-    pub location: Option<&'static str>,
 }
 
 impl Reply {
@@ -69,7 +67,18 @@ impl Reply {
     }
 
     fn status(status: u16, body: impl Into<String>) -> Reply {
-        Reply { status, body: body.into(), set_cookie: None, location: None }
+        Reply { status, body: body.into(), set_cookie: None }
+    }
+
+    /// A redirect (303) to `location`, which the adapters send as the `Location` header: the
+    /// body of a 303 is its location.
+    fn redirect(location: &str) -> Reply {
+        Reply::status(303, location)
+    }
+
+    /// Where a redirect goes.
+    pub fn location(&self) -> Option<&str> {
+        (self.status == 303).then_some(self.body.as_str())
     }
 }
 
@@ -128,6 +137,16 @@ pub fn respond(
     path: &str,
     query: &str,
     cookie_headers: &[String],
+    session: &SessionHandle,
+) -> Reply {
+    respond_to(path, query, cookie_headers, None, session)
+}
+
+/// [`respond`], with the request's `x-csrf-token` header.
+pub fn respond_to(
+    path: &str,
+    query: &str,
+    cookie_headers: &[String],
     csrf: Option<&str>,
     session: &SessionHandle,
 ) -> Reply {
@@ -152,7 +171,7 @@ pub fn respond(
         })),
         "/grow" => {
             let bytes = param(query, "bytes").and_then(|n| n.parse().ok()).unwrap_or(1000);
-            session.insert("blob", &filler(bytes)).expect("a string encodes");
+            session.insert("blob", filler(bytes)).expect("a string encodes");
             Reply::ok("grown")
         }
         "/grow-checked" => {
@@ -187,7 +206,7 @@ pub fn respond(
         }
         "/flash" => {
             session.flash(param(query, "msg").unwrap_or("saved")).expect("flashes encode");
-            Reply { location: Some("/flashes"), ..Reply::status(303, "") }
+            Reply::redirect("/flashes")
         }
         "/flashes" => Reply::ok(json!(session.take_flashes().expect("flashes decode")).to_string()),
         "/shrink" => {
@@ -206,7 +225,7 @@ pub fn respond(
         }
         "/echo" => Reply::ok(json!(cookie_headers).to_string()),
         "/too-big" => {
-            session.insert("blob", &filler(TOO_BIG_BYTES)).expect("a string encodes");
+            session.insert("blob", filler(TOO_BIG_BYTES)).expect("a string encodes");
             Reply::ok(TOO_BIG_BODY)
         }
         _ => Reply::status(404, ""),
@@ -366,14 +385,15 @@ async fn axum_handler(
         .map(|v| v.to_str().expect("ASCII cookies").to_owned())
         .collect();
     let csrf = headers.get(sealed_session::CSRF_HEADER).map(|v| v.to_str().expect("ASCII"));
-    let reply = respond(uri.path(), uri.query().unwrap_or(""), &cookies, csrf, &session);
+    let reply = respond_to(uri.path(), uri.query().unwrap_or(""), &cookies, csrf, &session);
     let status = StatusCode::from_u16(reply.status).expect("a valid status");
+    let location = reply.location().map(|l| HeaderValue::from_str(l).expect("a valid location"));
     let mut response = (status, reply.body).into_response();
     if let Some(cookie) = reply.set_cookie {
         response.headers_mut().append(SET_COOKIE, HeaderValue::from_static(cookie));
     }
-    if let Some(location) = reply.location {
-        response.headers_mut().insert(LOCATION, HeaderValue::from_static(location));
+    if let Some(location) = location {
+        response.headers_mut().insert(LOCATION, location);
     }
     response
 }
@@ -451,13 +471,13 @@ async fn actix_handler(
         .collect();
     let csrf = request.headers().get(sealed_session::CSRF_HEADER);
     let csrf = csrf.map(|v| v.to_str().expect("ASCII"));
-    let reply = respond(request.path(), request.query_string(), &cookies, csrf, &session);
+    let reply = respond_to(request.path(), request.query_string(), &cookies, csrf, &session);
     let mut response =
         actix_web::HttpResponse::build(StatusCode::from_u16(reply.status).expect("a status"));
     if let Some(cookie) = reply.set_cookie {
         response.append_header((SET_COOKIE, cookie));
     }
-    if let Some(location) = reply.location {
+    if let Some(location) = reply.location() {
         response.append_header((actix_web::http::header::LOCATION, location));
     }
     response.body(reply.body)
