@@ -8,7 +8,41 @@
 //! Everything a client sends is treated as hostile: bounded, authenticated before use, and
 //! rejected with a reason for your logs, never a panic.
 //!
-//! # Example
+//! # Example: axum (feature `axum`)
+//!
+//! ```no_run
+//! use axum::{Router, ServiceExt, extract::Request, routing::get};
+//! use sealed_session::integrations::tower::SessionLayer;
+//! use sealed_session::{SessionCodec, SessionConfig, SessionHandle, ValueError, keys::file};
+//! use tower::Layer as _;
+//!
+//! // `?` works on session operations: a failure answers an empty 500 and logs the reason.
+//! async fn count(session: SessionHandle) -> Result<String, ValueError> {
+//!     let n = session.update("visits", |n: &mut u64| {
+//!         *n += 1;
+//!         *n
+//!     })?;
+//!     Ok(format!("visit {n}"))
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // A key ring made once with `sealed-session keys init --file session-keys.json`.
+//! let keys = file::load_file("session-keys.json")?;
+//! let codec = SessionCodec::new(SessionConfig::default(), keys);
+//! let app = SessionLayer::new(codec).layer(Router::new().route("/", get(count)));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, ServiceExt::<Request>::into_make_service(app)).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! In handlers, [`SessionHandle`] gives typed values (`get`, `get_or_default`, `insert`,
+//! `update`, `remove`), the size check ([`SessionHandle::size`]), the rejection of the request's
+//! cookies ([`SessionHandle::rejected`]), a CSRF token ([`SessionHandle::csrf_token`],
+//! [`SessionHandle::verify_csrf`]) and flash messages ([`SessionHandle::flash`],
+//! [`SessionHandle::take_flashes`]). actix-web works the same way
+//! (`integrations::actix::SessionMiddleware`).
+//!
+//! # Example: the framework-free codec
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
@@ -56,6 +90,7 @@
 //! | `cli`   | the `sealed-session` binary: key ring management, `seal` and `open` for debugging |
 //! | `redis` | `revocation::RedisRevocations`: a revocation store in Redis shared by a fleet (tokio) |
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, clippy::unwrap_used)]
