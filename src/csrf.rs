@@ -31,6 +31,8 @@ impl Session {
     /// The session's CSRF token, made (and stored as a sensitive value) on first use. Put it in
     /// every form that changes state (a hidden field named [`CSRF_FIELD`]) or send it in the
     /// [`CSRF_HEADER`] header, and check it with [`verify_csrf`](Session::verify_csrf).
+    /// Making the token changes the session, so a visitor who is shown a form gets a session
+    /// cookie.
     ///
     /// # Examples
     ///
@@ -59,6 +61,7 @@ impl Session {
         let mut bytes = Zeroizing::new([0u8; CSRF_TOKEN_LEN]);
         getrandom::fill(&mut *bytes).map_err(SealError::Random)?;
         let token = BASE64.encode(*bytes);
+        // Cannot fail: a short key and a string value always encode.
         self.insert_sensitive(CSRF_KEY, &token).map_err(|_| SealError::Encrypt)?;
         Ok(token)
     }
