@@ -1,5 +1,5 @@
-//! The demo (`examples/demo.rs`) builds as the README says (`cargo run --example demo --features
-//! axum`), starts, and serves its pages: a cookie-jar client logs in, grows the cart until the
+//! The demo (`demo/`, a package of the workspace) builds as the README says (`cargo run -p
+//! sealed-session-demo`), starts, and serves its pages: a cookie-jar client logs in, grows the cart until the
 //! session spans three cookies, then past its budget (a "session full" page, the cart kept as
 //! it was, a line on the console), and logs out.
 //!

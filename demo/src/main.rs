@@ -1,7 +1,7 @@
 //! The sealed-session demo: an axum app whose whole state lives in sealed cookies.
 //!
 //! ```sh
-//! cargo run --example demo --features axum
+//! cargo run -p sealed-session-demo
 //! ```
 //!
 //! Log in and out, fill a cart and a notes list, and watch the session's cookies (their names,
@@ -14,7 +14,7 @@
 //!   an ephemeral ring and says so: sessions then end when it stops.
 //!
 //! * `--redis URL` (or `SEALED_SESSION_REDIS`): keep revocations in Redis (needs the `redis`
-//!   feature: `cargo run --example demo --features axum,redis -- --redis redis://127.0.0.1/`), so
+//!   feature: `cargo run -p sealed-session-demo --features redis -- --redis redis://127.0.0.1/`), so
 //!   several demo processes share them. Without it, revocations live in this process's memory.
 //! * `--no-session-layer`: serve only the two load-test routes below, by handlers that never
 //!   touch a session, for measuring what the session layer costs (`scripts/load.sh`).
@@ -232,7 +232,7 @@ async fn revocation(
     {
         let _ = url;
         Err("--redis (or SEALED_SESSION_REDIS) needs the `redis` feature: \
-             cargo run --example demo --features axum,redis -- --redis URL"
+             cargo run -p sealed-session-demo --features redis -- --redis URL"
             .into())
     }
 }
