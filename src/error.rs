@@ -68,6 +68,14 @@ impl fmt::Display for RejectReason {
 
 impl RejectReason {
     /// The reason in the coarse form a handler may show the user (see [`Rejected`]).
+    ///
+    /// ```
+    /// use sealed_session::{RejectReason, Rejected};
+    ///
+    /// assert_eq!(RejectReason::IdleExpired.coarse(), Rejected::Expired);
+    /// assert_eq!(RejectReason::Revoked.coarse(), Rejected::Revoked);
+    /// assert_eq!(RejectReason::Forged.coarse(), Rejected::Invalid);
+    /// ```
     pub fn coarse(self) -> Rejected {
         match self {
             RejectReason::IdleExpired | RejectReason::AbsoluteExpired => Rejected::Expired,
