@@ -20,8 +20,8 @@ use axum::{Router, ServiceExt};
 use sealed_session::integrations::tower::{SessionLayer, SessionService};
 use sealed_session::revocation::{MemoryRevocations, Revocation};
 use sealed_session::{
-    CSRF_FIELD, CSRF_HEADER, Key, KeyRing, Rejected, SealError, SessionCodec, SessionConfig,
-    SessionHandle, ValueError,
+    CSRF_FIELD, Key, KeyRing, Rejected, SealError, SessionCodec, SessionConfig, SessionHandle,
+    ValueError,
 };
 use serde::{Deserialize, Serialize};
 use tower::Layer as _;
@@ -99,12 +99,6 @@ fn too_large(_: &SealError) -> Response {
         .into_response()
 }
 
-/// Whether the request carries the session's CSRF token, in the form or the header.
-fn csrf_ok(session: &SessionHandle, headers: &HeaderMap, form_token: Option<&str>) -> bool {
-    let header = headers.get(CSRF_HEADER).and_then(|value| value.to_str().ok());
-    session.verify_csrf(header.or(form_token))
-}
-
 fn forbidden() -> Response {
     (StatusCode::FORBIDDEN, "invalid CSRF token").into_response()
 }
@@ -152,7 +146,7 @@ async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, ValueError> {
-    if !csrf_ok(&session, &headers, form.csrf_token.as_deref()) {
+    if !session.verify_csrf_headers(&headers, form.csrf_token.as_deref()) {
         return Ok(forbidden());
     }
     let name = form.name.trim();
@@ -180,7 +174,7 @@ async fn add_note(
     headers: HeaderMap,
     Form(form): Form<NoteForm>,
 ) -> Result<Response, ValueError> {
-    if !csrf_ok(&session, &headers, form.csrf_token.as_deref()) {
+    if !session.verify_csrf_headers(&headers, form.csrf_token.as_deref()) {
         return Ok(forbidden());
     }
     user.notes.push(form.note.chars().take(200).collect());
@@ -199,7 +193,7 @@ async fn logout(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if !csrf_ok(&session, &headers, form.csrf_token.as_deref()) {
+    if !session.verify_csrf_headers(&headers, form.csrf_token.as_deref()) {
         return forbidden();
     }
     // The layer revokes the purged session: a copy of its cookies is worthless from now on.
@@ -217,7 +211,7 @@ async fn logout_everywhere(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if !csrf_ok(&session, &headers, form.csrf_token.as_deref()) {
+    if !session.verify_csrf_headers(&headers, form.csrf_token.as_deref()) {
         return forbidden();
     }
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();

@@ -247,6 +247,33 @@ impl FromRequest for SessionHandle {
     }
 }
 
+impl SessionHandle {
+    /// Whether the request carries the session's CSRF token: in the
+    /// [`CSRF_HEADER`](crate::CSRF_HEADER) header (`x-csrf-token`) when it has one, otherwise
+    /// in `form_field` (the form's [`CSRF_FIELD`](crate::CSRF_FIELD)). Compared in constant
+    /// time; see [`Session::csrf_token`](crate::Session::csrf_token).
+    ///
+    /// ```
+    /// use actix_web::test::TestRequest;
+    /// use sealed_session::{Session, SessionHandle};
+    ///
+    /// let session = SessionHandle::new(Session::new());
+    /// let token = session.csrf_token()?;
+    /// let bare = TestRequest::default().to_http_request();
+    /// assert!(session.verify_csrf_request(&bare, Some(&token)), "the form field");
+    /// assert!(!session.verify_csrf_request(&bare, None));
+    /// let with_header =
+    ///     TestRequest::default().insert_header(("x-csrf-token", token.as_str())).to_http_request();
+    /// assert!(session.verify_csrf_request(&with_header, None), "the header");
+    /// assert!(session.verify_csrf_request(&with_header, Some("another")), "the header wins");
+    /// # Ok::<(), sealed_session::SealError>(())
+    /// ```
+    pub fn verify_csrf_request(&self, request: &HttpRequest, form_field: Option<&str>) -> bool {
+        let header = request.headers().get(crate::CSRF_HEADER);
+        self.verify_csrf(header.and_then(|value| value.to_str().ok()).or(form_field))
+    }
+}
+
 /// A session value a handler could not read or write answers an empty 500, so handlers can use
 /// `?` on session operations. The reason goes to `tracing` at error level; the client learns
 /// nothing (no key, no value, no reason).

@@ -329,6 +329,31 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionHandle {
     }
 }
 
+impl SessionHandle {
+    /// Whether the request carries the session's CSRF token: in the
+    /// [`CSRF_HEADER`](crate::CSRF_HEADER) header (`x-csrf-token`) when it has one, otherwise
+    /// in `form_field` (the form's [`CSRF_FIELD`](crate::CSRF_FIELD)). Compared in constant
+    /// time; see [`Session::csrf_token`](crate::Session::csrf_token).
+    ///
+    /// ```
+    /// use http::HeaderMap;
+    /// use sealed_session::{Session, SessionHandle};
+    ///
+    /// let session = SessionHandle::new(Session::new());
+    /// let token = session.csrf_token()?;
+    /// let mut headers = HeaderMap::new();
+    /// assert!(session.verify_csrf_headers(&headers, Some(&token)), "the form field");
+    /// assert!(!session.verify_csrf_headers(&headers, None));
+    /// headers.insert("x-csrf-token", token.parse().unwrap());
+    /// assert!(session.verify_csrf_headers(&headers, None), "the header");
+    /// # Ok::<(), sealed_session::SealError>(())
+    /// ```
+    pub fn verify_csrf_headers(&self, headers: &http::HeaderMap, form_field: Option<&str>) -> bool {
+        let header = headers.get(crate::CSRF_HEADER).and_then(|value| value.to_str().ok());
+        self.verify_csrf(header.or(form_field))
+    }
+}
+
 /// A session value a handler could not read or write answers an empty 500, so handlers can use
 /// `?` on session operations. The reason goes to `tracing` at error level; the client learns
 /// nothing (no key, no value, no reason).
