@@ -71,7 +71,7 @@ async fn read(session: SessionHandle) -> &'static str {
 }
 
 async fn write(session: SessionHandle) -> &'static str {
-    session.insert(TOUCHED, &true).expect("a bool encodes");
+    session.insert(TOUCHED, true).expect("a bool encodes");
     "ok"
 }
 

@@ -130,7 +130,7 @@ fn main() {
     let seal = |user: &str| {
         let mut session = Session::new();
         session.insert("user", user).expect("a string encodes");
-        session.insert("cart", &vec!["SKU-00001", "SKU-00002", "SKU-00003"]).expect("encodes");
+        session.insert("cart", vec!["SKU-00001", "SKU-00002", "SKU-00003"]).expect("encodes");
         codec.seal(&mut session, now).expect("seals").request_header()
     };
     let header = seal("ada");

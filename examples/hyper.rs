@@ -37,12 +37,21 @@ async fn handle(
     };
 
     // 2. Use it.
-    let visits = session.get::<u64>("visits").ok().flatten().unwrap_or(0) + 1;
-    let body = match session.insert("visits", &visits) {
-        Ok(()) => format!("visit {visits}\n"),
-        Err(error) => format!("error: {error}\n"),
+    //    A value that does not decode is a server fault: log it, answer an empty 500 (never the
+    //    reason, which names the key).
+    let visits = match session.update("visits", |n: &mut u64| {
+        *n += 1;
+        *n
+    }) {
+        Ok(visits) => visits,
+        Err(error) => {
+            eprintln!("session value error: {error}");
+            let mut response = Response::new(Full::default());
+            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            return Ok(response);
+        }
     };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(Full::new(Bytes::from(format!("visit {visits}\n"))));
 
     // 3. Save: Set-Cookie headers only when the session changed or needs a refresh. A session
     //    too large to save is a server fault: answer an empty 500.

@@ -49,8 +49,9 @@ for tool in wrk curl; do
     command -v "$tool" >/dev/null || { echo "$tool is missing: bash scripts/install-deps.sh" >&2; exit 1; }
 done
 
-cargo build --release --example demo --example load_floor --features axum --quiet
-examples="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release/examples"
+cargo build --release -p sealed-session-demo --quiet
+cargo build --release --example load_floor --features axum --quiet
+release="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release"
 
 work="$(mktemp -d)"
 pids=()
@@ -64,11 +65,13 @@ trap cleanup EXIT
 # Starts an example (the demo: an ephemeral key ring) with these arguments; sets $url once it
 # listens.
 start() {
-    local log="$work/server-${#pids[@]}.log" example="$1"
+    local log="$work/server-${#pids[@]}.log" example="$1" binary="$release/examples/$1"
+    # The demo is a package of its own (`demo/`), built as the binary `demo`.
+    [[ "$example" == demo ]] && binary="$release/demo"
     shift
     : >"$log"
     env -u SEALED_SESSION_KEYS -u SEALED_SESSION_KEYS_FILE -u PORT \
-        "${server_cpu[@]}" "$examples/$example" --port 0 "$@" >"$log" 2>&1 &
+        "${server_cpu[@]}" "$binary" --port 0 "$@" >"$log" 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do
         url="$(sed -n 's/^sealed-session .* listening on //p' "$log")"

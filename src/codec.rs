@@ -47,6 +47,7 @@ use crate::keys::{KeyId, KeyRing, RingKey, SharedKeyRing};
 use crate::random;
 use crate::seal;
 use crate::session::{MAX_KEY_LEN, Session};
+use crate::size::SessionSize;
 use crate::time::to_unix;
 use crate::values::{Opened, Slot, Slots, Values};
 
@@ -818,6 +819,49 @@ impl SessionCodec {
         let mut cookie = self.template(&chunk::chunk_name(&self.config.name, index), "", None);
         cookie.make_removal();
         cookie
+    }
+}
+
+impl SessionCodec {
+    /// How large `session` would be if it were sealed at `now`, against the configured
+    /// budget, cookie count and maximum state size: what a handler checks before returning
+    /// (see [`SessionSize`]). It compresses the state as sealing would, but encrypts nothing.
+    pub fn measure(&self, session: &Session, now: SystemTime) -> SessionSize {
+        let now = to_unix(now);
+        let meta = match session.meta {
+            Some(meta) if !session.renew => FrameMeta { last_refresh: now, ..meta },
+            _ => FrameMeta {
+                issued_at: now,
+                last_refresh: now,
+                expires_at: now.saturating_add(self.config.absolute_timeout.as_secs()),
+                session_id: [0; SESSION_ID_LEN],
+            },
+        };
+        let (body, sensitive) = encode_sections(session);
+        let state_bytes = body.len() + sensitive.as_ref().map_or(0, Vec::len);
+        let mut framed = Vec::new();
+        let threshold = self.config.compression_threshold;
+        frame::encode(&meta, &body, sensitive.as_deref(), threshold, &mut framed);
+        let encoded_len = base64_len(HEADER_LEN + self.config.mode.envelope_len() + framed.len());
+        let budget = self.config.cookie_budget;
+        let mut size = if session.via_token {
+            SessionSize::new(encoded_len, 1, budget)
+        } else {
+            let max_age = self.config.persistent.then(|| meta.expires_at.saturating_sub(now));
+            let attrs_len = self.template("", "", max_age).to_string().len();
+            let name = &self.config.name;
+            let line = self.config.max_cookie_line;
+            match chunk::plan(encoded_len, name.len(), attrs_len, line, usize::MAX) {
+                Some(lens) => {
+                    SessionSize::new(chunk::header_share(name, &lens), lens.len(), budget)
+                }
+                // No value fits on a line (not with a valid configuration).
+                None => SessionSize::new(usize::MAX, usize::MAX, budget),
+            }
+        };
+        size.state_bytes = state_bytes;
+        size.max_state_size = self.config.max_state_size;
+        size
     }
 }
 

@@ -229,9 +229,11 @@ impl SessionConfigBuilder {
     /// Whether the cookie is `Secure`, sent over https only (default `true`).
     ///
     /// **Weakens security when `false`:** the session then travels over plain http where anyone
-    /// on the path can copy it. For local development you rarely need this: browsers treat
-    /// `http://localhost` as a secure context and accept `Secure` and `__Host-` cookies from it.
-    /// Set it to `false` only for development clients that do not, and never from a default.
+    /// on the path can copy it. For local development, Chrome, Edge and Firefox treat
+    /// `http://localhost` as a secure context and accept `Secure` and `__Host-` cookies from it;
+    /// Safari (WebKit) does not, and drops them. Set it to `false` only in a development
+    /// configuration chosen by an explicit setting (or serve https locally), never from a
+    /// default. Without `Secure`, the name loses its `__Host-` prefix.
     pub fn cookie_secure(mut self, on: bool) -> Self {
         self.secure = on;
         self

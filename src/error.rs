@@ -99,6 +99,40 @@ impl fmt::Display for RejectReason {
     }
 }
 
+impl RejectReason {
+    /// The reason in the coarse form a handler may show the user (see [`Rejected`]).
+    ///
+    /// ```
+    /// use sealed_session::{RejectReason, Rejected};
+    ///
+    /// assert_eq!(RejectReason::IdleExpired.coarse(), Rejected::Expired);
+    /// assert_eq!(RejectReason::Revoked.coarse(), Rejected::Revoked);
+    /// assert_eq!(RejectReason::Forged.coarse(), Rejected::Invalid);
+    /// ```
+    pub fn coarse(self) -> Rejected {
+        match self {
+            RejectReason::IdleExpired | RejectReason::AbsoluteExpired => Rejected::Expired,
+            RejectReason::Revoked => Rejected::Revoked,
+            _ => Rejected::Invalid,
+        }
+    }
+}
+
+/// Why a request's session cookies were rejected, coarsely: what a handler may tell the user
+/// ("your session expired, please sign in again") through
+/// [`Session::rejected`](crate::Session::rejected). The exact [`RejectReason`] is for the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Rejected {
+    /// The session timed out: idle for too long, or past its absolute lifetime.
+    Expired,
+    /// The session was revoked: logged out elsewhere, or "log out everywhere".
+    Revoked,
+    /// Anything else: a changed or foreign cookie, a retired key, a token too large, a
+    /// revocation store that could not answer.
+    Invalid,
+}
+
 /// The client's session cookies were rejected.
 ///
 /// Log [`reason`](Rejection::reason) and carry on with
@@ -133,7 +167,7 @@ impl Rejection {
     /// A new, empty session that removes the rejected cookies from the client when it is next
     /// sealed (or purged).
     pub fn into_fresh_session(self) -> crate::Session {
-        crate::Session::fresh_replacing(self.seen_chunks)
+        crate::Session::fresh_replacing(self.seen_chunks, self.reason.coarse())
     }
 }
 

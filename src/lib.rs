@@ -8,7 +8,41 @@
 //! Everything a client sends is treated as hostile: bounded, authenticated before use, and
 //! rejected with a reason for your logs, never a panic.
 //!
-//! # Example
+//! # Example: axum (feature `axum`)
+//!
+//! ```no_run
+//! use axum::{Router, ServiceExt, extract::Request, routing::get};
+//! use sealed_session::integrations::tower::SessionLayer;
+//! use sealed_session::{SessionCodec, SessionConfig, SessionHandle, ValueError, keys::file};
+//! use tower::Layer as _;
+//!
+//! // `?` works on session operations: a failure answers an empty 500 and logs the reason.
+//! async fn count(session: SessionHandle) -> Result<String, ValueError> {
+//!     let n = session.update("visits", |n: &mut u64| {
+//!         *n += 1;
+//!         *n
+//!     })?;
+//!     Ok(format!("visit {n}"))
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // A key ring made once with `sealed-session keys init --file session-keys.json`.
+//! let keys = file::load_file("session-keys.json")?;
+//! let codec = SessionCodec::new(SessionConfig::default(), keys);
+//! let app = SessionLayer::new(codec).layer(Router::new().route("/", get(count)));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, ServiceExt::<Request>::into_make_service(app)).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! In handlers, [`SessionHandle`] gives typed values (`get`, `get_or_default`, `insert`,
+//! `update`, `remove`), the size check ([`SessionHandle::size`]), the rejection of the request's
+//! cookies ([`SessionHandle::rejected`]), a CSRF token ([`SessionHandle::csrf_token`],
+//! [`SessionHandle::verify_csrf`]) and flash messages ([`SessionHandle::flash`],
+//! [`SessionHandle::take_flashes`]). actix-web works the same way
+//! (`integrations::actix::SessionMiddleware`).
+//!
+//! # Example: the framework-free codec
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
@@ -58,6 +92,7 @@
 //! | `redis` | `revocation::RedisRevocations`: a revocation store in Redis shared by a fleet (tokio) |
 //! | `__testing` | **not part of the API, never enable it**: hidden entry points for this repository's fuzz package and test-vector generator (sealing with chosen entropy, decoding unauthenticated frames) |
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, clippy::unwrap_used)]
@@ -66,7 +101,9 @@ mod chunk;
 mod clock;
 mod codec;
 mod config;
+mod csrf;
 mod error;
+mod flash;
 pub mod format;
 mod handle;
 pub mod integrations;
@@ -75,6 +112,7 @@ mod random;
 pub mod revocation;
 mod seal;
 mod session;
+mod size;
 mod time;
 mod values;
 
@@ -84,7 +122,9 @@ pub use config::{
     DEFAULT_COOKIE_BUDGET, DEFAULT_MAX_COOKIE_HEADER, DEFAULT_MAX_STATE_SIZE, HOST_PREFIX,
     SameSite, SessionConfig, SessionConfigBuilder,
 };
-pub use error::{ConfigError, RejectReason, Rejection, SealError, ValueError};
+pub use csrf::{CSRF_FIELD, CSRF_HEADER, CSRF_KEY};
+pub use error::{ConfigError, RejectReason, Rejected, Rejection, SealError, ValueError};
+pub use flash::FLASH_KEY;
 pub use format::Mode;
 pub use handle::SessionHandle;
 pub use keys::{
@@ -92,6 +132,7 @@ pub use keys::{
 };
 pub use random::Randomness;
 pub use session::{MAX_KEY_LEN, Session, SessionId};
+pub use size::SessionSize;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(all(doctest, feature = "axum", feature = "actix-web", feature = "redis"))]

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::ValueError;
+use crate::error::{Rejected, ValueError};
 use crate::format::SESSION_ID_LEN;
 use crate::format::frame::FrameMeta;
 use crate::format::msgpack;
@@ -47,14 +47,24 @@ impl fmt::Debug for SessionId {
 /// use sealed_session::Session;
 ///
 /// let mut session = Session::new();
-/// session.insert("user_id", &42u64)?;
-/// session.insert("cart", &vec!["apple", "pear"])?;
-/// session.insert_sensitive("csrf", &"Zm9vYmFy")?;
+/// session.insert("user_id", 42u64)?;
+/// session.insert("cart", vec!["apple", "pear"])?;
+/// session.insert_sensitive("oauth_state", "Zm9vYmFy")?;
 ///
 /// assert_eq!(session.get::<u64>("user_id")?, Some(42));
 /// assert_eq!(session.get::<Vec<String>>("cart")?.unwrap().len(), 2);
 /// assert_eq!(session.get::<u64>("missing")?, None);
-/// assert!(session.remove("cart"));
+/// assert_eq!(session.get_or_default::<u64>("visits")?, 0);
+///
+/// // `update` reads (or defaults), changes and stores in one call.
+/// let visits = session.update("visits", |n: &mut u64| { *n += 1; *n })?;
+/// assert_eq!(visits, 1);
+///
+/// // `remove` gives the old value back, typed; `remove_raw` for its bytes (or just whether it
+/// // was there).
+/// assert_eq!(session.remove::<Vec<String>>("cart")?, Some(vec!["apple".into(), "pear".into()]));
+/// assert!(session.remove_raw("user_id").is_some());
+/// assert!(session.remove_raw("user_id").is_none());
 /// # Ok::<(), sealed_session::ValueError>(())
 /// ```
 #[derive(Clone, Default)]
@@ -75,6 +85,8 @@ pub struct Session {
     pub(crate) via_token: bool,
     /// The id and times of the session a `purge` ended, for revoking it.
     pub(crate) ended: Option<FrameMeta>,
+    /// Why the client's cookies were not accepted, when this session replaced them.
+    pub(crate) rejected: Option<Rejected>,
 }
 
 impl Session {
@@ -83,8 +95,39 @@ impl Session {
         Session::default()
     }
 
-    pub(crate) fn fresh_replacing(client_chunks: u64) -> Session {
-        Session { client_chunks, ..Session::default() }
+    /// A fresh session replacing the client's rejected cookies (bit `i` of `client_chunks`
+    /// for chunk `i`), which it removes when stored.
+    pub(crate) fn fresh_replacing(client_chunks: u64, rejected: Rejected) -> Session {
+        Session { client_chunks, rejected: Some(rejected), ..Session::default() }
+    }
+
+    /// Whether the client's session cookies were rejected on this request, and, coarsely, why:
+    /// this session is then a fresh one that replaced them. `None` when the request brought no
+    /// session or a valid one.
+    ///
+    /// Use it to tell the user "your session expired, please sign in again"; the exact reason
+    /// is in the `tracing` warning the adapter logged, never for the client.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use sealed_session::{Key, KeyRing, Rejected, SessionCodec, SessionConfig};
+    ///
+    /// let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+    /// let now = SystemTime::now();
+    /// let mut session = codec.load([""], None, now);
+    /// assert_eq!(session.rejected(), None);
+    /// session.insert("user", "ada")?;
+    /// let header = codec.save(&mut session, now)?.expect("changed").request_header();
+    ///
+    /// let next_day = now + Duration::from_secs(24 * 3600);
+    /// assert_eq!(codec.load([header.as_str()], None, next_day).rejected(), Some(Rejected::Expired));
+    /// assert_eq!(codec.load(["__Host-session=junk"], None, now).rejected(), Some(Rejected::Invalid));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rejected(&self) -> Option<Rejected> {
+        self.rejected
     }
 
     /// Records a successful seal: the session now matches what the client will hold.
@@ -114,24 +157,54 @@ impl Session {
         rmp_serde::from_slice(bytes).map(Some).map_err(|error| ValueError::decode(key, &error))
     }
 
+    /// Reads a value, or `T::default()` when there is none.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Session::get).
+    pub fn get_or_default<T: DeserializeOwned + Default>(
+        &self,
+        key: &str,
+    ) -> Result<T, ValueError> {
+        self.get(key).map(Option::unwrap_or_default)
+    }
+
+    /// Reads the value under `key` (or `T::default()`), lets `f` change it, and stores it back,
+    /// keeping it [sensitive](Session::insert_sensitive) if it was. Returns what `f` returns.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Session::get) (then nothing is stored) and [`insert`](Session::insert).
+    pub fn update<T, R>(&mut self, key: &str, f: impl FnOnce(&mut T) -> R) -> Result<R, ValueError>
+    where
+        T: Serialize + DeserializeOwned + Default,
+    {
+        let mut value: T = self.get_or_default(key)?;
+        let result = f(&mut value);
+        let sensitive = self.is_sensitive(key);
+        self.insert_entry(key.to_owned(), &value, sensitive)?;
+        Ok(result)
+    }
+
     /// The MessagePack bytes of a value, undecoded.
     pub fn get_raw(&self, key: &str) -> Option<&[u8]> {
         self.values.get(key).map(|(bytes, _)| bytes)
     }
 
-    /// Stores a value (structs are encoded as maps, by field name).
+    /// Stores a value (structs are encoded as maps, by field name). Takes the value or a
+    /// reference to it: `insert("n", n + 1)` and `insert("cart", &cart)` both work.
     ///
     /// # Errors
     ///
     /// [`ValueError::Encode`] if serde cannot serialize it or it nests deeper than the format
     /// reads ([`MAX_DEPTH`](crate::format::MAX_DEPTH) levels), [`ValueError::KeyTooLong`] for a
     /// key longer than [`MAX_KEY_LEN`].
-    pub fn insert<T: Serialize + ?Sized>(
+    pub fn insert<T: Serialize>(
         &mut self,
         key: impl Into<String>,
-        value: &T,
+        value: T,
     ) -> Result<(), ValueError> {
-        self.insert_entry(key.into(), value, false)
+        self.insert_entry(key.into(), &value, false)
     }
 
     /// Stores a secret (a CSRF or OAuth token, say). Sensitive values are stored apart from the
@@ -141,12 +214,12 @@ impl Session {
     /// # Errors
     ///
     /// As [`insert`](Session::insert).
-    pub fn insert_sensitive<T: Serialize + ?Sized>(
+    pub fn insert_sensitive<T: Serialize>(
         &mut self,
         key: impl Into<String>,
-        value: &T,
+        value: T,
     ) -> Result<(), ValueError> {
-        self.insert_entry(key.into(), value, true)
+        self.insert_entry(key.into(), &value, true)
     }
 
     fn insert_entry<T: Serialize + ?Sized>(
@@ -178,11 +251,26 @@ impl Session {
         Ok(())
     }
 
-    /// Removes a value, returning whether it was there.
-    pub fn remove(&mut self, key: &str) -> bool {
-        let removed = self.contains_key(key) && self.values.owned().remove(key).is_some();
-        self.changed |= removed;
-        removed
+    /// Removes a value, returning it decoded into `T` (`None` if there was none).
+    ///
+    /// # Errors
+    ///
+    /// [`ValueError::Decode`] when the old value does not deserialize into `T`; it is removed
+    /// all the same. To remove without decoding, use [`remove_raw`](Session::remove_raw).
+    pub fn remove<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, ValueError> {
+        let Some(bytes) = self.remove_raw(key) else { return Ok(None) };
+        rmp_serde::from_slice(&bytes).map(Some).map_err(|error| ValueError::decode(key, &error))
+    }
+
+    /// Removes a value, returning its MessagePack bytes (`None` if there was none):
+    /// `remove_raw(key).is_some()` says whether it was there.
+    pub fn remove_raw(&mut self, key: &str) -> Option<Vec<u8>> {
+        if !self.contains_key(key) {
+            return None;
+        }
+        let entry = self.values.owned().remove(key)?;
+        self.changed = true;
+        Some(entry.bytes)
     }
 
     /// Removes every value, keeping the session's id and lifetime.
@@ -205,7 +293,11 @@ impl Session {
     /// Gives the session a new id and a new lifetime when it is next sealed, keeping its values.
     /// Call it when privileges change (at login) so an id planted before login (session
     /// fixation) is worth nothing after it.
+    ///
+    /// It also drops the CSRF token (see [`csrf_token`](Session::csrf_token)): the next page
+    /// gets a new one.
     pub fn renew(&mut self) {
+        self.remove_raw(crate::csrf::CSRF_KEY);
         self.renew = true;
         self.purged = false;
         self.changed = true;

@@ -23,7 +23,10 @@ use sealed_session::{
     SharedKeyRing,
 };
 use serde_json::Value;
-use servers::{Running, THEME_COOKIE, TestServer, filler};
+use servers::{
+    QUESTION_ROUTE, Running, SAVE_ERROR_BODY, SAVE_ERROR_STATUS, THEME_COOKIE, TOO_BIG_BYTES,
+    TestServer, filler,
+};
 
 /// The session's first cookie; further chunks are `NAME.1`, `NAME.2`, ...
 const NAME: &str = "__Host-app";
@@ -145,8 +148,13 @@ struct Browser {
 
 impl Browser {
     fn start<S: TestServer>(codec: SessionCodec) -> Browser {
+        Browser::start_with::<S>(codec, false)
+    }
+
+    /// A browser on a server that answers a page of its own for a session it cannot save.
+    fn start_with<S: TestServer>(codec: SessionCodec, save_error_page: bool) -> Browser {
         let clock = ManualClock::new(t0());
-        let server = S::start(codec, clock.clone());
+        let server = S::start_with(codec, clock.clone(), save_error_page);
         let jar = Arc::new(Jar::default());
         let client = Client::builder()
             .cookie_provider(Arc::clone(&jar))
@@ -581,6 +589,187 @@ async fn token_header_transport<S: TestServer>() {
     browser.stop().await;
 }
 
+/// A handler written with `?` compiles, and a session error answers an empty 500 that reveals
+/// neither the value nor the reason; the session is untouched.
+async fn question_mark_errors_reveal_nothing<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    let reply = browser.get(QUESTION_ROUTE).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "user number 0"), "{}", S::NAME);
+
+    browser.login("ada").await;
+    let reply = browser.get(QUESTION_ROUTE).await;
+    assert_eq!(reply.status, 500, "{}: {reply:?}", S::NAME);
+    assert_eq!(reply.body, "", "{}: the error page must reveal nothing", S::NAME);
+    assert!(reply.set_cookies.is_empty(), "{reply:?}");
+    let (me, _) = browser.whoami().await;
+    assert_eq!(me["user"], "ada");
+    browser.stop().await;
+}
+
+/// With a save-error page configured, a session grown past its budget answers that page, writes
+/// no cookie, and the browser keeps the state it had before.
+async fn over_budget_page_keeps_previous_state<S: TestServer>() {
+    let browser = Browser::start_with::<S>(codec(), true);
+    browser.login("ada").await;
+    browser.post("/grow?bytes=1000").await;
+    let before = browser.session_jar();
+
+    let reply = browser.post("/too-big").await;
+    assert_eq!(reply.status, SAVE_ERROR_STATUS, "{}: {reply:?}", S::NAME);
+    assert_eq!(reply.body, SAVE_ERROR_BODY, "{}", S::NAME);
+    assert!(reply.set_cookies.is_empty(), "{}: {reply:?}", S::NAME);
+    assert_eq!(browser.session_jar(), before);
+    let (me, _) = browser.whoami().await;
+    assert_eq!(me["user"], "ada");
+    assert_eq!(me["blob"].as_str(), Some(filler(1000).as_str()), "{}", S::NAME);
+    browser.stop().await;
+}
+
+/// A handler that checks `SessionHandle::size` before returning sees the sizes of a session
+/// that would not fit, puts it back, and answers its own page; the browser keeps its state.
+async fn handler_sees_the_budget<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    browser.login("ada").await;
+    let reply = browser.post("/grow-checked?bytes=1000").await;
+    assert_eq!(reply.status, 200, "{}: {reply:?}", S::NAME);
+    let before = browser.session_jar();
+
+    let reply = browser.post(&format!("/grow-checked?bytes={TOO_BIG_BYTES}")).await;
+    assert_eq!(reply.status, 413, "{}: {reply:?}", S::NAME);
+    let (needed, budget) = reply.body.split_once(" of ").expect("sizes");
+    let (needed, budget): (usize, usize) = (needed.parse().unwrap(), budget.parse().unwrap());
+    assert_eq!(budget, config().cookie_budget());
+    assert!(needed > budget, "{}: {reply:?}", S::NAME);
+    assert!(reply.set_cookies.is_empty(), "{}: put back, nothing to write: {reply:?}", S::NAME);
+    assert_eq!(browser.session_jar(), before);
+    let (me, _) = browser.whoami().await;
+    assert_eq!(me["blob"].as_str(), Some(filler(1000).as_str()), "{}", S::NAME);
+    browser.stop().await;
+}
+
+/// The handler sees, coarsely, why the request's cookies were rejected, on that request only.
+async fn rejection_is_visible_to_the_handler<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    let rejected = async || browser.whoami().await.0["rejected"].clone();
+    assert_eq!(rejected().await, Value::Null, "{}: no cookie is not a rejection", S::NAME);
+    browser.login("ada").await;
+    assert_eq!(rejected().await, Value::Null);
+
+    browser.clock.advance(minutes(32));
+    assert_eq!(rejected().await, "Expired", "{}", S::NAME);
+    assert_eq!(rejected().await, Value::Null, "{}: the next request has no cookie", S::NAME);
+
+    browser.login("ada").await;
+    let mut cookie = browser.session_header();
+    cookie.pop();
+    cookie.push(if cookie.ends_with('A') { 'B' } else { 'A' });
+    let reply = send(bare_client().get(browser.server.url("/whoami")).header("cookie", cookie));
+    assert_eq!(reply.await.json()["rejected"], "Invalid", "{}", S::NAME);
+    browser.stop().await;
+}
+
+/// `update` counts in place; `remove` answers the old value, then nothing.
+async fn update_and_remove_return_values<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    for (path, expected) in [
+        ("/count", "1"),
+        ("/count", "2"),
+        ("/count", "3"),
+        ("/uncount", "3"),
+        ("/uncount", "null"),
+        ("/count", "1"),
+    ] {
+        let reply = browser.post(path).await;
+        assert_eq!((reply.status, reply.body.as_str()), (200, expected), "{} {path}", S::NAME);
+    }
+    browser.stop().await;
+}
+
+/// A post carrying the session's CSRF token (header or form field) is accepted; none, another
+/// session's, or one from before login (renew rotates it) is refused.
+async fn csrf_token_guards_posts<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    let other = Client::builder()
+        .cookie_provider(Arc::new(Jar::default()))
+        .no_proxy()
+        .build()
+        .expect("a reqwest client");
+    let token = browser.get("/csrf").await.body;
+    let others_token = send(other.get(browser.server.url("/csrf"))).await.body;
+    assert_ne!(token, others_token);
+    assert_eq!(browser.get("/csrf").await.body, token, "one token per session");
+
+    let guarded = |token: Option<&str>, in_header: bool| {
+        // Tokens are base64url: no escaping needed in a query.
+        let request = match (token, in_header) {
+            (Some(token), false) => {
+                browser.client.post(browser.server.url(&format!("/guarded?csrf_token={token}")))
+            }
+            (Some(token), true) => browser
+                .client
+                .post(browser.server.url("/guarded"))
+                .header(sealed_session::CSRF_HEADER, token),
+            (None, _) => browser.client.post(browser.server.url("/guarded")),
+        };
+        send(request)
+    };
+    for (submitted, in_header, status) in [
+        (Some(token.as_str()), true, 200),
+        (Some(token.as_str()), false, 200),
+        (None, true, 403),
+        (Some(others_token.as_str()), true, 403),
+        (Some(others_token.as_str()), false, 403),
+        (Some(""), true, 403),
+    ] {
+        let reply = guarded(submitted, in_header).await;
+        assert_eq!(reply.status, status, "{}: {submitted:?} in header {in_header}", S::NAME);
+    }
+
+    browser.login("ada").await;
+    assert_eq!(guarded(Some(&token), true).await.status, 403, "{}: not rotated", S::NAME);
+    let new_token = browser.get("/csrf").await.body;
+    assert_ne!(new_token, token);
+    assert_eq!(guarded(Some(&new_token), true).await.status, 200);
+    browser.stop().await;
+}
+
+/// A flash set before a redirect shows on the page after it, once; a page with no flash to
+/// show writes nothing.
+async fn flash_survives_a_redirect_once<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    browser.login("ada").await;
+    let reply = browser.post("/flash?msg=Saved").await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, r#"["Saved"]"#), "{}", S::NAME);
+    let reply = browser.get("/flashes").await;
+    assert_eq!(reply.body, "[]", "{}: shown twice", S::NAME);
+    assert!(reply.set_cookies.is_empty(), "{}: {reply:?}", S::NAME);
+    browser.stop().await;
+}
+
+/// Two requests that change the same session at once: each response carries the whole session
+/// as its request saw it, so the one the browser stores last wins and the other's change is lost.
+async fn concurrent_changes_last_response_wins<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    browser.login("ada").await;
+    let header = browser.session_header();
+    let client = bare_client();
+    let change = |path: &str| send(client.post(browser.server.url(path)).header("cookie", &header));
+    let (grown, themed) = tokio::join!(change("/grow?bytes=100"), change("/theme?session=1"));
+    let stored = |reply: &Reply| {
+        let cookies = reply.session_set_cookies().into_iter();
+        cookies.map(|c| format!("{}={}", c.name(), c.value())).collect::<Vec<_>>().join("; ")
+    };
+    for (last, blob, theme) in [(&grown, true, false), (&themed, false, true)] {
+        let reply = send(client.get(browser.server.url("/whoami")).header("cookie", stored(last)));
+        let me = reply.await.json();
+        assert_eq!(me["user"], "ada");
+        assert_eq!(me["blob"].is_string(), blob, "{}: {me}", S::NAME);
+        assert_eq!(me["theme"].is_string(), theme, "{}: {me}", S::NAME);
+    }
+    browser.stop().await;
+}
+
+/// Runs every test of the suite against one adapter, as `<module>::<test>`.
 /// Sends `GET path` over a plain TCP connection with `headers` written byte for byte (HTTP
 /// clients refuse to send bytes outside visible ASCII, which browsers and servers pass through),
 /// and reads the whole response.
@@ -707,6 +896,14 @@ macro_rules! suite_for {
                 unchanged_session_sends_no_set_cookie,
                 old_key_session_is_resealed,
                 token_header_transport,
+                question_mark_errors_reveal_nothing,
+                over_budget_page_keeps_previous_state,
+                handler_sees_the_budget,
+                rejection_is_visible_to_the_handler,
+                update_and_remove_return_values,
+                csrf_token_guards_posts,
+                flash_survives_a_redirect_once,
+                concurrent_changes_last_response_wins,
                 other_cookies_may_hold_any_byte,
                 token_header_bytes_are_the_token,
             ]

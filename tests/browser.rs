@@ -170,11 +170,12 @@ async fn journey(browser: Client, base: String) {
     b.check_page("ada", items, &["remember the milk"]).await;
 
     // The largest session the default budget allows: grow (10 items at a time, then one at a
-    // time) until a grow is refused with a 500 (over budget, nothing stored), then reload.
+    // time) until a grow is refused with the demo's "session full" page (413: over budget,
+    // the cart put back as it was), then reload.
     for step in [10, 1] {
         loop {
             let status = b.grow(step).await;
-            if status == 500 {
+            if status == 413 {
                 break;
             }
             assert_eq!(status, 303, "growing by {step} answered {status}");

@@ -71,8 +71,8 @@ fn codec(config: SessionConfig) -> SessionCodec {
 
 fn seal_blob(codec: &SessionCodec, len: usize) -> Result<sealed_session::SetCookies, SealError> {
     let mut session = Session::new();
-    session.insert("blob", &noise(len, len as u64)).unwrap();
-    session.insert_sensitive("csrf", &noise(32, 1)).unwrap();
+    session.insert("blob", noise(len, len as u64)).unwrap();
+    session.insert_sensitive("csrf", noise(32, 1)).unwrap();
     codec.seal(&mut session, now())
 }
 
@@ -147,12 +147,12 @@ fn set_cookie_lines_and_the_header_share_stay_within_their_limits() {
 fn max_age_is_the_rest_of_the_absolute_lifetime() {
     let codec = codec(SessionConfig::builder("session").persistent(true).build().unwrap());
     let mut session = Session::new();
-    session.insert("a", &1).unwrap();
+    session.insert("a", 1).unwrap();
     let lifetime = codec.config().absolute_timeout().as_secs() as i64;
     let first = codec.seal(&mut session, now()).unwrap();
     assert_eq!(first.cookies()[0].max_age().unwrap().whole_seconds(), lifetime);
     let mut session = codec.open(&first.request_header(), at(600)).unwrap();
-    session.insert("a", &2).unwrap();
+    session.insert("a", 2).unwrap();
     let second = codec.save(&mut session, at(600)).unwrap().unwrap();
     assert_eq!(second.cookies()[0].max_age().unwrap().whole_seconds(), lifetime - 600);
     // A browser-session cookie has neither Max-Age nor Expires.
@@ -166,12 +166,12 @@ fn shrinking_a_session_removes_exactly_the_chunks_it_no_longer_needs() {
     let config = SessionConfig::builder("session").max_cookie_line(512).build().unwrap();
     let codec = codec(config);
     let mut session = Session::new();
-    session.insert("blob", &noise(4000, 9)).unwrap();
+    session.insert("blob", noise(4000, 9)).unwrap();
     let big = codec.seal(&mut session, now()).unwrap();
     let chunks = stored(&big).len();
     assert!(chunks >= 8, "{chunks}");
     let mut session = codec.open(&big.request_header(), at(1)).unwrap();
-    session.insert("blob", &noise(1000, 9)).unwrap();
+    session.insert("blob", noise(1000, 9)).unwrap();
     let small = codec.save(&mut session, at(1)).unwrap().unwrap();
     let kept = stored(&small).len();
     assert!((2..chunks).contains(&kept), "{kept}");

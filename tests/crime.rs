@@ -22,8 +22,8 @@ fn sealed_len(codec: &SessionCodec, secret: &str, guess: &str, sensitive: bool) 
         session.insert("csrf", secret).unwrap();
     }
     // Padding that compresses, so the ordinary section is over the compression threshold.
-    session.insert("history", &vec!["/products/lamps?page=2"; 12]).unwrap();
-    session.insert("search", &format!("{guess} ").repeat(4)).unwrap();
+    session.insert("history", vec!["/products/lamps?page=2"; 12]).unwrap();
+    session.insert("search", format!("{guess} ").repeat(4)).unwrap();
     codec.seal(&mut session, now).unwrap().request_header_share()
 }
 

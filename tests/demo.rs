@@ -1,6 +1,7 @@
-//! The demo (`examples/demo.rs`) builds as the README says (`cargo run --example demo --features
-//! axum`), starts, and serves its pages: a cookie-jar client logs in, grows the cart until the
-//! session spans three cookies, and logs out.
+//! The demo (`demo/`, a package of the workspace) builds as the README says (`cargo run -p
+//! sealed-session-demo`), starts, and serves its pages: a cookie-jar client logs in, grows the cart until the
+//! session spans three cookies, then past its budget (a "session full" page, the cart kept as
+//! it was, a line on the console), and logs out.
 //!
 //! The demo is built and started by `tests/common/processes.rs` (shared with the browser and
 //! fleet tests): cargo builds the example (a no-op when `cargo test` has just built it), the
@@ -38,7 +39,7 @@ fn session_cookies(jar: &Jar, url: &Url) -> Vec<String> {
 
 #[tokio::test]
 async fn demo_serves_its_pages() {
-    let demo = Demo::start(&build_demo(), &[]);
+    let mut demo = Demo::start(&build_demo(), &[]);
     let base = Url::parse(&demo.base).expect("the demo prints a valid URL");
     assert_eq!(base.host_str(), Some("127.0.0.1"), "the demo listens on loopback only");
     let jar = Arc::new(Jar::default());
@@ -100,12 +101,33 @@ async fn demo_serves_its_pages() {
     assert_eq!(state["chunks"].as_u64(), Some(sent.len() as u64), "{state}");
     assert_eq!(session_cookies(&jar, &base).len(), sent.len());
 
+    // Past the budget, the demo says so and keeps the cart as it was.
+    let page = loop {
+        let before = session().await["cart"].as_array().expect("a cart").len();
+        let grow = form("/cart/grow", "count=10").send().await.expect("the demo answers");
+        if grow.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            let after = session().await["cart"].as_array().expect("a cart").len();
+            assert_eq!(after, before, "the refused change was kept");
+            break grow.text().await.expect("a page");
+        }
+        assert_eq!(grow.status(), StatusCode::SEE_OTHER, "growing the cart failed");
+        grown += 10;
+        assert!(grown < 1000, "the session never filled up");
+    };
+    assert!(page.contains(r#"id="session-full""#), "{page}");
+    assert!(page.contains("not saved"), "{page}");
+    assert_eq!(session().await["user"], "ada", "the session survives a refused change");
+
     let logout = form("/logout", "").send().await.expect("the demo answers");
     assert_eq!(logout.status(), StatusCode::SEE_OTHER);
     assert_eq!(session_cookies(&jar, &base), Vec::<String>::new(), "cookies left after logout");
     let state = session().await;
     assert_eq!(state["user"], Value::Null, "{state}");
     assert_eq!(state["cookies"], serde_json::json!([]), "{state}");
+
+    // The refusal was logged on the console.
+    let console = demo.kill();
+    assert!(console.contains("cart change refused"), "{console}");
 }
 
 /// The body of a response as JSON (reqwest's `json` feature is not enabled).

@@ -117,11 +117,11 @@ impl Fleet {
             if session.get::<usize>("user").unwrap().is_none() {
                 self.counts.logins += 1;
                 session.renew();
-                session.insert("user", &user).unwrap();
+                session.insert("user", user).unwrap();
             }
             assert_eq!(session.get::<usize>("user").unwrap(), Some(user));
             let visits = session.get::<u64>("visits").unwrap().unwrap_or(0);
-            session.insert("visits", &(visits + 1)).unwrap();
+            session.insert("visits", visits + 1).unwrap();
             if let Some(set_cookies) = codec.save(&mut session, now).unwrap() {
                 jar.apply(set_cookies);
             }
@@ -255,7 +255,7 @@ fn hot_reload_under_concurrent_load_never_fails_a_request() {
                         other => failures.push(format!("open: {other:?}")),
                     }
                     let mut session = Session::new();
-                    session.insert("n", &1u8).unwrap();
+                    session.insert("n", 1u8).unwrap();
                     match codec
                         .seal(&mut session, now)
                         .map(|c| codec.open(&c.request_header(), now))

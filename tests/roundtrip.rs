@@ -292,7 +292,7 @@ fn keys_up_to_the_limit_round_trip_and_longer_ones_are_refused() {
     ];
     let mut session = Session::new();
     for (i, key) in keys.iter().enumerate() {
-        session.insert(key.as_str(), &i).unwrap();
+        session.insert(key.as_str(), i).unwrap();
     }
     let set = codec.seal(&mut session, now()).unwrap();
     let opened = codec.open(&set.request_header(), now()).unwrap();
@@ -301,7 +301,7 @@ fn keys_up_to_the_limit_round_trip_and_longer_ones_are_refused() {
     }
     let long = "k".repeat(MAX_KEY_LEN + 1);
     assert!(matches!(
-        Session::new().insert(long, &1),
+        Session::new().insert(long, 1),
         Err(ValueError::KeyTooLong { len, max: MAX_KEY_LEN }) if len == MAX_KEY_LEN + 1
     ));
 }
@@ -325,7 +325,7 @@ fn the_budget_is_used_to_the_byte_and_not_one_more() {
             let name_len = codec.config().cookie_name().len();
             let attempt = |len: usize| {
                 let mut session = Session::new();
-                session.insert("blob", &noise(len, 1)).unwrap();
+                session.insert("blob", noise(len, 1)).unwrap();
                 codec.seal(&mut session, now())
             };
             let (mut fits, mut too_big) = (0, budget);
@@ -365,7 +365,7 @@ fn more_cookies_than_the_format_allows_is_too_large() {
         KeyRing::single(Key::generate()),
     );
     let mut session = Session::new();
-    session.insert("blob", &noise(20_000, 2)).unwrap();
+    session.insert("blob", noise(20_000, 2)).unwrap();
     match codec.seal(&mut session, now()) {
         Err(error @ SealError::TooManyCookies { needed, chunks, max }) => {
             assert_eq!(max, MAX_CHUNKS);

@@ -54,8 +54,8 @@ fn codec(mode: Mode, multi: bool) -> SessionCodec {
 fn session(filler: usize) -> Session {
     let mut session = Session::new();
     session.insert("user", PLAINTEXT).unwrap();
-    session.insert_sensitive("csrf", &format!("{PLAINTEXT}-csrf")).unwrap();
-    session.insert("filler", &noise(filler, 7)).unwrap();
+    session.insert_sensitive("csrf", format!("{PLAINTEXT}-csrf")).unwrap();
+    session.insert("filler", noise(filler, 7)).unwrap();
     session
 }
 

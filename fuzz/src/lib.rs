@@ -154,7 +154,7 @@ fn known_sessions() -> Vec<(&'static str, Session)> {
         session
     }
     let mut small = session(&[("user", "ada")], &[]);
-    small.insert("user_id", &42u64).expect("a number serializes");
+    small.insert("user_id", 42u64).expect("a number serializes");
     let compressible = "the quick brown fox jumps over the lazy dog; ".repeat(20);
     // About 6 bits of entropy per character: compression cannot bring it under one cookie.
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -3,12 +3,13 @@
 //! ```no_run
 //! use actix_web::{App, HttpServer, web};
 //! use sealed_session::integrations::actix::SessionMiddleware;
-//! use sealed_session::{Key, KeyRing, SessionCodec, SessionConfig, SessionHandle};
+//! use sealed_session::{Key, KeyRing, SessionCodec, SessionConfig, SessionHandle, ValueError};
 //!
-//! async fn count(session: SessionHandle) -> String {
-//!     let n: u64 = session.get("n").ok().flatten().unwrap_or(0) + 1;
-//!     session.insert("n", &n).ok();
-//!     format!("visit {n}")
+//! // `?` works on session operations: a failure answers an empty 500 and logs the reason.
+//! async fn count(session: SessionHandle) -> Result<String, ValueError> {
+//!     let n = session.get_or_default::<u64>("n")? + 1;
+//!     session.insert("n", n)?;
+//!     Ok(format!("visit {n}"))
 //! }
 //!
 //! # async fn run() -> std::io::Result<()> {
@@ -26,33 +27,78 @@
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::StatusCode;
 use actix_web::http::header::{COOKIE, HeaderName, HeaderValue};
-use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 
 use super::Shared;
 use crate::clock::Clock;
 use crate::codec::SessionCodec;
-use crate::handle::SessionHandle;
+use crate::error::{SealError, ValueError};
+use crate::handle::{Context as HandleContext, SessionHandle};
 use crate::revocation::Revocation;
 
 /// Adds a session to every request. See the [module docs](self).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionMiddleware {
     shared: Shared,
+    on_save_error: Option<SaveErrorPage>,
+}
+
+/// What [`SessionMiddleware::on_save_error`] keeps.
+type SaveErrorPage = Arc<dyn Fn(&SealError) -> HttpResponse + Send + Sync>;
+
+impl std::fmt::Debug for SessionMiddleware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionMiddleware")
+            .field("shared", &self.shared)
+            .field("on_save_error", &self.on_save_error.is_some())
+            .finish()
+    }
 }
 
 impl SessionMiddleware {
     /// A middleware sealing and opening sessions with `codec`, reading the system clock.
     pub fn new(codec: SessionCodec) -> SessionMiddleware {
-        SessionMiddleware { shared: Shared::new(codec) }
+        SessionMiddleware { shared: Shared::new(codec), on_save_error: None }
+    }
+
+    /// Answers `page(&error)` instead of an empty 500 when a response's session cannot be
+    /// saved (most often: it grew past the Cookie header budget, [`SealError::TooLarge`]).
+    /// None of the session's cookies are written, so the browser keeps the session it had
+    /// before this request; the handler's response, computed for a state that was not kept, is
+    /// dropped. The error is logged with `tracing` either way.
+    ///
+    /// To handle it in the handler instead, check
+    /// [`SessionHandle::size`](crate::SessionHandle::size) before returning.
+    ///
+    /// ```
+    /// use actix_web::HttpResponse;
+    /// use sealed_session::integrations::actix::SessionMiddleware;
+    /// use sealed_session::{Key, KeyRing, SealError, SessionCodec, SessionConfig};
+    ///
+    /// let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+    /// let middleware = SessionMiddleware::new(codec).on_save_error(|_: &SealError| {
+    ///     HttpResponse::InsufficientStorage()
+    ///         .content_type("text/html")
+    ///         .body("<h1>Your session is full</h1><p>That change was not saved.</p>")
+    /// });
+    /// ```
+    pub fn on_save_error(
+        mut self,
+        page: impl Fn(&SealError) -> HttpResponse + Send + Sync + 'static,
+    ) -> SessionMiddleware {
+        self.on_save_error = Some(Arc::new(page));
+        self
     }
 
     /// Reads the time from `clock` instead of the system clock (for tests).
     pub fn with_clock(mut self, clock: impl Clock) -> SessionMiddleware {
-        self.shared.clock = std::sync::Arc::new(clock);
+        self.shared.clock = Arc::new(clock);
         self
     }
 
@@ -77,7 +123,12 @@ where
 
     fn new_transform(&self, service: S) -> Self::Future {
         let token_header = self.shared.codec.config().token_header();
-        let state = State { shared: self.shared.clone(), token_header: token_header.parse().ok() };
+        let state = State {
+            shared: self.shared.clone(),
+            context: self.shared.context(),
+            token_header: token_header.parse().ok(),
+            on_save_error: self.on_save_error.clone(),
+        };
         ready(Ok(SessionService { service: Rc::new(service), state: Rc::new(state) }))
     }
 }
@@ -90,11 +141,19 @@ pub struct SessionService<S> {
 }
 
 /// What a [`SessionService`] needs besides the service it wraps.
-#[derive(Debug)]
 struct State {
     shared: Shared,
+    /// What each request's handle measures its session with.
+    context: Arc<HandleContext>,
     /// The token header's name, parsed once (`None` if it is not a valid header name).
     token_header: Option<HeaderName>,
+    on_save_error: Option<SaveErrorPage>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State").field("shared", &self.shared).finish_non_exhaustive()
+    }
 }
 
 impl<S, B> Service<ServiceRequest> for SessionService<S>
@@ -111,7 +170,7 @@ where
     fn call(&self, request: ServiceRequest) -> Self::Future {
         let state = Rc::clone(&self.state);
         // The session is opened straight into the handle the handler gets.
-        let handle = SessionHandle::default();
+        let handle = Shared::handle_for(&state.context);
         let mut session = handle.lock();
         let headers = request.headers();
         // As bytes: a byte outside visible ASCII in another cookie must not drop the header.
@@ -143,16 +202,21 @@ where
             } else {
                 shared.finish_now(&mut handle.lock())
             };
-            let appended = match headers {
-                Ok(headers) => append(headers, response.headers_mut()),
-                Err(()) => Err(()),
+            let error = match headers {
+                Ok(headers) => match append(headers, response.headers_mut()) {
+                    Ok(()) => return Ok(response.map_into_left_body()),
+                    // A header the codec made that actix refuses: not a client's doing.
+                    Err(()) => None,
+                },
+                // Logged by the codec.
+                Err(error) => Some(error),
             };
-            if appended.is_err() {
-                // Logged by the codec; the body might reveal half-written state, so drop it.
-                let empty = HttpResponse::InternalServerError().finish();
-                return Ok(response.into_response(empty).map_into_right_body());
-            }
-            Ok(response.map_into_left_body())
+            // The handler's body might reveal state that was not kept, so drop it.
+            let page = match (error, &state.on_save_error) {
+                (Some(error), Some(page)) => page(&error),
+                _ => HttpResponse::InternalServerError().finish(),
+            };
+            Ok(response.into_response(page).map_into_right_body())
         })
     }
 }
@@ -181,5 +245,60 @@ impl FromRequest for SessionHandle {
                 "no session: is sealed_session's SessionMiddleware installed?",
             )
         }))
+    }
+}
+
+impl SessionHandle {
+    /// Whether the request carries the session's CSRF token: in the
+    /// [`CSRF_HEADER`](crate::CSRF_HEADER) header (`x-csrf-token`) when it has one, otherwise
+    /// in `form_field` (the form's [`CSRF_FIELD`](crate::CSRF_FIELD)). Compared in constant
+    /// time; see [`Session::csrf_token`](crate::Session::csrf_token).
+    ///
+    /// ```
+    /// use actix_web::test::TestRequest;
+    /// use sealed_session::{Session, SessionHandle};
+    ///
+    /// let session = SessionHandle::new(Session::new());
+    /// let token = session.csrf_token()?;
+    /// let bare = TestRequest::default().to_http_request();
+    /// assert!(session.verify_csrf_request(&bare, Some(&token)), "the form field");
+    /// assert!(!session.verify_csrf_request(&bare, None));
+    /// let with_header =
+    ///     TestRequest::default().insert_header(("x-csrf-token", token.as_str())).to_http_request();
+    /// assert!(session.verify_csrf_request(&with_header, None), "the header");
+    /// assert!(session.verify_csrf_request(&with_header, Some("another")), "the header wins");
+    /// # Ok::<(), sealed_session::SealError>(())
+    /// ```
+    pub fn verify_csrf_request(&self, request: &HttpRequest, form_field: Option<&str>) -> bool {
+        let header = request.headers().get(crate::CSRF_HEADER);
+        self.verify_csrf(header.and_then(|value| value.to_str().ok()).or(form_field))
+    }
+}
+
+/// A session value a handler could not read or write answers an empty 500, so handlers can use
+/// `?` on session operations. The reason goes to `tracing` at error level; the client learns
+/// nothing (no key, no value, no reason).
+impl ResponseError for ValueError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        tracing::error!(error = %self, "session value error; answering 500");
+        HttpResponse::InternalServerError().finish()
+    }
+}
+
+/// A session that cannot be sealed (too large for its budget, no active key) answers an empty
+/// 500, the reason logged with `tracing`; for a page of your own at save time, see
+/// [`SessionMiddleware::on_save_error`].
+impl ResponseError for SealError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        tracing::error!(error = %self, "session could not be sealed; answering 500");
+        HttpResponse::InternalServerError().finish()
     }
 }

@@ -1,7 +1,7 @@
 //! Framework adapters, each behind its cargo feature. They hold no logic of their own: they read
 //! the request's Cookie (or token) header and do what
 //! [`SessionCodec::load`](crate::SessionCodec::load) does, straight into the
-//! [`SessionHandle`](crate::SessionHandle) they put in the request's extensions, check
+//! [`SessionHandle`] they put in the request's extensions, check
 //! revocation when configured, and on the response call
 //! [`SessionCodec::store_headers`](crate::SessionCodec::store_headers), append what it returns, and
 //! revoke a purged session.
@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
 use crate::codec::SessionCodec;
-use crate::error::RejectReason;
+use crate::error::{RejectReason, SealError};
+use crate::handle::{Context, SessionHandle};
 use crate::revocation::Revocation;
 use crate::session::Session;
 
@@ -33,6 +34,17 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(codec: SessionCodec) -> Shared {
         Shared { codec: Arc::new(codec), clock: Arc::new(SystemClock), revocation: None }
+    }
+
+    /// What the handles of this adapter's requests measure their sessions with (see
+    /// [`handle_for`](Shared::handle_for)); made once, when the adapter is built.
+    pub(crate) fn context(&self) -> Arc<Context> {
+        Arc::new(Context { codec: Arc::clone(&self.codec), clock: Arc::clone(&self.clock) })
+    }
+
+    /// An empty handle for one request, bound to `context` so the handler can measure it.
+    pub(crate) fn handle_for(context: &Arc<Context>) -> SessionHandle {
+        SessionHandle::bound(Arc::clone(context))
     }
 
     /// Step 1, before the handler: load the session from the request's headers, straight
@@ -77,17 +89,20 @@ impl Shared {
             );
             *session = Session {
                 via_token: session.via_token,
-                ..Session::fresh_replacing(session.client_chunks)
+                ..Session::fresh_replacing(session.client_chunks, reason.coarse())
             };
         }
     }
 
     /// Step 3, after the handler: the headers to append, and the revocation of a purged
-    /// session. `Err` means the session could not be saved (already logged): answer 500.
-    pub(crate) async fn finish(&self, mut session: Session) -> Result<Vec<(String, String)>, ()> {
+    /// session. `Err` means the session could not be saved (already logged): answer the
+    /// adapter's save-error page, with none of the session's headers.
+    pub(crate) async fn finish(
+        &self,
+        mut session: Session,
+    ) -> Result<Vec<(String, String)>, SealError> {
         let ended = session.ended();
-        let headers =
-            self.codec.store_headers_lazy(&mut session, || self.clock.now()).map_err(drop)?;
+        let headers = self.codec.store_headers_lazy(&mut session, || self.clock.now())?;
         if let (Some(revocation), Some((id, expires_at))) = (&self.revocation, ended) {
             if let Err(error) = revocation.revoke_session(id, expires_at).await {
                 // The cookies are removed from this browser either way; only a copy stays
@@ -105,8 +120,11 @@ impl Shared {
     }
 
     /// Step 3 when [`finish_waits`](Shared::finish_waits) is false: the headers to append.
-    pub(crate) fn finish_now(&self, session: &mut Session) -> Result<Vec<(String, String)>, ()> {
-        self.codec.store_headers_lazy(session, || self.clock.now()).map_err(drop)
+    pub(crate) fn finish_now(
+        &self,
+        session: &mut Session,
+    ) -> Result<Vec<(String, String)>, SealError> {
+        self.codec.store_headers_lazy(session, || self.clock.now())
     }
 }
 
@@ -149,12 +167,12 @@ mod tests {
         let mut session = Session::new();
         for header in ["", "theme=dark"] {
             shared.load_into([header.as_bytes()], None, &mut session);
-            assert_eq!(shared.finish_now(&mut session), Ok(Vec::new()));
+            assert!(shared.finish_now(&mut session).expect("nothing to seal").is_empty());
         }
         assert_eq!(read(), 0, "a request without a session read the clock");
 
         // The handler writes: sealing needs the time.
-        session.insert("user", &"ada").expect("a string encodes");
+        session.insert("user", "ada").expect("a string encodes");
         let headers = shared.finish_now(&mut session).expect("seals");
         assert_eq!(read(), 1);
         let cookie = headers[0].1.split(';').next().expect("a name=value pair").to_owned();
@@ -162,7 +180,7 @@ mod tests {
         // The cookie comes back: opening checks its expiry, storing checks the refresh.
         shared.load_into([cookie.as_bytes()], None, &mut session);
         assert_eq!(session.get::<String>("user").expect("decodes").as_deref(), Some("ada"));
-        assert_eq!(shared.finish_now(&mut session), Ok(Vec::new()));
+        assert!(shared.finish_now(&mut session).expect("nothing to seal").is_empty());
         assert_eq!(read(), 3);
     }
 }

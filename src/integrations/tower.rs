@@ -5,13 +5,14 @@
 //! ```no_run
 //! use axum::{Router, ServiceExt, extract::Request, routing::get};
 //! use sealed_session::integrations::tower::SessionLayer;
-//! use sealed_session::{Key, KeyRing, SessionCodec, SessionConfig, SessionHandle};
+//! use sealed_session::{Key, KeyRing, SessionCodec, SessionConfig, SessionHandle, ValueError};
 //! use tower::Layer as _;
 //!
-//! async fn count(session: SessionHandle) -> String {
-//!     let n: u64 = session.get("n").ok().flatten().unwrap_or(0) + 1;
-//!     session.insert("n", &n).ok();
-//!     format!("visit {n}")
+//! // `?` works on session operations: a failure answers an empty 500 and logs the reason.
+//! async fn count(session: SessionHandle) -> Result<String, ValueError> {
+//!     let n = session.get_or_default::<u64>("n")? + 1;
+//!     session.insert("n", n)?;
+//!     Ok(format!("visit {n}"))
 //! }
 //!
 //! # async fn run() {
@@ -26,12 +27,14 @@
 //! before it, but axum then wraps each route on its own and clones that wrapper for every
 //! request: about 60 ns more per request than wrapping the router once (`BENCHMARKS.md`).
 
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use axum_core::extract::FromRequestParts;
+use axum_core::response::IntoResponse;
 use http::header::COOKIE;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
@@ -42,19 +45,60 @@ use tower_service::Service;
 use super::Shared;
 use crate::clock::Clock;
 use crate::codec::SessionCodec;
-use crate::handle::SessionHandle;
+use crate::error::{SealError, ValueError};
+use crate::handle::{Context as HandleContext, SessionHandle};
 use crate::revocation::Revocation;
 
 /// Adds a session to every request. See the [module docs](self).
 #[derive(Debug, Clone)]
 pub struct SessionLayer {
     shared: Shared,
+    /// A [`SaveErrorPage`] for some response body type, set by
+    /// [`on_save_error`](SessionLayer::on_save_error).
+    on_save_error: Option<Arc<dyn Any + Send + Sync>>,
 }
+
+/// What [`SessionLayer::on_save_error`] keeps: a page for responses with bodies of type `B`.
+type SaveErrorPage<B> = Box<dyn Fn(&SealError) -> Response<B> + Send + Sync>;
 
 impl SessionLayer {
     /// A layer sealing and opening sessions with `codec`, reading the system clock.
     pub fn new(codec: SessionCodec) -> SessionLayer {
-        SessionLayer { shared: Shared::new(codec) }
+        SessionLayer { shared: Shared::new(codec), on_save_error: None }
+    }
+
+    /// Answers `page(&error)` instead of an empty 500 when a response's session cannot be
+    /// saved (most often: it grew past the Cookie header budget, [`SealError::TooLarge`]).
+    /// None of the session's cookies are written, so the browser keeps the session it had
+    /// before this request; the handler's response, computed for a state that was not kept, is
+    /// dropped. The error is logged with `tracing` either way.
+    ///
+    /// `B` must be the body type of the service's responses (`axum::body::Body` under axum,
+    /// which `axum::response::Response` has); with another, the layer logs an error and
+    /// answers the empty 500.
+    ///
+    /// To handle it in the handler instead, check
+    /// [`SessionHandle::size`](crate::SessionHandle::size) before returning.
+    ///
+    /// ```no_run
+    /// use axum::http::StatusCode;
+    /// use axum::response::{Html, IntoResponse};
+    /// use sealed_session::integrations::tower::SessionLayer;
+    /// use sealed_session::{Key, KeyRing, SealError, SessionCodec, SessionConfig};
+    ///
+    /// let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+    /// let layer = SessionLayer::new(codec).on_save_error(|error: &SealError| {
+    ///     let page = "<h1>Your session is full</h1><p>That change was not saved.</p>";
+    ///     (StatusCode::INSUFFICIENT_STORAGE, Html(page)).into_response()
+    /// });
+    /// ```
+    pub fn on_save_error<B: 'static>(
+        mut self,
+        page: impl Fn(&SealError) -> Response<B> + Send + Sync + 'static,
+    ) -> SessionLayer {
+        let page: SaveErrorPage<B> = Box::new(page);
+        self.on_save_error = Some(Arc::new(page));
+        self
     }
 
     /// Reads the time from `clock` instead of the system clock (for tests).
@@ -76,7 +120,12 @@ impl<S> Layer<S> for SessionLayer {
 
     fn layer(&self, inner: S) -> SessionService<S> {
         let token_header = self.shared.codec.config().token_header();
-        let state = State { shared: self.shared.clone(), token_header: token_header.parse().ok() };
+        let state = State {
+            shared: self.shared.clone(),
+            context: self.shared.context(),
+            token_header: token_header.parse().ok(),
+            on_save_error: self.on_save_error.clone(),
+        };
         SessionService { inner, state: Arc::new(state) }
     }
 }
@@ -93,8 +142,11 @@ pub struct SessionService<S> {
 #[derive(Debug)]
 struct State {
     shared: Shared,
+    /// What each request's handle measures its session with.
+    context: Arc<HandleContext>,
     /// The token header's name, parsed once (`None` if it is not a valid header name).
     token_header: Option<HeaderName>,
+    on_save_error: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
@@ -114,7 +166,7 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let state = Arc::clone(&self.state);
-        let handle = SessionHandle::default();
+        let handle = Shared::handle_for(&state.context);
         let mut session = handle.lock();
         let headers = request.headers();
         // As bytes: a byte outside visible ASCII in another cookie must not drop the header.
@@ -147,7 +199,7 @@ where
                         *handle.lock() = admitted;
                         request.extensions_mut().insert(handle.clone());
                         let response = inner.call(request).await?;
-                        Ok(respond(response, shared.finish(handle.take()).await))
+                        Ok(respond(response, shared.finish(handle.take()).await, &state))
                     }
                 }),
             },
@@ -209,30 +261,50 @@ where
             let mut session = handle.lock();
             if !state.shared.finish_waits(&session) {
                 let headers = state.shared.finish_now(&mut session);
-                return Poll::Ready(Ok(respond(response, headers)));
+                return Poll::Ready(Ok(respond(response, headers, state)));
             }
             std::mem::take(&mut *session)
         };
         // A logout to record in a revocation store.
         let state = Arc::clone(state);
-        let mut future: Pin<Box<dyn Future<Output = _> + Send>> =
-            Box::pin(async move { Ok(respond(response, state.shared.finish(session).await)) });
+        let mut future: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(async move {
+            let headers = state.shared.finish(session).await;
+            Ok(respond(response, headers, &state))
+        });
         let poll = future.as_mut().poll(cx);
         kind.set(Kind::Boxed { future });
         poll
     }
 }
 
-/// The response with the session's headers appended, or a bare 500 if they could not be made.
-fn respond<B: Default>(
+/// The response with the session's headers appended; if they could not be made, the
+/// configured save-error page, or a bare 500.
+fn respond<B: Default + 'static>(
     mut response: Response<B>,
-    headers: Result<Vec<(String, String)>, ()>,
+    headers: Result<Vec<(String, String)>, SealError>,
+    state: &State,
 ) -> Response<B> {
-    if headers.and_then(|headers| append(headers, response.headers_mut())).is_err() {
-        // Logged by the codec; the body might reveal half-written state, so drop it.
-        response = Response::new(B::default());
-        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    let error = match headers {
+        Ok(headers) => match append(headers, response.headers_mut()) {
+            Ok(()) => return response,
+            // A header the codec made that `http` refuses: not a client's doing.
+            Err(()) => None,
+        },
+        // Logged by the codec.
+        Err(error) => Some(error),
+    };
+    if let (Some(error), Some(page)) = (&error, &state.on_save_error) {
+        match page.downcast_ref::<SaveErrorPage<B>>() {
+            Some(page) => return page(error),
+            None => tracing::error!(
+                "SessionLayer::on_save_error's page has another body type than the service's \
+                 responses; answering an empty 500"
+            ),
+        }
     }
+    // The handler's body might reveal state that was not kept, so drop it.
+    response = Response::new(B::default());
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response
 }
 
@@ -255,5 +327,50 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionHandle {
             StatusCode::INTERNAL_SERVER_ERROR,
             "no session: is sealed_session's SessionLayer installed?",
         ))
+    }
+}
+
+impl SessionHandle {
+    /// Whether the request carries the session's CSRF token: in the
+    /// [`CSRF_HEADER`](crate::CSRF_HEADER) header (`x-csrf-token`) when it has one, otherwise
+    /// in `form_field` (the form's [`CSRF_FIELD`](crate::CSRF_FIELD)). Compared in constant
+    /// time; see [`Session::csrf_token`](crate::Session::csrf_token).
+    ///
+    /// ```
+    /// use http::HeaderMap;
+    /// use sealed_session::{Session, SessionHandle};
+    ///
+    /// let session = SessionHandle::new(Session::new());
+    /// let token = session.csrf_token()?;
+    /// let mut headers = HeaderMap::new();
+    /// assert!(session.verify_csrf_headers(&headers, Some(&token)), "the form field");
+    /// assert!(!session.verify_csrf_headers(&headers, None));
+    /// headers.insert("x-csrf-token", token.parse().unwrap());
+    /// assert!(session.verify_csrf_headers(&headers, None), "the header");
+    /// # Ok::<(), sealed_session::SealError>(())
+    /// ```
+    pub fn verify_csrf_headers(&self, headers: &http::HeaderMap, form_field: Option<&str>) -> bool {
+        let header = headers.get(crate::CSRF_HEADER).and_then(|value| value.to_str().ok());
+        self.verify_csrf(header.or(form_field))
+    }
+}
+
+/// A session value a handler could not read or write answers an empty 500, so handlers can use
+/// `?` on session operations. The reason goes to `tracing` at error level; the client learns
+/// nothing (no key, no value, no reason).
+impl IntoResponse for ValueError {
+    fn into_response(self) -> axum_core::response::Response {
+        tracing::error!(error = %self, "session value error; answering 500");
+        StatusCode::INTERNAL_SERVER_ERROR.into_response()
+    }
+}
+
+/// A session that cannot be sealed (too large for its budget, no active key) answers an empty
+/// 500, the reason logged with `tracing`; for a page of your own at save time, see
+/// [`SessionLayer::on_save_error`].
+impl IntoResponse for SealError {
+    fn into_response(self) -> axum_core::response::Response {
+        tracing::error!(error = %self, "session could not be sealed; answering 500");
+        StatusCode::INTERNAL_SERVER_ERROR.into_response()
     }
 }

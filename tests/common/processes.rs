@@ -54,24 +54,17 @@ pub fn target_dir() -> PathBuf {
     profile_dir.parent().expect("<target>").to_path_buf()
 }
 
-/// The demo example's binary, built by cargo with the features this test was built with, in
-/// this test's target directory and profile (as `tests/demo.rs` builds it).
+/// The demo's binary (the workspace package `sealed-session-demo`), built by cargo with the
+/// `redis` feature when this test was built with it, in this test's target directory and
+/// profile (as `tests/demo.rs` builds it).
 pub fn build_demo() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let mut features = vec!["axum"];
-    if cfg!(feature = "actix-web") {
-        features.push("actix-web");
-    }
-    if cfg!(feature = "cli") {
-        features.push("cli");
-    }
-    if cfg!(feature = "redis") {
-        features.push("redis");
-    }
     let mut command = Command::new(env!("CARGO"));
     command.arg("build").arg("--manifest-path").arg(&manifest);
-    command.args(["--example", "demo", "--message-format", "json-render-diagnostics"]);
-    command.arg("--features").arg(features.join(","));
+    command.args(["-p", "sealed-session-demo", "--message-format", "json-render-diagnostics"]);
+    if cfg!(feature = "redis") {
+        command.args(["--features", "redis"]);
+    }
     let exe = std::env::current_exe().expect("the test's own path");
     let deps = exe.parent().filter(|dir| dir.ends_with("deps"));
     if let Some(profile_dir) = deps.and_then(Path::parent) {
@@ -86,7 +79,7 @@ pub fn build_demo() -> PathBuf {
         }
     }
     let output = command.stderr(Stdio::inherit()).output().expect("running cargo build");
-    assert!(output.status.success(), "cargo build --example demo failed: {:?}", output.status);
+    assert!(output.status.success(), "building the demo failed: {:?}", output.status);
     let stdout = String::from_utf8(output.stdout).expect("cargo prints UTF-8");
     stdout
         .lines()

@@ -13,12 +13,34 @@ use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use sealed_session::{ManualClock, SessionCodec, SessionHandle};
+use sealed_session::{CSRF_FIELD, ManualClock, SessionCodec, SessionHandle, ValueError};
 use serde_json::json;
 
 /// The paths the test application answers (any method).
-pub const ROUTES: &[&str] =
-    &["/login", "/whoami", "/grow", "/shrink", "/logout", "/theme", "/echo", "/too-big"];
+pub const ROUTES: &[&str] = &[
+    "/login",
+    "/whoami",
+    "/grow",
+    "/grow-checked",
+    "/shrink",
+    "/logout",
+    "/theme",
+    "/echo",
+    "/too-big",
+    "/count",
+    "/uncount",
+    "/csrf",
+    "/guarded",
+    "/flash",
+    "/flashes",
+];
+
+/// The route answered by a handler that uses `?` on session operations ([`question`]).
+pub const QUESTION_ROUTE: &str = "/question";
+
+/// The status and body of the save-error page servers started with one answer.
+pub const SAVE_ERROR_STATUS: u16 = 507;
+pub const SAVE_ERROR_BODY: &str = "session full: nothing was saved";
 
 /// The application's own cookie, sent by `/theme` next to the session's. Compared byte for byte.
 pub const THEME_COOKIE: &str = "theme=dark; Path=/; Max-Age=3600; SameSite=Lax";
@@ -41,8 +63,30 @@ pub struct Reply {
 
 impl Reply {
     fn ok(body: impl Into<String>) -> Reply {
-        Reply { status: 200, body: body.into(), set_cookie: None }
+        Reply::status(200, body)
     }
+
+    fn status(status: u16, body: impl Into<String>) -> Reply {
+        Reply { status, body: body.into(), set_cookie: None }
+    }
+
+    /// A redirect (303) to `location`, which the adapters send as the `Location` header: the
+    /// body of a 303 is its location.
+    fn redirect(location: &str) -> Reply {
+        Reply::status(303, location)
+    }
+
+    /// Where a redirect goes.
+    pub fn location(&self) -> Option<&str> {
+        (self.status == 303).then_some(self.body.as_str())
+    }
+}
+
+/// The handler behind [`QUESTION_ROUTE`], written with `?`: reads `user` (a string once
+/// logged in) as a number, which fails to decode for a logged-in user.
+pub fn question(session: &SessionHandle) -> Result<String, ValueError> {
+    let n: u64 = session.get_or_default("user")?;
+    Ok(format!("user number {n}"))
 }
 
 /// `len` bytes of hexadecimal text derived from a counter by a mixing function: as close to
@@ -80,11 +124,30 @@ fn param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
 /// * `/theme[?session=1]`: sets the application's own cookie [`THEME_COOKIE`], and with
 ///   `session=1` also stores `theme` in the session;
 /// * `/echo`: answers the Cookie headers it received, as a JSON array; leaves the session alone;
-/// * `/too-big`: stores more than the budget allows and answers [`TOO_BIG_BODY`].
+/// * `/too-big`: stores more than the budget allows and answers [`TOO_BIG_BODY`];
+/// * `/grow-checked?bytes=N`: as `/grow`, but checks the size first: a session that would not
+///   fit is put back as it was and the answer is 413 with the sizes;
+/// * `/count`, `/uncount`: `update` the counter `n` and answer it; `remove` it and answer the
+///   old value as JSON;
+/// * `/csrf`: answers the session's CSRF token; `/guarded`: 200 when the `x-csrf-token` header
+///   (`csrf`) or the `csrf_token` query field carries it, 403 otherwise;
+/// * `/flash?msg=M`: adds a flash message and redirects (303) to `/flashes`, which answers the
+///   pending messages as JSON (taking them).
 pub fn respond(
     path: &str,
     query: &str,
     cookie_headers: &[String],
+    session: &SessionHandle,
+) -> Reply {
+    respond_to(path, query, cookie_headers, None, session)
+}
+
+/// [`respond`], with the request's `x-csrf-token` header.
+pub fn respond_to(
+    path: &str,
+    query: &str,
+    cookie_headers: &[String],
+    csrf: Option<&str>,
     session: &SessionHandle,
 ) -> Reply {
     match path {
@@ -102,16 +165,52 @@ pub fn respond(
                 "id": s.id().map(|id| id.to_string()),
                 "key_id": s.key_id().map(|id| id.0),
                 "chunks": s.chunk_count(),
+                "rejected": s.rejected().map(|why| format!("{why:?}")),
             })
             .to_string()
         })),
         "/grow" => {
             let bytes = param(query, "bytes").and_then(|n| n.parse().ok()).unwrap_or(1000);
-            session.insert("blob", &filler(bytes)).expect("a string encodes");
+            session.insert("blob", filler(bytes)).expect("a string encodes");
             Reply::ok("grown")
         }
+        "/grow-checked" => {
+            let before = session.with(|s| s.clone());
+            let bytes = param(query, "bytes").and_then(|n| n.parse().ok()).unwrap_or(1000);
+            session.insert("blob", filler(bytes)).expect("a string encodes");
+            let size = session.size().expect("an adapter's handle measures");
+            if size.fits() {
+                Reply::ok("grown")
+            } else {
+                *session.lock() = before;
+                Reply::status(413, format!("{} of {}", size.cookie_bytes, size.cookie_budget))
+            }
+        }
+        "/count" => {
+            let n = session
+                .update("n", |n: &mut u64| {
+                    *n += 1;
+                    *n
+                })
+                .expect("n decodes");
+            Reply::ok(n.to_string())
+        }
+        "/uncount" => Reply::ok(json!(session.remove::<u64>("n").expect("n decodes")).to_string()),
+        "/csrf" => Reply::ok(session.csrf_token().expect("random bytes")),
+        "/guarded" => {
+            let submitted = csrf.or_else(|| param(query, CSRF_FIELD));
+            match session.verify_csrf(submitted) {
+                true => Reply::ok("accepted"),
+                false => Reply::status(403, "refused"),
+            }
+        }
+        "/flash" => {
+            session.flash(param(query, "msg").unwrap_or("saved")).expect("flashes encode");
+            Reply::redirect("/flashes")
+        }
+        "/flashes" => Reply::ok(json!(session.take_flashes().expect("flashes decode")).to_string()),
         "/shrink" => {
-            session.remove("blob");
+            session.remove_raw("blob");
             Reply::ok("shrunk")
         }
         "/logout" => {
@@ -122,14 +221,14 @@ pub fn respond(
             if param(query, "session") == Some("1") {
                 session.insert("theme", "dark").expect("a string encodes");
             }
-            Reply { status: 200, body: "themed".to_owned(), set_cookie: Some(THEME_COOKIE) }
+            Reply { set_cookie: Some(THEME_COOKIE), ..Reply::ok("themed") }
         }
         "/echo" => Reply::ok(json!(cookie_headers).to_string()),
         "/too-big" => {
-            session.insert("blob", &filler(TOO_BIG_BYTES)).expect("a string encodes");
+            session.insert("blob", filler(TOO_BIG_BYTES)).expect("a string encodes");
             Reply::ok(TOO_BIG_BODY)
         }
-        _ => Reply { status: 404, body: String::new(), set_cookie: None },
+        _ => Reply::status(404, ""),
     }
 }
 
@@ -140,7 +239,13 @@ pub trait TestServer {
 
     /// Serves the test application on 127.0.0.1 (a free port), opening and sealing sessions
     /// with `codec` and reading the time from `clock`.
-    fn start(codec: SessionCodec, clock: ManualClock) -> Running;
+    fn start(codec: SessionCodec, clock: ManualClock) -> Running {
+        Self::start_with(codec, clock, false)
+    }
+
+    /// [`start`](TestServer::start), with the adapter answering [`SAVE_ERROR_STATUS`] and
+    /// [`SAVE_ERROR_BODY`] for a session it cannot save when `save_error_page` is set.
+    fn start_with(codec: SessionCodec, clock: ManualClock, save_error_page: bool) -> Running;
 }
 
 /// How to tell a running server to stop.
@@ -212,7 +317,7 @@ pub struct Axum;
 impl TestServer for Axum {
     const NAME: &'static str = "axum";
 
-    fn start(codec: SessionCodec, clock: ManualClock) -> Running {
+    fn start_with(codec: SessionCodec, clock: ManualClock, save_error_page: bool) -> Running {
         use axum::Router;
         use axum::routing::any;
         use sealed_session::integrations::tower::SessionLayer;
@@ -227,11 +332,19 @@ impl TestServer for Axum {
                 .expect("a tokio runtime");
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
-                let mut router = Router::new();
+                let mut router = Router::new().route(QUESTION_ROUTE, any(axum_question));
                 for route in ROUTES {
                     router = router.route(route, any(axum_handler));
                 }
-                let app = router.layer(SessionLayer::new(codec).with_clock(clock));
+                let mut layer = SessionLayer::new(codec).with_clock(clock);
+                if save_error_page {
+                    layer = layer.on_save_error(|_: &sealed_session::SealError| {
+                        use axum::response::IntoResponse;
+                        let status = axum::http::StatusCode::from_u16(SAVE_ERROR_STATUS);
+                        (status.expect("a status"), SAVE_ERROR_BODY).into_response()
+                    });
+                }
+                let app = router.layer(layer);
                 // Stop when told to, or when the `Running` is dropped without being told.
                 let signal = async move {
                     let _ = tokio::task::spawn_blocking(move || stopped.recv()).await;
@@ -251,12 +364,18 @@ impl TestServer for Axum {
 }
 
 #[cfg(feature = "axum")]
+async fn axum_question(session: SessionHandle) -> Result<String, ValueError> {
+    let answer = question(&session)?;
+    Ok(answer)
+}
+
+#[cfg(feature = "axum")]
 async fn axum_handler(
     session: SessionHandle,
     uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
 ) -> axum::response::Response {
-    use axum::http::header::{COOKIE, SET_COOKIE};
+    use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
     use axum::http::{HeaderValue, StatusCode};
     use axum::response::IntoResponse;
 
@@ -267,11 +386,16 @@ async fn axum_handler(
         .iter()
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .collect();
-    let reply = respond(uri.path(), uri.query().unwrap_or(""), &cookies, &session);
+    let csrf = headers.get(sealed_session::CSRF_HEADER).map(|v| v.to_str().expect("ASCII"));
+    let reply = respond_to(uri.path(), uri.query().unwrap_or(""), &cookies, csrf, &session);
     let status = StatusCode::from_u16(reply.status).expect("a valid status");
+    let location = reply.location().map(|l| HeaderValue::from_str(l).expect("a valid location"));
     let mut response = (status, reply.body).into_response();
     if let Some(cookie) = reply.set_cookie {
         response.headers_mut().append(SET_COOKIE, HeaderValue::from_static(cookie));
+    }
+    if let Some(location) = location {
+        response.headers_mut().insert(LOCATION, location);
     }
     response
 }
@@ -284,7 +408,7 @@ pub struct Actix;
 impl TestServer for Actix {
     const NAME: &'static str = "actix-web";
 
-    fn start(codec: SessionCodec, clock: ManualClock) -> Running {
+    fn start_with(codec: SessionCodec, clock: ManualClock, save_error_page: bool) -> Running {
         use actix_web::{App, HttpServer, web};
         use sealed_session::integrations::actix::SessionMiddleware;
 
@@ -292,9 +416,18 @@ impl TestServer for Actix {
         let (handle_tx, handle_rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let middleware = SessionMiddleware::new(codec).with_clock(clock);
+                let mut middleware = SessionMiddleware::new(codec).with_clock(clock);
+                if save_error_page {
+                    middleware = middleware.on_save_error(|_: &sealed_session::SealError| {
+                        let status = actix_web::http::StatusCode::from_u16(SAVE_ERROR_STATUS);
+                        actix_web::HttpResponse::build(status.expect("a status"))
+                            .body(SAVE_ERROR_BODY)
+                    });
+                }
                 let server = HttpServer::new(move || {
-                    let mut app = App::new().wrap(middleware.clone());
+                    let mut app = App::new()
+                        .wrap(middleware.clone())
+                        .route(QUESTION_ROUTE, web::route().to(actix_question));
                     for route in ROUTES {
                         app = app.route(route, web::route().to(actix_handler));
                     }
@@ -320,6 +453,12 @@ impl TestServer for Actix {
 }
 
 #[cfg(feature = "actix-web")]
+async fn actix_question(session: SessionHandle) -> Result<String, ValueError> {
+    let answer = question(&session)?;
+    Ok(answer)
+}
+
+#[cfg(feature = "actix-web")]
 async fn actix_handler(
     session: SessionHandle,
     request: actix_web::HttpRequest,
@@ -333,11 +472,16 @@ async fn actix_handler(
         .get_all(COOKIE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .collect();
-    let reply = respond(request.path(), request.query_string(), &cookies, &session);
+    let csrf = request.headers().get(sealed_session::CSRF_HEADER);
+    let csrf = csrf.map(|v| v.to_str().expect("ASCII"));
+    let reply = respond_to(request.path(), request.query_string(), &cookies, csrf, &session);
     let mut response =
         actix_web::HttpResponse::build(StatusCode::from_u16(reply.status).expect("a status"));
     if let Some(cookie) = reply.set_cookie {
         response.append_header((SET_COOKIE, cookie));
+    }
+    if let Some(location) = reply.location() {
+        response.append_header((actix_web::http::header::LOCATION, location));
     }
     response.body(reply.body)
 }

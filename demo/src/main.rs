@@ -1,25 +1,30 @@
 //! The sealed-session demo: an axum app whose whole state lives in sealed cookies.
 //!
 //! ```sh
-//! cargo run --example demo --features axum
+//! cargo run -p sealed-session-demo
 //! ```
 //!
 //! Log in and out, fill a cart and a notes list, and watch the session's cookies (their names,
 //! sizes and chunk count) change on every page. Options:
 //!
 //! * `--port N` (or `PORT`): listen on 127.0.0.1:N (default 3000; 0 picks a free port);
+//!   a port in use is reported in one line, naming `--port`;
 //! * `--keys FILE` (or `SEALED_SESSION_KEYS_FILE`): seal with that key ring file;
 //!   `SEALED_SESSION_KEYS`: the key ring as one environment value. With neither, the demo makes
 //!   an ephemeral ring and says so: sessions then end when it stops.
 //!
 //! * `--redis URL` (or `SEALED_SESSION_REDIS`): keep revocations in Redis (needs the `redis`
-//!   feature: `cargo run --example demo --features axum,redis -- --redis redis://127.0.0.1/`), so
+//!   feature: `cargo run -p sealed-session-demo --features redis -- --redis redis://127.0.0.1/`), so
 //!   several demo processes share them. Without it, revocations live in this process's memory.
 //! * `--no-session-layer`: serve only the two load-test routes below, by handlers that never
 //!   touch a session, for measuring what the session layer costs (`scripts/load.sh`).
 //!
 //! The demo splits cookies at 2,048 bytes (half the browser limit) so that chunking shows at
-//! modest sizes; the Cookie header budget is the library's default.
+//! modest sizes; the Cookie header budget is the library's default. Past it, the cart's
+//! handlers see it coming (`SessionHandle::size`) and answer a "session full" page, keeping the
+//! cart as it was; the notes rely on the layer's fallback (`SessionLayer::on_save_error`), which
+//! answers the same page and writes nothing. Either way the reason is logged on the console
+//! (`tracing`, on stderr).
 //!
 //! Logging out revokes the session, so a copy of its cookies taken before is worthless after.
 //! "Log out everywhere" (`POST /logout-everywhere`) revokes every session of the user issued up
@@ -49,7 +54,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router, ServiceExt};
 use sealed_session::integrations::tower::SessionLayer;
 use sealed_session::revocation::{MemoryRevocations, Revocation};
-use sealed_session::{Key, KeyRing, SessionCodec, SessionConfig, SessionHandle, SharedKeyRing};
+use sealed_session::{
+    Key, KeyRing, SealError, SessionCodec, SessionConfig, SessionHandle, SessionSize,
+    SharedKeyRing, ValueError,
+};
 use serde::{Deserialize, Serialize};
 use tower::Layer as _;
 
@@ -82,14 +90,27 @@ impl std::ops::Deref for App {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The library logs rejected cookies (warn) and sessions it cannot save (error) with
+    // `tracing`: show them on the console.
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
     let args: Vec<String> = std::env::args().collect();
     let arg = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1));
     let port: u16 = match arg("--port").cloned().or_else(|| std::env::var("PORT").ok()) {
-        Some(port) => port.parse()?,
+        Some(port) => match port.parse() {
+            Ok(port) => port,
+            Err(_) => exit(&format!("--port (or PORT) must be a port number, not {port:?}")),
+        },
         None => 3000,
     };
 
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => exit(&format!(
+            "port {port} is in use; pick another with --port N (or PORT=N; 0 picks a free one)"
+        )),
+        Err(error) => exit(&format!("cannot listen on {addr}: {error}")),
+    };
     let addr = listener.local_addr()?;
     if args.iter().any(|a| a == "--no-session-layer") {
         let app = Router::new()
@@ -133,12 +154,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })));
     // The layer wraps the whole router: one session per request whatever the route.
     // (`Router::layer` works too, but wraps each route on its own, which costs a little more.)
-    let app = SessionLayer::new(codec).with_revocation(revocation).layer(app);
+    // A session grown past its budget where no handler checked: the same page, nothing written.
+    let app = SessionLayer::new(codec)
+        .with_revocation(revocation)
+        .on_save_error(|error: &SealError| session_full(&error.to_string()))
+        .layer(app);
 
     println!("sealed-session demo: keys from {source}");
     println!("sealed-session demo listening on http://{addr}/");
     axum::serve(listener, ServiceExt::<axum::extract::Request>::into_make_service(app)).await?;
     Ok(())
+}
+
+/// Prints `message` as the demo's one line of error and exits with status 2.
+fn exit(message: &str) -> ! {
+    eprintln!("sealed-session demo: {message}");
+    std::process::exit(2)
+}
+
+/// The page for a change that would make the session too large to keep in cookies: nothing
+/// of it was saved.
+fn session_full(why: &str) -> Response {
+    let page = format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>Session full</title></head>
+<body><h1 id="session-full">Your session is full</h1>
+<p>That change would not fit in this browser's cookies, so it was not saved: your session is
+as it was before. ({})</p><p><a href="/">Back</a></p></body></html>"#,
+        escape(why)
+    );
+    (axum::http::StatusCode::PAYLOAD_TOO_LARGE, Html(page)).into_response()
 }
 
 /// The key ring: a file or environment value when given, otherwise an ephemeral one.
@@ -188,7 +232,7 @@ async fn revocation(
     {
         let _ = url;
         Err("--redis (or SEALED_SESSION_REDIS) needs the `redis` feature: \
-             cargo run --example demo --features axum,redis -- --redis URL"
+             cargo run -p sealed-session-demo --features redis -- --redis URL"
             .into())
     }
 }
@@ -198,17 +242,18 @@ struct LoginForm {
     user: String,
 }
 
-async fn login(session: SessionHandle, Form(form): Form<LoginForm>) -> Response {
+async fn login(
+    session: SessionHandle,
+    Form(form): Form<LoginForm>,
+) -> Result<Redirect, ValueError> {
     let user = form.user.trim();
     if user.is_empty() || user.len() > 64 {
-        return Redirect::to("/").into_response();
+        return Ok(Redirect::to("/"));
     }
     // A new id at login: an id planted before it (session fixation) is worth nothing after.
     session.renew();
-    if session.insert("user", user).is_err() {
-        return server_error();
-    }
-    Redirect::to("/").into_response()
+    session.insert("user", user)?;
+    Ok(Redirect::to("/"))
 }
 
 /// Purging the session makes the layer revoke it: a copy of its cookies is worthless now.
@@ -219,9 +264,12 @@ async fn logout(session: SessionHandle) -> Redirect {
 
 /// Revokes every session of the user issued up to now, on every device, then purges this one.
 /// See the module docs for the one-second granularity.
-async fn logout_everywhere(State(app): State<App>, session: SessionHandle) -> Response {
-    let Some(user) = session.get::<String>("user").ok().flatten() else {
-        return Redirect::to("/").into_response();
+async fn logout_everywhere(
+    State(app): State<App>,
+    session: SessionHandle,
+) -> Result<Response, ValueError> {
+    let Some(user) = session.get::<String>("user")? else {
+        return Ok(Redirect::to("/").into_response());
     };
     let now = SystemTime::now();
     let whole = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
@@ -230,7 +278,7 @@ async fn logout_everywhere(State(app): State<App>, session: SessionHandle) -> Re
         eprintln!("log out everywhere failed: {error}");
         let message = "Could not log out everywhere (the revocation store is unavailable); \
                        nothing was changed, try again.";
-        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, message).into_response();
+        return Ok((axum::http::StatusCode::SERVICE_UNAVAILABLE, message).into_response());
     }
     // A login answered before `before` would get issued_at < before and be revoked with the
     // rest: wait out the current second (at most one) before the browser can log in again.
@@ -238,7 +286,7 @@ async fn logout_everywhere(State(app): State<App>, session: SessionHandle) -> Re
         tokio::time::sleep(left).await;
     }
     session.purge();
-    Redirect::to("/").into_response()
+    Ok(Redirect::to("/").into_response())
 }
 
 #[derive(Deserialize)]
@@ -252,10 +300,13 @@ fn one() -> u32 {
     1
 }
 
-async fn cart_add(session: SessionHandle, Form(form): Form<AddForm>) -> Response {
+async fn cart_add(
+    session: SessionHandle,
+    Form(form): Form<AddForm>,
+) -> Result<Response, ValueError> {
     let name = form.name.trim().chars().take(80).collect::<String>();
     if name.is_empty() {
-        return Redirect::to("/").into_response();
+        return Ok(Redirect::to("/").into_response());
     }
     update_cart(&session, |cart| {
         let sku = format!("SKU-{:05}", cart.len() + 1);
@@ -274,7 +325,10 @@ fn ten() -> usize {
 }
 
 /// Adds `count` varied items: enough of them makes the session span several cookies.
-async fn cart_grow(session: SessionHandle, Form(form): Form<CountForm>) -> Response {
+async fn cart_grow(
+    session: SessionHandle,
+    Form(form): Form<CountForm>,
+) -> Result<Response, ValueError> {
     update_cart(&session, |cart| {
         for _ in 0..form.count.min(200) {
             let n = cart.len() as u32 + 1;
@@ -291,23 +345,46 @@ async fn cart_grow(session: SessionHandle, Form(form): Form<CountForm>) -> Respo
 }
 
 /// Removes `count` items from the end of the cart.
-async fn cart_shrink(session: SessionHandle, Form(form): Form<CountForm>) -> Response {
+async fn cart_shrink(
+    session: SessionHandle,
+    Form(form): Form<CountForm>,
+) -> Result<Response, ValueError> {
     update_cart(&session, |cart| cart.truncate(cart.len().saturating_sub(form.count)))
 }
 
-fn update_cart(session: &SessionHandle, change: impl FnOnce(&mut Vec<CartItem>)) -> Response {
-    let mut cart: Vec<CartItem> = session.get("cart").ok().flatten().unwrap_or_default();
+/// Changes the cart, checking before answering that the session still fits its cookies: if
+/// not, the cart is put back as it was and the "session full" page says so.
+fn update_cart(
+    session: &SessionHandle,
+    change: impl FnOnce(&mut Vec<CartItem>),
+) -> Result<Response, ValueError> {
+    let before: Vec<CartItem> = session.get_or_default("cart")?;
+    let mut cart = before.clone();
     change(&mut cart);
-    let stored = if cart.is_empty() {
-        session.remove("cart");
-        Ok(())
+    if cart.is_empty() {
+        session.remove_raw("cart");
     } else {
-        session.insert("cart", &cart)
-    };
-    match stored {
-        Ok(()) => Redirect::to("/").into_response(),
-        Err(_) => server_error(),
+        session.insert("cart", &cart)?;
     }
+    let size = session.size().expect("the layer's handles measure");
+    if !size.fits() {
+        tracing::warn!(%size, "cart change refused: the session would not fit its cookies");
+        if before.is_empty() {
+            session.remove_raw("cart");
+        } else {
+            session.insert("cart", &before)?;
+        }
+        return Ok(session_full(&describe(&size)));
+    }
+    Ok(Redirect::to("/").into_response())
+}
+
+/// A size for the "session full" page.
+fn describe(size: &SessionSize) -> String {
+    format!(
+        "it would take {} bytes of cookies, the budget is {}",
+        size.cookie_bytes, size.cookie_budget
+    )
 }
 
 #[derive(Deserialize)]
@@ -315,23 +392,23 @@ struct NoteForm {
     note: String,
 }
 
-async fn notes_add(session: SessionHandle, Form(form): Form<NoteForm>) -> Response {
+/// Adds a note without checking the size: past the budget, the layer's `on_save_error` page
+/// answers instead and nothing is written.
+async fn notes_add(
+    session: SessionHandle,
+    Form(form): Form<NoteForm>,
+) -> Result<Redirect, ValueError> {
     let note = form.note.trim().chars().take(500).collect::<String>();
-    if note.is_empty() {
-        return Redirect::to("/").into_response();
+    if !note.is_empty() {
+        session.update("notes", |notes: &mut Vec<String>| notes.push(note))?;
     }
-    let mut notes: Vec<String> = session.get("notes").ok().flatten().unwrap_or_default();
-    notes.push(note);
-    match session.insert("notes", &notes) {
-        Ok(()) => Redirect::to("/").into_response(),
-        Err(_) => server_error(),
-    }
+    Ok(Redirect::to("/"))
 }
 
 /// `GET /bench/read`: reads the session, changes nothing.
-async fn bench_read(session: SessionHandle) -> String {
-    let user: Option<String> = session.get("user").ok().flatten();
-    format!("hello, {}\n", user.as_deref().unwrap_or("nobody"))
+async fn bench_read(session: SessionHandle) -> Result<String, ValueError> {
+    let user: Option<String> = session.get("user")?;
+    Ok(format!("hello, {}\n", user.as_deref().unwrap_or("nobody")))
 }
 
 /// `GET /bench/read` under `--no-session-layer`: the same body for the user `bench`.
@@ -340,12 +417,12 @@ async fn bench_read_plain() -> String {
 }
 
 /// `POST /bench/write`: increments the session's counter, so the session is sealed again.
-async fn bench_write(session: SessionHandle) -> Response {
-    let hits: u64 = session.get("hits").ok().flatten().unwrap_or(0) + 1;
-    match session.insert("hits", &hits) {
-        Ok(()) => format!("{hits:>20}\n").into_response(),
-        Err(_) => server_error(),
-    }
+async fn bench_write(session: SessionHandle) -> Result<String, ValueError> {
+    let hits = session.update("hits", |hits: &mut u64| {
+        *hits += 1;
+        *hits
+    })?;
+    Ok(format!("{hits:>20}\n"))
 }
 
 /// `POST /bench/write` under `--no-session-layer`: a process-wide counter, the same body size.
@@ -353,10 +430,6 @@ async fn bench_write_plain() -> String {
     static HITS: AtomicU64 = AtomicU64::new(0);
     let hits = HITS.fetch_add(1, Ordering::Relaxed) + 1;
     format!("{hits:>20}\n")
-}
-
-fn server_error() -> Response {
-    axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
 }
 
 /// The session's own cookies as the browser sent them: `(name, value length)`.
@@ -383,15 +456,21 @@ struct SessionView {
     cookies: Vec<(String, usize)>,
 }
 
-fn view(session: &SessionHandle, headers: &HeaderMap, app: &App) -> SessionView {
-    session.with(|s| SessionView {
-        user: s.get("user").ok().flatten(),
-        cart: s.get("cart").ok().flatten().unwrap_or_default(),
-        notes: s.get("notes").ok().flatten().unwrap_or_default(),
-        session_id: s.id().map(|id| id.to_string()),
-        key_id: s.key_id().map(|id| id.to_string()),
-        chunks: s.chunk_count(),
-        cookies: session_cookies(headers, &app.cookie_name),
+fn view(
+    session: &SessionHandle,
+    headers: &HeaderMap,
+    app: &App,
+) -> Result<SessionView, ValueError> {
+    session.with(|s| {
+        Ok(SessionView {
+            user: s.get("user")?,
+            cart: s.get_or_default("cart")?,
+            notes: s.get_or_default("notes")?,
+            session_id: s.id().map(|id| id.to_string()),
+            key_id: s.key_id().map(|id| id.to_string()),
+            chunks: s.chunk_count(),
+            cookies: session_cookies(headers, &app.cookie_name),
+        })
     })
 }
 
@@ -400,12 +479,16 @@ async fn api_session(
     State(app): State<App>,
     session: SessionHandle,
     headers: HeaderMap,
-) -> Json<SessionView> {
-    Json(view(&session, &headers, &app))
+) -> Result<Json<SessionView>, ValueError> {
+    Ok(Json(view(&session, &headers, &app)?))
 }
 
-async fn index(State(app): State<App>, session: SessionHandle, headers: HeaderMap) -> Html<String> {
-    let v = view(&session, &headers, &app);
+async fn index(
+    State(app): State<App>,
+    session: SessionHandle,
+    headers: HeaderMap,
+) -> Result<Html<String>, ValueError> {
+    let v = view(&session, &headers, &app)?;
     let account = match &v.user {
         Some(user) => format!(
             r#"<p>Logged in as <strong id="user">{}</strong>.</p>
@@ -437,7 +520,7 @@ async fn index(State(app): State<App>, session: SessionHandle, headers: HeaderMa
         .iter()
         .map(|(name, len)| format!("<tr><td><code>{}</code></td><td>{len}</td></tr>", escape(name)))
         .collect();
-    Html(format!(
+    Ok(Html(format!(
         r#"<!doctype html>
 <html><head><meta charset="utf-8"><title>sealed-session demo</title>
 <style>
@@ -448,8 +531,9 @@ form {{ display: inline-block; margin: 0.2rem 0.5rem 0.2rem 0 }}
 </style></head>
 <body>
 <h1>sealed-session demo</h1>
-<p>Everything below lives in this browser's cookies, sealed with XAES-256-GCM. No server keeps
-any state.</p>
+<p>Everything below lives in this browser's cookies, sealed with XAES-256-GCM: no server keeps
+the session. The one thing a server keeps is the revocation list (in this process's memory, or
+in Redis with <code>--redis</code>), so a logged-out session's copied cookies stop working.</p>
 <section><h2>Account</h2>{account}</section>
 <section><h2>Cart (<span id="cart-count">{cart_count}</span> items)</h2>
 <form method="post" action="/cart/add"><input name="name" placeholder="item" required>
@@ -474,7 +558,7 @@ Session id <code id="session-id">{session_id}</code>, key <code>{key_id}</code>.
         chunks = v.chunks,
         session_id = v.session_id.as_deref().unwrap_or("(none yet)"),
         key_id = v.key_id.as_deref().unwrap_or("-"),
-    ))
+    )))
 }
 
 /// Escapes text for HTML element content and attribute values.
