@@ -20,6 +20,26 @@ pub(crate) fn mask(count: usize) -> u64 {
     (1u64 << count.min(MAX_CHUNKS)) - 1
 }
 
+/// The `;`-separated pieces of a Cookie header. `memchr` finds each separator a word at a time:
+/// the header is mostly our long token, and a byte-by-byte split of it cost every request
+/// about 0.2 µs more (codec bench, `open`).
+fn pieces(header: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(header);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match memchr::memchr(b';', current) {
+            Some(end) => {
+                rest = Some(&current[end + 1..]);
+                Some(&current[..end])
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
+    })
+}
+
 /// Bytes a chunk's name takes beyond the base name.
 fn suffix_len(index: usize) -> usize {
     match index.checked_ilog10() {
@@ -90,8 +110,8 @@ impl<'h> Found<'h> {
             // A cookie of ours has our base name in its name: parse only those pieces (a real
             // header often carries many cookies of other parts of the site), looking for the
             // name only before the `=`, not through the (long) value.
-            let ours = header.split(|&byte| byte == b';').filter_map(|piece| {
-                let name = piece.split(|&byte| byte == b'=').next().unwrap_or(piece);
+            let ours = pieces(header).filter_map(|piece| {
+                let name = memchr::memchr(b'=', piece).map_or(piece, |end| &piece[..end]);
                 let name = std::str::from_utf8(name).ok()?;
                 if !name.contains(base) {
                     return None;
