@@ -37,6 +37,14 @@ pub(crate) const TOKEN_NAME_PREFIX: &str = "header:";
 /// `proxy_buffer_size 8k` when sessions can grow past about 3.5 KB.
 pub const DEFAULT_COOKIE_BUDGET: usize = 6 * 1024;
 
+/// The default [`compression_threshold`](SessionConfigBuilder::compression_threshold): a body of
+/// fewer MessagePack bytes is stored as it is. Measured on 6,000 states drawn from the
+/// project's corpus (`cargo run --release --example compression_threshold`): below 384 bytes
+/// zstd saved at most 2% of a body (and never made one of 128 to 191 bytes smaller), less than
+/// the sixteenth a compressed body must save to be kept, so trying only cost `seal` its 3 to 4
+/// µs; from 384 bytes on it saved 7.5% and more.
+pub const DEFAULT_COMPRESSION_THRESHOLD: usize = 384;
+
 /// The default maximum size of a session's MessagePack state, decompressed.
 pub const DEFAULT_MAX_STATE_SIZE: usize = 64 * 1024;
 
@@ -109,7 +117,7 @@ impl SessionConfig {
             max_cookie_line: MAX_COOKIE_LINE,
             max_state_size: DEFAULT_MAX_STATE_SIZE,
             max_cookie_header: DEFAULT_MAX_COOKIE_HEADER,
-            compression_threshold: Some(128),
+            compression_threshold: Some(DEFAULT_COMPRESSION_THRESHOLD),
             idle_timeout: Duration::from_secs(30 * 60),
             absolute_timeout: Duration::from_secs(12 * 60 * 60),
             refresh_interval: Duration::from_secs(60),
@@ -307,7 +315,8 @@ impl SessionConfigBuilder {
     }
 
     /// Compress the session's ordinary values when their MessagePack is at least this many
-    /// bytes and compression makes them smaller (default 128); `None` never compresses.
+    /// bytes and compression makes them smaller by at least a sixteenth (default
+    /// [`DEFAULT_COMPRESSION_THRESHOLD`]); `None` never compresses.
     /// Values inserted with [`Session::insert_sensitive`](crate::Session::insert_sensitive)
     /// are never compressed.
     pub fn compression_threshold(mut self, bytes: Option<usize>) -> Self {

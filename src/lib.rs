@@ -119,8 +119,8 @@ mod values;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Outgoing, SessionCodec, SetCookies};
 pub use config::{
-    DEFAULT_COOKIE_BUDGET, DEFAULT_MAX_COOKIE_HEADER, DEFAULT_MAX_STATE_SIZE, HOST_PREFIX,
-    SameSite, SessionConfig, SessionConfigBuilder,
+    DEFAULT_COMPRESSION_THRESHOLD, DEFAULT_COOKIE_BUDGET, DEFAULT_MAX_COOKIE_HEADER,
+    DEFAULT_MAX_STATE_SIZE, HOST_PREFIX, SameSite, SessionConfig, SessionConfigBuilder,
 };
 pub use csrf::{CSRF_FIELD, CSRF_HEADER, CSRF_KEY};
 pub use error::{ConfigError, RejectReason, Rejected, Rejection, SealError, ValueError};

@@ -34,6 +34,16 @@ pub(crate) fn compress(input: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
+/// A compressed body is kept only when it is smaller by at least `1 / MIN_GAIN` of the body:
+/// every later `open` pays zstd's table setup (about 2 µs, `BENCHMARKS.md`) for it, which a
+/// few bytes saved do not repay.
+pub(crate) const MIN_GAIN: usize = 16;
+
+/// Whether a body of `body` bytes that compressed to `packed` bytes is stored compressed.
+pub(crate) fn worth_keeping(body: usize, packed: usize) -> bool {
+    packed < body && body - packed >= body / MIN_GAIN
+}
+
 /// Why a compressed section could not be expanded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DecompressError {
@@ -81,6 +91,23 @@ pub(crate) fn decompress(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keeps_only_what_saves_a_sixteenth() {
+        // (body bytes, packed bytes, kept)
+        let table = [
+            (160, 161, false),
+            (160, 160, false),
+            (160, 151, false),
+            (160, 150, true),
+            (4096, 3841, false),
+            (4096, 3840, true),
+            (4096, 1200, true),
+        ];
+        for (body, packed, kept) in table {
+            assert_eq!(worth_keeping(body, packed), kept, "{body} -> {packed}");
+        }
+    }
 
     #[test]
     fn round_trips() {

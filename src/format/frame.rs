@@ -37,7 +37,8 @@ pub(crate) struct FrameMeta {
 
 /// Writes a frame. `body` and `sensitive` are MessagePack maps; `sensitive` is `None` when the
 /// session holds no sensitive value. The body is compressed when it is at least
-/// `compress_threshold` bytes long and compression makes it smaller.
+/// `compress_threshold` bytes long and compression saves enough
+/// ([`compress::worth_keeping`]).
 pub(crate) fn encode(
     meta: &FrameMeta,
     body: &[u8],
@@ -48,7 +49,7 @@ pub(crate) fn encode(
     let packed = compress_threshold
         .filter(|&threshold| body.len() >= threshold)
         .and_then(|_| compress::compress(body))
-        .filter(|packed| packed.len() < body.len());
+        .filter(|packed| compress::worth_keeping(body.len(), packed.len()));
     let stored = packed.as_deref().unwrap_or(body);
 
     let mut flags = 0;
