@@ -103,7 +103,7 @@ fn valid_cookie_settings_build_to_the_expected_name() {
         // Each Set-Cookie line is one cookie with exactly the attributes configured.
         let codec = SessionCodec::new(config, KeyRing::single(Key::generate()));
         let mut session = Session::new();
-        session.insert("k", &1).expect("encodes");
+        session.insert("k", 1).expect("encodes");
         let cookies = codec.seal(&mut session, SystemTime::now()).expect("seals");
         for line in cookies.header_values() {
             assert!(!line.contains(['\r', '\n']), "{what}: {line:?}");

@@ -119,7 +119,7 @@ fn the_default_configuration_removes_at_most_two_cookies() {
 fn a_valid_session_beside_planted_chunk_names_removes_only_what_it_could_own() {
     let codec = codec(|b| b);
     let mut session = Session::new();
-    session.insert("user", &"ada").expect("encodes");
+    session.insert("user", "ada").expect("encodes");
     let sealed = codec.seal(&mut session, now()).expect("seals").request_header();
     let header = format!("{sealed}; {}", every_chunk_name(&codec, 1));
 

@@ -69,9 +69,8 @@ type Read = fn(&Session) -> Result<(), ValueError>;
 #[test]
 fn decode_errors_never_quote_the_value() {
     let text: Store = |session| session.insert_sensitive(KEY, SECRET);
-    let number: Store = |session| session.insert(KEY, &SECRET_NUMBER);
-    let map: Store =
-        |session| session.insert(KEY, &std::collections::BTreeMap::from([(SECRET, 1)]));
+    let number: Store = |session| session.insert(KEY, SECRET_NUMBER);
+    let map: Store = |session| session.insert(KEY, std::collections::BTreeMap::from([(SECRET, 1)]));
     let another_type = "a value of another type";
     let refused = "a value the requested type does not accept";
     // (what, how the value is stored, how it is read, the category the error gives)
