@@ -26,19 +26,22 @@
 # the ratios of those medians to sealed-session on the same framework.
 #
 # The size probe: each contender, after a login, is asked to store states that do not fit one
-# cookie (../shared/corpus/history.json, and 6 KB and 16 KB of random base64 that nothing can
-# compress much); the report says whether it answers an error (and which status), a Set-Cookie
-# line over 4096 bytes (which browsers drop without a word: the session silently stays as it
-# was), or stores it.
+# cookie (../shared/corpus/history.json, and 4, 6 and 16 KB of random base64, which no
+# compression shrinks much); the report says whether it answers an error (and which status),
+# a Set-Cookie line over 4096 bytes (which browsers drop without a word: the session silently
+# stays as it was), or stores it.
 #
-# A network round trip to Redis: with `tc netem` (a network namespace and a veth pair) when the
-# kernel has it; otherwise (it is tested for, in a throwaway namespace) the report computes it
-# from the measured Redis commands per request, which each wait one round trip in turn.
+# A network round trip to Redis: `tc netem` needs a kernel module that is not on every machine
+# (the script tests for it in a throwaway network namespace and says which); the script uses a
+# proxy of its own instead (`peers delay-proxy`, on wrk's CPU), and runs each Redis peer a second
+# time with Redis behind it. The report also computes the effect of other round trips (RTTS)
+# from the measured Redis commands per request, each of which waits one round trip in turn.
 #
 # Environment: ROUNDS (default 3), DURATION (wrk -d, default 10s, below 60s: sealed-session
 # reseals a session older than its 60 s refresh interval, and wrk replays one Cookie header),
-# CONNECTIONS (wrk -c, default 8), CONTENDERS (names, space-separated; default all), RTTS
-# (round trips to compute, in ms, default "0.2 1"), REDIS_CPU (default 0).
+# CONNECTIONS (wrk -c, default 8), CONTENDERS (names, space-separated; default all), RTT_MS
+# (the round trip the proxy adds, default 1; empty skips those runs), RTTS (round trips to
+# compute, in ms, default "0.2 1"), REDIS_CPU (default 0).
 # Options: --write puts the report into BENCHMARKS.md between `<!-- peers:begin -->` and
 # `<!-- peers:end -->`. Needs wrk, curl, taskset, redis-server and redis-cli
 # (bash scripts/install-deps.sh) and two CPUs. Not part of the test suite.
@@ -49,6 +52,7 @@ ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-8}"
 RTTS="${RTTS:-0.2 1}"
+RTT_MS="${RTT_MS-1}"
 REDIS_CPU="${REDIS_CPU:-0}"
 ALL_CONTENDERS="sealed-axum tower-memory tower-redis tower-cookie axum-private-jar axum-plain"
 ALL_CONTENDERS+=" sealed-actix actix-cookie actix-redis actix-plain"
@@ -69,7 +73,7 @@ for tool in wrk curl taskset redis-server redis-cli; do
     command -v "$tool" >/dev/null || { echo "$tool is missing: bash scripts/install-deps.sh" >&2; exit 1; }
 done
 (($(nproc) >= 2)) || { echo "needs two CPUs (servers on CPU 0, wrk on CPU 1)" >&2; exit 1; }
-server_cpu=(taskset -c 0) client_cpu=(taskset -c 1)
+client_cpu=(taskset -c 1)
 
 started="$(date -u '+%Y-%m-%d %H:%M')"
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -121,21 +125,30 @@ redis_commands() {
 }
 
 # --- The contenders, each on CPU 0 ---
+# Starts `peers $2 ARGS...` on CPU $1, known as $3 in ${url[]} and ${pid[]}.
 declare -A url pid
-for name in "${contenders[@]}"; do
-    log="$work/$name.log"
-    args=()
-    if [[ "$name" == *-redis ]]; then args+=(--redis "redis://127.0.0.1:$redis_port/"); fi
-    "${server_cpu[@]}" "$peers" "$name" "${args[@]}" >"$log" 2>&1 &
-    pid[$name]=$!
+start() {
+    local cpu="$1" name="$2" key="$3" log="$work/$3.log" address
+    shift 3
+    : >"$log" # before the process starts: the redirection below happens in the child
+    taskset -c "$cpu" "$peers" "$name" "$@" >"$log" 2>&1 &
+    pid[$key]=$!
     pids+=($!)
     for _ in $(seq 100); do
         address="$(sed -n 's/^peers .* listening on //p' "$log")"
-        if [[ -n "$address" ]]; then url[$name]="${address%/}"; break; fi
-        kill -0 "${pid[$name]}" 2>/dev/null || break
+        if [[ -n "$address" ]]; then url[$key]="${address%/}"; return; fi
+        kill -0 "${pid[$key]}" 2>/dev/null || break
         sleep 0.1
     done
-    [[ -n "${url[$name]:-}" ]] || { echo "$name did not start: $(cat "$log")" >&2; exit 1; }
+    echo "$key did not start: $(cat "$log")" >&2
+    exit 1
+}
+for name in "${contenders[@]}"; do
+    if [[ "$name" == *-redis ]]; then
+        start 0 "$name" "$name" --redis "redis://127.0.0.1:$redis_port/"
+    else
+        start 0 "$name" "$name"
+    fi
 done
 
 # Log in at contender $1; the session's cookies as one Cookie header value in $cookie.
@@ -176,14 +189,14 @@ run() {
     [[ -z "$cookie" ]] || args+=(-H "Cookie: $cookie")
     if [[ "$route" == write ]]; then args+=(-s "$work/post.lua"); fi
     local out before after redis_before=0 redis_after=0 commands_before=0 commands_after=0
-    if [[ "$name" == *-redis ]]; then
+    if [[ "$name" == *-redis* ]]; then
         commands_before="$(redis_commands)"
         redis_before="$(cpu_ticks "$redis_pid")"
     fi
     before="$(cpu_ticks "${pid[$name]}")"
     out="$("${client_cpu[@]}" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "${args[@]}" "${url[$name]}/$route")"
     after="$(cpu_ticks "${pid[$name]}")"
-    if [[ "$name" == *-redis ]]; then
+    if [[ "$name" == *-redis* ]]; then
         redis_after="$(cpu_ticks "$redis_pid")"
         # The INFO call itself is one command.
         commands_after="$(($(redis_commands) - 1))"
@@ -202,7 +215,7 @@ run() {
     read -r rps p50 p99 cpu redis_cpu commands <<<"$line"
     printf '  %-5s %-17s %9.0f req/s  p50 %6s ms  p99 %6s ms  server CPU %6s us/req' \
         "$route" "$name" "$rps" "$p50" "$p99" "$cpu"
-    if [[ "$name" == *-redis ]]; then printf '  Redis CPU %5s us/req, %s commands/req' "$redis_cpu" "$commands"; fi
+    if [[ "$name" == *-redis* ]]; then printf '  Redis CPU %5s us/req, %s commands/req' "$redis_cpu" "$commands"; fi
     echo
 }
 
@@ -216,6 +229,36 @@ for round in $(seq "$ROUNDS"); do
         for name in "${order[@]}"; do run "$route" "$name"; done
     done
 done
+
+# --- The Redis peers behind a network round trip of RTT_MS, measured ---
+# tc netem would be the tool; the kernel here may not have it (tested below, for the report),
+# so a user-space proxy (peers delay-proxy, on wrk's CPU) delays each direction by RTT_MS / 2.
+# A second instance of each Redis peer talks to Redis through it; they alternate as above.
+delayed=()
+if [[ -n "$RTT_MS" && -n "$redis_port" ]]; then
+    start 1 delay-proxy delay-proxy "127.0.0.1:$redis_port" "$(awk -v r="$RTT_MS" 'BEGIN {print r / 2}')"
+    proxy="${url[delay-proxy]}"
+    # The round trip as Redis's own client sees it through the proxy (mean of 2 s of PINGs).
+    rtt_seen="$(timeout 2 redis-cli -h 127.0.0.1 -p "${proxy##*:}" --latency 2>/dev/null | tail -1 | awk '{print $3}' || true)"
+    for name in "${contenders[@]}"; do
+        if [[ "$name" == *-redis ]]; then
+            start 0 "$name" "$name+rtt" --redis "redis://$proxy/"
+            delayed+=("$name+rtt")
+        fi
+    done
+    echo "Redis peers through a round trip of $RTT_MS ms (redis-cli --latency sees ${rtt_seen:-?} ms)"
+    for round in $(seq "$ROUNDS"); do
+        echo "round $round/$ROUNDS"
+        order=("${delayed[@]}")
+        if ((round % 2 == 0)); then
+            order=()
+            for ((i = ${#delayed[@]} - 1; i >= 0; i--)); do order+=("${delayed[i]}"); done
+        fi
+        for route in read write; do
+            for name in "${order[@]}"; do run "$route" "$name"; done
+        done
+    done
+fi
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 finished="$(date -u '+%H:%M')"
 
@@ -226,12 +269,14 @@ corpus=../shared/corpus/history.json
 probes=()
 if [[ -f "$corpus" ]]; then cp "$corpus" "$probe_dir/history"; probes+=(history); fi
 # Random bytes in base64: about 3/4 of the length survives any compression.
+printf '"%s"' "$(head -c 3000 /dev/urandom | base64 -w0)" >"$probe_dir/random4k"
 printf '"%s"' "$(head -c 4500 /dev/urandom | base64 -w0)" >"$probe_dir/random6k"
 printf '"%s"' "$(head -c 12000 /dev/urandom | base64 -w0)" >"$probe_dir/random16k"
-probes+=(random6k random16k)
+probes+=(random4k random6k random16k)
 probe_label() {
     case "$1" in
         history) echo "history.json ($(wc -c <"$probe_dir/history") B of JSON)" ;;
+        random4k) echo "4 KB of random base64" ;;
         random6k) echo "6 KB of random base64" ;;
         random16k) echo "16 KB of random base64" ;;
     esac
@@ -297,13 +342,14 @@ label() {
 baseline() {
     if [[ "$1" == actix-* || "$1" == sealed-actix ]]; then echo sealed-actix; else echo sealed-axum; fi
 }
-# The ratio of column $3 of route $1 for contender $2 to its baseline's, or "".
+# The ratio of the medians of column $3 of files $1 and $2, or "-" when either is missing.
+ratio_of() {
+    [[ -f "$1" && -f "$2" ]] || { echo "-"; return; }
+    awk -v a="$(median "$1" "$3")" -v b="$(median "$2" "$3")" 'BEGIN {printf "%.2fx", a / b}'
+}
+# The ratio of column $3 of route $1 for contender $2 (maybe "NAME+rtt") to its baseline's.
 ratio() {
-    local base
-    base="$(baseline "$2")"
-    [[ -f "$work/$1-$base" && -f "$work/$1-$2" ]] || { echo "-"; return; }
-    awk -v a="$(median "$work/$1-$2" "$3")" -v b="$(median "$work/$1-$base" "$3")" \
-        'BEGIN {printf "%.2fx", a / b}'
+    ratio_of "$work/$1-$2" "$work/$1-$(baseline "${2%+rtt}")" "$3"
 }
 
 report() {
@@ -372,15 +418,35 @@ report() {
     done
     echo
     echo "**A network round trip to Redis.** $(if [[ "$netem" == yes ]]; then
-        echo "tc netem is available on this kernel, but this script does not measure with it yet;"
+        echo "This kernel has \`tc netem\`, but the script delays with its own proxy instead."
     else
-        echo "Not measured: \`tc qdisc ... netem\` is not available here ($(tr -d '\n' <"$work/netem.err"))."
-    fi) Computed instead:"
-    echo "each Redis command a request sends waits one round trip before the next step, so a"
-    echo "round trip of R ms adds (commands/request x R) ms to every request's latency, and at"
-    echo "$CONNECTIONS connections requests/s becomes $CONNECTIONS / ($CONNECTIONS / measured requests/s + commands x R)"
-    echo "(Little's law; the server's CPU per request is unchanged). sealed-session keeps no state"
-    echo "on the server, so its rows do not change."
+        echo "\`tc qdisc ... netem\` is not available on this machine ($(tr -d '\n' <"$work/netem.err")),"
+        echo "so the script delays with a proxy of its own instead."
+    fi) Each Redis peer runs a second time with Redis behind \`peers delay-proxy\`"
+    echo "(peers/src/delay_proxy.rs, on wrk's CPU), which holds every chunk RTT_MS / 2 in each direction"
+    echo "(threads: tokio's timer rounds up to whole milliseconds). sealed-session keeps no state on the"
+    echo "server, so its rows do not change."
+    echo
+    if ((${#delayed[@]})); then
+        echo "Measured, RTT_MS=$RTT_MS (\`redis-cli --latency\` through the proxy: ${rtt_seen:-?} ms on average):"
+        echo
+        echo "| route | contender | requests/s | p50 (ms) | p99 (ms) | server CPU (µs/req) | server CPU vs sealed-session | requests/s vs sealed-session | Redis CPU (µs/req) |"
+        echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+        for route in read write; do
+            for name in "${delayed[@]}"; do
+                local file="$work/$route-$name"
+                printf '| %s | %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$route" "$(label "${name%+rtt}")" \
+                    "$(median "$file" 1)" "$(median "$file" 2)" "$(median "$file" 3)" "$(median "$file" 4)" \
+                    "$(ratio "$route" "$name" 4)" "$(ratio "$route" "$name" 1)" \
+                    "$(median "$file" 5)"
+            done
+        done
+        echo
+    fi
+    echo "Computed from the runs without delay: each Redis command a request sends waits one round"
+    echo "trip before the next step, so a round trip of R ms adds (commands/request x R) ms to every"
+    echo "request's latency, and at $CONNECTIONS connections requests/s becomes"
+    echo "$CONNECTIONS / ($CONNECTIONS / measured requests/s + commands x R) (Little's law):"
     echo
     printf '| route | contender | commands/req |'
     for r in $RTTS; do printf ' p50 at RTT %s ms | requests/s at RTT %s ms |' "$r" "$r"; done

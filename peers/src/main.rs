@@ -15,11 +15,15 @@
 //! * `POST /probe`: stores the request body (JSON) under `blob`: what the contender does with a
 //!   state that does not fit one cookie.
 //!
+//! `peers delay-proxy UPSTREAM MS` is a TCP proxy adding MS milliseconds each way (see
+//! [`delay_proxy`]): the Redis peers behind a network round trip.
+//!
 //! Each server runs one worker (the script pins it to one CPU). The session layers wrap the
 //! whole router (axum) or app (actix-web) the same way for every contender.
 
 mod actix_servers;
 mod axum_servers;
+mod delay_proxy;
 mod state;
 
 use std::net::SocketAddr;
@@ -88,19 +92,27 @@ fn announce(contender: Contender, addr: SocketAddr) {
     println!("peers {} listening on http://{addr}/", contender.name());
 }
 
-fn usage() -> String {
+fn usage() -> ! {
     let names: Vec<&str> = CONTENDERS.iter().map(|(name, _)| *name).collect();
-    format!("usage: peers CONTENDER [--redis URL]\ncontenders: {}", names.join(", "))
+    eprintln!("usage: peers CONTENDER [--redis URL]");
+    eprintln!("       peers delay-proxy UPSTREAM ONE_WAY_MS");
+    eprintln!("contenders: {}", names.join(", "));
+    std::process::exit(2)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("delay-proxy") {
+        let (Some(upstream), Some(ms)) = (args.get(1), args.get(2)) else { usage() };
+        let ms: f64 = ms.parse()?;
+        return delay_proxy::serve(upstream, std::time::Duration::from_secs_f64(ms / 1000.0));
+    }
     let Some(contender) = args
         .first()
         .and_then(|arg| CONTENDERS.iter().find(|(name, _)| name == arg))
         .map(|(_, c)| *c)
     else {
-        return Err(usage().into());
+        usage()
     };
     let redis = args.iter().position(|a| a == "--redis").and_then(|i| args.get(i + 1)).cloned();
     if contender.needs_redis() && redis.is_none() {
