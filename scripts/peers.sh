@@ -417,6 +417,7 @@ report() {
         echo
     done
     echo
+    [[ -n "$redis_port" ]] || return 0
     echo "**A network round trip to Redis.** $(if [[ "$netem" == yes ]]; then
         echo "This kernel has \`tc netem\`, but the script delays with its own proxy instead."
     else
