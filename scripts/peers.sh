@@ -90,6 +90,8 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+# A signal (Ctrl-C, a closed pipe) exits through the EXIT trap too, so nothing is left running.
+trap 'exit 1' INT TERM HUP PIPE
 
 # The CPU time (user + system) a process has used, in clock ticks.
 cpu_ticks() {
