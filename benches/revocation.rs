@@ -88,10 +88,12 @@ fn fill(runtime: &Runtime, store: &dyn RevocationStore, until: u64) {
             for b in 0..ENTRIES_PER_BYTE {
                 let mut id = [0xee; 16];
                 (id[0], id[1]) = (a, b);
-                store.revoke_session(SessionId(id), until).await.expect("recorded");
                 let subject = format!("user-{a}-{b}");
                 let subject = rmp_serde::to_vec_named(&subject).expect("a string encodes");
-                store.revoke_subject(&subject, until - 3600, until).await.expect("recorded");
+                store.revoke_lineage(&subject, SessionId(id), until).await.expect("recorded");
+                let subject = format!("other-{a}-{b}");
+                let subject = rmp_serde::to_vec_named(&subject).expect("a string encodes");
+                store.revoke_subject(&subject, until).await.expect("recorded");
             }
         }
     });
@@ -167,10 +169,11 @@ fn main() {
 
     // Each variant answers as it should: the session is read, and (with revocation) a revoked
     // one is refused, so the check really runs.
-    let eve = codec.open(&revoked, now).expect("opens");
-    let (eve_id, eve_expiry) = (eve.id().expect("sealed"), eve.expires_at().expect("sealed"));
+    let mut eve = codec.open(&revoked, now).expect("opens");
+    eve.purge();
     for revocation in [&memory, &redis] {
-        apps.runtime.block_on(revocation.revoke_session(eve_id, eve_expiry)).expect("recorded");
+        let revoke = revocation.revoke_purged(&eve, codec.config());
+        apps.runtime.block_on(revoke).expect("recorded");
     }
     for (name, app) in &apps.variants {
         assert_eq!(apps.body(app, &header), "hello, ada", "{name}");

@@ -75,6 +75,8 @@ pub struct Session {
     pub(crate) via_token: bool,
     /// The id and times of the session a `purge` ended, for revoking it.
     pub(crate) ended: Option<FrameMeta>,
+    /// The values of the session a `purge` ended: revoking it needs its subject and lineage.
+    pub(crate) ended_values: Values,
 }
 
 impl Session {
@@ -197,7 +199,10 @@ impl Session {
     /// Ends the session: every value is removed and, when it is next saved, every one of its
     /// cookies is removed from the browser. Use it for logout.
     pub fn purge(&mut self) {
-        self.values = Values::default();
+        let values = std::mem::take(&mut self.values);
+        if self.meta.is_some() {
+            self.ended_values = values;
+        }
         self.ended = self.meta.take().or(self.ended);
         self.purged = true;
         self.changed = true;
