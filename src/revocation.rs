@@ -62,16 +62,20 @@ use crate::time::to_unix;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod replicated;
 mod subject;
-// #[cfg(feature = "redis")]
-// mod replicated;
 
 pub use self::memory::MemoryRevocations;
 #[cfg(feature = "redis")]
 pub use self::redis::{DEFAULT_KEY_PREFIX, RedisRevocations, RedisRevocationsBuilder};
+#[cfg(feature = "redis")]
+pub use self::replicated::{
+    DEFAULT_MAX_ENTRIES, DEFAULT_STALENESS, DEFAULT_STREAM_LEN, ReplicatedRevocations,
+    ReplicatedRevocationsBuilder,
+};
 pub use self::subject::{STAMP_KEY, Subject, SubjectError};
 use self::subject::{Stamp, tag};
-// REPLICATED-USE
 
 /// A boxed future, as the store trait returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

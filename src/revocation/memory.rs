@@ -108,9 +108,9 @@ impl RevocationSet {
         self.entries = entries;
     }
 
-    /// Drops the subjects whose revocations end soonest until at most `cap` entries are left;
-    /// returns how many were dropped.
-    pub(crate) fn shrink_to(&mut self, cap: usize) -> usize {
+    /// Drops the subjects whose revocations end soonest, except `keep` (the newest), until at
+    /// most `cap` entries are left; returns how many were dropped.
+    pub(crate) fn shrink_to(&mut self, cap: usize, keep: Option<&[u8]>) -> usize {
         if self.entries <= cap {
             return 0;
         }
@@ -121,6 +121,9 @@ impl RevocationSet {
         for (_, subject) in by_end {
             if self.entries <= cap {
                 break;
+            }
+            if keep == Some(&subject[..]) {
+                continue;
             }
             if let Some(entry) = self.subjects.remove(&subject) {
                 self.entries -= entry.len();

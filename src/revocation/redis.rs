@@ -44,8 +44,9 @@ return string.format('%d', generation)
 ";
 
 /// Records a subject's revocation: field `g` of the subject's hash holds `generation until`,
-/// keeping the larger of each (two nodes may revoke the same subject at once). `KEYS[1]`: the
-/// subject's key; `ARGV`: generation, until (Unix seconds).
+/// keeping the larger of each (two nodes may revoke the same subject at once); field `s` the
+/// subject, hex. `KEYS[1]`: the subject's key; `ARGV`: generation, until (Unix seconds),
+/// subject.
 pub(super) const REVOKE_SUBJECT: &str = r"
 local generation = tonumber(ARGV[1])
 local expiry = tonumber(ARGV[2])
@@ -55,17 +56,18 @@ if current then
   generation = math.max(generation, tonumber(g))
   expiry = math.max(expiry, tonumber(u))
 end
-redis.call('HSET', KEYS[1], 'g', string.format('%d %d', generation, expiry))
+redis.call('HSET', KEYS[1], 'g', string.format('%d %d', generation, expiry), 's', ARGV[3])
 extend(KEYS[1], expiry)
 ";
 
 /// Records a lineage's revocation: field `l:<lineage>` of the subject's hash holds until when,
-/// keeping the later. `KEYS[1]`: the subject's key; `ARGV`: the field, until (Unix seconds).
+/// keeping the later; field `s` the subject, hex. `KEYS[1]`: the subject's key; `ARGV`: the
+/// field, until (Unix seconds), subject.
 pub(super) const REVOKE_LINEAGE: &str = r"
 local expiry = tonumber(ARGV[2])
 local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 if current < expiry then
-  redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', expiry))
+  redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', expiry), 's', ARGV[3])
 end
 extend(KEYS[1], expiry)
 ";
@@ -105,6 +107,13 @@ impl Keys {
     }
 }
 
+/// A subject as stored in field `s` of its hash.
+pub(super) fn subject_hex(subject: &[u8]) -> String {
+    let mut out = String::with_capacity(subject.len() * 2);
+    push_hex(&mut out, subject);
+    out
+}
+
 /// The field of a lineage in its subject's hash.
 pub(super) fn lineage_field(lineage: SessionId) -> String {
     format!("l:{lineage}")
@@ -134,8 +143,8 @@ pub(super) fn eval(script: &str, key: String) -> ::redis::Cmd {
 /// Keys, all under a prefix ([`DEFAULT_KEY_PREFIX`] unless configured):
 ///
 /// * `<prefix>sub:{<SHA-256 of the subject's MessagePack bytes, hex>}`: a hash of the
-///   subject's revocations, expiring when the last of them would have (no user id appears in
-///   Redis). Field `g` = `<generation> <until>`: every session of the subject stamped with a
+///   subject's revocations, expiring when the last of them would have (no key names a user;
+///   field `s` holds the subject, hex, for the replicated store's reloads). Field `g` = `<generation> <until>`: every session of the subject stamped with a
 ///   smaller generation is revoked ("log out everywhere"). Field `l:<lineage, hex>` =
 ///   `<until>`: the sessions of that lineage are revoked (logout). Fields only grow (small Lua
 ///   scripts, atomic).
@@ -398,7 +407,7 @@ impl RevocationStore for RedisRevocations {
         until: u64,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         let mut command = eval(&self.scripts.revoke_lineage, self.keys.subject(subject));
-        command.arg(lineage_field(lineage)).arg(until);
+        command.arg(lineage_field(lineage)).arg(until).arg(subject_hex(subject));
         let mut connection = self.connection.clone();
         Box::pin(async move { self.bounded(command.query_async::<()>(&mut connection)).await })
     }
@@ -415,7 +424,7 @@ impl RevocationStore for RedisRevocations {
             let generation: String = self.bounded(next.query_async(&mut connection)).await?;
             let generation = parse_generation(&generation)?;
             let mut record = eval(&self.scripts.revoke_subject, self.keys.subject(subject));
-            record.arg(generation).arg(until);
+            record.arg(generation).arg(until).arg(subject_hex(subject));
             self.bounded(record.query_async::<()>(&mut connection)).await?;
             Ok(generation)
         })

@@ -235,7 +235,8 @@ mod tests {
             move |_: &str| Some(Box::leak(value.into_boxed_slice()) as &[u8])
         };
         let id = bytes(&42u64);
-        let table: [(Subject, &[u8], Result<Option<&[u8]>, SubjectError>); 5] = [
+        type Row<'a> = (Subject, &'a [u8], Result<Option<&'a [u8]>, SubjectError>);
+        let table: [Row<'_>; 5] = [
             (Subject::key("user"), &name, Ok(Some(&name))),
             (Subject::key("user"), &user, Err(SubjectError::NotAnId)),
             (Subject::key("user"), &list, Err(SubjectError::NotAnId)),
