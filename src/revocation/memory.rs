@@ -44,6 +44,8 @@ pub(crate) struct RevocationSet {
     pub(crate) entries: usize,
     /// The largest generation seen.
     pub(crate) latest: u64,
+    /// When expired entries were last dropped (Unix seconds).
+    pub(crate) expired_at: u64,
 }
 
 impl RevocationSet {
@@ -94,8 +96,16 @@ impl RevocationSet {
         self.subjects.get_mut(subject).expect("inserted above")
     }
 
+    /// Drops what no longer matters at `now`, at most once a second (a walk of every entry).
+    pub(crate) fn expire_now(&mut self, now: u64) {
+        if self.expired_at != now {
+            self.expire(now);
+        }
+    }
+
     /// Drops what no longer matters at `now`.
     pub(crate) fn expire(&mut self, now: u64) {
+        self.expired_at = now;
         let mut entries = 0;
         self.subjects.retain(|_, entry| {
             if entry.generation_until < now {
@@ -158,7 +168,7 @@ impl MemoryRevocations {
     }
 
     /// How many entries the store holds (a subject's generation, a lineage), expired ones
-    /// included until the next write.
+    /// included until a write in a later second.
     pub fn len(&self) -> usize {
         self.set.read().unwrap_or_else(PoisonError::into_inner).entries
     }
@@ -197,7 +207,7 @@ impl RevocationStore for MemoryRevocations {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         let now = to_unix(self.now());
         let mut set = self.set.write().unwrap_or_else(PoisonError::into_inner);
-        set.expire(now);
+        set.expire_now(now);
         set.add_lineage(subject, lineage, until);
         Box::pin(std::future::ready(Ok(())))
     }
@@ -209,7 +219,7 @@ impl RevocationStore for MemoryRevocations {
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
         let now = self.now();
         let mut set = self.set.write().unwrap_or_else(PoisonError::into_inner);
-        set.expire(to_unix(now));
+        set.expire_now(to_unix(now));
         let generation = next_generation(set.latest, now);
         set.add_generation(subject, generation, until);
         Box::pin(std::future::ready(Ok(generation)))
