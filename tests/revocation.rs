@@ -474,6 +474,50 @@ mod redis {
         }
     }
 
+    /// The replicated store through the adapters: a logout on one node of a mixed fleet
+    /// reaches the others (polled: propagation takes milliseconds), a later login does not.
+    #[tokio::test]
+    async fn the_replicated_store_through_the_adapters() {
+        use sealed_session::revocation::ReplicatedRevocations;
+
+        let redis = RedisServer::start();
+        let clock = ManualClock::new(real_now());
+        let nodes: Vec<Node> = fleet_adapters()
+            .into_iter()
+            .map(|adapter| {
+                let url = redis.url();
+                let make: MakeRevocation = Box::new(move || {
+                    let store = ReplicatedRevocations::new(&url).expect("a URL, in a runtime");
+                    Revocation::new(store, "user").failure_policy(FailurePolicy::Accept)
+                });
+                Node::start(adapter, codec(), clock.clone(), make)
+            })
+            .collect();
+        let browser = Browser::new();
+        browser.login(&nodes[0], "ada").await;
+        let copy = browser.cookie_header(&nodes[0]);
+        for node in &nodes {
+            assert_eq!(user_seen(node, &copy).await.as_deref(), Some("ada"), "{:?}", node.adapter);
+        }
+        assert_eq!(browser.post(&nodes[1], "/logout").await, (200, "logged out".to_owned()));
+        let started = Instant::now();
+        for (n, node) in nodes.iter().enumerate() {
+            while user_seen(node, &copy).await.is_some() {
+                assert!(started.elapsed() < Duration::from_secs(10), "node {n} still accepts");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        let again = Browser::new();
+        again.login(&nodes[2], "ada").await;
+        let fresh = again.cookie_header(&nodes[2]);
+        for node in &nodes {
+            assert_eq!(user_seen(node, &fresh).await.as_deref(), Some("ada"), "{:?}", node.adapter);
+        }
+        for node in nodes {
+            node.stop().await;
+        }
+    }
+
     /// Logs in, then checks the session is accepted by `accept` and `reject`, each request
     /// within [`BOUND`]; returns the copy of the cookies.
     async fn expect_outcome(accept: &Node, reject: &Node, cookies: &str, phase: &str) {
