@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ::redis::Value;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
 
@@ -182,7 +183,7 @@ pub(super) fn eval(script: &str, key: String) -> ::redis::Cmd {
 /// ```
 #[derive(Clone)]
 pub struct RedisRevocations {
-    connection: ConnectionManager,
+    connection: Connection,
     keys: Keys,
     scripts: Arc<Scripts>,
     connect_timeout: Duration,
@@ -208,6 +209,37 @@ impl Default for RedisRevocationsBuilder {
 }
 
 impl RedisRevocationsBuilder {
+    /// The store for a Redis Cluster reached through any of `nodes` (Redis URLs). Every
+    /// command the store sends names one key (a user's hash, hash-tagged by its digest, or
+    /// the generation counter), so the cluster routes each to the node that owns it. Does no
+    /// I/O: the cluster's slots are asked for on first use.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when a URL is invalid, or when called outside a tokio runtime.
+    pub fn build_cluster(self, nodes: &[&str]) -> Result<RedisRevocations, StoreError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StoreError(
+                "RedisRevocations must be created inside a tokio runtime".into(),
+            ));
+        }
+        let client = ::redis::cluster::ClusterClient::builder(nodes.iter().copied())
+            .connection_timeout(self.connect_timeout)
+            .response_timeout(self.response_timeout)
+            .retries(0)
+            .build()
+            // The URLs may hold a password: errors name the problem, never a URL.
+            .map_err(|e| StoreError(format!("invalid Redis Cluster URLs: {e}")))?;
+        let link = ClusterLink { client, connection: tokio::sync::OnceCell::new() };
+        Ok(RedisRevocations {
+            connection: Connection::Cluster(Arc::new(link)),
+            keys: Keys { prefix: self.prefix },
+            scripts: Arc::new(Scripts::new()),
+            connect_timeout: self.connect_timeout,
+            response_timeout: self.response_timeout,
+        })
+    }
+
     /// The prefix of every key (default [`DEFAULT_KEY_PREFIX`]). Give each application sharing
     /// a Redis server its own.
     pub fn prefix(mut self, prefix: impl Into<String>) -> RedisRevocationsBuilder {
@@ -240,8 +272,12 @@ impl RedisRevocationsBuilder {
     ///
     /// [`StoreError`] when `url` is not a Redis URL, or when called outside a tokio runtime.
     pub fn build(self, url: &str) -> Result<RedisRevocations, StoreError> {
-        let connection =
-            connect(url, "RedisRevocations", self.connect_timeout, self.response_timeout)?;
+        let connection = Connection::Single(connect(
+            url,
+            "RedisRevocations",
+            self.connect_timeout,
+            self.response_timeout,
+        )?);
         Ok(RedisRevocations {
             connection,
             keys: Keys { prefix: self.prefix },
@@ -249,6 +285,67 @@ impl RedisRevocationsBuilder {
             connect_timeout: self.connect_timeout,
             response_timeout: self.response_timeout,
         })
+    }
+}
+
+/// A connection to one server or to a Redis Cluster; the stores send it only single-key
+/// commands (or none with a key), so a cluster routes each to the node that owns its slot.
+#[derive(Clone)]
+pub(super) enum Connection {
+    Single(ConnectionManager),
+    /// Connected on first use (creating a cluster connection asks the cluster for its slots).
+    Cluster(Arc<ClusterLink>),
+}
+
+pub(super) struct ClusterLink {
+    client: ::redis::cluster::ClusterClient,
+    connection: tokio::sync::OnceCell<::redis::cluster_async::ClusterConnection>,
+}
+
+impl Connection {
+    async fn cluster(
+        link: &ClusterLink,
+    ) -> ::redis::RedisResult<::redis::cluster_async::ClusterConnection> {
+        link.connection.get_or_try_init(|| link.client.get_async_connection()).await.cloned()
+    }
+}
+
+impl ::redis::aio::ConnectionLike for Connection {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        command: &'a ::redis::Cmd,
+    ) -> ::redis::RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_command(command),
+            Connection::Cluster(link) => Box::pin(async move {
+                let mut connection = Connection::cluster(link).await?;
+                connection.req_packed_command(command).await
+            }),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a ::redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> ::redis::RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+            Connection::Cluster(link) => Box::pin(async move {
+                let mut connection = Connection::cluster(link).await?;
+                connection.req_packed_commands(pipeline, offset, count).await
+            }),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(connection) => connection.get_db(),
+            Connection::Cluster(_) => 0,
+        }
     }
 }
 
