@@ -152,9 +152,10 @@ pub(super) fn eval(script: &str, key: String) -> ::redis::Cmd {
 /// * `<prefix>gen`: the latest generation given, which a sign-in reads for its stamp.
 ///
 /// A check is one round trip on one key (`HMGET` of the subject's hash), so it works
-/// unchanged on a Redis Cluster: the braces make the digest the key's hash tag, and no
-/// command ever spans two keys. The connection is a redis-rs `ConnectionManager`: one
-/// multiplexed connection, re-established in the background after a failure. Every operation
+/// unchanged on a Redis Cluster ([`RedisRevocationsBuilder::build_cluster`]): the braces make
+/// the digest the key's hash tag, and no command ever spans two keys. On one server the
+/// connection is a redis-rs `ConnectionManager`: one multiplexed connection, re-established in
+/// the background after a failure. Every operation
 /// is bounded by the connection timeout plus the response timeout ([`DEFAULT_STORE_TIMEOUT`]
 /// each unless configured) and fails fast while Redis is unreachable, so an outage costs each
 /// request at most that bound; what happens to the session then is the
