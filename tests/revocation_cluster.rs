@@ -95,3 +95,52 @@ async fn the_strict_store_works_on_a_cluster() {
     }
     assert_eq!(holding, 3, "every master holds some of the keys");
 }
+
+/// The replicated store on a cluster: a revocation on one node reaches the others through the
+/// stream, and a node started afterwards loads every entry by scanning every primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replicated_store_works_on_a_cluster() {
+    use sealed_session::revocation::ReplicatedRevocations;
+
+    let (nodes, _dir) = start_cluster();
+    let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let start = || {
+        let store = ReplicatedRevocations::builder()
+            .staleness(Duration::from_millis(600))
+            .build_cluster(&urls)
+            .expect("valid URLs");
+        (store.clone(), Revocation::new(store, "user").failure_policy(FailurePolicy::Reject))
+    };
+    let fleet: Vec<_> = (0..3).map(|_| start()).collect();
+    for (store, _) in &fleet {
+        store.ready(Duration::from_secs(15)).await.expect("follows the cluster");
+    }
+    let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+    let now = SystemTime::now();
+    let mut sessions = Vec::new();
+    for i in 0..30 {
+        let mut session = Session::new();
+        session.insert("user", &format!("user-{i}")).expect("encodes");
+        fleet[i % 3].1.stamp(&mut session).await.expect("stamped");
+        let header = codec.seal(&mut session, now).expect("seals").request_header();
+        sessions.push(codec.open(&header, now).expect("opens"));
+    }
+    for (i, session) in sessions.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
+        let mut ended = session.clone();
+        ended.purge();
+        fleet[i % 3].1.revoke_purged(&ended, codec.config()).await.expect("recorded");
+    }
+    let late = start();
+    late.0.ready(Duration::from_secs(15)).await.expect("loads from every primary");
+    let started = Instant::now();
+    for (i, session) in sessions.iter().enumerate() {
+        let expected = if i % 2 == 0 { Err(RejectReason::Revoked) } else { Ok(()) };
+        for (n, (_, revocation)) in fleet.iter().chain([&late]).enumerate() {
+            while revocation.try_check(session) != Some(expected) {
+                assert!(started.elapsed() < Duration::from_secs(15), "user-{i} on node {n}");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+}

@@ -219,21 +219,10 @@ impl RedisRevocationsBuilder {
     ///
     /// [`StoreError`] when a URL is invalid, or when called outside a tokio runtime.
     pub fn build_cluster(self, nodes: &[&str]) -> Result<RedisRevocations, StoreError> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(StoreError(
-                "RedisRevocations must be created inside a tokio runtime".into(),
-            ));
-        }
-        let client = ::redis::cluster::ClusterClient::builder(nodes.iter().copied())
-            .connection_timeout(self.connect_timeout)
-            .response_timeout(self.response_timeout)
-            .retries(0)
-            .build()
-            // The URLs may hold a password: errors name the problem, never a URL.
-            .map_err(|e| StoreError(format!("invalid Redis Cluster URLs: {e}")))?;
-        let link = ClusterLink { client, connection: tokio::sync::OnceCell::new() };
+        let connection =
+            cluster(nodes, "RedisRevocations", self.connect_timeout, self.response_timeout)?;
         Ok(RedisRevocations {
-            connection: Connection::Cluster(Arc::new(link)),
+            connection,
             keys: Keys { prefix: self.prefix },
             scripts: Arc::new(Scripts::new()),
             connect_timeout: self.connect_timeout,
@@ -303,7 +292,73 @@ pub(super) struct ClusterLink {
     connection: tokio::sync::OnceCell<::redis::cluster_async::ClusterConnection>,
 }
 
+/// A lazily connecting Redis Cluster connection through any of `nodes`, failing fast.
+pub(super) fn cluster(
+    nodes: &[&str],
+    store: &str,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+) -> Result<Connection, StoreError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(StoreError(format!("{store} must be created inside a tokio runtime")));
+    }
+    let client = ::redis::cluster::ClusterClient::builder(nodes.iter().copied())
+        .connection_timeout(connect_timeout)
+        .response_timeout(response_timeout)
+        .retries(0)
+        .build()
+        // The URLs may hold a password: errors name the problem, never a URL.
+        .map_err(|e| StoreError(format!("invalid Redis Cluster URLs: {e}")))?;
+    let link = ClusterLink { client, connection: tokio::sync::OnceCell::new() };
+    Ok(Connection::Cluster(Arc::new(link)))
+}
+
+/// Where a command goes: the one server, or one primary of a cluster.
+pub(super) type Primary = Option<(String, u16)>;
+
 impl Connection {
+    /// The servers that hold keys: the one server, or every primary of the cluster.
+    pub(super) async fn primaries(&mut self) -> ::redis::RedisResult<Vec<Primary>> {
+        let Connection::Cluster(link) = self else { return Ok(vec![None]) };
+        let mut connection = Connection::cluster(link).await?;
+        let nodes: String =
+            ::redis::cmd("CLUSTER").arg("NODES").query_async(&mut connection).await?;
+        // `<id> <ip:port@cport[,hostname]> <flags> ...`, one line per node.
+        Ok(nodes
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split(' ');
+                let address = fields.nth(1)?;
+                let flags = fields.next()?;
+                if !flags.split(',').any(|flag| flag == "master") || flags.contains("fail") {
+                    return None;
+                }
+                let address = address.split(['@', ',']).next()?;
+                let (host, port) = address.rsplit_once(':')?;
+                Some(Some((host.to_owned(), port.parse().ok()?)))
+            })
+            .collect())
+    }
+
+    /// Runs `command` on `primary` (see [`primaries`](Connection::primaries)).
+    pub(super) async fn query_at<T: ::redis::FromRedisValue>(
+        &mut self,
+        command: &::redis::Cmd,
+        primary: &Primary,
+    ) -> ::redis::RedisResult<T> {
+        match (self, primary) {
+            (Connection::Cluster(link), Some((host, port))) => {
+                use ::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+                let mut connection = Connection::cluster(link).await?;
+                let at = SingleNodeRoutingInfo::ByAddress { host: host.clone(), port: *port };
+                let value =
+                    connection.route_command(command.clone(), RoutingInfo::SingleNode(at)).await?;
+                ::redis::from_redis_value(value).map_err(Into::into)
+            }
+            (connection, _) => command.query_async(connection).await,
+        }
+    }
+
     async fn cluster(
         link: &ClusterLink,
     ) -> ::redis::RedisResult<::redis::cluster_async::ClusterConnection> {

@@ -24,12 +24,11 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use ::redis::Value;
-use ::redis::aio::ConnectionManager;
 
 use super::memory::RevocationSet;
 use super::redis::{
-    Keys, NEXT_GENERATION, Scripts, bounded, connect, eval, lineage_field, parse_generation,
-    parse_subject_field, subject_hex,
+    Connection, Keys, NEXT_GENERATION, Scripts, bounded, cluster, connect, eval, lineage_field,
+    parse_generation, parse_subject_field, subject_hex,
 };
 use super::{
     BoxFuture, DEFAULT_KEY_PREFIX, DEFAULT_STORE_TIMEOUT, Query, RevocationStore, StoreError,
@@ -80,7 +79,8 @@ const RETRY: Duration = Duration::from_millis(100);
 /// too small never silently forgets a revocation under [`FailurePolicy::Reject`](super::FailurePolicy::Reject).
 ///
 /// Redis keys: the strict store's (so both can share a prefix and a server), plus
-/// `<prefix>events`, the stream.
+/// `<prefix>events`, the stream. Works on one server ([`build`](ReplicatedRevocationsBuilder::build))
+/// or a Redis Cluster ([`build_cluster`](ReplicatedRevocationsBuilder::build_cluster)).
 ///
 /// # Examples
 ///
@@ -170,9 +170,26 @@ impl ReplicatedRevocationsBuilder {
     /// [`StoreError`] when `url` is not a Redis URL, or when called outside a tokio runtime.
     pub fn build(self, url: &str) -> Result<ReplicatedRevocations, StoreError> {
         let name = "ReplicatedRevocations";
-        let writer = connect(url, name, self.timeout, self.timeout)?;
+        let writer = Connection::Single(connect(url, name, self.timeout, self.timeout)?);
         // The follower blocks for a third of the bound; its answer may take the rest.
-        let follower = connect(url, name, self.timeout, self.staleness)?;
+        let follower = Connection::Single(connect(url, name, self.timeout, self.staleness)?);
+        Ok(self.start(writer, follower))
+    }
+
+    /// The store for a Redis Cluster reached through any of `nodes` (Redis URLs): the stream
+    /// and every entry are single keys, routed by the cluster; a reload scans every primary.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](ReplicatedRevocationsBuilder::build).
+    pub fn build_cluster(self, nodes: &[&str]) -> Result<ReplicatedRevocations, StoreError> {
+        let name = "ReplicatedRevocations";
+        let writer = cluster(nodes, name, self.timeout, self.timeout)?;
+        let follower = cluster(nodes, name, self.timeout, self.staleness)?;
+        Ok(self.start(writer, follower))
+    }
+
+    fn start(self, writer: Connection, follower: Connection) -> ReplicatedRevocations {
         let inner = Arc::new(Inner {
             set: RwLock::new(RevocationSet::default()),
             current: AtomicBool::new(false),
@@ -187,7 +204,7 @@ impl ReplicatedRevocationsBuilder {
             stream_len: self.stream_len,
         });
         tokio::spawn(follow(Arc::downgrade(&inner), follower));
-        Ok(ReplicatedRevocations { inner })
+        ReplicatedRevocations { inner }
     }
 }
 
@@ -200,7 +217,7 @@ struct Inner {
     overflowed: AtomicBool,
     /// This node's revocations not yet written to Redis.
     pending: Mutex<VecDeque<Event>>,
-    writer: ConnectionManager,
+    writer: Connection,
     keys: Keys,
     scripts: Scripts,
     /// The bound of one write.
@@ -483,11 +500,11 @@ impl fmt::Debug for ReplicatedRevocations {
 }
 
 /// The follower: load, then read the stream, until the store is dropped.
-async fn follow(inner: Weak<Inner>, mut connection: ConnectionManager) {
-    let mut run_id: Option<String> = None;
+async fn follow(inner: Weak<Inner>, mut connection: Connection) {
+    let mut run_ids: Option<Vec<String>> = None;
     loop {
         let Some(strong) = inner.upgrade() else { return };
-        let position = match reload(&strong, &mut connection, &mut run_id).await {
+        let position = match reload(&strong, &mut connection, &mut run_ids).await {
             Ok(position) => position,
             Err(error) => {
                 strong.mark_stale(&error);
@@ -514,7 +531,7 @@ async fn follow(inner: Weak<Inner>, mut connection: ConnectionManager) {
 /// position was taken; `XINFO STREAM`'s `entries-added` says how many that is.
 async fn tail(
     weak: &Weak<Inner>,
-    connection: &mut ConnectionManager,
+    connection: &mut Connection,
     mut position: Position,
 ) -> Result<(), StoreError> {
     let mut last_expiry = 0;
@@ -568,37 +585,53 @@ async fn tail(
 /// follow from. Writes back everything this node knows when Redis's run id changed.
 async fn reload(
     inner: &Inner,
-    connection: &mut ConnectionManager,
-    run_id: &mut Option<String>,
+    connection: &mut Connection,
+    run_ids: &mut Option<Vec<String>>,
 ) -> Result<Position, StoreError> {
     let limit = inner.staleness;
-    let server: String =
-        bounded(limit, ::redis::cmd("INFO").arg("server").query_async(connection)).await?;
-    let id =
-        server.lines().find_map(|line| line.strip_prefix("run_id:")).map(|id| id.trim().to_owned());
-    let restarted = run_id.is_some() && *run_id != id;
+    let primaries = bounded(limit, connection.primaries()).await?;
+    let mut ids = Vec::new();
+    for primary in &primaries {
+        let mut info = ::redis::cmd("INFO");
+        info.arg("server");
+        let server: String = bounded(limit, connection.query_at(&info, primary)).await?;
+        let id = server.lines().find_map(|line| line.strip_prefix("run_id:"));
+        ids.push(id.unwrap_or_default().trim().to_owned());
+    }
+    ids.sort();
+    let restarted = run_ids.as_ref().is_some_and(|known| *known != ids);
     // The position first: events written during the load are read again (merging is
     // idempotent), none is missed.
     let position = stream_position(inner, connection, limit).await?;
     let mut loaded = Vec::new();
-    let mut cursor = 0u64;
-    loop {
-        let mut scan = ::redis::cmd("SCAN");
-        scan.arg(cursor).arg("MATCH").arg(inner.keys.subject_pattern()).arg("COUNT");
-        scan.arg(SCAN_BATCH);
-        let (next, keys): (u64, Vec<String>) = bounded(limit, scan.query_async(connection)).await?;
-        if !keys.is_empty() {
-            let mut pipe = ::redis::pipe();
-            for key in &keys {
-                pipe.cmd("HGETALL").arg(key);
+    for primary in &primaries {
+        let mut cursor = 0u64;
+        loop {
+            let mut scan = ::redis::cmd("SCAN");
+            scan.arg(cursor).arg("MATCH").arg(inner.keys.subject_pattern()).arg("COUNT");
+            scan.arg(SCAN_BATCH);
+            let (next, keys): (u64, Vec<String>) =
+                bounded(limit, connection.query_at(&scan, primary)).await?;
+            if primary.is_none() && !keys.is_empty() {
+                let mut pipe = ::redis::pipe();
+                for key in &keys {
+                    pipe.cmd("HGETALL").arg(key);
+                }
+                let hashes: Vec<Vec<(String, String)>> =
+                    bounded(limit, pipe.query_async(connection)).await?;
+                loaded.extend(hashes);
+            } else {
+                // A cluster routes each key to its primary.
+                for key in &keys {
+                    let mut all = ::redis::cmd("HGETALL");
+                    all.arg(key);
+                    loaded.push(bounded(limit, all.query_async(connection)).await?);
+                }
             }
-            let hashes: Vec<Vec<(String, String)>> =
-                bounded(limit, pipe.query_async(connection)).await?;
-            loaded.extend(hashes);
-        }
-        cursor = next;
-        if cursor == 0 {
-            break;
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
         }
     }
     let counter: Option<String> =
@@ -630,7 +663,7 @@ async fn reload(
         );
         write_back(inner).await?;
     }
-    *run_id = id;
+    *run_ids = Some(ids);
     inner.flush().await?;
     inner.current.store(true, Ordering::SeqCst);
     Ok(position)
@@ -646,7 +679,7 @@ struct Position {
 
 async fn stream_position(
     inner: &Inner,
-    connection: &mut ConnectionManager,
+    connection: &mut Connection,
     limit: Duration,
 ) -> Result<Position, StoreError> {
     stream_position_of(&inner.keys, connection, limit).await
@@ -654,7 +687,7 @@ async fn stream_position(
 
 async fn stream_position_of(
     keys: &Keys,
-    connection: &mut ConnectionManager,
+    connection: &mut Connection,
     limit: Duration,
 ) -> Result<Position, StoreError> {
     let mut info = ::redis::cmd("XINFO");
