@@ -29,6 +29,7 @@ impl SubjectEntry {
     }
 
     /// The latest time anything here matters.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // for the replicated store's cap
     pub(crate) fn until(&self) -> u64 {
         self.lineages.iter().map(|&(_, until)| until).fold(self.generation_until, u64::max)
     }
@@ -120,6 +121,7 @@ impl RevocationSet {
 
     /// Drops the subjects whose revocations end soonest, except `keep` (the newest), until at
     /// most `cap` entries are left; returns how many were dropped.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // for the replicated store's cap
     pub(crate) fn shrink_to(&mut self, cap: usize, keep: Option<&[u8]>) -> usize {
         if self.entries <= cap {
             return 0;
@@ -229,5 +231,29 @@ impl RevocationStore for MemoryRevocations {
 impl fmt::Debug for MemoryRevocations {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryRevocations").field("entries", &self.len()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shrinking_drops_what_ends_soonest_and_keeps_the_newest() {
+        let mut set = RevocationSet::default();
+        for (subject, until) in [(b"a", 30), (b"b", 10), (b"c", 20), (b"d", 5)] {
+            set.add_lineage(subject, SessionId([until as u8; 16]), until);
+        }
+        set.add_generation(b"a", 7, 40);
+        assert_eq!(set.entries, 5);
+        // "d" ends soonest but is the newest: kept; then "b", then "c" go.
+        assert_eq!(set.shrink_to(3, Some(b"d")), 2);
+        let mut left: Vec<&[u8]> = set.subjects.keys().map(|s| &s[..]).collect();
+        left.sort();
+        assert_eq!(left, [&b"a"[..], b"d"]);
+        assert_eq!(set.entries, 3);
+        set.expire(31);
+        assert_eq!(set.entries, 1, "only a's generation is left");
+        assert_eq!(set.shrink_to(1, None), 0);
     }
 }
