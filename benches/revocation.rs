@@ -5,7 +5,9 @@
 //! * `no revocation`: `SessionLayer` without revocation: open only;
 //! * `memory`: `SessionLayer::with_revocation` over `MemoryRevocations` (holding 2,000 revoked
 //!   sessions and 2,000 revoked subjects, none of them this one);
-//! * `redis`: the same over `RedisRevocations`, a loopback Redis server, one `MGET` per request.
+//! * `redis`: the same over `RedisRevocations`, a loopback Redis server, one `HMGET` per request;
+//! * `replicated`: the same over `ReplicatedRevocations` (the same entries, replicated into the
+//!   node's memory through the loopback Redis): no Redis command per request.
 //!
 //! Redis: the server at `SEALED_SESSION_BENCH_REDIS` (`127.0.0.1:PORT` or a `redis://` URL)
 //! when set (`scripts/bench-report.sh` starts one), otherwise a `redis-server` the bench starts
@@ -28,7 +30,7 @@ use axum::routing::get;
 use criterion::{BenchmarkId, Criterion};
 use sealed_session::integrations::tower::SessionLayer;
 use sealed_session::revocation::{
-    MemoryRevocations, RedisRevocations, Revocation, RevocationStore,
+    MemoryRevocations, RedisRevocations, ReplicatedRevocations, Revocation, RevocationStore,
 };
 use sealed_session::{
     Key, KeyRing, ManualClock, Session, SessionCodec, SessionConfig, SessionHandle, SessionId,
@@ -88,10 +90,12 @@ fn fill(runtime: &Runtime, store: &dyn RevocationStore, until: u64) {
             for b in 0..ENTRIES_PER_BYTE {
                 let mut id = [0xee; 16];
                 (id[0], id[1]) = (a, b);
-                store.revoke_session(SessionId(id), until).await.expect("recorded");
                 let subject = format!("user-{a}-{b}");
                 let subject = rmp_serde::to_vec_named(&subject).expect("a string encodes");
-                store.revoke_subject(&subject, until - 3600, until).await.expect("recorded");
+                store.revoke_lineage(&subject, SessionId(id), until).await.expect("recorded");
+                let subject = format!("other-{a}-{b}");
+                let subject = rmp_serde::to_vec_named(&subject).expect("a string encodes");
+                store.revoke_subject(&subject, until).await.expect("recorded");
             }
         }
     });
@@ -148,6 +152,13 @@ fn main() {
     };
     runtime.block_on(redis.ping()).unwrap_or_else(|error| panic!("Redis at {url}: {error}"));
     fill(&runtime, &redis, until);
+    let replicated = {
+        let _entered = runtime.enter();
+        let prefix = format!("{PREFIX}replicated:");
+        ReplicatedRevocations::builder().prefix(prefix).build(&url).expect("a Redis URL")
+    };
+    runtime.block_on(replicated.ready(Duration::from_secs(10))).expect("the replica loads");
+    fill(&runtime, &replicated, until);
 
     let layer = || SessionLayer::new(codec.clone()).with_clock(clock.clone());
     let with = |store: Revocation| {
@@ -155,27 +166,30 @@ fn main() {
     };
     let memory = Revocation::new(memory, "user");
     let redis = Revocation::new(redis, "user");
+    let replicated = Revocation::new(replicated, "user");
     let apps = Apps {
         variants: vec![
             ("no layer", Router::new().route("/", get(no_session))),
             ("no revocation", Router::new().route("/", get(read)).layer(layer())),
             ("memory", with(memory.clone())),
             ("redis", with(redis.clone())),
+            ("replicated", with(replicated.clone())),
         ],
         runtime,
     };
 
     // Each variant answers as it should: the session is read, and (with revocation) a revoked
     // one is refused, so the check really runs.
-    let eve = codec.open(&revoked, now).expect("opens");
-    let (eve_id, eve_expiry) = (eve.id().expect("sealed"), eve.expires_at().expect("sealed"));
-    for revocation in [&memory, &redis] {
-        apps.runtime.block_on(revocation.revoke_session(eve_id, eve_expiry)).expect("recorded");
+    let mut eve = codec.open(&revoked, now).expect("opens");
+    eve.purge();
+    for revocation in [&memory, &redis, &replicated] {
+        let revoke = revocation.revoke_purged(&eve, codec.config());
+        apps.runtime.block_on(revoke).expect("recorded");
     }
     for (name, app) in &apps.variants {
         assert_eq!(apps.body(app, &header), "hello, ada", "{name}");
         let expected = match *name {
-            "memory" | "redis" => "hello, nobody",
+            "memory" | "redis" | "replicated" => "hello, nobody",
             "no layer" => "hello, ada",
             _ => "hello, eve",
         };
@@ -206,7 +220,8 @@ fn main() {
             let (apps, header) = (&apps, header.as_str());
             move || drop(black_box(apps.call(&apps.variants[i].1, black_box(header))))
         };
-        let times = medians(&mut [&mut call(0), &mut call(1), &mut call(2), &mut call(3)]);
+        let times =
+            medians(&mut [&mut call(0), &mut call(1), &mut call(2), &mut call(3), &mut call(4)]);
         let (base, base_min) = times[1];
         println!();
         println!(

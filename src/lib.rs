@@ -89,7 +89,7 @@
 //! | `axum`  | `integrations::tower`: a tower `SessionLayer` and an axum extractor for [`SessionHandle`] |
 //! | `actix-web` | `integrations::actix`: an actix-web `SessionMiddleware` and extractor for [`SessionHandle`] |
 //! | `cli`   | the `sealed-session` binary: key ring management, `seal` and `open` for debugging |
-//! | `redis` | `revocation::RedisRevocations`: a revocation store in Redis shared by a fleet (tokio) |
+//! | `redis` | `revocation::ReplicatedRevocations` (answers from memory, follows a Redis Stream) and `revocation::RedisRevocations` (one round trip per check): revocation stores shared by a fleet (tokio) |
 //! | `__testing` | **not part of the API, never enable it**: hidden entry points for this repository's fuzz package and test-vector generator (sealing with chosen entropy, decoding unauthenticated frames) |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -5,15 +5,35 @@
 //! the session still lives in the cookie, and a small shared store only remembers what was
 //! revoked, each entry until the sessions it concerns would have expired anyway.
 //!
-//! * **One session**: [`Revocation::revoke_session`] (the adapters call it when a purged session
-//!   is saved, so logout revokes).
-//! * **Every session of a subject** issued before an instant ("log out everywhere", "password
-//!   changed"): [`Revocation::revoke_subject`]. The subject is the session value stored under
-//!   the configured key (for example the user id under `"user"`).
+//! * **One session, with every id it had**: [`Revocation::revoke_purged`] (the adapters call it
+//!   when a purged session is saved, so logout revokes). A session keeps a *lineage* id across
+//!   [`Session::renew`], so a copy taken before a renewal is revoked with it.
+//! * **Every session of a subject** signed in before now ("log out everywhere", "password
+//!   changed"): [`Revocation::revoke_subject`]. The [`Subject`] is read from a session value
+//!   (for example the user id under `"user"`, or the field `id` of a struct stored there).
+//!
+//! Only sessions with a subject are ever recorded or looked up: an anonymous session holds no
+//! privilege worth revoking, and an attacker cannot grow a store without signing in (each
+//! logout adds one entry, each "log out everywhere" one per subject, each kept at most for the
+//! absolute timeout).
+//!
+//! # Generations: "log out everywhere" under clock skew
+//!
+//! Comparing issue times would need the nodes' clocks to agree: a session issued by a node
+//! 30 s fast would look newer than a revocation made on a node with the right time. Instead,
+//! the store numbers its revocations with *generations* that only grow, from one clock (its
+//! own: Redis's, or this process's), and a session records the store's latest generation when
+//! its subject signs in (the *stamp*, under [`STAMP_KEY`], which the adapters add when a
+//! session first gets a subject, and [`Revocation::stamp`] adds by hand). A subject's
+//! revocation revokes exactly the sessions stamped with a smaller generation: every earlier
+//! sign-in whatever the clocks say, and no later one. A session with a subject and no stamp
+//! (sealed by hand without [`Revocation::stamp`]) counts as generation 0: revoked by any
+//! revocation of its subject still in force.
 //!
 //! The check runs after a token authenticates. The library stays storage-free by default: the
 //! store is the [`RevocationStore`] trait, with [`MemoryRevocations`] for one process and tests,
-//! and a Redis store behind the `redis` feature.
+//! and two Redis stores behind the `redis` feature: `RedisRevocations`, strict (one `MGET` per
+//! check), and `ReplicatedRevocations`, which answers from memory.
 //!
 //! # When the store is unreachable
 //!
@@ -26,23 +46,36 @@
 //! stores bound their own time (the Redis store uses connection and response timeouts), so
 //! nothing hangs.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::config::SessionConfig;
 use crate::error::RejectReason;
 use crate::session::{Session, SessionId};
 use crate::time::to_unix;
 
+mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "redis")]
+mod replicated;
+mod subject;
+
+pub use self::memory::MemoryRevocations;
+#[cfg(feature = "redis")]
 pub use self::redis::{DEFAULT_KEY_PREFIX, RedisRevocations, RedisRevocationsBuilder};
+#[cfg(feature = "redis")]
+pub use self::replicated::{
+    DEFAULT_MAX_ENTRIES, DEFAULT_STALENESS, DEFAULT_STREAM_LEN, ReplicatedRevocations,
+    ReplicatedRevocationsBuilder,
+};
+pub use self::subject::{STAMP_KEY, Subject, SubjectError};
+use self::subject::{Stamp, tag};
 
 /// A boxed future, as the store trait returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -52,21 +85,35 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[error("revocation store unavailable: {0}")]
 pub struct StoreError(pub String);
 
-/// What a store is asked about one session.
-#[derive(Debug, Clone)]
-pub struct Query<'a> {
-    /// The session's id.
-    pub id: SessionId,
-    /// The subject's identity (its MessagePack bytes), if the session has one.
-    pub subject: Option<&'a [u8]>,
-    /// When the session was issued, Unix seconds.
-    pub issued_at: u64,
+/// A revocation could not be recorded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RevokeError {
+    /// The store could not record it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The subject given, or found in the session, is not of the configured shape.
+    #[error(transparent)]
+    Subject(#[from] SubjectError),
 }
 
-/// Where revocations are kept. Implementations must bound their own time (timeouts) and let
-/// entries expire at the time they are given: after it, the sessions they concern have expired.
+/// What a store is asked about one session (one with a subject: others are never revoked).
+#[derive(Debug, Clone)]
+pub struct Query<'a> {
+    /// The session's lineage: the id it had when its subject signed in, kept across renewals
+    /// (its own id when it has no stamp).
+    pub lineage: SessionId,
+    /// The subject (its MessagePack bytes: a string, an integer or a byte string).
+    pub subject: &'a [u8],
+    /// The store's generation when the subject signed in (0 when the session has no stamp).
+    pub generation: u64,
+}
+
+/// Where revocations are kept. Implementations must bound their own time (timeouts), and may
+/// drop an entry once the time it is given has passed: the sessions it concerns have expired.
 pub trait RevocationStore: Send + Sync + 'static {
-    /// Whether the session's id is revoked, or its subject revoked at or after its issue time.
+    /// Whether the query's lineage is revoked for its subject, or the subject revoked at a
+    /// generation greater than the query's.
     fn is_revoked<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     /// The answer [`is_revoked`](RevocationStore::is_revoked) would give, when the store has it
@@ -78,17 +125,35 @@ pub trait RevocationStore: Send + Sync + 'static {
         None
     }
 
-    /// Revokes one session id until `until` (Unix seconds).
-    fn revoke_session(&self, id: SessionId, until: u64) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// The latest generation the store has given a revocation (0 for none): what a session
+    /// signing in now is stamped with.
+    fn generation(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
 
-    /// Revokes every session of `subject` issued before `issued_before` (Unix seconds), keeping
-    /// the entry until `until`.
+    /// Revokes the sessions of `subject` with lineage `lineage`, until `until` (Unix seconds).
+    fn revoke_lineage<'a>(
+        &'a self,
+        subject: &'a [u8],
+        lineage: SessionId,
+        until: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Revokes every session of `subject` stamped before now: gives the revocation a
+    /// generation greater than any given before (and than the store's clock in microseconds,
+    /// so generations keep growing even if the store loses its data), keeps the entry until
+    /// `until`, and returns the generation.
     fn revoke_subject<'a>(
         &'a self,
         subject: &'a [u8],
-        issued_before: u64,
         until: u64,
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    ) -> BoxFuture<'a, Result<u64, StoreError>>;
+}
+
+/// The generation after `latest` at `now`: greater than `latest`, and at least `now` in
+/// microseconds since 1970, so that a store that lost its data (a restarted Redis) still gives
+/// generations greater than the stamps sessions carry.
+pub(crate) fn next_generation(latest: u64, now: SystemTime) -> u64 {
+    let micros = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |since| since.as_micros());
+    latest.saturating_add(1).max(u64::try_from(micros).unwrap_or(u64::MAX))
 }
 
 /// What to do when the store cannot answer. See the [module docs](self) for the default.
@@ -101,12 +166,12 @@ pub enum FailurePolicy {
     Reject,
 }
 
-/// A revocation check: a store, the session key that names the subject, and a failure policy.
+/// A revocation check: a store, where sessions name their [`Subject`], and a failure policy.
 ///
 /// # Examples
 ///
 /// ```
-/// use std::time::{Duration, SystemTime};
+/// use std::time::SystemTime;
 /// use sealed_session::revocation::{MemoryRevocations, Revocation};
 /// use sealed_session::{Key, KeyRing, RejectReason, Session, SessionCodec, SessionConfig};
 ///
@@ -115,14 +180,23 @@ pub enum FailurePolicy {
 /// let revocation = Revocation::new(MemoryRevocations::new(), "user");
 /// let now = SystemTime::now();
 ///
+/// // Signing in: the subject, and the stamp (the adapters add it on their own).
 /// let mut session = Session::new();
 /// session.insert("user", "ada")?;
+/// revocation.stamp(&mut session).await?;
 /// let cookies = codec.seal(&mut session, now)?.request_header();
 ///
-/// // "Log out everywhere": every session of ada issued before now + 1 s is revoked.
-/// revocation.revoke_subject(&"ada", now + Duration::from_secs(1), codec.config()).await?;
+/// // "Log out everywhere": every session of ada signed in before this call is revoked.
+/// revocation.revoke_subject(&"ada", now, codec.config()).await?;
 /// let replayed = codec.open(&cookies, now)?;
 /// assert_eq!(revocation.check(&replayed).await, Err(RejectReason::Revoked));
+///
+/// // Signing in again, right after: not revoked.
+/// let mut again = Session::new();
+/// again.insert("user", "ada")?;
+/// revocation.stamp(&mut again).await?;
+/// let again = codec.open(&codec.seal(&mut again, now)?.request_header(), now)?;
+/// assert_eq!(revocation.check(&again).await, Ok(()));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -132,16 +206,17 @@ pub enum FailurePolicy {
 #[derive(Clone)]
 pub struct Revocation {
     store: Arc<dyn RevocationStore>,
-    subject_key: String,
+    subject: Subject,
     policy: FailurePolicy,
 }
 
 impl Revocation {
-    /// A check against `store`, taking a session's subject from the value under `subject_key`.
-    pub fn new(store: impl RevocationStore, subject_key: impl Into<String>) -> Revocation {
+    /// A check against `store`, reading a session's subject as `subject` says (a plain key
+    /// such as `"user"` converts into [`Subject::key`]).
+    pub fn new(store: impl RevocationStore, subject: impl Into<Subject>) -> Revocation {
         Revocation {
             store: Arc::new(store),
-            subject_key: subject_key.into(),
+            subject: subject.into(),
             policy: FailurePolicy::default(),
         }
     }
@@ -157,15 +232,25 @@ impl Revocation {
         self.policy
     }
 
-    /// Checks an opened session. A new session (no id yet) is never revoked.
+    /// Where sessions name their subject.
+    pub fn subject(&self) -> &Subject {
+        &self.subject
+    }
+
+    /// Checks an opened session. A new session (no id yet) or one without a subject is never
+    /// revoked.
     ///
     /// # Errors
     ///
     /// [`RejectReason::Revoked`] when it is revoked, and
-    /// [`RejectReason::RevocationUnavailable`] when the store cannot answer under
-    /// [`FailurePolicy::Reject`].
+    /// [`RejectReason::RevocationUnavailable`] when the store cannot answer (or the session's
+    /// subject is not of the configured shape) under [`FailurePolicy::Reject`].
     pub async fn check(&self, session: &Session) -> Result<(), RejectReason> {
-        let Some(query) = self.query(session) else { return Ok(()) };
+        let query = match self.query(session) {
+            Ok(Some(query)) => query,
+            Ok(None) => return Ok(()),
+            Err(error) => return self.verdict(Err(error)),
+        };
         if let Some(answer) = self.store.try_is_revoked(&query) {
             return self.verdict(answer);
         }
@@ -200,17 +285,33 @@ impl Revocation {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_check(&self, session: &Session) -> Option<Result<(), RejectReason>> {
-        let Some(query) = self.query(session) else { return Some(Ok(())) };
+        let query = match self.query(session) {
+            Ok(Some(query)) => query,
+            Ok(None) => return Some(Ok(())),
+            Err(error) => return Some(self.verdict(Err(error))),
+        };
         self.store.try_is_revoked(&query).map(|answer| self.verdict(answer))
     }
 
-    /// What the store is asked about `session`; `None` for a new session (no id yet).
-    fn query<'s>(&self, session: &'s Session) -> Option<Query<'s>> {
-        let (Some(id), Some(issued_at)) = (session.id(), session.issued_at()) else {
-            return None;
+    /// What the store is asked about `session`; `None` for a new session (no id yet) or one
+    /// without a subject.
+    fn query<'s>(&self, session: &'s Session) -> Result<Option<Query<'s>>, StoreError> {
+        let Some(id) = session.id() else { return Ok(None) };
+        let subject = match self.subject.extract(|key| session.get_raw(key)) {
+            Ok(Some(subject)) => subject,
+            Ok(None) => return Ok(None),
+            Err(error) => return Err(self.misconfigured(error)),
         };
-        let subject = session.get_raw(&self.subject_key);
-        Some(Query { id, subject, issued_at: to_unix(issued_at) })
+        let stamp = session.get_raw(STAMP_KEY).and_then(Stamp::parse);
+        let (lineage, generation) =
+            stamp.map_or((id, 0), |stamp| (stamp.lineage, stamp.generation));
+        Ok(Some(Query { lineage, subject, generation }))
+    }
+
+    /// A subject of the wrong shape in a session: a configuration mistake, reported loudly.
+    fn misconfigured(&self, error: SubjectError) -> StoreError {
+        let key = self.subject.session_key();
+        StoreError(format!("the session value under {key:?} does not match the subject: {error}"))
     }
 
     /// The store's answer, with the failure policy applied.
@@ -231,151 +332,117 @@ impl Revocation {
         }
     }
 
-    /// Revokes one session, until its absolute expiry (the adapters call this for a purged
-    /// session, so logout revokes the cookie a thief may have copied).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] when the store cannot record it.
-    pub async fn revoke_session(
-        &self,
-        id: SessionId,
-        expires_at: SystemTime,
-    ) -> Result<(), StoreError> {
-        self.store.revoke_session(id, to_unix(expires_at)).await
+    /// Whether `session` needs a new stamp before it is sealed: it changed, it has a subject,
+    /// and it has no stamp or one taken for another subject (the user switched accounts
+    /// without logging out). The adapters check this on every changed session.
+    pub fn needs_stamp(&self, session: &Session) -> bool {
+        if !session.is_changed() || session.is_purged() {
+            return false;
+        }
+        match self.subject.extract(|key| session.get_raw(key)) {
+            Ok(Some(subject)) => session
+                .get_raw(STAMP_KEY)
+                .and_then(Stamp::parse)
+                .is_none_or(|stamp| stamp.tag != tag(subject)),
+            Ok(None) => false,
+            // Stamping reports it.
+            Err(_) => true,
+        }
     }
 
-    /// Revokes every session of `subject` issued before `issued_before` ("log out everywhere").
-    /// The entry is kept for the absolute timeout of `config`, after which every such session
-    /// has expired anyway. Sessions issued later, such as the next login, are not affected.
-    ///
-    /// Issue times are whole Unix seconds, and a session issued at `issued_before`'s second is
-    /// not revoked. To revoke everything up to now, pass `now + 1 s`: that covers the whole
-    /// current second, including a login made later in that same second (the demo waits out
-    /// the second before answering, so the user's next login is never caught).
+    /// Stamps a session whose subject just signed in with the store's current generation and
+    /// a new lineage (see the [module docs](self)). The adapters do it when
+    /// [`needs_stamp`](Revocation::needs_stamp); call it yourself before sealing when you use
+    /// [`SessionCodec`](crate::SessionCodec) directly. A session without a subject is left
+    /// alone. When the store cannot answer, the stamp takes this node's clock in microseconds
+    /// (generations are close to the store's clock in microseconds), with a warning.
     ///
     /// # Errors
     ///
-    /// [`StoreError`] when the store cannot record it.
+    /// [`RevokeError::Subject`] when the session's subject is not of the configured shape.
+    pub async fn stamp(&self, session: &mut Session) -> Result<(), RevokeError> {
+        let Some(subject) = self.subject.extract(|key| session.get_raw(key))? else {
+            return Ok(());
+        };
+        let tag = tag(subject);
+        let generation = match self.store.generation().await {
+            Ok(generation) => generation,
+            Err(error) => {
+                tracing::warn!(%error, "revocation store unavailable at sign-in; stamping with this node's clock");
+                next_generation(0, SystemTime::now()).saturating_sub(1)
+            }
+        };
+        let mut lineage = SessionId([0; crate::format::SESSION_ID_LEN]);
+        getrandom::fill(&mut lineage.0)
+            .map_err(|_| StoreError("no randomness for a lineage id".to_owned()))?;
+        let stamp = Stamp { lineage, generation, tag };
+        session
+            .insert(STAMP_KEY, stamp.to_value())
+            .map_err(|_| StoreError("the stamp could not be stored in the session".to_owned()))?;
+        Ok(())
+    }
+
+    /// Revokes the session that [`Session::purge`] ended (logout), with every id it had since
+    /// its subject signed in (its lineage), until the session would have expired on any node
+    /// (its absolute expiry plus twice the clock skew: the checking node's clock and the
+    /// store's may each be off). The adapters call it when they save a purged session. A
+    /// session that was never sealed, or had no subject, records nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`RevokeError`] when the store cannot record it, or the ended session's subject is not
+    /// of the configured shape.
+    pub async fn revoke_purged(
+        &self,
+        session: &Session,
+        config: &SessionConfig,
+    ) -> Result<(), RevokeError> {
+        let Some((id, expires_at)) = session.ended() else { return Ok(()) };
+        let get = |key: &str| session.ended_values.get(key).map(|(bytes, _)| bytes);
+        let Some(subject) = self.subject.extract(get)? else { return Ok(()) };
+        let lineage = get(STAMP_KEY).and_then(Stamp::parse).map_or(id, |stamp| stamp.lineage);
+        let until = to_unix(expires_at).saturating_add(twice(config.clock_skew()));
+        Ok(self.store.revoke_lineage(subject, lineage, until).await?)
+    }
+
+    /// Revokes every session of `subject` signed in before this call ("log out everywhere"),
+    /// on every node, whatever their clocks say; sessions signed in afterwards, such as the
+    /// next login, are not affected. `now` only sets how long the entry is kept: the absolute
+    /// timeout of `config` plus twice its clock skew, after which every such session has
+    /// expired anyway.
+    ///
+    /// # Errors
+    ///
+    /// [`RevokeError::Subject`] when `subject` is not a string, an integer or bytes (pass the
+    /// id, not a struct holding it), [`RevokeError::Store`] when the store cannot record it.
     pub async fn revoke_subject<T: Serialize + ?Sized>(
         &self,
         subject: &T,
-        issued_before: SystemTime,
-        config: &crate::SessionConfig,
-    ) -> Result<(), StoreError> {
-        let subject = rmp_serde::to_vec_named(subject).map_err(|e| StoreError(e.to_string()))?;
-        let before = to_unix(issued_before);
-        let until = before
-            .saturating_add(config.absolute_timeout().as_secs() + config.clock_skew().as_secs());
-        self.store.revoke_subject(&subject, before, until).await
+        now: SystemTime,
+        config: &SessionConfig,
+    ) -> Result<(), RevokeError> {
+        let subject = subject::encode(subject)?;
+        let until = to_unix(now)
+            .saturating_add(config.absolute_timeout().as_secs())
+            .saturating_add(twice(config.clock_skew()));
+        self.store.revoke_subject(&subject, until).await?;
+        Ok(())
     }
+}
+
+/// Twice `skew`, in seconds, saturating.
+fn twice(skew: Duration) -> u64 {
+    skew.as_secs().saturating_mul(2)
 }
 
 impl fmt::Debug for Revocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Revocation")
-            .field("subject_key", &self.subject_key)
+            .field("subject", &self.subject)
             .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
 }
 
-/// Revocations kept in this process's memory: for a single node, and for tests. Entries are
-/// dropped once their time has passed.
-#[derive(Default)]
-pub struct MemoryRevocations {
-    inner: RwLock<MemoryInner>,
-    now: Option<Arc<dyn Fn() -> u64 + Send + Sync>>,
-}
-
-#[derive(Default)]
-struct MemoryInner {
-    sessions: HashMap<SessionId, u64>,
-    subjects: HashMap<Vec<u8>, (u64, u64)>,
-}
-
-impl MemoryRevocations {
-    /// An empty store reading the system clock to expire entries.
-    pub fn new() -> MemoryRevocations {
-        MemoryRevocations::default()
-    }
-
-    /// An empty store reading `clock` to expire entries (for tests).
-    pub fn with_clock(clock: impl crate::Clock) -> MemoryRevocations {
-        MemoryRevocations {
-            now: Some(Arc::new(move || to_unix(clock.now()))),
-            ..Default::default()
-        }
-    }
-
-    fn now(&self) -> u64 {
-        self.now.as_ref().map_or_else(|| to_unix(SystemTime::now()), |now| now())
-    }
-
-    /// How many entries the store holds (expired ones included until the next write).
-    pub fn len(&self) -> usize {
-        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
-        inner.sessions.len() + inner.subjects.len()
-    }
-
-    /// Whether the store holds no entry.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl MemoryRevocations {
-    fn answer(&self, query: &Query<'_>) -> bool {
-        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
-        let by_id = inner.sessions.get(&query.id);
-        let by_subject = query.subject.and_then(|s| inner.subjects.get(s));
-        if by_id.is_none() && by_subject.is_none() {
-            // The usual answer, found without reading the clock.
-            return false;
-        }
-        let now = self.now();
-        by_id.is_some_and(|&until| until >= now)
-            || by_subject.is_some_and(|&(before, until)| until >= now && query.issued_at < before)
-    }
-}
-
-impl RevocationStore for MemoryRevocations {
-    fn is_revoked<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(std::future::ready(Ok(self.answer(&query))))
-    }
-
-    fn try_is_revoked(&self, query: &Query<'_>) -> Option<Result<bool, StoreError>> {
-        Some(Ok(self.answer(query)))
-    }
-
-    fn revoke_session(&self, id: SessionId, until: u64) -> BoxFuture<'_, Result<(), StoreError>> {
-        let now = self.now();
-        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
-        inner.sessions.retain(|_, until| *until >= now);
-        inner.sessions.insert(id, until);
-        Box::pin(std::future::ready(Ok(())))
-    }
-
-    fn revoke_subject<'a>(
-        &'a self,
-        subject: &'a [u8],
-        issued_before: u64,
-        until: u64,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        let now = self.now();
-        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
-        inner.subjects.retain(|_, (_, until)| *until >= now);
-        let entry = inner.subjects.entry(subject.to_vec()).or_insert((0, 0));
-        *entry = (entry.0.max(issued_before), entry.1.max(until));
-        Box::pin(std::future::ready(Ok(())))
-    }
-}
-
-impl fmt::Debug for MemoryRevocations {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemoryRevocations").field("entries", &self.len()).finish()
-    }
-}
-
-/// How long the Redis store waits to connect or for an answer, by default.
+/// How long the Redis stores wait to connect or for an answer, by default.
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(100);

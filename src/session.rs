@@ -87,6 +87,8 @@ pub struct Session {
     pub(crate) ended: Option<FrameMeta>,
     /// Why the client's cookies were not accepted, when this session replaced them.
     pub(crate) rejected: Option<Rejected>,
+    /// The values of the session a `purge` ended: revoking it needs its subject and lineage.
+    pub(crate) ended_values: Values,
 }
 
 impl Session {
@@ -284,7 +286,10 @@ impl Session {
     /// Ends the session: every value is removed and, when it is next saved, every one of its
     /// cookies is removed from the browser. Use it for logout.
     pub fn purge(&mut self) {
-        self.values = Values::default();
+        let values = std::mem::take(&mut self.values);
+        if self.meta.is_some() {
+            self.ended_values = values;
+        }
         self.ended = self.meta.take().or(self.ended);
         self.purged = true;
         self.changed = true;

@@ -27,11 +27,10 @@
 //! (`tracing`, on stderr).
 //!
 //! Logging out revokes the session, so a copy of its cookies taken before is worthless after.
-//! "Log out everywhere" (`POST /logout-everywhere`) revokes every session of the user issued up
-//! to now, on every device. Sessions carry their issue time in whole seconds, so the revocation
-//! covers the whole current second (`issued_before` = the next whole second), and the handler
-//! holds its response until that second has passed (at most one second): nothing issued before
-//! the click survives, and a login made after the response is never caught by it.
+//! "Log out everywhere" (`POST /logout-everywhere`) revokes every session of the user signed in
+//! before the click, on every device, whatever the nodes' clocks say: the session layer stamps
+//! each login with the store's revocation generation, and the revocation takes a greater one.
+//! A login made right after is stamped with that generation and is never caught by it.
 //!
 //! Two routes exist for load tests, with and without the session layer; their bodies are the
 //! same size either way:
@@ -262,8 +261,8 @@ async fn logout(session: SessionHandle) -> Redirect {
     Redirect::to("/")
 }
 
-/// Revokes every session of the user issued up to now, on every device, then purges this one.
-/// See the module docs for the one-second granularity.
+/// Revokes every session of the user signed in before now, on every device, then purges this
+/// one. A login right after is not revoked (see the module docs).
 async fn logout_everywhere(
     State(app): State<App>,
     session: SessionHandle,
@@ -271,19 +270,11 @@ async fn logout_everywhere(
     let Some(user) = session.get::<String>("user")? else {
         return Ok(Redirect::to("/").into_response());
     };
-    let now = SystemTime::now();
-    let whole = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
-    let before = SystemTime::UNIX_EPOCH + Duration::from_secs(whole + 1);
-    if let Err(error) = app.revocation.revoke_subject(&user, before, &app.config).await {
+    if let Err(error) = app.revocation.revoke_subject(&user, SystemTime::now(), &app.config).await {
         eprintln!("log out everywhere failed: {error}");
         let message = "Could not log out everywhere (the revocation store is unavailable); \
                        nothing was changed, try again.";
         return Ok((axum::http::StatusCode::SERVICE_UNAVAILABLE, message).into_response());
-    }
-    // A login answered before `before` would get issued_at < before and be revoked with the
-    // rest: wait out the current second (at most one) before the browser can log in again.
-    if let Ok(left) = before.duration_since(SystemTime::now()) {
-        tokio::time::sleep(left).await;
     }
     session.purge();
     Ok(Redirect::to("/").into_response())

@@ -94,29 +94,39 @@ impl Shared {
         }
     }
 
-    /// Step 3, after the handler: the headers to append, and the revocation of a purged
-    /// session. `Err` means the session could not be saved (already logged): answer the
-    /// adapter's save-error page, with none of the session's headers.
+    /// Step 3, after the handler: the stamp of a session that just signed in, the headers to
+    /// append, and the revocation of a purged session. `Err` means the session could not be
+    /// saved (already logged): answer the adapter's save-error page, with none of the session's
+    /// headers.
     pub(crate) async fn finish(
         &self,
         mut session: Session,
     ) -> Result<Vec<(String, String)>, SealError> {
-        let ended = session.ended();
-        let headers = self.codec.store_headers_lazy(&mut session, || self.clock.now())?;
-        if let (Some(revocation), Some((id, expires_at))) = (&self.revocation, ended) {
-            if let Err(error) = revocation.revoke_session(id, expires_at).await {
+        if let Some(revocation) = &self.revocation {
+            if revocation.needs_stamp(&session) {
+                if let Err(error) = revocation.stamp(&mut session).await {
+                    tracing::error!(%error, "could not stamp the session for revocation");
+                }
+            }
+        }
+        // Before storing: storing a purged session empties it.
+        if let Some(revocation) = &self.revocation {
+            if let Err(error) = revocation.revoke_purged(&session, self.codec.config()).await {
                 // The cookies are removed from this browser either way; only a copy stays
                 // usable until it expires.
+                let id = session.ended().map(|(id, _)| id.to_string()).unwrap_or_default();
                 tracing::error!(%error, session = %id, "could not record the logout for revocation");
             }
         }
-        Ok(headers)
+        self.codec.store_headers_lazy(&mut session, || self.clock.now())
     }
 
-    /// Whether step 3 has to wait: a logout to record in a revocation store. When not,
-    /// [`finish_now`](Shared::finish_now) does all of it.
+    /// Whether step 3 has to wait: a logout to record in a revocation store, or a sign-in to
+    /// stamp. When not, [`finish_now`](Shared::finish_now) does all of it.
     pub(crate) fn finish_waits(&self, session: &Session) -> bool {
-        self.revocation.is_some() && session.ended().is_some()
+        self.revocation
+            .as_ref()
+            .is_some_and(|revocation| session.ended().is_some() || revocation.needs_stamp(session))
     }
 
     /// Step 3 when [`finish_waits`](Shared::finish_waits) is false: the headers to append.

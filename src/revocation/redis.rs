@@ -2,8 +2,10 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
+use ::redis::Value;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
 
@@ -13,40 +15,151 @@ use crate::session::SessionId;
 /// The prefix of every key [`RedisRevocations`] writes, by default.
 pub const DEFAULT_KEY_PREFIX: &str = "sealed-session:";
 
-/// Records a subject's revocation: keeps the larger issued-before instant and the later expiry
-/// of the existing entry and the new one, atomically (two nodes may revoke the same subject at
-/// once). `KEYS[1]`: the subject's key; `ARGV`: issued-before, expiry (Unix seconds).
-const REVOKE_SUBJECT: &str = r"
-local before = tonumber(ARGV[1])
-local expiry = tonumber(ARGV[2])
-local current = tonumber(redis.call('GET', KEYS[1]) or '')
-if current and current > before then before = current end
-local ttl = redis.call('TTL', KEYS[1])
-if ttl > 0 then
+/// Makes a key expire no earlier than `until` (Unix seconds). Shared by the scripts below.
+const EXTEND: &str = r"
+local function extend(key, expiry)
+  local ttl = redis.call('TTL', key)
   local now = tonumber(redis.call('TIME')[1])
-  if now + ttl > expiry then expiry = now + ttl end
+  if ttl < 0 or now + ttl < expiry then
+    redis.call('EXPIREAT', key, string.format('%d', expiry))
+  end
 end
-redis.call('SET', KEYS[1], string.format('%d', before), 'EXAT', string.format('%d', expiry))
-return before
 ";
 
-/// Revocations kept in Redis, shared by every node of a fleet.
+/// Gives a revocation its generation. `KEYS[1]`: the generation counter; `ARGV[1]`: 0 for the
+/// next generation, max(counter + 1, Redis's clock in microseconds), or a generation already
+/// given (by a node that was cut off from Redis) to raise the counter to. Returns the
+/// generation, as text (Lua numbers are doubles; generations stay far below 2^53).
+pub(super) const NEXT_GENERATION: &str = r"
+local given = tonumber(ARGV[1])
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local generation = given
+if given == 0 then
+  local t = redis.call('TIME')
+  generation = math.max(current + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
+end
+if generation > current then
+  redis.call('SET', KEYS[1], string.format('%d', generation))
+end
+return string.format('%d', generation)
+";
+
+/// Records a subject's revocation: field `g` of the subject's hash holds `generation until`,
+/// keeping the larger of each (two nodes may revoke the same subject at once); field `s` the
+/// subject, hex. `KEYS[1]`: the subject's key; `ARGV`: generation, until (Unix seconds),
+/// subject.
+pub(super) const REVOKE_SUBJECT: &str = r"
+local generation = tonumber(ARGV[1])
+local expiry = tonumber(ARGV[2])
+local current = redis.call('HGET', KEYS[1], 'g')
+if current then
+  local g, u = string.match(current, '(%d+) (%d+)')
+  generation = math.max(generation, tonumber(g))
+  expiry = math.max(expiry, tonumber(u))
+end
+redis.call('HSET', KEYS[1], 'g', string.format('%d %d', generation, expiry), 's', ARGV[3])
+extend(KEYS[1], expiry)
+";
+
+/// Records a lineage's revocation: field `l:<lineage>` of the subject's hash holds until when,
+/// keeping the later; field `s` the subject, hex. `KEYS[1]`: the subject's key; `ARGV`: the
+/// field, until (Unix seconds), subject.
+pub(super) const REVOKE_LINEAGE: &str = r"
+local expiry = tonumber(ARGV[2])
+local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if current < expiry then
+  redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', expiry), 's', ARGV[3])
+end
+extend(KEYS[1], expiry)
+";
+
+/// The key layout both Redis stores share (see [`RedisRevocations`]).
+#[derive(Debug, Clone)]
+pub(super) struct Keys {
+    pub(super) prefix: String,
+}
+
+impl Keys {
+    /// The generation counter.
+    pub(super) fn generation(&self) -> String {
+        format!("{}gen", self.prefix)
+    }
+
+    /// The stream of revocation events (the replicated store).
+    pub(super) fn stream(&self) -> String {
+        format!("{}events", self.prefix)
+    }
+
+    /// The hash of a subject's revocations. The digest is the key's hash tag: a Redis Cluster
+    /// places it by the digest alone.
+    pub(super) fn subject(&self, subject: &[u8]) -> String {
+        let digest = Sha256::digest(subject);
+        let mut key = String::with_capacity(self.prefix.len() + 6 + 64);
+        key.push_str(&self.prefix);
+        key.push_str("sub:{");
+        push_hex(&mut key, &digest);
+        key.push('}');
+        key
+    }
+
+    /// The pattern of every subject key (for a full reload).
+    pub(super) fn subject_pattern(&self) -> String {
+        format!("{}sub:*", self.prefix)
+    }
+}
+
+/// A subject as stored in field `s` of its hash.
+pub(super) fn subject_hex(subject: &[u8]) -> String {
+    let mut out = String::with_capacity(subject.len() * 2);
+    push_hex(&mut out, subject);
+    out
+}
+
+/// The field of a lineage in its subject's hash.
+pub(super) fn lineage_field(lineage: SessionId) -> String {
+    format!("l:{lineage}")
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    for byte in bytes {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+}
+
+/// `EVAL` of a script on one key (the scripts are small and revocations rare: `EVALSHA` and
+/// its fallback would save little).
+pub(super) fn eval(script: &str, key: String) -> ::redis::Cmd {
+    let mut command = ::redis::cmd("EVAL");
+    command.arg(script).arg(1).arg(key);
+    command
+}
+
+/// Revocations kept in Redis, shared by every node of a fleet, and asked on every check: the
+/// strict store. Choose it when a revocation must hold on every node the moment it is
+/// recorded, at the price of one round trip per authenticated request and a dependency on
+/// Redis for every check; [`ReplicatedRevocations`](super::ReplicatedRevocations) answers from
+/// memory instead, fresh within a stated bound.
 ///
-/// Two kinds of keys, both under a prefix ([`DEFAULT_KEY_PREFIX`] unless configured), each
-/// expiring when the sessions it concerns would have expired anyway (the `until` the
-/// [`Revocation`](super::Revocation) passes, which is the absolute expiry):
+/// Keys, all under a prefix ([`DEFAULT_KEY_PREFIX`] unless configured):
 ///
-/// * `<prefix>sid:<session id, hex>` = `1`: one revoked session (logout);
-/// * `<prefix>sub:<SHA-256 of the subject's MessagePack bytes, hex>` = issued-before, Unix
-///   seconds: every session of the subject issued earlier is revoked ("log out everywhere").
-///   Revoking twice keeps the later instant and the later expiry (a small Lua script, atomic).
+/// * `<prefix>sub:{<SHA-256 of the subject's MessagePack bytes, hex>}`: a hash of the
+///   subject's revocations, expiring when the last of them would have (no key names a user;
+///   field `s` holds the subject, hex, for the replicated store's reloads). Field `g` = `<generation> <until>`: every session of the subject stamped with a
+///   smaller generation is revoked ("log out everywhere"). Field `l:<lineage, hex>` =
+///   `<until>`: the sessions of that lineage are revoked (logout). Fields only grow (small Lua
+///   scripts, atomic).
+/// * `<prefix>gen`: the latest generation given, which a sign-in reads for its stamp.
 ///
-/// A check is one round trip (`MGET` of both keys). The connection is a redis-rs
-/// `ConnectionManager`: one multiplexed connection, re-established in the background after a
-/// failure. Every operation is bounded by the connection timeout plus the response timeout
-/// ([`DEFAULT_STORE_TIMEOUT`] each unless configured) and fails fast while Redis is
-/// unreachable, so an outage costs each request at most that bound; what happens to the
-/// session then is the [`FailurePolicy`](super::FailurePolicy)'s call.
+/// A check is one round trip on one key (`HMGET` of the subject's hash), so it works
+/// unchanged on a Redis Cluster ([`RedisRevocationsBuilder::build_cluster`]): the braces make
+/// the digest the key's hash tag, and no command ever spans two keys. On one server the
+/// connection is a redis-rs `ConnectionManager`: one multiplexed connection, re-established in
+/// the background after a failure. Every operation
+/// is bounded by the connection timeout plus the response timeout ([`DEFAULT_STORE_TIMEOUT`]
+/// each unless configured) and fails fast while Redis is unreachable, so an outage costs each
+/// request at most that bound; what happens to the session then is the
+/// [`FailurePolicy`](super::FailurePolicy)'s call.
 ///
 /// The store connects lazily: creating it does no I/O, so an application starts while Redis is
 /// down. It must be created inside a tokio runtime (its connection lives on it); use
@@ -71,8 +184,9 @@ return before
 /// ```
 #[derive(Clone)]
 pub struct RedisRevocations {
-    connection: ConnectionManager,
-    prefix: String,
+    connection: Connection,
+    keys: Keys,
+    scripts: Arc<Scripts>,
     connect_timeout: Duration,
     response_timeout: Duration,
 }
@@ -96,6 +210,26 @@ impl Default for RedisRevocationsBuilder {
 }
 
 impl RedisRevocationsBuilder {
+    /// The store for a Redis Cluster reached through any of `nodes` (Redis URLs). Every
+    /// command the store sends names one key (a user's hash, hash-tagged by its digest, or
+    /// the generation counter), so the cluster routes each to the node that owns it. Does no
+    /// I/O: the cluster's slots are asked for on first use.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when a URL is invalid, or when called outside a tokio runtime.
+    pub fn build_cluster(self, nodes: &[&str]) -> Result<RedisRevocations, StoreError> {
+        let connection =
+            cluster(nodes, "RedisRevocations", self.connect_timeout, self.response_timeout)?;
+        Ok(RedisRevocations {
+            connection,
+            keys: Keys { prefix: self.prefix },
+            scripts: Arc::new(Scripts::new()),
+            connect_timeout: self.connect_timeout,
+            response_timeout: self.response_timeout,
+        })
+    }
+
     /// The prefix of every key (default [`DEFAULT_KEY_PREFIX`]). Give each application sharing
     /// a Redis server its own.
     pub fn prefix(mut self, prefix: impl Into<String>) -> RedisRevocationsBuilder {
@@ -128,34 +262,208 @@ impl RedisRevocationsBuilder {
     ///
     /// [`StoreError`] when `url` is not a Redis URL, or when called outside a tokio runtime.
     pub fn build(self, url: &str) -> Result<RedisRevocations, StoreError> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(StoreError(
-                "RedisRevocations must be created inside a tokio runtime".to_owned(),
-            ));
-        }
-        // The URL may hold a password: errors name the problem, never the URL.
-        let info = ::redis::IntoConnectionInfo::into_connection_info(url)
-            .map_err(|e| StoreError(format!("invalid Redis URL: {e}")))?;
-        // Each check is one small command waiting for its answer: no Nagle delay.
-        let tcp = ::redis::io::tcp::TcpSettings::default().set_nodelay(true);
-        let client = ::redis::Client::open(info.set_tcp_settings(tcp))
-            .map_err(|e| StoreError(format!("invalid Redis URL: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.response_timeout))
-            // Fail fast: while Redis is down each request gets an error at once (and the
-            // policy decides), instead of waiting out a series of reconnection attempts.
-            // Every failed request triggers a new attempt in the background.
-            .set_number_of_retries(0);
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| StoreError(format!("Redis connection manager: {e}")))?;
+        let connection = Connection::Single(connect(
+            url,
+            "RedisRevocations",
+            self.connect_timeout,
+            self.response_timeout,
+        )?);
         Ok(RedisRevocations {
             connection,
-            prefix: self.prefix,
+            keys: Keys { prefix: self.prefix },
+            scripts: Arc::new(Scripts::new()),
             connect_timeout: self.connect_timeout,
             response_timeout: self.response_timeout,
         })
     }
+}
+
+/// A connection to one server or to a Redis Cluster; the stores send it only single-key
+/// commands (or none with a key), so a cluster routes each to the node that owns its slot.
+#[derive(Clone)]
+pub(super) enum Connection {
+    Single(ConnectionManager),
+    /// Connected on first use (creating a cluster connection asks the cluster for its slots).
+    Cluster(Arc<ClusterLink>),
+}
+
+pub(super) struct ClusterLink {
+    client: ::redis::cluster::ClusterClient,
+    connection: tokio::sync::OnceCell<::redis::cluster_async::ClusterConnection>,
+}
+
+/// A lazily connecting Redis Cluster connection through any of `nodes`, failing fast.
+pub(super) fn cluster(
+    nodes: &[&str],
+    store: &str,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+) -> Result<Connection, StoreError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(StoreError(format!("{store} must be created inside a tokio runtime")));
+    }
+    let client = ::redis::cluster::ClusterClient::builder(nodes.iter().copied())
+        .connection_timeout(connect_timeout)
+        .response_timeout(response_timeout)
+        .retries(0)
+        .build()
+        // The URLs may hold a password: errors name the problem, never a URL.
+        .map_err(|e| StoreError(format!("invalid Redis Cluster URLs: {e}")))?;
+    let link = ClusterLink { client, connection: tokio::sync::OnceCell::new() };
+    Ok(Connection::Cluster(Arc::new(link)))
+}
+
+/// Where a command goes: the one server, or one primary of a cluster.
+pub(super) type Primary = Option<(String, u16)>;
+
+impl Connection {
+    /// The servers that hold keys: the one server, or every primary of the cluster.
+    pub(super) async fn primaries(&mut self) -> ::redis::RedisResult<Vec<Primary>> {
+        let Connection::Cluster(link) = self else { return Ok(vec![None]) };
+        let mut connection = Connection::cluster(link).await?;
+        let nodes: String =
+            ::redis::cmd("CLUSTER").arg("NODES").query_async(&mut connection).await?;
+        // `<id> <ip:port@cport[,hostname]> <flags> ...`, one line per node.
+        Ok(nodes
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split(' ');
+                let address = fields.nth(1)?;
+                let flags = fields.next()?;
+                if !flags.split(',').any(|flag| flag == "master") || flags.contains("fail") {
+                    return None;
+                }
+                let address = address.split(['@', ',']).next()?;
+                let (host, port) = address.rsplit_once(':')?;
+                Some(Some((host.to_owned(), port.parse().ok()?)))
+            })
+            .collect())
+    }
+
+    /// Runs `command` on `primary` (see [`primaries`](Connection::primaries)).
+    pub(super) async fn query_at<T: ::redis::FromRedisValue>(
+        &mut self,
+        command: &::redis::Cmd,
+        primary: &Primary,
+    ) -> ::redis::RedisResult<T> {
+        match (self, primary) {
+            (Connection::Cluster(link), Some((host, port))) => {
+                use ::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+                let mut connection = Connection::cluster(link).await?;
+                let at = SingleNodeRoutingInfo::ByAddress { host: host.clone(), port: *port };
+                let value =
+                    connection.route_command(command.clone(), RoutingInfo::SingleNode(at)).await?;
+                ::redis::from_redis_value(value).map_err(Into::into)
+            }
+            (connection, _) => command.query_async(connection).await,
+        }
+    }
+
+    async fn cluster(
+        link: &ClusterLink,
+    ) -> ::redis::RedisResult<::redis::cluster_async::ClusterConnection> {
+        link.connection.get_or_try_init(|| link.client.get_async_connection()).await.cloned()
+    }
+}
+
+impl ::redis::aio::ConnectionLike for Connection {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        command: &'a ::redis::Cmd,
+    ) -> ::redis::RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_command(command),
+            Connection::Cluster(link) => Box::pin(async move {
+                let mut connection = Connection::cluster(link).await?;
+                connection.req_packed_command(command).await
+            }),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a ::redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> ::redis::RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+            Connection::Cluster(link) => Box::pin(async move {
+                let mut connection = Connection::cluster(link).await?;
+                connection.req_packed_commands(pipeline, offset, count).await
+            }),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(connection) => connection.get_db(),
+            Connection::Cluster(_) => 0,
+        }
+    }
+}
+
+/// A lazily connecting `ConnectionManager` for the server at `url`, failing fast.
+pub(super) fn connect(
+    url: &str,
+    store: &str,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+) -> Result<ConnectionManager, StoreError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(StoreError(format!("{store} must be created inside a tokio runtime")));
+    }
+    // The URL may hold a password: errors name the problem, never the URL.
+    let info = ::redis::IntoConnectionInfo::into_connection_info(url)
+        .map_err(|e| StoreError(format!("invalid Redis URL: {e}")))?;
+    // Each check is one small command waiting for its answer: no Nagle delay.
+    let tcp = ::redis::io::tcp::TcpSettings::default().set_nodelay(true);
+    let client = ::redis::Client::open(info.set_tcp_settings(tcp))
+        .map_err(|e| StoreError(format!("invalid Redis URL: {e}")))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(connect_timeout))
+        .set_response_timeout(Some(response_timeout))
+        // Fail fast: while Redis is down each request gets an error at once (and the
+        // policy decides), instead of waiting out a series of reconnection attempts.
+        // Every failed request triggers a new attempt in the background.
+        .set_number_of_retries(0);
+    ConnectionManager::new_lazy_with_config(client, config)
+        .map_err(|e| StoreError(format!("Redis connection manager: {e}")))
+}
+
+/// The scripts, each with the helper it uses.
+#[derive(Debug)]
+pub(super) struct Scripts {
+    pub(super) revoke_subject: String,
+    pub(super) revoke_lineage: String,
+}
+
+impl Scripts {
+    pub(super) fn new() -> Scripts {
+        Scripts {
+            revoke_subject: format!("{EXTEND}{REVOKE_SUBJECT}"),
+            revoke_lineage: format!("{EXTEND}{REVOKE_LINEAGE}"),
+        }
+    }
+}
+
+/// Runs one Redis operation within `limit`, mapping every failure.
+pub(super) async fn bounded<T>(
+    limit: Duration,
+    operation: impl Future<Output = ::redis::RedisResult<T>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(limit, operation).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(StoreError(format!("Redis: {error}"))),
+        Err(_) => Err(StoreError(format!("Redis did not answer within {limit:?}"))),
+    }
+}
+
+/// Parses a generation Redis returned as text.
+pub(super) fn parse_generation(text: &str) -> Result<u64, StoreError> {
+    text.parse().map_err(|_| StoreError("Redis returned an invalid generation".to_owned()))
 }
 
 impl RedisRevocations {
@@ -191,27 +499,13 @@ impl RedisRevocations {
 
     /// The key prefix.
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        &self.keys.prefix
     }
 
-    /// The key that records the revocation of session `id`.
-    pub fn session_key(&self, id: SessionId) -> String {
-        format!("{}sid:{id}", self.prefix)
-    }
-
-    /// The key that records the revocation of `subject` (its MessagePack bytes, as
-    /// [`Query::subject`] carries them; [`Revocation::revoke_subject`](super::Revocation::revoke_subject)
-    /// encodes with `rmp_serde::to_vec_named`).
+    /// The key of `subject`'s revocations (its MessagePack bytes, as [`Query::subject`]
+    /// carries them).
     pub fn subject_key(&self, subject: &[u8]) -> String {
-        let digest = Sha256::digest(subject);
-        let mut key = String::with_capacity(self.prefix.len() + 4 + 64);
-        key.push_str(&self.prefix);
-        key.push_str("sub:");
-        for byte in digest {
-            key.push(char::from(HEX[usize::from(byte >> 4)]));
-            key.push(char::from(HEX[usize::from(byte & 0xf)]));
-        }
-        key
+        self.keys.subject(subject)
     }
 
     /// Runs one Redis operation within the store's time bound, mapping every failure.
@@ -221,12 +515,7 @@ impl RedisRevocations {
     ) -> Result<T, StoreError> {
         // The connection manager bounds each connection attempt and each answer; this bounds
         // the whole operation (a connection attempt, then the command) whatever happens inside.
-        let limit = self.connect_timeout.saturating_add(self.response_timeout);
-        match tokio::time::timeout(limit, operation).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(StoreError(format!("Redis: {error}"))),
-            Err(_) => Err(StoreError(format!("Redis did not answer within {limit:?}"))),
-        }
+        bounded(self.connect_timeout.saturating_add(self.response_timeout), operation).await
     }
 }
 
@@ -234,32 +523,44 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 impl RevocationStore for RedisRevocations {
     fn is_revoked<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let mut command = ::redis::cmd("MGET");
-        command.arg(self.session_key(query.id));
-        if let Some(subject) = query.subject {
-            command.arg(self.subject_key(subject));
-        }
-        let expected = 1 + usize::from(query.subject.is_some());
+        let mut command = ::redis::cmd("HMGET");
+        command.arg(self.keys.subject(query.subject)).arg("g").arg(lineage_field(query.lineage));
         let mut connection = self.connection.clone();
         Box::pin(async move {
-            let values: Vec<Option<u64>> =
+            let values: Vec<Option<String>> =
                 self.bounded(command.query_async(&mut connection)).await?;
-            if values.len() != expected {
+            let [generation, lineage] = values.as_slice() else {
                 return Err(StoreError(format!(
-                    "Redis answered MGET of {expected} keys with {} values",
+                    "Redis answered HMGET of 2 fields with {} values",
                     values.len()
                 )));
-            }
-            let by_id = values[0].is_some();
-            let by_subject = values.get(1).copied().flatten().is_some_and(|b| query.issued_at < b);
-            Ok(by_id || by_subject)
+            };
+            let generation = match generation {
+                Some(field) => parse_subject_field(field)?.0,
+                None => 0,
+            };
+            Ok(lineage.is_some() || query.generation < generation)
         })
     }
 
-    fn revoke_session(&self, id: SessionId, until: u64) -> BoxFuture<'_, Result<(), StoreError>> {
-        let mut command = ::redis::cmd("SET");
-        // EXAT 0 is an error in Redis; any past instant removes the key at once, as it should.
-        command.arg(self.session_key(id)).arg(1).arg("EXAT").arg(until.max(1));
+    fn generation(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let mut command = ::redis::cmd("GET");
+        command.arg(self.keys.generation());
+        let mut connection = self.connection.clone();
+        Box::pin(async move {
+            let text: Option<String> = self.bounded(command.query_async(&mut connection)).await?;
+            text.as_deref().map_or(Ok(0), parse_generation)
+        })
+    }
+
+    fn revoke_lineage<'a>(
+        &'a self,
+        subject: &'a [u8],
+        lineage: SessionId,
+        until: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut command = eval(&self.scripts.revoke_lineage, self.keys.subject(subject));
+        command.arg(lineage_field(lineage)).arg(until).arg(subject_hex(subject));
         let mut connection = self.connection.clone();
         Box::pin(async move { self.bounded(command.query_async::<()>(&mut connection)).await })
     }
@@ -267,24 +568,34 @@ impl RevocationStore for RedisRevocations {
     fn revoke_subject<'a>(
         &'a self,
         subject: &'a [u8],
-        issued_before: u64,
         until: u64,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        let mut command = ::redis::cmd("EVAL");
-        command.arg(REVOKE_SUBJECT).arg(1).arg(self.subject_key(subject));
-        command.arg(issued_before).arg(until.max(1));
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
         let mut connection = self.connection.clone();
         Box::pin(async move {
-            self.bounded(command.query_async::<::redis::Value>(&mut connection)).await.map(drop)
+            let mut next = eval(NEXT_GENERATION, self.keys.generation());
+            next.arg(0);
+            let generation: String = self.bounded(next.query_async(&mut connection)).await?;
+            let generation = parse_generation(&generation)?;
+            let mut record = eval(&self.scripts.revoke_subject, self.keys.subject(subject));
+            record.arg(generation).arg(until).arg(subject_hex(subject));
+            self.bounded(record.query_async::<()>(&mut connection)).await?;
+            Ok(generation)
         })
     }
+}
+
+/// Parses field `g` of a subject's hash: generation and until.
+pub(super) fn parse_subject_field(field: &str) -> Result<(u64, u64), StoreError> {
+    let bad = || StoreError("Redis holds an invalid subject revocation".to_owned());
+    let (generation, until) = field.split_once(' ').ok_or_else(bad)?;
+    Ok((generation.parse().map_err(|_| bad())?, until.parse().map_err(|_| bad())?))
 }
 
 impl fmt::Debug for RedisRevocations {
     /// The URL is left out: it may hold a password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisRevocations")
-            .field("prefix", &self.prefix)
+            .field("prefix", &self.keys.prefix)
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .finish_non_exhaustive()

@@ -25,11 +25,17 @@ impl RedisServer {
     ///
     /// When `redis-server` is not installed, or does not answer within 10 s.
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// [`start`](RedisServer::start) with extra `redis-server` arguments (`extra` may name
+    /// the port as `{port}`).
+    pub fn start_with(extra: &[&str]) -> RedisServer {
         // The port is free when asked for; another process could take it before the server
         // binds it, so a server that exits at once is retried on another port.
         for _ in 0..5 {
             let port = free_port();
-            if let Some(server) = RedisServer::start_on(port) {
+            if let Some(server) = RedisServer::start_on_with(port, extra) {
                 return server;
             }
         }
@@ -43,8 +49,17 @@ impl RedisServer {
     ///
     /// When `redis-server` is not installed, or runs but does not answer within 10 s.
     pub fn start_on(port: u16) -> Option<RedisServer> {
+        RedisServer::start_on_with(port, &[])
+    }
+
+    /// [`start_on`](RedisServer::start_on) with extra arguments, as for
+    /// [`start_with`](RedisServer::start_with).
+    pub fn start_on_with(port: u16, extra: &[&str]) -> Option<RedisServer> {
+        let extra: Vec<String> =
+            extra.iter().map(|arg| arg.replace("{port}", &port.to_string())).collect();
         let spawned = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(&extra)
             .args(["--save", "", "--appendonly", "no"])
             .args(["--dir", &std::env::temp_dir().to_string_lossy()])
             .args(["--loglevel", "warning", "--logfile", ""])

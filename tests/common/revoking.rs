@@ -1,6 +1,6 @@
 //! The test application of `servers.rs`, served by an adapter with revocation on, for
 //! `tests/revocation.rs`. One extra route, `/logout-everywhere`, revokes every session of the
-//! session's user issued up to now (`revoke_subject(user, now + 1 s)`, as the demo does) and
+//! session's user signed in before it (`revoke_subject(user, now)`, as the demo does) and
 //! purges the session.
 //!
 //! The [`Revocation`] is made on the server's own thread, inside its runtime, by a closure the
@@ -11,7 +11,6 @@
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use sealed_session::revocation::Revocation;
 use sealed_session::{Clock as _, ManualClock, SessionCodec, SessionConfig, SessionHandle};
@@ -49,14 +48,14 @@ struct State {
 }
 
 impl State {
-    /// Revokes every session of the session's user issued up to now, then purges the session.
+    /// Revokes every session of the session's user signed in before now, then purges it.
     async fn logout_everywhere(&self, session: &SessionHandle) -> Reply {
         let user = session.with(|s| s.get::<String>("user").expect("user decodes"));
         let Some(user) = user else {
             return Reply { status: 400, body: "not logged in".to_owned(), set_cookie: None };
         };
-        let before = self.clock.now() + Duration::from_secs(1);
-        if let Err(error) = self.revocation.revoke_subject(&user, before, &self.config).await {
+        let now = self.clock.now();
+        if let Err(error) = self.revocation.revoke_subject(&user, now, &self.config).await {
             return Reply { status: 503, body: error.to_string(), set_cookie: None };
         }
         session.purge();

@@ -1,0 +1,342 @@
+//! The replicated store against real `redis-server` processes (127.0.0.1, free ports, killed
+//! at the end): propagation across nodes, zero Redis commands per check, and the faults (Redis
+//! restarted empty, paused past the staleness bound, down while a node revokes, the stream
+//! trimmed past a node's position, a node started afterwards), then the cap.
+//!
+//! A "node" is a `ReplicatedRevocations` with its own connections and follower, as a process
+//! of a fleet would have; sessions are sealed by one codec and checked with `try_check`, the
+//! call the adapters make on every request. Waits poll every few milliseconds.
+
+#![cfg(feature = "redis")]
+
+#[path = "common/redis_server.rs"]
+mod redis_server;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use redis_server::RedisServer;
+use sealed_session::revocation::{
+    FailurePolicy, RedisRevocations, ReplicatedRevocations, Revocation,
+};
+use sealed_session::{Key, KeyRing, RejectReason, Session, SessionCodec, SessionConfig};
+
+/// The staleness bound of the test nodes: short, to keep the suite fast.
+const STALENESS: Duration = Duration::from_millis(600);
+
+/// How long a test waits for something that must happen (propagation, recovery): a hang
+/// guard, not a speed target.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+const PREFIX: &str = "t:";
+
+fn codec() -> SessionCodec {
+    SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::from_bytes([5; 32])))
+}
+
+/// A node: its store (to look at) and its check.
+struct Node {
+    store: ReplicatedRevocations,
+    revocation: Revocation,
+}
+
+impl Node {
+    fn start(redis: &RedisServer, policy: FailurePolicy) -> Node {
+        Node::start_with(redis, policy, usize::MAX)
+    }
+
+    fn start_with(redis: &RedisServer, policy: FailurePolicy, max_entries: usize) -> Node {
+        let store = ReplicatedRevocations::builder()
+            .prefix(PREFIX)
+            .staleness(STALENESS)
+            .max_entries(max_entries)
+            .build(&redis.url())
+            .expect("a valid URL, inside a runtime");
+        let revocation = Revocation::new(store.clone(), "user").failure_policy(policy);
+        Node { store, revocation }
+    }
+
+    async fn ready(&self) {
+        self.store.ready(PATIENCE).await.expect("the node loads and follows");
+    }
+
+    /// A session of `user` signed in on this node, as a request brings it back.
+    async fn login(&self, user: &str) -> Session {
+        let codec = codec();
+        let now = SystemTime::now();
+        let mut session = Session::new();
+        session.insert("user", user).expect("a string encodes");
+        self.revocation.stamp(&mut session).await.expect("a string subject");
+        let header = codec.seal(&mut session, now).expect("seals").request_header();
+        codec.open(&header, now).expect("opens")
+    }
+
+    async fn logout(&self, session: &Session) {
+        let mut ended = session.clone();
+        ended.purge();
+        self.revocation.revoke_purged(&ended, codec().config()).await.expect("recorded");
+    }
+
+    async fn logout_everywhere(&self, user: &str) {
+        let config = codec().config().clone();
+        self.revocation.revoke_subject(&user, SystemTime::now(), &config).await.expect("recorded");
+    }
+
+    fn verdict(&self, session: &Session) -> Result<(), RejectReason> {
+        self.revocation.try_check(session).expect("the replicated store answers at once")
+    }
+}
+
+/// Polls until every node gives `expected` for `session`; returns how long it took.
+async fn until_all(
+    nodes: &[&Node],
+    session: &Session,
+    expected: Result<(), RejectReason>,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        if nodes.iter().all(|node| node.verdict(session) == expected) {
+            return started.elapsed();
+        }
+        let verdicts: Vec<_> = nodes.iter().map(|node| node.verdict(session)).collect();
+        assert!(started.elapsed() < PATIENCE, "expected {expected:?} everywhere: {verdicts:?}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn all_current(nodes: &[&Node]) {
+    for node in nodes {
+        node.ready().await;
+    }
+}
+
+const REVOKED: Result<(), RejectReason> = Err(RejectReason::Revoked);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_one_node_reaches_every_node() {
+    let redis = RedisServer::start();
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&redis, FailurePolicy::Reject)).collect();
+    let fleet: Vec<&Node> = nodes.iter().collect();
+    all_current(&fleet).await;
+    let copy = nodes[0].login("ada").await;
+    let other_device = nodes[1].login("ada").await;
+    let bob = nodes[2].login("bob").await;
+    until_all(&fleet, &copy, Ok(())).await;
+
+    // Logout on node 1: the copy is refused everywhere, the other device is not.
+    nodes[1].logout(&copy).await;
+    assert_eq!(nodes[1].verdict(&copy), REVOKED, "at once on the node that revoked");
+    until_all(&fleet, &copy, REVOKED).await;
+    until_all(&fleet, &other_device, Ok(())).await;
+
+    // Log out everywhere on node 2: every earlier session of ada, and no login after.
+    nodes[2].logout_everywhere("ada").await;
+    until_all(&fleet, &other_device, REVOKED).await;
+    let after = nodes[0].login("ada").await;
+    until_all(&fleet, &after, Ok(())).await;
+    until_all(&fleet, &bob, Ok(())).await;
+}
+
+/// Checks never reach Redis: `INFO commandstats` before and after 20,000 checks from four
+/// tasks counts only the follower's own commands (a few, whatever the number of checks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_send_no_command_to_redis() {
+    let redis = RedisServer::start();
+    let node = std::sync::Arc::new(Node::start(&redis, FailurePolicy::Reject));
+    node.ready().await;
+    let ada = node.login("ada").await;
+    let revoked = node.login("eve").await;
+    node.logout(&revoked).await;
+    let mut raw = redis::Client::open(redis.url()).expect("URL").get_connection().expect("up");
+    let () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut raw).expect("RESETSTAT");
+
+    const CHECKS: usize = 5_000;
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let (node, ada, revoked) = (node.clone(), ada.clone(), revoked.clone());
+            tokio::spawn(async move {
+                for _ in 0..CHECKS {
+                    assert_eq!(node.verdict(&ada), Ok(()));
+                    assert_eq!(node.verdict(&revoked), REVOKED);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("the checks pass");
+    }
+    let stats: String =
+        redis::cmd("INFO").arg("commandstats").query(&mut raw).expect("INFO commandstats");
+    let calls: Vec<(&str, u64)> = stats
+        .lines()
+        .filter_map(|line| line.strip_prefix("cmdstat_"))
+        .filter_map(|line| {
+            let (name, rest) = line.split_once(":calls=")?;
+            Some((name, rest.split(',').next()?.parse().ok()?))
+        })
+        .filter(|(name, _)| !name.starts_with("config") && !name.starts_with("info"))
+        .collect();
+    let others: Vec<_> = calls.iter().filter(|(name, _)| !name.starts_with("x")).collect();
+    assert!(others.is_empty(), "commands other than the follower's: {others:?}");
+    let follower: u64 = calls.iter().map(|(_, n)| n).sum();
+    assert!(follower < 100, "{follower} follower commands during {} checks", 8 * CHECKS);
+}
+
+/// Redis killed, then restarted empty on the same port: the nodes keep refusing what they
+/// know, write it back, and a node started afterwards learns it from Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_empty_forgets_nothing() {
+    let mut redis = RedisServer::start();
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&redis, FailurePolicy::Accept)).collect();
+    let fleet: Vec<&Node> = nodes.iter().collect();
+    all_current(&fleet).await;
+    let copy = nodes[0].login("ada").await;
+    let valid = nodes[1].login("bob").await;
+    nodes[0].logout(&copy).await;
+    until_all(&fleet, &copy, REVOKED).await;
+
+    let port = redis.port();
+    redis.stop();
+    until_all(&fleet, &copy, REVOKED).await;
+    until_all(&fleet, &valid, Ok(())).await;
+    let redis = RedisServer::start_on(port).expect("the port is still free");
+    all_current(&fleet).await;
+    until_all(&fleet, &copy, REVOKED).await;
+    until_all(&fleet, &valid, Ok(())).await;
+
+    let late = Node::start(&redis, FailurePolicy::Reject);
+    late.ready().await;
+    until_all(&[&late], &copy, REVOKED).await;
+    until_all(&[&late], &valid, Ok(())).await;
+}
+
+/// A revocation made while Redis is down: enforced by its node at once, queued, and
+/// published to every node (and a node started later) when Redis is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_made_while_redis_is_down_reaches_everyone_later() {
+    let mut redis = RedisServer::start();
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&redis, FailurePolicy::Accept)).collect();
+    let fleet: Vec<&Node> = nodes.iter().collect();
+    all_current(&fleet).await;
+    let copy = nodes[2].login("ada").await;
+    let everywhere = nodes[2].login("cy").await;
+    let valid = nodes[0].login("bob").await;
+
+    let port = redis.port();
+    redis.stop();
+    nodes[1].logout(&copy).await;
+    nodes[1].logout_everywhere("cy").await;
+    assert_eq!(nodes[1].verdict(&copy), REVOKED, "enforced at once where it was made");
+    assert_eq!(nodes[1].verdict(&everywhere), REVOKED);
+    assert_eq!(nodes[1].store.queued(), 2, "both wait for Redis");
+
+    let redis = RedisServer::start_on(port).expect("the port is still free");
+    until_all(&fleet, &copy, REVOKED).await;
+    until_all(&fleet, &everywhere, REVOKED).await;
+    until_all(&fleet, &valid, Ok(())).await;
+    let started = Instant::now();
+    while nodes[1].store.queued() > 0 {
+        assert!(started.elapsed() < PATIENCE, "the queue was never published");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let late = Node::start(&redis, FailurePolicy::Reject);
+    late.ready().await;
+    until_all(&[&late], &copy, REVOKED).await;
+    until_all(&[&late], &everywhere, REVOKED).await;
+}
+
+/// Redis paused (SIGSTOP) past the staleness bound: each node keeps refusing what it knows,
+/// and sessions it knows nothing against get the failure policy; a revocation made meanwhile
+/// holds on its node and reaches the others once Redis resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_paused_past_the_bound_follows_the_policy_then_recovers() {
+    let redis = RedisServer::start();
+    let accept = Node::start(&redis, FailurePolicy::Accept);
+    let reject = Node::start(&redis, FailurePolicy::Reject);
+    let fleet = [&accept, &reject];
+    all_current(&fleet).await;
+    let known = accept.login("ada").await;
+    let valid = accept.login("bob").await;
+    let during = accept.login("cy").await;
+    accept.logout(&known).await;
+    until_all(&fleet, &known, REVOKED).await;
+
+    redis.pause();
+    let started = Instant::now();
+    while accept.store.is_current() || reject.store.is_current() {
+        assert!(started.elapsed() < PATIENCE, "the nodes never noticed the pause");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    accept.logout(&during).await;
+    assert_eq!(accept.verdict(&during), REVOKED, "enforced at once where it was made");
+    for node in fleet {
+        assert_eq!(node.verdict(&known), REVOKED, "a known revocation still holds");
+    }
+    assert_eq!(accept.verdict(&valid), Ok(()), "stale: policy accept");
+    assert_eq!(reject.verdict(&valid), Err(RejectReason::RevocationUnavailable), "policy reject");
+
+    redis.resume();
+    all_current(&fleet).await;
+    until_all(&fleet, &during, REVOKED).await;
+    until_all(&fleet, &known, REVOKED).await;
+    until_all(&fleet, &valid, Ok(())).await;
+}
+
+/// The stream trimmed past a node's position: the node notices (`max-deleted-entry-id`) and
+/// reloads, so an entry whose event it never read still holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_trimmed_past_a_node_s_position_makes_it_reload() {
+    let redis = RedisServer::start();
+    let node = Node::start(&redis, FailurePolicy::Reject);
+    node.ready().await;
+    let copy = node.login("ada").await;
+    let valid = node.login("bob").await;
+
+    // Written durably without an event (as the strict store writes), then an event trimmed
+    // away in the same transaction: the node can only learn of it by reloading.
+    let strict = RedisRevocations::builder().prefix(PREFIX).build(&redis.url()).expect("store");
+    let strict = Revocation::new(strict, "user");
+    let mut ended = copy.clone();
+    ended.purge();
+    strict.revoke_purged(&ended, codec().config()).await.expect("recorded");
+    assert_eq!(node.verdict(&copy), Ok(()), "no event: the node does not know yet");
+    let mut raw = redis::Client::open(redis.url()).expect("URL").get_connection().expect("up");
+    let stream = format!("{PREFIX}events");
+    let _: redis::Value = redis::pipe()
+        .atomic()
+        .cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("x")
+        .arg("1")
+        .cmd("XTRIM")
+        .arg(&stream)
+        .arg("MAXLEN")
+        .arg(0)
+        .query(&mut raw)
+        .expect("MULTI XADD XTRIM EXEC");
+    until_all(&[&node], &copy, REVOKED).await;
+    until_all(&[&node], &valid, Ok(())).await;
+}
+
+/// The cap: past it, the node drops the entries ending soonest and answers sessions it knows
+/// nothing against by the failure policy, instead of silently accepting them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_cap_unknown_sessions_get_the_failure_policy() {
+    let redis = RedisServer::start();
+    let node = Node::start_with(&redis, FailurePolicy::Reject, 3);
+    node.ready().await;
+    let valid = node.login("zed").await;
+    for user in ["a", "b", "c"] {
+        let session = node.login(user).await;
+        node.logout(&session).await;
+    }
+    assert_eq!(node.store.len(), 3);
+    assert!(node.store.is_current());
+    assert_eq!(node.verdict(&valid), Ok(()));
+    let fourth = node.login("d").await;
+    node.logout(&fourth).await;
+    assert_eq!(node.store.len(), 3, "held at the cap");
+    assert!(!node.store.is_current(), "it may have forgotten a revocation");
+    assert_eq!(node.verdict(&valid), Err(RejectReason::RevocationUnavailable));
+    assert_eq!(node.verdict(&fourth), REVOKED, "the newest revocation is kept");
+}
