@@ -18,6 +18,8 @@ use crate::session::Session;
 pub mod actix;
 #[cfg(feature = "axum")]
 pub mod tower;
+#[cfg(feature = "tower-sessions")]
+pub mod tower_sessions;
 
 /// What every adapter shares: the codec, the clock it reads, the revocation check, and the
 /// three steps of a request.

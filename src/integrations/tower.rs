@@ -223,7 +223,7 @@ where
 }
 
 /// The response with the session's headers appended, or a bare 500 if they could not be made.
-fn respond<B: Default>(
+pub(super) fn respond<B: Default>(
     mut response: Response<B>,
     headers: Result<Vec<(String, String)>, ()>,
 ) -> Response<B> {
