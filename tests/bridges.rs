@@ -404,3 +404,161 @@ mod axum_side {
         server.stop().await;
     }
 }
+
+mod actix_side {
+    use std::sync::mpsc;
+
+    use actix_identity::{Identity, IdentityMiddleware};
+    use actix_web::http::header::LOCATION;
+    use actix_web::{App, HttpMessage as _, HttpRequest, HttpResponse, HttpServer, web};
+    use actix_web_flash_messages::{FlashMessage, FlashMessagesFramework, IncomingFlashMessages};
+    use sealed_session::SessionHandle;
+    use sealed_session::integrations::actix_flash::SealedMessageStore;
+    use sealed_session::integrations::actix_session::ActixSessionMiddleware;
+
+    use super::*;
+
+    /// A running actix-web server on a thread of its own; [`Server::stop`] shuts it down.
+    pub struct Server {
+        pub base: Url,
+        handle: actix_web::dev::ServerHandle,
+        thread: std::thread::JoinHandle<()>,
+    }
+
+    impl Server {
+        /// The test application: actix-identity and flash messages on the bridge.
+        pub fn start(sessions: ActixSessionMiddleware) -> Server {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+            let addr: SocketAddr = listener.local_addr().expect("an address");
+            let (handle_tx, handle_rx) = mpsc::channel();
+            let thread = std::thread::spawn(move || {
+                actix_web::rt::System::new().block_on(async move {
+                    let flash = FlashMessagesFramework::builder(SealedMessageStore::default());
+                    let flash = flash.build();
+                    let server = HttpServer::new(move || {
+                        App::new()
+                            .wrap(IdentityMiddleware::default())
+                            .wrap(flash.clone())
+                            .wrap(sessions.clone())
+                            .route("/login", web::post().to(login))
+                            .route("/me", web::get().to(me))
+                            .route("/logout", web::post().to(logout))
+                            .route("/visit", web::post().to(visit))
+                            .route("/id", web::get().to(id))
+                            .route("/flash", web::post().to(flash_then_redirect))
+                            .route("/show", web::get().to(show))
+                    })
+                    .workers(1)
+                    .disable_signals()
+                    .shutdown_timeout(0)
+                    .listen(listener)
+                    .expect("listening")
+                    .run();
+                    handle_tx.send(server.handle()).expect("the test waits for the handle");
+                    server.await.expect("the server runs");
+                });
+            });
+            let handle = handle_rx.recv().expect("the server started");
+            Server { base: Url::parse(&format!("http://{addr}/")).unwrap(), handle, thread }
+        }
+
+        pub fn url(&self, path: &str) -> Url {
+            self.base.join(path).expect("a URL")
+        }
+
+        pub async fn stop(self) {
+            self.handle.stop(true).await;
+            self.thread.join().expect("the server thread ends cleanly");
+        }
+    }
+
+    async fn login(request: HttpRequest) -> HttpResponse {
+        match Identity::login(&request.extensions(), "ada".into()) {
+            Ok(_) => HttpResponse::Ok().finish(),
+            Err(_) => HttpResponse::InternalServerError().finish(),
+        }
+    }
+
+    async fn me(identity: Option<Identity>) -> HttpResponse {
+        match identity.and_then(|identity| identity.id().ok()) {
+            Some(id) => HttpResponse::Ok().body(id),
+            None => HttpResponse::Unauthorized().finish(),
+        }
+    }
+
+    async fn logout(identity: Identity) -> HttpResponse {
+        identity.logout();
+        HttpResponse::Ok().finish()
+    }
+
+    /// Writes a value through `actix_session::Session`: an anonymous visitor gets a session.
+    async fn visit(session: actix_session::Session) -> HttpResponse {
+        match session.insert("visited", true) {
+            Ok(()) => HttpResponse::Ok().finish(),
+            Err(_) => HttpResponse::InternalServerError().finish(),
+        }
+    }
+
+    async fn id(session: SessionHandle) -> String {
+        session.id().map(|id| id.to_string()).unwrap_or_default()
+    }
+
+    async fn flash_then_redirect() -> HttpResponse {
+        FlashMessage::info("saved").send();
+        HttpResponse::SeeOther().insert_header((LOCATION, "/show")).finish()
+    }
+
+    async fn show(messages: IncomingFlashMessages) -> String {
+        messages.iter().map(|m| m.content().to_owned()).collect::<Vec<_>>().join(",")
+    }
+
+    #[tokio::test]
+    async fn actix_identity_signs_in_and_out_on_sealed_cookies() {
+        let revocation = Revocation::new(MemoryRevocations::new(), "user");
+        let server =
+            Server::start(ActixSessionMiddleware::new(codec(config())).with_revocation(revocation));
+        let (client, jar) = browser();
+        let get = |path: &'static str| {
+            let (client, url) = (client.clone(), server.url(path));
+            async move {
+                let response = client.get(url).send().await.expect("a response");
+                (response.status(), response.text().await.expect("a body"))
+            }
+        };
+        let post = |path: &'static str| {
+            let (client, url) = (client.clone(), server.url(path));
+            async move { client.post(url).send().await.expect("a response").status() }
+        };
+
+        assert_eq!(get("/me").await.0, StatusCode::UNAUTHORIZED, "before login");
+        assert_eq!(post("/visit").await, StatusCode::OK);
+        let (_, anonymous_id) = get("/id").await;
+        assert!(!anonymous_id.is_empty(), "the visit sealed a session");
+
+        assert_eq!(post("/login").await, StatusCode::OK);
+        assert_eq!(get("/me").await, (StatusCode::OK, "ada".to_owned()), "after login");
+        let (_, signed_in_id) = get("/id").await;
+        assert!(!signed_in_id.is_empty() && signed_in_id != anonymous_id, "fixation: a new id");
+        let signed_in = cookie_header(&jar, &server.base);
+
+        assert_eq!(post("/logout").await, StatusCode::OK);
+        assert_eq!(get("/me").await.0, StatusCode::UNAUTHORIZED, "after logout");
+        let replay = Client::new().get(server.url("/me")).header("cookie", signed_in);
+        let status = replay.send().await.expect("a response").status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "a cookie copied before logout is revoked");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn an_actix_flash_message_is_shown_once_after_a_redirect() {
+        let server = Server::start(ActixSessionMiddleware::new(codec(config())));
+        let (client, _jar) = browser();
+
+        let shown = client.post(server.url("/flash")).send().await.expect("a response");
+        assert_eq!(shown.url().path(), "/show");
+        assert_eq!(shown.text().await.expect("a body"), "saved");
+        let again = client.get(server.url("/show")).send().await.expect("a response");
+        assert_eq!(again.text().await.expect("a body"), "", "a message is shown once");
+        server.stop().await;
+    }
+}

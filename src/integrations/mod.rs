@@ -16,6 +16,10 @@ use crate::session::Session;
 
 #[cfg(feature = "actix-web")]
 pub mod actix;
+#[cfg(feature = "actix-web-flash-messages")]
+pub mod actix_flash;
+#[cfg(feature = "actix-session")]
+pub mod actix_session;
 #[cfg(feature = "axum")]
 pub mod tower;
 #[cfg(feature = "tower-sessions")]
