@@ -87,7 +87,7 @@ mod axum_side {
     use sealed_session::integrations::tower_sessions::TowerSessionsLayer;
     use tokio::sync::oneshot;
     use tower::Layer as _;
-    use axum_login::tower_sessions::Session;
+    use tower_sessions::Session;
 
     use super::*;
 
@@ -173,10 +173,7 @@ mod axum_side {
         }
     }
 
-    async fn login(
-        mut auth: AuthSession<Backend>,
-        Query(creds): Query<Credentials>,
-    ) -> StatusCode {
+    async fn login(mut auth: AuthSession<Backend>, Query(creds): Query<Credentials>) -> StatusCode {
         match auth.authenticate(creds).await {
             Ok(Some(user)) if auth.login(&user).await.is_ok() => StatusCode::OK,
             Ok(_) => StatusCode::UNAUTHORIZED,
