@@ -444,6 +444,7 @@ mod actix_side {
                             .route("/id", web::get().to(id))
                             .route("/flash", web::post().to(flash_then_redirect))
                             .route("/show", web::get().to(show))
+                            .route("/big", web::post().to(big))
                     })
                     .workers(1)
                     .disable_signals()
@@ -498,6 +499,14 @@ mod actix_side {
 
     async fn id(session: SessionHandle) -> String {
         session.id().map(|id| id.to_string()).unwrap_or_default()
+    }
+
+    /// Stores far more than the Cookie header budget, even compressed.
+    async fn big(session: actix_session::Session) -> HttpResponse {
+        match session.insert("blob", noise(20_000)) {
+            Ok(()) => HttpResponse::Ok().body("stored"),
+            Err(_) => HttpResponse::BadRequest().finish(),
+        }
     }
 
     async fn flash_then_redirect() -> HttpResponse {
@@ -556,6 +565,31 @@ mod actix_side {
         assert_eq!(shown.text().await.expect("a body"), "saved");
         let again = client.get(server.url("/show")).send().await.expect("a response");
         assert_eq!(again.text().await.expect("a body"), "", "a message is shown once");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn bad_cookies_and_oversized_sessions_through_the_actix_bridge() {
+        let server = Server::start(ActixSessionMiddleware::new(codec(config())));
+        let (client, jar) = browser();
+        assert_eq!(client.post(server.url("/login")).send().await.unwrap().status(), 200);
+        let header = cookie_header(&jar, &server.base);
+
+        // A changed byte in the sealed value: a fresh session (signed out), not an error page.
+        let (name, value) = header.split_once('=').expect("name=value");
+        let middle = value.len() / 2;
+        let flipped = if &value[middle..=middle] == "A" { "B" } else { "A" };
+        let tampered = format!("{name}={}{flipped}{}", &value[..middle], &value[middle + 1..]);
+        let replay = Client::new().get(server.url("/me")).header("cookie", tampered);
+        assert_eq!(replay.send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+
+        // Past the budget: an empty 500 without a cookie; the session stays as it was.
+        let response = client.post(server.url("/big")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(stored_chunks(&response).is_empty(), "no cookie set");
+        assert_eq!(response.text().await.unwrap(), "", "an empty 500");
+        let me = client.get(server.url("/me")).send().await.unwrap();
+        assert_eq!(me.text().await.unwrap(), "ada");
         server.stop().await;
     }
 }
