@@ -363,16 +363,19 @@ impl RequestStore {
         self.state.probe(session).map_err(session_store::Error::Backend)
     }
 
-    /// Ends the sealed session if `id` names it (`delete`, `flush`, the old id of `cycle_id`);
-    /// a record created during this request only loses its values.
+    /// Ends the sealed session if `id` names it (`delete`, `flush`, the old id of `cycle_id`).
+    /// A record created during this request (saved by the handler, then flushed) only loses
+    /// its values: nothing of it was sealed yet.
     fn delete(&self, id: &Id) {
         let mut bridged = self.lock();
-        if bridged.id == Some(*id) {
-            bridged.session.purge();
-            bridged.id = None;
-            bridged.hidden.clear();
-        } else {
-            bridged.session.clear();
+        match bridged.id {
+            Some(opened) if opened == *id => {
+                bridged.session.purge();
+                bridged.id = None;
+                bridged.hidden.clear();
+            }
+            Some(_) => {}
+            None => bridged.session.clear(),
         }
     }
 }
@@ -440,7 +443,65 @@ fn expiry_date(session: &Session, idle: Duration) -> SystemTime {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+    use crate::{Key, KeyRing, SessionConfig};
+
+    /// A request's store holding a sealed session with `values`, as the layer builds it.
+    fn opened(values: impl FnOnce(&mut Session)) -> (Arc<RequestStore>, Id) {
+        let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+        let shared = Shared::new(codec);
+        let mut session = Session::new();
+        values(&mut session);
+        let header = shared.codec.seal(&mut session, SystemTime::now()).unwrap().request_header();
+        let mut opened = Session::new();
+        shared.load_into([header.as_str()], None, &mut opened);
+        let state = Arc::new(State { shared, token_header: None });
+        let (_, store) = RequestStore::bridge(state, opened);
+        let id = store.lock().id.expect("an opened session has an id");
+        (store, id)
+    }
+
+    #[test]
+    fn values_json_cannot_hold_are_kept_out_of_the_record_and_in_the_session() {
+        let (store, id) = opened(|session| {
+            session.insert("name", "ada").unwrap();
+            // A map with integer keys: MessagePack holds it, a JSON object cannot.
+            session.insert("by_id", &BTreeMap::from([(7u32, 1u32)])).unwrap();
+            session.insert_sensitive("csrf", "token").unwrap();
+        });
+        let mut record = store.read(&id).expect("the opened session's record");
+        let mut keys: Vec<&str> = record.data.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["csrf", "name"]);
+
+        record.data.remove("name");
+        record.data.insert("csrf".into(), Value::from("rotated"));
+        store.lock().finishing = true;
+        store.write(&record).expect("written back");
+        let bridged = store.lock();
+        let session = &bridged.session;
+        assert_eq!(session.keys().collect::<Vec<_>>(), ["by_id", "csrf"]);
+        assert_eq!(
+            session.get::<BTreeMap<u32, u32>>("by_id").unwrap(),
+            Some(BTreeMap::from([(7, 1)]))
+        );
+        assert_eq!(session.get::<String>("csrf").unwrap().as_deref(), Some("rotated"));
+        assert!(session.is_sensitive("csrf"), "a sensitive value stays sensitive");
+    }
+
+    #[test]
+    fn delete_ends_the_opened_session_and_only_it() {
+        let (store, id) = opened(|session| session.insert("name", "ada").unwrap());
+        store.delete(&Id(id.0 ^ 1));
+        let session = &store.lock().session;
+        assert!(!session.is_purged() && session.len() == 1, "another id ends nothing");
+        store.delete(&id);
+        let bridged = store.lock();
+        assert!(bridged.session.is_purged() && bridged.session.ended().is_some());
+        assert_eq!(bridged.id, None, "the record is gone");
+    }
 
     #[test]
     fn a_tower_sessions_id_shows_the_sealed_id_bytes_in_order() {
