@@ -90,6 +90,9 @@
 //! | `actix-web` | `integrations::actix`: an actix-web `SessionMiddleware` and extractor for [`SessionHandle`] |
 //! | `cli`   | the `sealed-session` binary: key ring management, `seal` and `open` for debugging |
 //! | `redis` | `revocation::ReplicatedRevocations` (answers from memory, follows a Redis Stream) and `revocation::RedisRevocations` (one round trip per check): revocation stores shared by a fleet (tokio) |
+//! | `tower-sessions` | `integrations::tower_sessions`: a `tower_sessions::Session` (0.14) sealed by this library, for axum-login and axum-messages |
+//! | `actix-session` | `integrations::actix_session`: an `actix_session::Session` (0.11) sealed by this library, for actix-identity |
+//! | `actix-web-flash-messages` | `integrations::actix_flash`: a store for actix-web-flash-messages in the sealed session |
 //! | `__testing` | **not part of the API, never enable it**: hidden entry points for this repository's fuzz package and test-vector generator (sealing with chosen entropy, decoding unauthenticated frames) |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -135,6 +138,14 @@ pub use session::{MAX_KEY_LEN, Session, SessionId};
 pub use size::SessionSize;
 
 /// The README's examples, compiled and run as doctests.
-#[cfg(all(doctest, feature = "axum", feature = "actix-web", feature = "redis"))]
+#[cfg(all(
+    doctest,
+    feature = "axum",
+    feature = "actix-web",
+    feature = "redis",
+    feature = "tower-sessions",
+    feature = "actix-session",
+    feature = "actix-web-flash-messages"
+))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

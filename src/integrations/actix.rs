@@ -222,7 +222,7 @@ where
 }
 
 /// Appends the session's headers; the application's own Set-Cookie headers are kept.
-fn append(
+pub(super) fn append(
     pairs: Vec<(String, String)>,
     headers: &mut actix_web::http::header::HeaderMap,
 ) -> Result<(), ()> {

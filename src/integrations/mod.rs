@@ -17,8 +17,14 @@ use crate::session::Session;
 
 #[cfg(feature = "actix-web")]
 pub mod actix;
+#[cfg(feature = "actix-web-flash-messages")]
+pub mod actix_flash;
+#[cfg(feature = "actix-session")]
+pub mod actix_session;
 #[cfg(feature = "axum")]
 pub mod tower;
+#[cfg(feature = "tower-sessions")]
+pub mod tower_sessions;
 
 /// What every adapter shares: the codec, the clock it reads, the revocation check, and the
 /// three steps of a request.

@@ -308,6 +308,20 @@ fn respond<B: Default + 'static>(
     response
 }
 
+/// The response with the session's headers appended, or a bare 500 if they could not be made
+/// (the bridges, which have no save-error page).
+pub(super) fn respond_plain<B: Default>(
+    mut response: Response<B>,
+    headers: Result<Vec<(String, String)>, ()>,
+) -> Response<B> {
+    if headers.and_then(|headers| append(headers, response.headers_mut())).is_err() {
+        // Logged by the codec; the body might reveal half-written state, so drop it.
+        response = Response::new(B::default());
+        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    response
+}
+
 /// Appends the session's headers; the application's own Set-Cookie headers are kept.
 fn append(pairs: Vec<(String, String)>, headers: &mut http::HeaderMap) -> Result<(), ()> {
     for (name, value) in pairs {
