@@ -18,7 +18,7 @@ use axum::routing::get;
 use sealed_session::integrations::tower::SessionLayer;
 use sealed_session::revocation::{
     BoxFuture, FailurePolicy, MemoryRevocations, Query, Revocation, RevocationStore, RevokeError,
-    StoreError, Subject, SubjectError,
+    STAMP_KEY, StoreError, Subject, SubjectError,
 };
 use sealed_session::{
     Clock as _, Key, KeyRing, ManualClock, RejectReason, Session, SessionCodec, SessionConfig,
@@ -90,6 +90,20 @@ fn app(revocation: &Revocation, clock: &ManualClock) -> Router {
             Err(error) => error.to_string(),
         }
     }
+    // README, "log out my other devices, keep this one": revoke, then replace this session's
+    // stamp; the layer stamps it again with the new generation.
+    async fn others(State(state): State<AppState>, session: SessionHandle) -> String {
+        let user: String = session.get("user").ok().flatten().unwrap_or_default();
+        let now = state.clock.now();
+        match state.revocation.revoke_subject(&user, now, &config()).await {
+            Ok(()) => {
+                session.with(|session| session.remove_raw(STAMP_KEY));
+                session.renew();
+                "others out".to_owned()
+            }
+            Err(error) => error.to_string(),
+        }
+    }
     let state = AppState { revocation: revocation.clone(), clock: clock.clone() };
     let layer =
         SessionLayer::new(codec()).with_clock(clock.clone()).with_revocation(revocation.clone());
@@ -100,6 +114,7 @@ fn app(revocation: &Revocation, clock: &ManualClock) -> Router {
         .route("/who", get(who))
         .route("/logout", get(logout))
         .route("/logout-everywhere", get(everywhere))
+        .route("/logout-other-devices", get(others))
         .layer(layer)
         .with_state(state)
 }
@@ -310,6 +325,35 @@ async fn log_out_everywhere_holds_when_the_issuing_node_runs_ahead() {
         for (node, app) in [("slow", &on_slow), ("fast", &on_fast)] {
             assert_eq!(who(app, cookie).await, expected, "{what}, checked on the {node} node");
         }
+    }
+}
+
+/// "Log out my other devices, keep this one" (issue 16, the README's recipe): every other
+/// session of the user, and copies of this one taken before, are revoked; this device stays
+/// signed in, and so does a login made after.
+#[tokio::test]
+async fn log_out_other_devices_keeps_this_one() {
+    let clock = ManualClock::new(at(T0));
+    let revocation = Revocation::new(MemoryRevocations::with_clock(clock.clone()), "user");
+    let app = app(&revocation, &clock);
+    let laptop = login(&app, "ada").await;
+    let phone = login(&app, "ada").await;
+    let bob = login(&app, "bob").await;
+
+    let (body, kept) = call(&app, "/logout-other-devices", &laptop).await;
+    assert_eq!(body, "others out");
+    let kept = kept.expect("this device gets a new cookie");
+    let later = login(&app, "ada").await;
+
+    let table = [
+        (&kept, "ada", "this device, after the click"),
+        (&later, "ada", "a login after the click"),
+        (&phone, "", "another device"),
+        (&laptop, "", "this device's cookie from before the click"),
+        (&bob, "bob", "another user"),
+    ];
+    for (cookie, expected, what) in table {
+        assert_eq!(who(&app, cookie).await, expected, "{what}");
     }
 }
 
