@@ -310,6 +310,7 @@ fn respond<B: Default + 'static>(
 
 /// The response with the session's headers appended, or a bare 500 if they could not be made
 /// (the bridges, which have no save-error page).
+#[cfg(feature = "tower-sessions")]
 pub(super) fn respond_plain<B: Default>(
     mut response: Response<B>,
     headers: Result<Vec<(String, String)>, ()>,
