@@ -45,6 +45,10 @@ use xaes_256_gcm::{Nonce, Tag, Xaes256Gcm};
 /// Where the vectors live, relative to the crate root.
 pub const VECTORS_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/test_vectors/v1.json");
 
+/// Dictionary 1, as FORMAT.md section 4.2 names it (its SHA-256 is checked below).
+const DICTIONARY: &[u8] =
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/format/dictionary-1.zdict"));
+
 /// The seed every nonce and session id is derived from.
 pub const SEED: &str = "sealed-session test vectors v1";
 
@@ -146,6 +150,10 @@ pub struct Limits {
     pub max_cookie_header: usize,
     pub max_cookie_line: usize,
     pub compression_threshold: Option<usize>,
+    /// Whether the sealing server compresses small bodies with the dictionary (flag bit 2);
+    /// absent means `false`. Opening does not depend on it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compression_dictionary: bool,
 }
 
 /// What opening a valid vector yields.
@@ -282,6 +290,7 @@ impl Default for Limits {
             max_cookie_header: 32 * 1024,
             max_cookie_line: 4096,
             compression_threshold: Some(128),
+            compression_dictionary: false,
         }
     }
 }
@@ -324,6 +333,7 @@ fn build_codec_with(
         .max_cookie_header(limits.max_cookie_header)
         .max_cookie_line(limits.max_cookie_line)
         .compression_threshold(limits.compression_threshold)
+        .compression_dictionary(limits.compression_dictionary)
         .build()
         .map_err(|e| format!("config: {e}"))?;
     Ok(SessionCodec::new(config, build_ring(keys)?))
@@ -1532,7 +1542,7 @@ pub fn generate_extra() -> VectorFile {
         T0 + 5,
         Ok((json!({"a": 1}), &[])),
     ));
-    for (bit, name) in [(0x04u8, "reserved_flag_bit_2"), (0x80, "reserved_flag_bit_7")] {
+    for (bit, name) in [(0x08u8, "reserved_flag_bit_3"), (0x80, "reserved_flag_bit_7")] {
         v.push(crafted(
             name,
             &format!("Flags {bit:#04x}: a reserved bit is set."),
@@ -1592,6 +1602,66 @@ pub fn generate_extra() -> VectorFile {
         "A raw-block zstd frame that names dictionary 7: no dictionary is defined, so malformed.",
         &server,
         &RawFrame::plain(Vec::new()).packed(zstd_raw(&raw_body, Some(7))),
+        T0 + 5,
+        Err("malformed"),
+    ));
+    // -- Dictionary 1 (flag bit 2).
+    let dictionary_server = Server {
+        limits: Limits { compression_dictionary: true, ..Limits::default() },
+        ..server.clone()
+    };
+    let wizard = State::new(serde_json::from_str(WIZARD_JSON).expect("valid JSON"));
+    v.push(valid(
+        "dictionary_compressed",
+        "The corpus state wizard.json sealed by a server that compresses with dictionary 1: \
+         flags 0b101, a zstd frame that names no dictionary and opens only with it.",
+        &seal(&dictionary_server, wizard.session(), T0, "dictionary_compressed"),
+        &wizard,
+        T0 + 5,
+    ));
+    let mut mixed = wizard.clone();
+    mixed.ordinary.remove("csrf");
+    let mixed =
+        mixed.with_sensitive(json!({"csrf": "_Dm0-YAw2ZHqyEKBMK_qPBkRX6DaVXZirt8Tq5s2-50"}));
+    v.push(valid(
+        "dictionary_with_sensitive",
+        "As dictionary_compressed with the CSRF token sensitive: flags 0b111; the sensitive \
+         section is never compressed.",
+        &seal(&dictionary_server, mixed.session(), T0, "dictionary_with_sensitive"),
+        &mixed,
+        T0 + 5,
+    ));
+    let dictionary_body = mp(&serde_json::from_str::<Value>(WIZARD_JSON).expect("valid JSON"));
+    let with_dictionary = |named: bool| {
+        let mut compressor =
+            zstd::bulk::Compressor::with_dictionary(3, DICTIONARY).expect("zstd dictionary");
+        compressor.set_parameter(zstd::zstd_safe::CParameter::DictIdFlag(named)).expect("zstd");
+        compressor.compress(&dictionary_body).expect("zstd compresses")
+    };
+    v.push(crafted(
+        "dictionary_flag_alone",
+        "Flag bit 2 without bit 0: the dictionary names how a body was compressed, and this \
+         one is not; malformed.",
+        &server,
+        &RawFrame { flags: 0b100, ..RawFrame::plain(one("a")) },
+        T0 + 5,
+        Err("malformed"),
+    ));
+    v.push(crafted(
+        "dictionary_frame_without_its_flag",
+        "A body compressed with dictionary 1 under flag bit 0 alone: decoded without the \
+         dictionary, the frame is corrupt; malformed.",
+        &server,
+        &RawFrame::plain(Vec::new()).packed(with_dictionary(false)),
+        T0 + 5,
+        Err("malformed"),
+    ));
+    v.push(crafted(
+        "dictionary_frame_names_its_id",
+        "Flags 0b101 and a frame compressed with dictionary 1 that also names the dictionary's \
+         id in its header: frames never name a dictionary; malformed.",
+        &server,
+        &RawFrame { flags: 0b101, ..RawFrame::plain(Vec::new()).packed(with_dictionary(true)) },
         T0 + 5,
         Err("malformed"),
     ));
@@ -2421,7 +2491,7 @@ pub fn reference_decode(vector: &Vector) -> Result<Decoded, String> {
 
     let bad = |what: &str| format!("frame: {what}");
     let (&flags, rest) = frame.split_first().ok_or_else(|| bad("empty"))?;
-    if flags & !0b11 != 0 {
+    if flags & !0b111 != 0 || flags & 0b101 == 0b100 {
         return Err(bad("unknown flags"));
     }
     let (issued_at, rest) = read_varint(rest).ok_or_else(|| bad("issued_at"))?;
@@ -2437,7 +2507,17 @@ pub fn reference_decode(vector: &Vector) -> Result<Decoded, String> {
     };
     let compressed = flags & 0b01 != 0;
     let body = if compressed {
-        zstd::bulk::decompress(body, vector.config.max_state_size)
+        if zstd::zstd_safe::get_dict_id_from_frame(body).is_some() {
+            return Err(bad("the zstd frame names a dictionary"));
+        }
+        let mut decompressor = if flags & 0b100 != 0 {
+            zstd::bulk::Decompressor::with_dictionary(DICTIONARY)
+        } else {
+            zstd::bulk::Decompressor::new()
+        }
+        .map_err(|e| bad(&e.to_string()))?;
+        decompressor
+            .decompress(body, vector.config.max_state_size)
             .map_err(|e| bad(&e.to_string()))?
     } else {
         body.to_vec()

@@ -770,8 +770,7 @@ impl SessionCodec {
             token.extend_from_slice(&nonce);
         }
         let frame_start = token.len();
-        let threshold = self.config.compression_threshold;
-        frame::encode(&meta, &body, sensitive.as_deref(), threshold, &mut token);
+        frame::encode(&meta, &body, sensitive.as_deref(), self.config.compression(), &mut token);
         let tag_len = mode.envelope_len() - (frame_start - HEADER_LEN);
         let encoded_len = base64_len(token.len() + tag_len);
         Ok(Unsealed { key, meta, token, frame_start, encoded_len })
@@ -840,8 +839,7 @@ impl SessionCodec {
         let (body, sensitive) = encode_sections(session);
         let state_bytes = body.len() + sensitive.as_ref().map_or(0, Vec::len);
         let mut framed = Vec::new();
-        let threshold = self.config.compression_threshold;
-        frame::encode(&meta, &body, sensitive.as_deref(), threshold, &mut framed);
+        frame::encode(&meta, &body, sensitive.as_deref(), self.config.compression(), &mut framed);
         let encoded_len = base64_len(HEADER_LEN + self.config.mode.envelope_len() + framed.len());
         let budget = self.config.cookie_budget;
         let mut size = if session.via_token {

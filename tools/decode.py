@@ -29,6 +29,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 VERSION, HEADER_LEN, NONCE_LEN, TAG_LEN, MAC_LEN, ID_LEN = 1, 6, 24, 16, 32, 16
 MAX_CHUNKS, MAX_OURS, MAX_VARIANTS, MAX_DEPTH, MAX_KEY_LEN = 32, 128, 4, 64, 255
 ZSTD_MAGIC = bytes.fromhex("28b52ffd")
+# §4.2: dictionary 1, the file the crate ships, checked against the SHA-256 FORMAT.md gives.
+DICTIONARY_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "format",
+                               "dictionary-1.zdict")
+DICTIONARY_SHA256 = "e2c80bd498c552f17dfdc1fba1bdae2e6347801e4110eb0fbb33cf0b2f4732d4"
 JSON_SAFE_INT = 2**53 - 1
 MODES = {"sealed": 0, "signed": 1}
 DEFAULTS = dict(idle_timeout_secs=1800, clock_skew_secs=60, max_state_size=65536,
@@ -221,9 +225,25 @@ def zstd_frame_end(body):
     return pos, params
 
 
-def decompress(body, limit):
+_dictionary = None
+
+
+def dictionary():
+    """§4.2: dictionary 1, read once and checked against its SHA-256."""
+    global _dictionary
+    if _dictionary is None:
+        with open(DICTIONARY_PATH, "rb") as f:
+            data = f.read()
+        if hashlib.sha256(data).hexdigest() != DICTIONARY_SHA256:
+            sys.exit(f"{DICTIONARY_PATH}: not dictionary 1 (SHA-256 mismatch)")
+        _dictionary = zstandard.ZstdCompressionDict(data, dict_type=zstandard.DICT_TYPE_FULLDICT)
+    return _dictionary
+
+
+def decompress(body, limit, with_dictionary=False):
     """§4.2: exactly one complete zstd frame that declares its size (malformed), then the
-    declared size against `limit` (too_large), then decoding, checksum included (malformed)."""
+    declared size against `limit` (too_large), then decoding, checksum included (malformed);
+    with dictionary 1 when flag bit 2 is set. The frame itself never names a dictionary."""
     end, params = zstd_frame_end(body)
     if end != len(body):
         raise Rejected("malformed", "bytes after the zstd frame")
@@ -234,7 +254,10 @@ def decompress(body, limit):
         raise Rejected("too_large", f"declares {declared} bytes, limit {limit}")
     if params.dict_id:
         raise Rejected("malformed", "zstd frame names a dictionary")
-    d = zstandard.ZstdDecompressor().decompressobj()
+    if with_dictionary:
+        d = zstandard.ZstdDecompressor(dict_data=dictionary()).decompressobj()
+    else:
+        d = zstandard.ZstdDecompressor().decompressobj()
     try:
         out = d.decompress(body)
     except zstandard.ZstdError:
@@ -310,8 +333,10 @@ def open_pieces(pieces, name, ring, mode, cfg, now, token=False):
 
     # §4: the frame.
     flags = take(frame, 0, 1)[0][0]
-    if flags & ~0x03:
+    if flags & ~0x07:
         raise Rejected("malformed", "reserved flag bits set")
+    if flags & 0x05 == 0x04:
+        raise Rejected("malformed", "dictionary flag without compression")
     issued_at, pos = varint(frame, 1)
     refresh_delta, pos = varint(frame, pos)
     expiry_delta, pos = varint(frame, pos)
@@ -336,7 +361,7 @@ def open_pieces(pieces, name, ring, mode, cfg, now, token=False):
     if len(sensitive) > max_state:
         raise Rejected("too_large", "sensitive section larger than the maximum state")
     if flags & 0x01:
-        body = decompress(body, max_state - len(sensitive))
+        body = decompress(body, max_state - len(sensitive), with_dictionary=bool(flags & 0x04))
     if len(body) + len(sensitive) > max_state:  # §4.3: compressed or not
         raise Rejected("too_large", "state larger than the maximum state")
 

@@ -27,8 +27,9 @@ const GEN_DEPTH: usize = MAX_DEPTH + 8;
 
 /// The `max_cookie_line` settings tried (the minimum, two between, the maximum).
 pub const LINES: [usize; 4] = [512, 1000, 2048, 4096];
-/// The `compression_threshold` settings tried.
-pub const THRESHOLDS: [Option<usize>; 3] = [None, Some(0), Some(128)];
+/// The `compression_threshold` and `compression_dictionary` settings tried.
+pub const THRESHOLDS: [(Option<usize>, bool); 4] =
+    [(None, true), (Some(0), false), (Some(0), true), (Some(128), true)];
 /// The maximum state of every roundtrip codec: smaller than the default so that the fuzzer's
 /// inputs can exceed it.
 pub const MAX_STATE: usize = 8 * 1024;
@@ -137,11 +138,12 @@ static CODECS: LazyLock<Vec<SessionCodec>> = LazyLock::new(|| {
     let mut codecs = Vec::new();
     for mode in [Mode::Sealed, Mode::Signed] {
         for line in LINES {
-            for threshold in THRESHOLDS {
+            for (threshold, dictionary) in THRESHOLDS {
                 let config = SessionConfig::builder("session")
                     .mode(mode)
                     .max_cookie_line(line)
                     .compression_threshold(threshold)
+                    .compression_dictionary(dictionary)
                     .max_state_size(MAX_STATE)
                     .build()
                     .expect("valid");

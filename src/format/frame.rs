@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! flags          1 byte   bit 0: body is zstd-compressed; bit 1: a sensitive section follows;
-//!                         bits 2-7: zero
+//!                         bit 2: compressed with dictionary 1 (only with bit 0); bits 3-7: zero
 //! issued_at      varint   Unix seconds
 //! refresh_delta  varint   last_refresh - issued_at
 //! expiry_delta   varint   absolute_expiry - issued_at
@@ -18,13 +18,14 @@
 
 use std::borrow::Cow;
 
-use super::compress::{self, DecompressError};
+use super::compress::{self, DecompressError, Packing, Policy};
 use super::{SESSION_ID_LEN, varint};
 use crate::error::RejectReason;
 
 pub(crate) const FLAG_COMPRESSED: u8 = 0b01;
 pub(crate) const FLAG_SENSITIVE: u8 = 0b10;
-const KNOWN_FLAGS: u8 = FLAG_COMPRESSED | FLAG_SENSITIVE;
+pub(crate) const FLAG_DICTIONARY: u8 = 0b100;
+const KNOWN_FLAGS: u8 = FLAG_COMPRESSED | FLAG_SENSITIVE | FLAG_DICTIONARY;
 
 /// The times and id sealed in every frame, in Unix seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,25 +37,23 @@ pub(crate) struct FrameMeta {
 }
 
 /// Writes a frame. `body` and `sensitive` are MessagePack maps; `sensitive` is `None` when the
-/// session holds no sensitive value. The body is compressed when it is at least
-/// `compress_threshold` bytes long and compression saves enough
-/// ([`compress::worth_keeping`]).
+/// session holds no sensitive value. The body is compressed as `compression` says
+/// ([`compress::pack`]).
 pub(crate) fn encode(
     meta: &FrameMeta,
     body: &[u8],
     sensitive: Option<&[u8]>,
-    compress_threshold: Option<usize>,
+    compression: Policy,
     out: &mut Vec<u8>,
 ) {
-    let packed = compress_threshold
-        .filter(|&threshold| body.len() >= threshold)
-        .and_then(|_| compress::compress(body))
-        .filter(|packed| compress::worth_keeping(body.len(), packed.len()));
-    let stored = packed.as_deref().unwrap_or(body);
+    let packed = compress::pack(body, compression);
+    let stored = packed.as_ref().map_or(body, |(packed, _)| packed);
 
     let mut flags = 0;
-    if packed.is_some() {
-        flags |= FLAG_COMPRESSED;
+    match packed.as_ref().map(|&(_, packing)| packing) {
+        None => {}
+        Some(Packing::Plain) => flags |= FLAG_COMPRESSED,
+        Some(Packing::Dictionary) => flags |= FLAG_COMPRESSED | FLAG_DICTIONARY,
     }
     if sensitive.is_some() {
         flags |= FLAG_SENSITIVE;
@@ -78,7 +77,7 @@ pub(crate) fn encode(
 pub(crate) fn decode_meta(frame: &[u8]) -> Result<(FrameMeta, Sections<'_>), RejectReason> {
     const BAD: RejectReason = RejectReason::Malformed("invalid frame");
     let (&flags, rest) = frame.split_first().ok_or(BAD)?;
-    if flags & !KNOWN_FLAGS != 0 {
+    if flags & !KNOWN_FLAGS != 0 || flags & (FLAG_COMPRESSED | FLAG_DICTIONARY) == FLAG_DICTIONARY {
         return Err(BAD);
     }
     let (issued_at, rest) = varint::read(rest).ok_or(BAD)?;
@@ -99,13 +98,19 @@ pub(crate) fn decode_meta(frame: &[u8]) -> Result<(FrameMeta, Sections<'_>), Rej
     } else {
         (rest, None)
     };
-    Ok((meta, Sections { compressed: flags & FLAG_COMPRESSED != 0, body, sensitive }))
+    let packing = match (flags & FLAG_COMPRESSED != 0, flags & FLAG_DICTIONARY != 0) {
+        (false, _) => None,
+        (true, false) => Some(Packing::Plain),
+        (true, true) => Some(Packing::Dictionary),
+    };
+    Ok((meta, Sections { packing, body, sensitive }))
 }
 
 /// The two value sections of a frame, not yet decompressed.
 #[derive(Debug)]
 pub(crate) struct Sections<'a> {
-    compressed: bool,
+    /// How the body was compressed, if it was.
+    packing: Option<Packing>,
     body: &'a [u8],
     sensitive: Option<&'a [u8]>,
 }
@@ -114,12 +119,12 @@ impl<'a> Sections<'a> {
     /// The body as MessagePack, decompressed (bounded by `max_state`) if it was compressed,
     /// into a buffer with room for the sensitive section after it.
     pub(crate) fn body(&self, max_state: usize) -> Result<Cow<'a, [u8]>, RejectReason> {
-        if !self.compressed {
+        let Some(packing) = self.packing else {
             return Ok(self.body.into());
-        }
+        };
         let sensitive = self.sensitive.map_or(0, <[u8]>::len);
         let budget = max_state.saturating_sub(sensitive);
-        match compress::decompress(self.body, budget, sensitive) {
+        match compress::decompress(self.body, packing, budget, sensitive) {
             Ok(body) => Ok(body.into()),
             Err(DecompressError::TooLarge) => Err(RejectReason::TooLarge("decompressed state")),
             Err(DecompressError::Invalid) => Err(RejectReason::Malformed("invalid compression")),
@@ -151,14 +156,16 @@ mod tests {
             out.extend(std::iter::repeat_n(b'z', 1000));
             out
         };
-        for (body, sensitive, threshold) in [
-            (&body[..], None, None),
-            (&body[..], Some(&[0x80u8][..]), Some(0)),
-            (&body_big[..], None, Some(256)),
-            (&body_big[..], Some(&body[..]), Some(256)),
+        for (body, sensitive, threshold, dictionary) in [
+            (&body[..], None, None, true),
+            (&body[..], Some(&[0x80u8][..]), Some(0), true),
+            (&body_big[..], None, Some(256), false),
+            (&body_big[..], Some(&body[..]), Some(256), false),
+            (&body_big[..], None, Some(256), true),
+            (&body_big[..], Some(&body[..]), Some(256), true),
         ] {
             let mut frame = Vec::new();
-            encode(&META, body, sensitive, threshold, &mut frame);
+            encode(&META, body, sensitive, Policy { threshold, dictionary }, &mut frame);
             let (meta, sections) = decode_meta(&frame).unwrap();
             assert_eq!(meta, META);
             assert_eq!(&*sections.body(1 << 20).unwrap(), body);
@@ -169,17 +176,19 @@ mod tests {
     #[test]
     fn compresses_only_when_it_helps() {
         let mut frame = Vec::new();
-        encode(&META, &[0x80], None, Some(0), &mut frame);
+        encode(&META, &[0x80], None, Policy { threshold: Some(0), dictionary: true }, &mut frame);
         assert_eq!(frame[0] & FLAG_COMPRESSED, 0, "one byte never shrinks");
     }
 
     #[test]
     fn rejects_unknown_flags_and_truncation() {
         let mut frame = Vec::new();
-        encode(&META, &[0x80], None, None, &mut frame);
-        let mut bad = frame.clone();
-        bad[0] |= 0x80;
-        assert!(decode_meta(&bad).is_err());
+        encode(&META, &[0x80], None, Policy { threshold: None, dictionary: true }, &mut frame);
+        for flags in [0x80, 0x08, FLAG_DICTIONARY] {
+            let mut bad = frame.clone();
+            bad[0] |= flags;
+            assert!(decode_meta(&bad).is_err(), "flags {flags:#04x}");
+        }
         for cut in 0..(frame.len() - 1) {
             assert!(decode_meta(&frame[..cut]).is_err(), "cut at {cut}");
         }
