@@ -135,13 +135,14 @@ fn drawn_states(
     dictionary: &[u8],
 ) -> Result<(), Box<dyn std::error::Error>> {
     use rand::seq::SliceRandom as _;
-    const BUCKETS: [usize; 9] = [0, 256, 512, 1024, 1536, 2048, 3072, 4096, 6144];
+    const BUCKETS: [usize; 11] = [0, 128, 256, 384, 512, 1024, 1536, 2048, 3072, 4096, 6144];
     let mut plain = zstd::bulk::Compressor::new(LEVEL)?;
     let cdict = zstd::dict::EncoderDictionary::copy(dictionary, LEVEL);
     let mut with = zstd::bulk::Compressor::with_prepared_dictionary(&cdict)?;
     let mut rng = StdRng::seed_from_u64(7);
-    // (states, bytes without, bytes with, states where the dictionary made it larger)
-    let mut buckets = [(0usize, 0usize, 0usize, 0usize); BUCKETS.len()];
+    // (states, MessagePack bytes, bytes without, bytes with, states where the dictionary made
+    // it larger)
+    let mut buckets = [(0usize, 0usize, 0usize, 0usize, 0usize); BUCKETS.len()];
     for state in files {
         let mut keys: Vec<&String> = state.keys().collect();
         for _ in 0..100 {
@@ -153,18 +154,26 @@ fn drawn_states(
                 let index = BUCKETS.iter().rposition(|&low| body.len() >= low).unwrap_or(0);
                 let (a, b) = (plain.compress(&body)?.len(), with.compress(&body)?.len());
                 let bucket = &mut buckets[index];
-                *bucket = (bucket.0 + 1, bucket.1 + a, bucket.2 + b, bucket.3 + usize::from(b > a));
+                bucket.0 += 1;
+                bucket.1 += body.len();
+                bucket.2 += a;
+                bucket.3 += b;
+                bucket.4 += usize::from(b > a);
             }
         }
     }
-    println!("\n| MsgPack B from | states | mean zstd B | mean zstd+dict B | dict larger |");
-    println!("|---:|---:|---:|---:|---:|");
-    for (low, (n, a, b, worse)) in BUCKETS.iter().zip(buckets) {
+    println!(
+        "\n| MsgPack B from | states | mean MsgPack B | mean zstd B | mean zstd+dict B | dict larger |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for (low, (n, body, a, b, worse)) in BUCKETS.iter().zip(buckets) {
         if n > 0 {
+            let mean = |total: usize| total as f64 / n as f64;
             println!(
-                "| {low} | {n} | {:.0} | {:.0} | {worse} |",
-                a as f64 / n as f64,
-                b as f64 / n as f64
+                "| {low} | {n} | {:.0} | {:.0} | {:.0} | {worse} |",
+                mean(body),
+                mean(a),
+                mean(b)
             );
         }
     }
