@@ -354,6 +354,12 @@ ratio() {
     ratio_of "$work/$1-$2" "$work/$1-$(baseline "${2%+rtt}")" "$3"
 }
 
+# The `aes` versions peers/Cargo.lock resolves (0.8 for the cookie-crate peers, 0.9 for ours).
+aes_versions() {
+    awk '/^name = "aes"$/ {getline; gsub(/[^0-9.]/, ""); printf "%s`aes` %s", sep, $0; sep = ", "}' \
+        peers/Cargo.lock
+}
+
 report() {
     local rev
     rev="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src peers || echo ' (with uncommitted changes)')"
@@ -363,6 +369,8 @@ report() {
     echo "after: $load_after. Servers (one worker each) and redis-server on CPU 0, \`wrk -t1 -c$CONNECTIONS -d$DURATION\`"
     echo "on CPU 1; medians of $ROUNDS alternating rounds. CPU columns are µs of CPU time (user +"
     echo "system) per request; \"vs sealed-session\" divides by sealed-session on the same framework."
+    echo "Cipher crates as \`peers/Cargo.lock\` holds them: $(aes_versions) (sealed-session's own lock file"
+    echo "and the README's advice for AVX-512 servers: \`aes\` 0.9.2; see \"Which \`aes\` crate\" above)."
     echo
     echo "| route | contender | requests/s | p50 (ms) | p99 (ms) | server CPU (µs/req) | server CPU vs sealed-session | requests/s vs sealed-session | Redis CPU (µs/req) | Redis commands/req |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
