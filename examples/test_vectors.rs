@@ -374,6 +374,13 @@ impl Server {
     }
 }
 
+/// wizard.json with its CSRF token moved to the sensitive section.
+fn wizard_with_sensitive_csrf(wizard: &State) -> State {
+    let mut mixed = wizard.clone();
+    mixed.ordinary.remove("csrf");
+    mixed.with_sensitive(json!({"csrf": "_Dm0-YAw2ZHqyEKBMK_qPBkRX6DaVXZirt8Tq5s2-50"}))
+}
+
 /// A session's values, split as the application stored them.
 #[derive(Clone, Default)]
 struct State {
@@ -604,10 +611,7 @@ pub fn generate() -> VectorFile {
         T0 + 5,
     ));
 
-    let mut mixed = wizard.clone();
-    mixed.ordinary.remove("csrf");
-    let mixed =
-        mixed.with_sensitive(json!({"csrf": "_Dm0-YAw2ZHqyEKBMK_qPBkRX6DaVXZirt8Tq5s2-50"}));
+    let mixed = wizard_with_sensitive_csrf(&wizard);
     vectors.push(valid(
         "sensitive_with_compressed_body",
         "The corpus state with its CSRF token made sensitive: a compressed body, then the \
@@ -1619,10 +1623,7 @@ pub fn generate_extra() -> VectorFile {
         &wizard,
         T0 + 5,
     ));
-    let mut mixed = wizard.clone();
-    mixed.ordinary.remove("csrf");
-    let mixed =
-        mixed.with_sensitive(json!({"csrf": "_Dm0-YAw2ZHqyEKBMK_qPBkRX6DaVXZirt8Tq5s2-50"}));
+    let mixed = wizard_with_sensitive_csrf(&wizard);
     v.push(valid(
         "dictionary_with_sensitive",
         "As dictionary_compressed with the CSRF token sensitive: flags 0b111; the sensitive \
