@@ -360,6 +360,60 @@ aes_versions() {
         peers/Cargo.lock
 }
 
+# Column 4 (server CPU) of route $1: sealed-session $2 over peer $3, "median (lowest to highest
+# round)", each round's sealed-session run divided by the same round's peer run.
+target_ratio() {
+    local ours="$work/$1-$2" theirs="$work/$1-$3"
+    [[ -f "$ours" && -f "$theirs" ]] || { echo "-"; return; }
+    local median_ratio
+    median_ratio="$(awk -v a="$(median "$ours" 4)" -v b="$(median "$theirs" 4)" 'BEGIN {printf "%.2f", a / b}')"
+    paste -d' ' <(awk '{print $4}' "$ours") <(awk '{print $4}' "$theirs") | awk -v m="$median_ratio" '
+        { r = $1 / $2; if (NR == 1 || r < lo) lo = r; if (NR == 1 || r > hi) hi = r }
+        END { printf "%s %.2f %.2f\n", m, lo, hi }'
+}
+# The "best" (cheapest by median server CPU) of the contenders named, on route $1.
+cheapest() {
+    local route="$1" best="" best_cpu=""
+    shift
+    for name in "$@"; do
+        [[ -f "$work/$route-$name" ]] || continue
+        local cpu
+        cpu="$(median "$work/$route-$name" 4)"
+        if [[ -z "$best" ]] || awk -v a="$cpu" -v b="$best_cpu" 'BEGIN {exit !(a < b)}'; then
+            best="$name" best_cpu="$cpu"
+        fi
+    done
+    echo "$best"
+}
+# Issue 19's targets: sealed-session's server CPU over the peer's, on the same framework.
+targets() {
+    echo "**Targets** (issue 19): sealed-session's server CPU per request over the peer's on the"
+    echo "same framework, the ratio of the medians, and in brackets the lowest and highest ratio of"
+    echo "one round's runs (both runs of a pair are from the same round):"
+    echo
+    echo "| route | sealed-session over | ratio (rounds) | limit | verdict |"
+    echo "|---|---|---:|---:|---|"
+    local row route ours peer limit measured median_ratio lo hi
+    for row in "read sealed-axum tower-memory 0.75" "read sealed-actix actix-cookie 0.8" \
+        "write sealed-axum $(cheapest write tower-memory axum-private-jar) 0.9" \
+        "write sealed-actix actix-cookie 0.9" "read sealed-axum tower-redis 0.5" \
+        "read sealed-actix actix-redis 0.5"; do
+        read -r route ours peer limit <<<"$row"
+        [[ -n "$peer" ]] || continue
+        measured="$(target_ratio "$route" "$ours" "$peer")"
+        [[ "$measured" != - ]] || continue
+        read -r median_ratio lo hi <<<"$measured"
+        local verdict="met"
+        awk -v m="$median_ratio" -v l="$limit" 'BEGIN {exit !(m > l)}' && verdict="**not met**"
+        local what="$(label "$peer")"
+        [[ "$route" == write && "$ours" == sealed-axum ]] && what="$what (the cheaper of MemoryStore and PrivateCookieJar)"
+        [[ "$peer" == *-redis ]] && what="$what, before Redis's own CPU"
+        printf '| %s | %s | %sx (%s to %s) | %sx | %s |\n' "$route" "$what" "$median_ratio" "$lo" "$hi" \
+            "$limit" "$verdict"
+    done
+    echo
+}
+
 report() {
     local rev
     rev="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src peers || echo ' (with uncommitted changes)')"
@@ -411,6 +465,7 @@ report() {
         echo
     done
     echo
+    targets
     echo "**State that does not fit one cookie** (after a login, \`POST /probe\` stores the body"
     echo "under \`blob\`; a browser drops a Set-Cookie line over 4096 bytes without a word, so the"
     echo "session silently stays as it was):"
