@@ -29,14 +29,13 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::time::SystemTime;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64;
 use cookie::Cookie;
 use zeroize::Zeroize as _;
 
 use crate::chunk::{self, Found};
 use crate::config::SessionConfig;
 use crate::error::{RejectReason, Rejection, SealError};
+use crate::format::base64url;
 use crate::format::frame::{self, FrameMeta};
 use crate::format::msgpack;
 use crate::format::{
@@ -276,9 +275,8 @@ impl SessionCodec {
     fn check_header(&self, first: &str) -> Result<Header, RejectReason> {
         let prefix = first.get(..8).ok_or(RejectReason::Malformed("short token"))?;
         let mut header_bytes = [0u8; HEADER_LEN];
-        BASE64
-            .decode_slice(prefix, &mut header_bytes)
-            .map_err(|_| RejectReason::Malformed("invalid base64"))?;
+        base64url::decode_exact(prefix.as_bytes(), &mut header_bytes)
+            .ok_or(RejectReason::Malformed("invalid base64"))?;
         let header = Header::parse(&header_bytes).ok_or(RejectReason::Malformed("short token"))?;
         if header.version != FORMAT_VERSION {
             return Err(RejectReason::UnsupportedVersion(header.version));
@@ -323,9 +321,8 @@ impl SessionCodec {
         let mut aad = [0; MAX_AAD_LEN];
         let aad = associated_data(&header.to_bytes(), name, &mut aad);
         with_token_buffer(|token| {
-            BASE64
-                .decode_vec(encoded, token)
-                .map_err(|_| RejectReason::Malformed("invalid base64"))?;
+            base64url::decode_into(encoded, token)
+                .ok_or(RejectReason::Malformed("invalid base64"))?;
             if token.len() < HEADER_LEN + self.config.mode.envelope_len() {
                 return Err(RejectReason::Malformed("short token"));
             }
@@ -791,7 +788,7 @@ impl SessionCodec {
         let mut aad = [0; MAX_AAD_LEN];
         let aad = associated_data(&header, name, &mut aad);
         seal::seal(mode, key, aad, &mut token, frame_start).map_err(|()| SealError::Encrypt)?;
-        let encoded = BASE64.encode(&token);
+        let encoded = base64url::encode(&token);
         debug_assert_eq!(encoded.len(), encoded_len);
         Ok((encoded, meta, key.id))
     }
