@@ -118,7 +118,9 @@ fn read_len(input: &[u8], width: usize) -> Option<(usize, &[u8])> {
 /// of that first value).
 ///
 /// The walk is iterative: `pending` counts the values still to read at the current level, and
-/// `outer` holds the counts of the levels around it, so nesting costs no call frames.
+/// `outer` holds the counts of the levels around it, so nesting costs no call frames. Opening a
+/// session walks every nested value of every entry (a 10-line cart is about 90), so the loop
+/// is kept tight: one table look-up per value in the usual case (see [`MARKERS`]).
 pub(crate) fn value_len(input: &[u8], depth: usize) -> Option<usize> {
     // Checked here and where a level is entered, so it holds all along.
     if depth > MAX_DEPTH {
@@ -129,7 +131,10 @@ pub(crate) fn value_len(input: &[u8], depth: usize) -> Option<usize> {
         // A scalar (every key, many values): no walk, no stack.
         return (fixed <= input.len()).then_some(fixed);
     }
-    let mut outer = [0usize; MAX_DEPTH + 1];
+    // A count is at most the input's length, which a state bounds far below 4 GiB (and a
+    // larger one is refused below): `u32` halves the stack to clear on every call.
+    let mut outer = [0u32; MAX_DEPTH];
+    let max_level = MAX_DEPTH - depth;
     let mut level = 0;
     let mut pending = 1usize;
     let mut rest = input;
@@ -139,10 +144,10 @@ pub(crate) fn value_len(input: &[u8], depth: usize) -> Option<usize> {
         pending -= 1;
         if items > 0 {
             // Every nested value takes at least one byte, so a count past the input is a lie.
-            if items > rest.len() || depth + level + 1 > MAX_DEPTH {
+            if items > rest.len() || level == max_level {
                 return None;
             }
-            outer[level] = pending;
+            outer[level] = u32::try_from(pending).ok()?;
             level += 1;
             pending = items;
         }
@@ -151,26 +156,43 @@ pub(crate) fn value_len(input: &[u8], depth: usize) -> Option<usize> {
                 return Some(input.len() - rest.len());
             }
             level -= 1;
-            pending = outer[level];
+            pending = outer[level] as usize;
         }
     }
 }
 
-/// [`header`], with the common markers read straight from the byte first: positive and
-/// negative fixint, nil and booleans, fixstr, fixarray, fixmap, and fixed-width numbers.
+/// The bytes and nested values of every value whose marker alone says (see [`header`]):
+/// positive and negative fixint, nil and booleans, fixstr, fixarray, fixmap, and fixed-width
+/// numbers. `(0, 0)` for the others, which [`header`] reads.
+static MARKERS: [(u8, u8); 256] = {
+    let mut table = [(0u8, 0u8); 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = match b {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (1, 0),
+            0xa0..=0xbf => (1 + (b & 0x1f), 0),
+            0x90..=0x9f => (1, b & 0x0f),
+            0x80..=0x8f => (1, 2 * (b & 0x0f)),
+            0xcc | 0xd0 => (2, 0),
+            0xcd | 0xd1 => (3, 0),
+            0xce | 0xd2 | 0xca => (5, 0),
+            0xcf | 0xd3 | 0xcb => (9, 0),
+            _ => (0, 0),
+        };
+        byte += 1;
+    }
+    table
+};
+
+/// [`header`], with the common markers read from [`MARKERS`].
 #[inline(always)]
 fn marker(input: &[u8]) -> Option<(usize, usize)> {
-    Some(match input.first() {
-        Some(0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3) => (1, 0),
-        Some(&byte @ 0xa0..=0xbf) => (1 + usize::from(byte & 0x1f), 0),
-        Some(&byte @ 0x90..=0x9f) => (1, usize::from(byte & 0x0f)),
-        Some(&byte @ 0x80..=0x8f) => (1, 2 * usize::from(byte & 0x0f)),
-        Some(0xcc | 0xd0) => (2, 0),
-        Some(0xcd | 0xd1) => (3, 0),
-        Some(0xce | 0xd2 | 0xca) => (5, 0),
-        Some(0xcf | 0xd3 | 0xcb) => (9, 0),
-        _ => header(input)?,
-    })
+    let &first = input.first()?;
+    match MARKERS[usize::from(first)] {
+        (0, _) => header(input),
+        (fixed, items) => Some((usize::from(fixed), usize::from(items))),
+    }
 }
 
 /// The bytes a value's header and payload take (`fixed`, from the marker on) and how many nested
@@ -267,6 +289,20 @@ mod tests {
     }
 
     #[test]
+    fn the_marker_table_agrees_with_the_header() {
+        for byte in 0..=255u8 {
+            // Enough bytes after the marker for any fixed-width header.
+            let input = [byte, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            let fast = MARKERS[usize::from(byte)];
+            if fast != (0, 0) {
+                let fast = (usize::from(fast.0), usize::from(fast.1));
+                assert_eq!(Some(fast), header(&input), "{byte:#04x}");
+            }
+            assert_eq!(marker(&input), header(&input), "{byte:#04x}");
+        }
+    }
+
+    #[test]
     fn ext_values_are_skipped() {
         let mut out = Vec::new();
         rmp::encode::write_ext_meta(&mut out, 3, 7).unwrap();
@@ -282,6 +318,11 @@ mod tests {
         let mut ok = vec![0x91; MAX_DEPTH - 1];
         ok.push(0x00);
         assert_eq!(value_len(&ok, 1), Some(ok.len()));
+        // The same value one level deeper, or one more array: just past the limit.
+        assert_eq!(value_len(&ok, 2), None);
+        let mut edge = vec![0x91; MAX_DEPTH];
+        edge.push(0x00);
+        assert_eq!(value_len(&edge, 1), None);
     }
 
     #[test]
