@@ -30,6 +30,7 @@ use std::cell::RefCell;
 use std::time::SystemTime;
 
 use cookie::Cookie;
+use smallvec::SmallVec;
 use zeroize::Zeroize as _;
 
 use crate::chunk::{self, Found};
@@ -1012,19 +1013,21 @@ struct Unsealed<'k> {
 
 /// Encodes the ordinary and the sensitive values as two MessagePack maps.
 fn encode_sections(session: &Session) -> (Vec<u8>, Option<Vec<u8>>) {
-    let values = &session.values;
-    let sensitive_count = values.iter().filter(|&(_, _, sensitive)| sensitive).count();
+    // The values are walked once: an opened session's are merged from its buffer and its
+    // changes (see `Values::iter`).
+    let entries: SmallVec<[(&str, &[u8], bool); 8]> = session.values.iter().collect();
+    let sensitive_count = entries.iter().filter(|&&(_, _, sensitive)| sensitive).count();
+    let size: usize = entries.iter().map(|(key, bytes, _)| key.len() + bytes.len() + 3).sum();
     let write = |wanted: bool, count: usize| {
-        let size: usize = values.iter().map(|(key, bytes, _)| key.len() + bytes.len() + 3).sum();
         let mut out = Vec::with_capacity(size + 5);
         msgpack::write_map_len(count, &mut out);
-        for (key, bytes, _) in values.iter().filter(|&(_, _, sensitive)| sensitive == wanted) {
+        for &(key, bytes, _) in entries.iter().filter(|&&(_, _, sensitive)| sensitive == wanted) {
             msgpack::write_key(key, &mut out);
             out.extend_from_slice(bytes);
         }
         out
     };
-    let body = write(false, values.len() - sensitive_count);
+    let body = write(false, entries.len() - sensitive_count);
     let sensitive = (sensitive_count > 0).then(|| write(true, sensitive_count));
     (body, sensitive)
 }
