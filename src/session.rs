@@ -247,7 +247,7 @@ impl Session {
         // sealed under a new id rather than dropped.
         self.purged = false;
         if self.values.get(&key) != Some((&entry.bytes, entry.sensitive)) {
-            self.values.owned().insert(key, entry);
+            self.values.insert(key, entry);
             self.changed = true;
         }
         Ok(())
@@ -270,7 +270,7 @@ impl Session {
         if !self.contains_key(key) {
             return None;
         }
-        let entry = self.values.owned().remove(key)?;
+        let entry = self.values.remove(key)?;
         self.changed = true;
         Some(entry.bytes)
     }
