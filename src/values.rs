@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use smallvec::SmallVec;
-use zeroize::Zeroizing;
+use zeroize::Zeroize as _;
 
 /// A value a handler stored: its MessagePack bytes, and whether it is sensitive.
 #[derive(Clone, PartialEq, Eq)]
@@ -58,8 +58,36 @@ impl Slot {
 /// the slots of its entries, sorted by key.
 #[derive(Clone)]
 pub(crate) struct Opened {
-    bytes: Zeroizing<Vec<u8>>,
+    bytes: Plaintext,
     slots: Slots,
+}
+
+/// Decrypted bytes, wiped when dropped.
+#[derive(Clone)]
+struct Plaintext(Vec<u8>);
+
+impl Plaintext {
+    /// Zeroes the bytes and the spare capacity behind them. As slices: `zeroize` writes a
+    /// `Vec<u8>` one volatile byte at a time, a slice at `memset` speed behind an optimization
+    /// barrier, which wipes the same bytes for a few hundred instructions less per request.
+    fn wipe(&mut self) {
+        self.0.as_mut_slice().zeroize();
+        self.0.spare_capacity_mut().zeroize();
+    }
+}
+
+impl Drop for Plaintext {
+    fn drop(&mut self) {
+        self.wipe();
+    }
+}
+
+impl std::ops::Deref for Plaintext {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// The slots of an opened session's entries (four fit without an allocation).
@@ -69,7 +97,7 @@ impl Opened {
     /// The entries `slots` of the sections in `bytes`, sorted by key; `None` if a key
     /// appears twice.
     pub(crate) fn new(bytes: Vec<u8>, slots: Slots) -> Option<Opened> {
-        let mut opened = Opened { bytes: Zeroizing::new(bytes), slots };
+        let mut opened = Opened { bytes: Plaintext(bytes), slots };
         opened.finish().then_some(opened)
     }
 
@@ -217,6 +245,15 @@ mod tests {
         assert_eq!(values.get("mid"), Some((&[3u8][..], false)));
         assert_eq!(values.get("absent"), None);
         assert_eq!(values.len(), 3);
+    }
+
+    #[test]
+    fn plaintext_is_wiped() {
+        let mut bytes = Vec::with_capacity(64);
+        bytes.extend_from_slice(b"secret state");
+        let mut plaintext = Plaintext(bytes);
+        plaintext.wipe();
+        assert_eq!(plaintext.0, [0; 12]);
     }
 
     #[test]
