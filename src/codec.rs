@@ -588,9 +588,9 @@ impl SessionCodec {
     /// `lines` as Set-Cookie header values: [`SetCookies::header_values`] of
     /// [`set_cookies`](SessionCodec::set_cookies), without building or formatting a cookie
     /// for a chunk (removals are rare, and keep the cookie crate's `Expires` date).
-    fn header_values(&self, lines: &CookieLines) -> Vec<String> {
+    fn header_values(&self, lines: &CookieLines) -> impl Iterator<Item = String> {
         let chunks = lines.chunks().map(|(i, part)| self.chunk_line(i, part, lines.max_age));
-        chunks.chain(lines.removals().map(|i| self.removal(i).to_string())).collect()
+        chunks.chain(lines.removals().map(|i| self.removal(i).to_string()))
     }
 
     /// The Set-Cookie header value of chunk `index` holding `part`: what
@@ -728,7 +728,7 @@ impl SessionCodec {
         Ok(match self.store_unwritten(session, now)? {
             None => Vec::new(),
             Some(Unwritten::Cookies(lines)) => {
-                let values = self.header_values(&lines).into_iter();
+                let values = self.header_values(&lines);
                 values.map(|value| ("set-cookie".to_owned(), value)).collect()
             }
             Some(Unwritten::Token(token)) => vec![(self.config.token_header().to_owned(), token)],
@@ -1183,7 +1183,7 @@ mod tests {
             let expected: Vec<String> = codec.set_cookies(&lines).header_values().collect();
             assert_eq!(lines.lens.len(), chunks);
             assert_eq!(expected.len(), chunks + 2, "the chunks, then two removals");
-            assert_eq!(codec.header_values(&lines), expected);
+            assert_eq!(codec.header_values(&lines).collect::<Vec<_>>(), expected);
             for max_age in [None, Some(0), Some(9), Some(10), Some(i64::MAX as u64), Some(u64::MAX)]
             {
                 let written = codec.template("", "", max_age).to_string();
