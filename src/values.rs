@@ -128,19 +128,21 @@ impl Opened {
 pub(crate) struct Values {
     opened: Option<Opened>,
     /// Each value set since opening (all the values of a session that was not opened), or
-    /// `None` where an opened value was removed.
-    changes: BTreeMap<String, Option<Entry>>,
+    /// `None` where an opened value was removed. No map until the first change: even an empty
+    /// one costs a call to drop, and every request drops sessions that never change (the
+    /// fresh session an opened one replaces, and every session's `ended_values`).
+    changes: Option<BTreeMap<String, Option<Entry>>>,
 }
 
 impl Values {
     /// The values of an opened session.
     pub(crate) fn opened(opened: Opened) -> Values {
-        Values { opened: Some(opened), changes: BTreeMap::new() }
+        Values { opened: Some(opened), changes: None }
     }
 
     /// The value under `key`: its bytes and whether it is sensitive.
     pub(crate) fn get(&self, key: &str) -> Option<(&[u8], bool)> {
-        match self.changes.get(key) {
+        match self.changes.as_ref().and_then(|changes| changes.get(key)) {
             Some(change) => change.as_ref().map(|entry| (&entry.bytes[..], entry.sensitive)),
             None => self.get_opened(key),
         }
@@ -158,7 +160,7 @@ impl Values {
         let opened = self.opened.as_ref();
         let slots = opened.map_or(&[][..], |opened| &opened.slots[..]);
         let mut slots = slots.iter().copied().peekable();
-        let mut changes = self.changes.iter().peekable();
+        let mut changes = self.changes.iter().flatten().peekable();
         std::iter::from_fn(move || {
             loop {
                 let next_is_opened = match (slots.peek(), changes.peek()) {
@@ -192,25 +194,27 @@ impl Values {
 
     pub(crate) fn len(&self) -> usize {
         match &self.opened {
-            Some(opened) if self.changes.is_empty() => opened.slots.len(),
+            Some(opened) if self.changes.as_ref().is_none_or(BTreeMap::is_empty) => {
+                opened.slots.len()
+            }
             _ => self.iter().count(),
         }
     }
 
     /// Sets the value under `key`.
     pub(crate) fn insert(&mut self, key: String, entry: Entry) {
-        self.changes.insert(key, Some(entry));
+        self.changes.get_or_insert_default().insert(key, Some(entry));
     }
 
     /// Removes the value under `key`, returning it.
     pub(crate) fn remove(&mut self, key: &str) -> Option<Entry> {
         let opened = self.get_opened(key);
         let Some((bytes, sensitive)) = opened else {
-            return self.changes.remove(key).flatten();
+            return self.changes.as_mut()?.remove(key).flatten();
         };
         let opened = Entry { bytes: bytes.to_vec(), sensitive };
         // The opened value stays in the buffer, marked removed.
-        match self.changes.insert(key.to_owned(), None) {
+        match self.changes.get_or_insert_default().insert(key.to_owned(), None) {
             Some(change) => change,
             None => Some(opened),
         }
