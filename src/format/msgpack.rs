@@ -57,7 +57,7 @@ impl MapEntries<'_> {
     fn entry(&mut self) -> Option<(Range<usize>, Range<usize>)> {
         let rest = &self.section[self.at..];
         let key_len = value_len(rest, 1)?;
-        let key = read_str(&rest[..key_len])?;
+        let key = str_text(&rest[..key_len])?;
         let key_end = self.at + key_len;
         let value_len = value_len(&self.section[key_end..], 1)?;
         let value_end = key_end + value_len;
@@ -94,7 +94,9 @@ pub(crate) fn split_map(section: &[u8]) -> Option<Vec<(&str, &[u8])>> {
         .collect()
 }
 
-fn read_str(bytes: &[u8]) -> Option<&str> {
+/// The text of the string `bytes` holds, checked to be UTF-8 (an ASCII key, the usual kind, is
+/// checked with a plain scan: `from_utf8` costs a call of several dozen instructions per key).
+fn str_text(bytes: &[u8]) -> Option<&[u8]> {
     let (&first, rest) = bytes.split_first()?;
     let body = match Marker::from_u8(first) {
         Marker::FixStr(_) => rest,
@@ -103,7 +105,7 @@ fn read_str(bytes: &[u8]) -> Option<&str> {
         Marker::Str32 => rest.get(4..)?,
         _ => return None,
     };
-    std::str::from_utf8(body).ok()
+    (body.is_ascii() || std::str::from_utf8(body).is_ok()).then_some(body)
 }
 
 /// Reads a big-endian length of `width` bytes and returns it with the rest of the input.
@@ -381,5 +383,7 @@ mod tests {
         assert_eq!(split_map(&trailing), None);
         assert_eq!(split_map(&[0x81, 0x01, 0x02]), None);
         assert_eq!(split_map(&[0x81, 0xa1, 0xff, 0x02]), None);
+        // A key outside ASCII is as good as any UTF-8.
+        assert_eq!(split_map(&[0x81, 0xa2, 0xc3, 0xa9, 0x02]), Some(vec![("é", &[0x02][..])]));
     }
 }
