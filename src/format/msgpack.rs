@@ -119,10 +119,11 @@ fn read_len(input: &[u8], width: usize) -> Option<(usize, &[u8])> {
 /// truncated, uses the reserved marker, or nests deeper than [`MAX_DEPTH`] (`depth` is the level
 /// of that first value).
 ///
-/// The walk is iterative: `pending` counts the values still to read at the current level, and
-/// `outer` holds the counts of the levels around it, so nesting costs no call frames. Opening a
-/// session walks every nested value of every entry (a 10-line cart is about 90), so the loop
-/// is kept tight: one table look-up per value in the usual case (see [`MARKERS`]).
+/// Opening a session walks every nested value of every entry (a 10-line cart is about 90), so
+/// the usual case takes the shortest walk there is: one count of the values still to read,
+/// whatever their level, and one table look-up per value (see [`MARKERS`]). That walk cannot
+/// see levels, but a value can only nest as deep as it has containers: one with more
+/// containers than levels left is walked again by [`value_len_by_level`], which can.
 pub(crate) fn value_len(input: &[u8], depth: usize) -> Option<usize> {
     // Checked here and where a level is entered, so it holds all along.
     if depth > MAX_DEPTH {
@@ -130,11 +131,44 @@ pub(crate) fn value_len(input: &[u8], depth: usize) -> Option<usize> {
     }
     let (fixed, items) = marker(input)?;
     if items == 0 {
-        // A scalar (every key, many values): no walk, no stack.
+        // A scalar (every key, many values): no walk.
         return (fixed <= input.len()).then_some(fixed);
     }
+    let levels_left = MAX_DEPTH - depth;
+    let mut containers = 0;
+    let mut remaining = 1usize;
+    let mut rest = input;
+    loop {
+        let (fixed, items) = marker(rest)?;
+        rest = rest.get(fixed..)?;
+        remaining -= 1;
+        if items > 0 {
+            containers += 1;
+            if containers > levels_left {
+                return value_len_by_level(input, depth);
+            }
+            // Every value still to read takes at least one byte, so a count past the input
+            // is a lie (and the sum stays below the input's length).
+            remaining += items;
+            if remaining > rest.len() {
+                return None;
+            }
+        }
+        if remaining == 0 {
+            return Some(input.len() - rest.len());
+        }
+    }
+}
+
+/// [`value_len`] for a value with many containers: the walk keeps the count of values still
+/// to read at each level (`pending` at the current one, `outer` around it), so it knows how
+/// deep it is. Iterative, so nesting costs no call frames.
+fn value_len_by_level(input: &[u8], depth: usize) -> Option<usize> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
     // A count is at most the input's length, which a state bounds far below 4 GiB (and a
-    // larger one is refused below): `u32` halves the stack to clear on every call.
+    // larger one is refused below).
     let mut outer = [0u32; MAX_DEPTH];
     let max_level = MAX_DEPTH - depth;
     let mut level = 0;
@@ -301,6 +335,25 @@ mod tests {
                 assert_eq!(Some(fast), header(&input), "{byte:#04x}");
             }
             assert_eq!(marker(&input), header(&input), "{byte:#04x}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn both_walks_agree(
+            bytes in proptest::collection::vec(
+                // Containers, scalars and strings of every width, and any byte at all.
+                proptest::prop_oneof![
+                    proptest::sample::select(
+                        &[0x91u8, 0x92, 0x9f, 0x81, 0x82, 0x8f, 0xdc, 0xde, 0x00, 0xa1, 0xcc][..],
+                    ),
+                    proptest::prelude::any::<u8>(),
+                ],
+                0..120,
+            ),
+            depth in 0usize..=MAX_DEPTH + 1,
+        ) {
+            proptest::prop_assert_eq!(value_len(&bytes, depth), value_len_by_level(&bytes, depth));
         }
     }
 
