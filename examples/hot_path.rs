@@ -3,9 +3,12 @@
 //! a sensitive `csrf` token) is sealed once, then each request either reads it (`read`: open,
 //! get `user`) or writes it (`write`: open, get and insert the counter `n`, seal).
 //!
+//! `scripts/hot-path.sh` runs all four cases under callgrind and prints instructions per
+//! request (`BENCHMARKS.md`, "Instructions per request"); by hand:
+//!
 //! ```text
 //! cargo build --release --example hot_path --features axum
-//! valgrind --tool=callgrind --toggle-collect='*hot_path::requests*' \
+//! valgrind --tool=callgrind --toggle-collect='*hot_path::requests_*' \
 //!     target/release/examples/hot_path codec read 1000
 //! callgrind_annotate --inclusive=yes callgrind.out.<pid>
 //! ```
@@ -13,10 +16,10 @@
 //! The first argument is the path: `codec` calls `SessionCodec::load` and `store_headers`
 //! directly; `tower` sends each request through `SessionLayer` around an axum `Router`, as
 //! the peers' sealed-session server does (a current-thread tokio runtime, no sockets). The
-//! second is the route, `read` or `write`; the third the number of requests. Only
-//! `requests` is counted under `--toggle-collect`: divide its instructions by the count for a
-//! cost per request that does not depend on the machine's load. The clock is the system's,
-//! read as the adapters read it.
+//! second is the route, `read` or `write`; the third the number of requests. Only the loop
+//! (`requests_codec`, `requests_tower`) is counted under `--toggle-collect`: divide its
+//! instructions by the count for a cost per request that does not depend on the machine's
+//! load. The clock is the system's, read as the adapters read it.
 
 use std::hint::black_box;
 use std::time::SystemTime;
