@@ -38,8 +38,8 @@ impl fmt::Debug for SessionId {
 ///
 /// Values are kept as their MessagePack bytes and decoded only when read, so opening a session
 /// costs no deserialization of values the request does not touch. An opened session holds its
-/// decrypted values in one buffer, wiped when the session is dropped; the first change copies
-/// them into a map of their own.
+/// decrypted values in one buffer, wiped when the session is dropped; changes are kept beside
+/// it, so changing one value copies none of the others.
 ///
 /// # Examples
 ///
