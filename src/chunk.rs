@@ -99,35 +99,30 @@ impl<'h> Found<'h> {
     ///
     /// The headers are bytes: servers pass bytes outside visible ASCII through (`theme=café`,
     /// in UTF-8 or Latin-1), and another cookie's bytes must not cost the session. Only the
-    /// pieces whose name holds our base name are read as text, and one that is not UTF-8 is
+    /// pieces whose name is one of ours are read as text, and one that is not UTF-8 is
     /// skipped like any unparsable piece (a cookie of ours is ASCII). Nothing is allocated.
+    ///
+    /// A piece is read as the `cookie` crate parses a `name=value` pair (split at the first
+    /// `=`, both sides trimmed), but by hand: the crate's parser also looks for attributes
+    /// through the whole (long) value and builds a cookie, for every request.
     pub(crate) fn collect(
         headers: impl IntoIterator<Item = &'h [u8]>,
         base: &str,
     ) -> Result<Found<'h>, RejectReason> {
         let mut found = Found::default();
         for header in headers {
-            // A cookie of ours has our base name in its name: parse only those pieces (a real
-            // header often carries many cookies of other parts of the site), looking for the
-            // name only before the `=`, not through the (long) value.
-            let ours = pieces(header).filter_map(|piece| {
-                let name = memchr::memchr(b'=', piece).map_or(piece, |end| &piece[..end]);
-                let name = std::str::from_utf8(name).ok()?;
-                if !name.contains(base) {
-                    return None;
-                }
-                std::str::from_utf8(piece).ok()
-            });
-            for cookie in ours.filter_map(|piece| cookie::Cookie::parse(piece).ok()) {
-                let (Some(name), Some(value)) = (cookie.name_raw(), cookie.value_raw()) else {
-                    continue;
-                };
-                let Some(index) = chunk_index(name, base) else { continue };
+            for piece in pieces(header) {
+                // Without an `=` a piece is no cookie. The name is checked before the (long)
+                // value is read at all.
+                let Some(eq) = memchr::memchr(b'=', piece) else { continue };
+                let Ok(name) = std::str::from_utf8(&piece[..eq]) else { continue };
+                let Some(index) = chunk_index(name.trim(), base) else { continue };
+                let Ok(value) = std::str::from_utf8(&piece[eq + 1..]) else { continue };
                 if found.chunks.len() == MAX_CHUNKS * MAX_NAME_VARIANTS {
                     return Err(RejectReason::TooLarge("too many session cookies"));
                 }
                 found.seen |= 1 << index;
-                found.chunks.push((index, value));
+                found.chunks.push((index, value.trim()));
             }
         }
         Ok(found)
@@ -239,6 +234,46 @@ mod tests {
         for (header, expected) in cases {
             let found = Found::collect([header], "s").unwrap();
             assert_eq!(found.chunks[..], *expected, "{}", header.escape_ascii());
+        }
+    }
+
+    /// What `collect` found before it read pieces by hand: the `cookie` crate's parser on
+    /// every UTF-8 piece whose name holds `base`.
+    fn collect_with_the_cookie_crate(header: &[u8], base: &str) -> Vec<(u8, String)> {
+        let ours = pieces(header).filter_map(|piece| {
+            let name = memchr::memchr(b'=', piece).map_or(piece, |end| &piece[..end]);
+            let name = std::str::from_utf8(name).ok()?;
+            if !name.contains(base) {
+                return None;
+            }
+            std::str::from_utf8(piece).ok()
+        });
+        ours.filter_map(|piece| cookie::Cookie::parse(piece).ok())
+            .filter_map(|cookie| {
+                let (name, value) = (cookie.name_raw()?, cookie.value_raw()?);
+                Some((chunk_index(name, base)?, value.to_owned()))
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pieces_are_read_as_the_cookie_crate_reads_them(
+            pieces in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::sample::select(&b"s.1= x;\t\"\xc3\xa9\xe9=Ab"[..]),
+                    0..12,
+                ),
+                0..6,
+            ),
+        ) {
+            // Pieces of our name's letters, separators, spaces, quotes and bytes that are not
+            // UTF-8: every way a piece can be ours, another's, or unparsable.
+            let header = pieces.join(&b"; "[..]);
+            let found = Found::collect([header.as_slice()], "s").unwrap();
+            let found: Vec<(u8, String)> =
+                found.chunks.iter().map(|&(i, value)| (i, value.to_owned())).collect();
+            proptest::prop_assert_eq!(found, collect_with_the_cookie_crate(&header, "s"));
         }
     }
 

@@ -29,14 +29,14 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::time::SystemTime;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64;
 use cookie::Cookie;
+use smallvec::SmallVec;
 use zeroize::Zeroize as _;
 
 use crate::chunk::{self, Found};
 use crate::config::SessionConfig;
 use crate::error::{RejectReason, Rejection, SealError};
+use crate::format::base64url;
 use crate::format::frame::{self, FrameMeta};
 use crate::format::msgpack;
 use crate::format::{
@@ -112,12 +112,21 @@ pub struct SessionCodec {
     /// Bit `i` is set when a session sealed under this configuration can span chunk `i`: the
     /// only chunks a response ever removes (see [`SessionCodec::writable_chunks`]).
     writable: u64,
+    /// The attributes every Set-Cookie line of a chunk carries but `Max-Age` (`; HttpOnly;
+    /// SameSite=Lax; ...`), as the `cookie` crate writes them: written once here, so a seal
+    /// writes its lines without building and formatting a `Cookie` each time.
+    attributes: Box<str>,
 }
 
 impl SessionCodec {
     /// A codec for `config`, sealing and opening with `keys`.
     pub fn new(config: SessionConfig, keys: impl Into<SharedKeyRing>) -> SessionCodec {
-        let mut codec = SessionCodec { config, keys: keys.into(), writable: 1 };
+        let mut codec =
+            SessionCodec { config, keys: keys.into(), writable: 1, attributes: Box::default() };
+        // `name=value` then the attributes: the cookie crate writes `Max-Age` last (there is
+        // no `Expires`), so a line with one is these attributes and then it.
+        let empty = codec.template("", "", None).to_string();
+        codec.attributes = empty.strip_prefix('=').unwrap_or(&empty).into();
         codec.writable = chunk::mask(codec.writable_chunks());
         codec
     }
@@ -134,7 +143,7 @@ impl SessionCodec {
     fn writable_chunks(&self) -> usize {
         let config = &self.config;
         let longest_max_age = config.persistent.then_some(u64::MAX);
-        let attrs_len = self.template("", "", longest_max_age).to_string().len();
+        let attrs_len = self.attributes_len(longest_max_age);
         let full_chunk = (config.max_cookie_line + 3).saturating_sub(attrs_len).max(1);
         let after_first = config.cookie_budget.saturating_sub(config.name.len() + 4);
         (1 + after_first / full_chunk).min(MAX_CHUNKS)
@@ -276,9 +285,8 @@ impl SessionCodec {
     fn check_header(&self, first: &str) -> Result<Header, RejectReason> {
         let prefix = first.get(..8).ok_or(RejectReason::Malformed("short token"))?;
         let mut header_bytes = [0u8; HEADER_LEN];
-        BASE64
-            .decode_slice(prefix, &mut header_bytes)
-            .map_err(|_| RejectReason::Malformed("invalid base64"))?;
+        base64url::decode_exact(prefix.as_bytes(), &mut header_bytes)
+            .ok_or(RejectReason::Malformed("invalid base64"))?;
         let header = Header::parse(&header_bytes).ok_or(RejectReason::Malformed("short token"))?;
         if header.version != FORMAT_VERSION {
             return Err(RejectReason::UnsupportedVersion(header.version));
@@ -323,9 +331,8 @@ impl SessionCodec {
         let mut aad = [0; MAX_AAD_LEN];
         let aad = associated_data(&header.to_bytes(), name, &mut aad);
         with_token_buffer(|token| {
-            BASE64
-                .decode_vec(encoded, token)
-                .map_err(|_| RejectReason::Malformed("invalid base64"))?;
+            base64url::decode_into(encoded, token)
+                .ok_or(RejectReason::Malformed("invalid base64"))?;
             if token.len() < HEADER_LEN + self.config.mode.envelope_len() {
                 return Err(RejectReason::Malformed("short token"));
             }
@@ -449,13 +456,24 @@ impl SessionCodec {
         session: &mut Session,
         now: SystemTime,
     ) -> Result<Option<SetCookies>, SealError> {
+        let saved = self.save_unwritten(session, now)?;
+        Ok(saved.map(|lines| self.set_cookies(&lines)))
+    }
+
+    /// [`save`](SessionCodec::save), its Set-Cookie headers not yet written.
+    fn save_unwritten(
+        &self,
+        session: &mut Session,
+        now: SystemTime,
+    ) -> Result<Option<CookieLines>, SealError> {
         if !self.needs_save(session, now) {
             return Ok(None);
         }
         if session.purged || (session.meta.is_none() && session.is_empty() && !session.renew) {
-            return Ok(Some(self.purge(session)));
+            return Ok(Some(self.purge_unwritten(session)));
         }
-        self.seal(session, now).map(Some)
+        let source = self.config.randomness;
+        self.seal_unwritten(session, now, &mut |buf| random::fill(source, buf)).map(Some)
     }
 
     /// Removal headers for every cookie of this session the client sent (at least the first),
@@ -463,11 +481,14 @@ impl SessionCodec {
     /// largest session's cookies. The session is left empty and new.
     #[must_use = "the removal headers must be sent for the browser to forget the session"]
     pub fn purge(&self, session: &mut Session) -> SetCookies {
-        let held = session.client_chunks | 1;
-        let cookies = (0..MAX_CHUNKS).filter(|i| held & (1 << i) != 0).map(|i| self.removal(i));
-        let cookies = SetCookies(cookies.collect());
+        self.set_cookies(&self.purge_unwritten(session))
+    }
+
+    /// [`purge`](SessionCodec::purge), its Set-Cookie headers not yet written.
+    fn purge_unwritten(&self, session: &mut Session) -> CookieLines {
+        let removed = session.client_chunks | 1;
         *session = Session::new();
-        cookies
+        CookieLines { token: String::new(), lens: Vec::new(), max_age: None, removed }
     }
 
     /// Seals the session into Set-Cookie headers, whether or not it changed: the token, split
@@ -507,6 +528,16 @@ impl SessionCodec {
         now: SystemTime,
         entropy: &mut dyn FnMut(&mut [u8]) -> Result<(), SealError>,
     ) -> Result<SetCookies, SealError> {
+        self.seal_unwritten(session, now, entropy).map(|lines| self.set_cookies(&lines))
+    }
+
+    /// [`seal_drawing`](SessionCodec::seal_drawing), its Set-Cookie headers not yet written.
+    fn seal_unwritten(
+        &self,
+        session: &mut Session,
+        now: SystemTime,
+        entropy: &mut dyn FnMut(&mut [u8]) -> Result<(), SealError>,
+    ) -> Result<CookieLines, SealError> {
         let now_unix = to_unix(now);
         let ring = self.keys.load();
         let unsealed = self.frame(&ring, session, now_unix, entropy)?;
@@ -514,7 +545,7 @@ impl SessionCodec {
         // Lay the token out across cookies before sealing: the chunk count is authenticated.
         let max_age =
             self.config.persistent.then(|| unsealed.meta.expires_at.saturating_sub(now_unix));
-        let attrs_len = self.template("", "", max_age).to_string().len();
+        let attrs_len = self.attributes_len(max_age);
         let name = &self.config.name;
         let budget = self.config.cookie_budget;
         let line = self.config.max_cookie_line;
@@ -537,20 +568,60 @@ impl SessionCodec {
         }
 
         let chunks = u8::try_from(lens.len()).expect("at most MAX_CHUNKS chunks");
-        let (encoded, meta, key_id) = self.finish(unsealed, chunks, name)?;
-        let mut cookies = Vec::with_capacity(lens.len());
-        let mut rest = encoded.as_str();
-        for (i, len) in lens.iter().enumerate() {
-            let (part, tail) = rest.split_at(*len);
-            rest = tail;
-            cookies.push(self.template(&chunk::chunk_name(name, i), part, max_age));
-        }
-        let stale = session.client_chunks & !((1u64 << lens.len()) - 1);
-        cookies.extend((0..MAX_CHUNKS).filter(|i| stale & (1 << i) != 0).map(|i| self.removal(i)));
-
-        session.client_chunks = (1u64 << lens.len()) - 1;
+        let (token, meta, key_id) = self.finish(unsealed, chunks, name)?;
+        let written = (1u64 << lens.len()) - 1;
+        let removed = session.client_chunks & !written;
+        session.client_chunks = written;
         session.commit(meta, key_id, chunks);
-        Ok(SetCookies(cookies))
+        Ok(CookieLines { token, lens, max_age, removed })
+    }
+
+    /// `lines` as cookies.
+    fn set_cookies(&self, lines: &CookieLines) -> SetCookies {
+        let name = &self.config.name;
+        let chunks = lines
+            .chunks()
+            .map(|(i, part)| self.template(&chunk::chunk_name(name, i), part, lines.max_age));
+        SetCookies(chunks.chain(lines.removals().map(|i| self.removal(i))).collect())
+    }
+
+    /// `lines` as Set-Cookie header values: [`SetCookies::header_values`] of
+    /// [`set_cookies`](SessionCodec::set_cookies), without building or formatting a cookie
+    /// for a chunk (removals are rare, and keep the cookie crate's `Expires` date).
+    fn header_values(&self, lines: &CookieLines) -> impl Iterator<Item = String> {
+        let chunks = lines.chunks().map(|(i, part)| self.chunk_line(i, part, lines.max_age));
+        chunks.chain(lines.removals().map(|i| self.removal(i).to_string()))
+    }
+
+    /// The Set-Cookie header value of chunk `index` holding `part`: what
+    /// [`template`](SessionCodec::template) would write for it.
+    fn chunk_line(&self, index: usize, part: &str, max_age: Option<u64>) -> String {
+        use std::fmt::Write as _;
+        let name = &self.config.name;
+        // The longest suffix is `.31`; the attributes' length counts the `=`.
+        let len = name.len() + 3 + part.len() + self.attributes_len(max_age);
+        let mut line = String::with_capacity(len);
+        line.push_str(name);
+        if index > 0 {
+            write!(line, ".{index}").expect("writing to a String cannot fail");
+        }
+        line.push('=');
+        line.push_str(part);
+        line.push_str(&self.attributes);
+        if let Some(secs) = max_age {
+            write!(line, "; Max-Age={}", max_age_secs(secs))
+                .expect("writing to a String cannot fail");
+        }
+        line
+    }
+
+    /// The length of a chunk's attributes with its `=`: the line's length but its name and value.
+    fn attributes_len(&self, max_age: Option<u64>) -> usize {
+        let max_age_len = max_age.map_or(0, |secs| {
+            let secs = max_age_secs(secs);
+            "; Max-Age=".len() + secs.checked_ilog10().map_or(1, |digits| digits as usize + 1)
+        });
+        1 + self.attributes.len() + max_age_len
     }
 
     /// Opens a session from a token carried in a request header (see
@@ -654,12 +725,13 @@ impl SessionCodec {
         session: &mut Session,
         now: SystemTime,
     ) -> Result<Vec<(String, String)>, SealError> {
-        Ok(match self.store(session, now)? {
+        Ok(match self.store_unwritten(session, now)? {
             None => Vec::new(),
-            Some(Outgoing::Cookies(cookies)) => {
-                cookies.header_values().map(|value| ("set-cookie".to_owned(), value)).collect()
+            Some(Unwritten::Cookies(lines)) => {
+                let values = self.header_values(&lines);
+                values.map(|value| ("set-cookie".to_owned(), value)).collect()
             }
-            Some(Outgoing::Token(token)) => vec![(self.config.token_header().to_owned(), token)],
+            Some(Unwritten::Token(token)) => vec![(self.config.token_header().to_owned(), token)],
         })
     }
 
@@ -688,17 +760,30 @@ impl SessionCodec {
         session: &mut Session,
         now: SystemTime,
     ) -> Result<Option<Outgoing>, SealError> {
+        let stored = self.store_unwritten(session, now)?;
+        Ok(stored.map(|stored| match stored {
+            Unwritten::Cookies(lines) => Outgoing::Cookies(self.set_cookies(&lines)),
+            Unwritten::Token(token) => Outgoing::Token(token),
+        }))
+    }
+
+    /// [`store`](SessionCodec::store), its Set-Cookie headers not yet written.
+    fn store_unwritten(
+        &self,
+        session: &mut Session,
+        now: SystemTime,
+    ) -> Result<Option<Unwritten>, SealError> {
         let result = if session.via_token {
             if !self.needs_save(session, now) {
                 Ok(None)
             } else if session.purged {
                 *session = Session { via_token: true, ..Session::new() };
-                Ok(Some(Outgoing::Token(String::new())))
+                Ok(Some(Unwritten::Token(String::new())))
             } else {
-                self.seal_token(session, now).map(|token| Some(Outgoing::Token(token)))
+                self.seal_token(session, now).map(|token| Some(Unwritten::Token(token)))
             }
         } else {
-            self.save(session, now).map(|cookies| cookies.map(Outgoing::Cookies))
+            self.save_unwritten(session, now).map(|lines| lines.map(Unwritten::Cookies))
         };
         if let Err(error) = &result {
             tracing::error!(cookie = %self.config.name, %error, "session could not be saved");
@@ -790,7 +875,7 @@ impl SessionCodec {
         let mut aad = [0; MAX_AAD_LEN];
         let aad = associated_data(&header, name, &mut aad);
         seal::seal(mode, key, aad, &mut token, frame_start).map_err(|()| SealError::Encrypt)?;
-        let encoded = BASE64.encode(&token);
+        let encoded = base64url::encode(&token);
         debug_assert_eq!(encoded.len(), encoded_len);
         Ok((encoded, meta, key.id))
     }
@@ -807,8 +892,7 @@ impl SessionCodec {
             cookie = cookie.domain(domain.clone());
         }
         if let Some(secs) = max_age {
-            let secs = i64::try_from(secs).unwrap_or(i64::MAX);
-            cookie = cookie.max_age(cookie::time::Duration::seconds(secs));
+            cookie = cookie.max_age(cookie::time::Duration::seconds(max_age_secs(secs)));
         }
         cookie.build()
     }
@@ -846,7 +930,7 @@ impl SessionCodec {
             SessionSize::new(encoded_len, 1, budget)
         } else {
             let max_age = self.config.persistent.then(|| meta.expires_at.saturating_sub(now));
-            let attrs_len = self.template("", "", max_age).to_string().len();
+            let attrs_len = self.attributes_len(max_age);
             let name = &self.config.name;
             let line = self.config.max_cookie_line;
             match chunk::plan(encoded_len, name.len(), attrs_len, line, usize::MAX) {
@@ -875,6 +959,47 @@ pub enum Outgoing {
     Token(String),
 }
 
+/// [`Outgoing`] with its Set-Cookie headers not yet written.
+enum Unwritten {
+    Cookies(CookieLines),
+    Token(String),
+}
+
+/// A response's Set-Cookie headers before they are written: the chunks of a sealed token (none
+/// for a purge), then removals. They become [`Cookie`]s for [`SetCookies`], or header values
+/// straight away for the adapters, which never need the cookies.
+struct CookieLines {
+    token: String,
+    /// The length of each chunk's part of `token`.
+    lens: Vec<usize>,
+    max_age: Option<u64>,
+    /// Bit `i` is set when chunk `i` is to be removed.
+    removed: u64,
+}
+
+impl CookieLines {
+    /// Each chunk's index and value.
+    fn chunks(&self) -> impl Iterator<Item = (usize, &str)> {
+        let mut rest = self.token.as_str();
+        self.lens.iter().enumerate().map(move |(i, &len)| {
+            let (part, tail) = rest.split_at(len);
+            rest = tail;
+            (i, part)
+        })
+    }
+
+    /// The indexes of the chunks to remove.
+    fn removals(&self) -> impl Iterator<Item = usize> {
+        let removed = self.removed;
+        (0..MAX_CHUNKS).filter(move |i| removed & (1 << i) != 0)
+    }
+}
+
+/// A `Max-Age` in seconds as the cookie crate takes it.
+fn max_age_secs(secs: u64) -> i64 {
+    i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
 /// A token built up to its tag.
 struct Unsealed<'k> {
     key: &'k RingKey,
@@ -886,19 +1011,21 @@ struct Unsealed<'k> {
 
 /// Encodes the ordinary and the sensitive values as two MessagePack maps.
 fn encode_sections(session: &Session) -> (Vec<u8>, Option<Vec<u8>>) {
-    let values = &session.values;
-    let sensitive_count = values.iter().filter(|&(_, _, sensitive)| sensitive).count();
+    // The values are walked once: an opened session's are merged from its buffer and its
+    // changes (see `Values::iter`).
+    let entries: SmallVec<[(&str, &[u8], bool); 8]> = session.values.iter().collect();
+    let sensitive_count = entries.iter().filter(|&&(_, _, sensitive)| sensitive).count();
+    let size: usize = entries.iter().map(|(key, bytes, _)| key.len() + bytes.len() + 3).sum();
     let write = |wanted: bool, count: usize| {
-        let size: usize = values.iter().map(|(key, bytes, _)| key.len() + bytes.len() + 3).sum();
         let mut out = Vec::with_capacity(size + 5);
         msgpack::write_map_len(count, &mut out);
-        for (key, bytes, _) in values.iter().filter(|&(_, _, sensitive)| sensitive == wanted) {
+        for &(key, bytes, _) in entries.iter().filter(|&&(_, _, sensitive)| sensitive == wanted) {
             msgpack::write_key(key, &mut out);
             out.extend_from_slice(bytes);
         }
         out
     };
-    let body = write(false, values.len() - sensitive_count);
+    let body = write(false, entries.len() - sensitive_count);
     let sensitive = (sensitive_count > 0).then(|| write(true, sensitive_count));
     (body, sensitive)
 }
@@ -986,5 +1113,80 @@ impl IntoIterator for SetCookies {
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use cookie::SameSite;
+
+    use super::*;
+    use crate::Key;
+
+    #[test]
+    fn chunk_lines_are_what_the_cookie_crate_writes() {
+        // (configuration, state bytes, chunks): attributes on and off, a domain and a path,
+        // Max-Age, and states that take several chunks.
+        let builder = || SessionConfig::builder("s");
+        let configs = [
+            (SessionConfig::default(), 100, 1),
+            (builder().persistent(true).build().unwrap(), 100, 1),
+            (
+                builder()
+                    .cookie_domain("example.com")
+                    .cookie_path("/app")
+                    .cookie_http_only(false)
+                    .cookie_same_site(SameSite::Strict)
+                    .persistent(true)
+                    .absolute_timeout(Duration::from_secs(9))
+                    .max_cookie_line(512)
+                    .build()
+                    .unwrap(),
+                1000,
+                4,
+            ),
+            (
+                builder()
+                    .cookie_secure(false)
+                    .cookie_same_site(SameSite::Lax)
+                    .max_cookie_line(600)
+                    .build()
+                    .unwrap(),
+                1000,
+                4,
+            ),
+        ];
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        for (config, state_len, chunks) in configs {
+            let codec = SessionCodec::new(config, KeyRing::single(Key::generate()));
+            let mut session = Session::new();
+            // Incompressible bytes, so the token takes the chunks its length says.
+            let mut seed = 1u64;
+            let noise: Vec<u8> = (0..state_len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    (seed >> 56) as u8
+                })
+                .collect();
+            session.insert("noise", noise).unwrap();
+            // Stale chunks the response removes.
+            session.client_chunks = 1 << 9 | 1 << 20;
+            let mut entropy = |buf: &mut [u8]| {
+                buf.fill(7);
+                Ok(())
+            };
+            let lines = codec.seal_unwritten(&mut session, now, &mut entropy).unwrap();
+            let expected: Vec<String> = codec.set_cookies(&lines).header_values().collect();
+            assert_eq!(lines.lens.len(), chunks);
+            assert_eq!(expected.len(), chunks + 2, "the chunks, then two removals");
+            assert_eq!(codec.header_values(&lines).collect::<Vec<_>>(), expected);
+            for max_age in [None, Some(0), Some(9), Some(10), Some(i64::MAX as u64), Some(u64::MAX)]
+            {
+                let written = codec.template("", "", max_age).to_string();
+                assert_eq!(codec.attributes_len(max_age), written.len(), "{written}");
+            }
+        }
     }
 }

@@ -38,8 +38,8 @@ impl fmt::Debug for SessionId {
 ///
 /// Values are kept as their MessagePack bytes and decoded only when read, so opening a session
 /// costs no deserialization of values the request does not touch. An opened session holds its
-/// decrypted values in one buffer, wiped when the session is dropped; the first change copies
-/// them into a map of their own.
+/// decrypted values in one buffer, wiped when the session is dropped; changes are kept beside
+/// it, so changing one value copies none of the others.
 ///
 /// # Examples
 ///
@@ -247,7 +247,7 @@ impl Session {
         // sealed under a new id rather than dropped.
         self.purged = false;
         if self.values.get(&key) != Some((&entry.bytes, entry.sensitive)) {
-            self.values.owned().insert(key, entry);
+            self.values.insert(key, entry);
             self.changed = true;
         }
         Ok(())
@@ -270,7 +270,7 @@ impl Session {
         if !self.contains_key(key) {
             return None;
         }
-        let entry = self.values.owned().remove(key)?;
+        let entry = self.values.remove(key)?;
         self.changed = true;
         Some(entry.bytes)
     }

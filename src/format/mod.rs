@@ -17,6 +17,7 @@
 //! count, key id and the cookie's base name are all authenticated. The frame (the plaintext) is
 //! described in section 4 of `FORMAT.md`.
 
+pub(crate) mod base64url;
 pub(crate) mod compress;
 pub(crate) mod frame;
 pub(crate) mod msgpack;

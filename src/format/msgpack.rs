@@ -57,7 +57,7 @@ impl MapEntries<'_> {
     fn entry(&mut self) -> Option<(Range<usize>, Range<usize>)> {
         let rest = &self.section[self.at..];
         let key_len = value_len(rest, 1)?;
-        let key = read_str(&rest[..key_len])?;
+        let key = str_text(&rest[..key_len])?;
         let key_end = self.at + key_len;
         let value_len = value_len(&self.section[key_end..], 1)?;
         let value_end = key_end + value_len;
@@ -94,7 +94,9 @@ pub(crate) fn split_map(section: &[u8]) -> Option<Vec<(&str, &[u8])>> {
         .collect()
 }
 
-fn read_str(bytes: &[u8]) -> Option<&str> {
+/// The text of the string `bytes` holds, checked to be UTF-8 (an ASCII key, the usual kind, is
+/// checked with a plain scan: `from_utf8` costs a call of several dozen instructions per key).
+fn str_text(bytes: &[u8]) -> Option<&[u8]> {
     let (&first, rest) = bytes.split_first()?;
     let body = match Marker::from_u8(first) {
         Marker::FixStr(_) => rest,
@@ -103,7 +105,7 @@ fn read_str(bytes: &[u8]) -> Option<&str> {
         Marker::Str32 => rest.get(4..)?,
         _ => return None,
     };
-    std::str::from_utf8(body).ok()
+    (body.is_ascii() || std::str::from_utf8(body).is_ok()).then_some(body)
 }
 
 /// Reads a big-endian length of `width` bytes and returns it with the rest of the input.
@@ -117,8 +119,11 @@ fn read_len(input: &[u8], width: usize) -> Option<(usize, &[u8])> {
 /// truncated, uses the reserved marker, or nests deeper than [`MAX_DEPTH`] (`depth` is the level
 /// of that first value).
 ///
-/// The walk is iterative: `pending` counts the values still to read at the current level, and
-/// `outer` holds the counts of the levels around it, so nesting costs no call frames.
+/// Opening a session walks every nested value of every entry (a 10-line cart is about 90), so
+/// the usual case takes the shortest walk there is: one count of the values still to read,
+/// whatever their level, and one table look-up per value (see [`MARKERS`]). That walk cannot
+/// see levels, but a value can only nest as deep as it has containers: one with more
+/// containers than levels left is walked again by [`value_len_by_level`], which can.
 pub(crate) fn value_len(input: &[u8], depth: usize) -> Option<usize> {
     // Checked here and where a level is entered, so it holds all along.
     if depth > MAX_DEPTH {
@@ -126,10 +131,46 @@ pub(crate) fn value_len(input: &[u8], depth: usize) -> Option<usize> {
     }
     let (fixed, items) = marker(input)?;
     if items == 0 {
-        // A scalar (every key, many values): no walk, no stack.
+        // A scalar (every key, many values): no walk.
         return (fixed <= input.len()).then_some(fixed);
     }
-    let mut outer = [0usize; MAX_DEPTH + 1];
+    let levels_left = MAX_DEPTH - depth;
+    let mut containers = 0;
+    let mut remaining = 1usize;
+    let mut rest = input;
+    loop {
+        let (fixed, items) = marker(rest)?;
+        rest = rest.get(fixed..)?;
+        remaining -= 1;
+        if items > 0 {
+            containers += 1;
+            if containers > levels_left {
+                return value_len_by_level(input, depth);
+            }
+            // Every value still to read takes at least one byte, so a count past the input
+            // is a lie (and the sum stays below the input's length).
+            remaining += items;
+            if remaining > rest.len() {
+                return None;
+            }
+        }
+        if remaining == 0 {
+            return Some(input.len() - rest.len());
+        }
+    }
+}
+
+/// [`value_len`] for a value with many containers: the walk keeps the count of values still
+/// to read at each level (`pending` at the current one, `outer` around it), so it knows how
+/// deep it is. Iterative, so nesting costs no call frames.
+fn value_len_by_level(input: &[u8], depth: usize) -> Option<usize> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    // A count is at most the input's length, which a state bounds far below 4 GiB (and a
+    // larger one is refused below).
+    let mut outer = [0u32; MAX_DEPTH];
+    let max_level = MAX_DEPTH - depth;
     let mut level = 0;
     let mut pending = 1usize;
     let mut rest = input;
@@ -139,10 +180,10 @@ pub(crate) fn value_len(input: &[u8], depth: usize) -> Option<usize> {
         pending -= 1;
         if items > 0 {
             // Every nested value takes at least one byte, so a count past the input is a lie.
-            if items > rest.len() || depth + level + 1 > MAX_DEPTH {
+            if items > rest.len() || level == max_level {
                 return None;
             }
-            outer[level] = pending;
+            outer[level] = u32::try_from(pending).ok()?;
             level += 1;
             pending = items;
         }
@@ -151,26 +192,43 @@ pub(crate) fn value_len(input: &[u8], depth: usize) -> Option<usize> {
                 return Some(input.len() - rest.len());
             }
             level -= 1;
-            pending = outer[level];
+            pending = outer[level] as usize;
         }
     }
 }
 
-/// [`header`], with the common markers read straight from the byte first: positive and
-/// negative fixint, nil and booleans, fixstr, fixarray, fixmap, and fixed-width numbers.
+/// The bytes and nested values of every value whose marker alone says (see [`header`]):
+/// positive and negative fixint, nil and booleans, fixstr, fixarray, fixmap, and fixed-width
+/// numbers. `(0, 0)` for the others, which [`header`] reads.
+static MARKERS: [(u8, u8); 256] = {
+    let mut table = [(0u8, 0u8); 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = match b {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (1, 0),
+            0xa0..=0xbf => (1 + (b & 0x1f), 0),
+            0x90..=0x9f => (1, b & 0x0f),
+            0x80..=0x8f => (1, 2 * (b & 0x0f)),
+            0xcc | 0xd0 => (2, 0),
+            0xcd | 0xd1 => (3, 0),
+            0xce | 0xd2 | 0xca => (5, 0),
+            0xcf | 0xd3 | 0xcb => (9, 0),
+            _ => (0, 0),
+        };
+        byte += 1;
+    }
+    table
+};
+
+/// [`header`], with the common markers read from [`MARKERS`].
 #[inline(always)]
 fn marker(input: &[u8]) -> Option<(usize, usize)> {
-    Some(match input.first() {
-        Some(0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3) => (1, 0),
-        Some(&byte @ 0xa0..=0xbf) => (1 + usize::from(byte & 0x1f), 0),
-        Some(&byte @ 0x90..=0x9f) => (1, usize::from(byte & 0x0f)),
-        Some(&byte @ 0x80..=0x8f) => (1, 2 * usize::from(byte & 0x0f)),
-        Some(0xcc | 0xd0) => (2, 0),
-        Some(0xcd | 0xd1) => (3, 0),
-        Some(0xce | 0xd2 | 0xca) => (5, 0),
-        Some(0xcf | 0xd3 | 0xcb) => (9, 0),
-        _ => header(input)?,
-    })
+    let &first = input.first()?;
+    match MARKERS[usize::from(first)] {
+        (0, _) => header(input),
+        (fixed, items) => Some((usize::from(fixed), usize::from(items))),
+    }
 }
 
 /// The bytes a value's header and payload take (`fixed`, from the marker on) and how many nested
@@ -267,6 +325,39 @@ mod tests {
     }
 
     #[test]
+    fn the_marker_table_agrees_with_the_header() {
+        for byte in 0..=255u8 {
+            // Enough bytes after the marker for any fixed-width header.
+            let input = [byte, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            let fast = MARKERS[usize::from(byte)];
+            if fast != (0, 0) {
+                let fast = (usize::from(fast.0), usize::from(fast.1));
+                assert_eq!(Some(fast), header(&input), "{byte:#04x}");
+            }
+            assert_eq!(marker(&input), header(&input), "{byte:#04x}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn both_walks_agree(
+            bytes in proptest::collection::vec(
+                // Containers, scalars and strings of every width, and any byte at all.
+                proptest::prop_oneof![
+                    proptest::sample::select(
+                        &[0x91u8, 0x92, 0x9f, 0x81, 0x82, 0x8f, 0xdc, 0xde, 0x00, 0xa1, 0xcc][..],
+                    ),
+                    proptest::prelude::any::<u8>(),
+                ],
+                0..120,
+            ),
+            depth in 0usize..=MAX_DEPTH + 1,
+        ) {
+            proptest::prop_assert_eq!(value_len(&bytes, depth), value_len_by_level(&bytes, depth));
+        }
+    }
+
+    #[test]
     fn ext_values_are_skipped() {
         let mut out = Vec::new();
         rmp::encode::write_ext_meta(&mut out, 3, 7).unwrap();
@@ -282,6 +373,11 @@ mod tests {
         let mut ok = vec![0x91; MAX_DEPTH - 1];
         ok.push(0x00);
         assert_eq!(value_len(&ok, 1), Some(ok.len()));
+        // The same value one level deeper, or one more array: just past the limit.
+        assert_eq!(value_len(&ok, 2), None);
+        let mut edge = vec![0x91; MAX_DEPTH];
+        edge.push(0x00);
+        assert_eq!(value_len(&edge, 1), None);
     }
 
     #[test]
@@ -340,5 +436,7 @@ mod tests {
         assert_eq!(split_map(&trailing), None);
         assert_eq!(split_map(&[0x81, 0x01, 0x02]), None);
         assert_eq!(split_map(&[0x81, 0xa1, 0xff, 0x02]), None);
+        // A key outside ASCII is as good as any UTF-8.
+        assert_eq!(split_map(&[0x81, 0xa2, 0xc3, 0xa9, 0x02]), Some(vec![("é", &[0x02][..])]));
     }
 }
