@@ -141,7 +141,8 @@ pub fn fixture() -> &'static Fixture {
 }
 
 /// The sessions every subject seals: small, with a sensitive value, compressible (so the body is
-/// compressed), large enough for two cookies, and empty.
+/// compressed, with the dictionary), large enough for two cookies, empty, and compressible past
+/// the dictionary's limit (so the body is a plain zstd frame).
 fn known_sessions() -> Vec<(&'static str, Session)> {
     fn session(values: &[(&str, &str)], sensitive: &[(&str, &str)]) -> Session {
         let mut session = Session::new();
@@ -170,6 +171,9 @@ fn known_sessions() -> Vec<(&'static str, Session)> {
         ("compressed", session(&[("note", &compressible)], &[("oauth", "dG9rZW4")])),
         ("two-chunks", session(&[("blob", &noise)], &[])),
         ("empty", Session::new()),
+        // 4,096 bytes of MessagePack ({"note": 4,087 characters}): the smallest body compressed
+        // without the dictionary, and within the frame target's 4 KiB maximum state.
+        ("compressed-plain", session(&[("note", &compressible.repeat(5)[..4087])], &[])),
     ]
 }
 
