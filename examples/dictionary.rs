@@ -200,29 +200,15 @@ fn median_micros(mut f: impl FnMut()) -> f64 {
     batches[batches.len() / 2]
 }
 
-/// The peers' login state (`peers/src/state.rs`), as the library stores it: `user` and a
-/// 10-line cart (the CSRF token is sensitive, never compressed).
+// The peers' state itself (`peers/src/state.rs`).
+#[allow(dead_code)]
+#[path = "../peers/src/state.rs"]
+mod state;
+
+/// The peers' login state, as the library stores it: `user` and the 10-line cart (the CSRF
+/// token is sensitive, never compressed).
 fn peers_login() -> Value {
-    const PRODUCTS: [&str; 10] = [
-        "Cup",
-        "Towel",
-        "Board",
-        "Kettle",
-        "Socks",
-        "Glass jar",
-        "Apron",
-        "Pan",
-        "Salt mill",
-        "Tin",
-    ];
-    let cart: Vec<Value> = (0u32..)
-        .zip(PRODUCTS)
-        .map(|(i, name)| {
-            json!({"sku": 104_729 + 7_919 * i, "name": name, "qty": 1 + i % 3,
-                   "price_cents": 1_299 + 250 * i})
-        })
-        .collect();
-    json!({"user": "bench", "cart": cart})
+    json!({"user": state::USER, "cart": state::cart()})
 }
 
 // --- The generator: session states as web applications keep them ---

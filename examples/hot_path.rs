@@ -31,49 +31,16 @@ use axum::http::{Request, Response};
 use axum::routing::get;
 use sealed_session::integrations::tower::{SessionLayer, SessionService};
 use sealed_session::{Key, KeyRing, Session, SessionCodec, SessionConfig, SessionHandle};
-use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
 use tower::{Layer as _, ServiceExt as _};
 
 /// The peers' user (`peers/src/state.rs`).
-const USER: &str = "bench";
-
-/// The peers' CSRF token: 32 bytes, hex-encoded.
-const CSRF_TOKEN: &str = "9f2c4e7a1b3d5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8";
-
-/// One line of the peers' cart.
-#[derive(Serialize, Deserialize)]
-struct CartItem {
-    sku: u32,
-    name: String,
-    qty: u32,
-    price_cents: u32,
-}
-
-/// The peers' 10-line cart.
-fn cart() -> Vec<CartItem> {
-    let products = [
-        "Cup",
-        "Towel",
-        "Board",
-        "Kettle",
-        "Socks",
-        "Glass jar",
-        "Apron",
-        "Pan",
-        "Salt mill",
-        "Tin",
-    ];
-    (0u32..)
-        .zip(products)
-        .map(|(i, name)| CartItem {
-            sku: 104_729 + 7_919 * i,
-            name: name.to_owned(),
-            qty: 1 + i % 3,
-            price_cents: 1_299 + 250 * i,
-        })
-        .collect()
-}
+// The peers' state itself (`peers/src/state.rs`), so that this example measures what the peers'
+// servers store.
+#[allow(dead_code)]
+#[path = "../peers/src/state.rs"]
+mod state;
+use state::{CSRF_TOKEN, USER, cart};
 
 /// The Cookie header a browser sends after the peers' login.
 fn login_cookie(codec: &SessionCodec) -> String {
