@@ -362,10 +362,12 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Where nonces and session ids come from (default [`Randomness::ThreadLocal`]: the
-    /// thread's generator, seeded and reseeded from the operating system). Choose
-    /// [`Randomness::Os`] if the process's memory may be duplicated after it starts sealing
-    /// (`fork` without `exec`, a VM snapshot restored more than once): see [`Randomness`].
+    /// Where nonces and session ids come from (default [`Randomness::Os`]: the operating
+    /// system's generator for every draw, safe after `fork`).
+    ///
+    /// **Warning**: [`Randomness::ThreadLocal`] saves a system call per seal but repeats nonces
+    /// if the process's memory is duplicated after it starts sealing (`fork` without `exec`, a
+    /// VM snapshot restored more than once): see [`Randomness`].
     pub fn randomness(mut self, source: Randomness) -> Self {
         self.randomness = source;
         self
