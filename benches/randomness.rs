@@ -1,0 +1,60 @@
+//! What the fork-safe default costs: sealing every corpus state with nonces (and ids) drawn from
+//! the operating system (`Randomness::Os`, the default) against the thread's generator
+//! (`Randomness::ThreadLocal`), and one 24-byte draw from each source alone.
+//!
+//! Run with `cargo bench --bench randomness`. It prints a markdown table of medians over
+//! alternating batches (see `common::medians`): the difference is what the default adds to
+//! every seal, and so to every write request.
+
+mod common;
+
+use std::hint::black_box;
+
+use rand::Rng as _;
+use sealed_session::{Randomness, SessionConfig};
+
+use common::{Sides, medians, run};
+
+const ROUNDS: usize = 101;
+
+fn main() {
+    let os = Sides::with_config(SessionConfig::default());
+    assert_eq!(os.codec.config().randomness(), Randomness::Os, "the default draws from the OS");
+    let thread = Sides::with_config(
+        SessionConfig::builder("session")
+            .randomness(Randomness::ThreadLocal)
+            .build()
+            .expect("a valid configuration"),
+    );
+
+    let mut nonce = [0u8; 24];
+    let mut nonce2 = [0u8; 24];
+    let draws = medians(
+        ROUNDS,
+        &mut [
+            &mut run(|| getrandom::fill(black_box(&mut nonce)).expect("getrandom")),
+            &mut run(|| rand::rng().fill_bytes(black_box(&mut nonce2))),
+        ],
+    );
+    println!("| draw of 24 bytes | µs |\n|---|---:|");
+    println!("| getrandom (Os) | {:.3} |\n| rand::rng (ThreadLocal) | {:.3} |", draws[0], draws[1]);
+
+    println!("\n| state | seal, Os (µs) | seal, ThreadLocal (µs) | Os costs more by (µs) |");
+    println!("|---|---:|---:|---:|");
+    let mut largest = 0.0_f64;
+    for (file, json) in common::corpus_files() {
+        let mut session_os = os.case(file.clone(), &json).session;
+        let mut session_thread = thread.case(file.clone(), &json).session;
+        let times = medians(
+            ROUNDS,
+            &mut [
+                &mut run(|| os.seal(black_box(&mut session_os))),
+                &mut run(|| thread.seal(black_box(&mut session_thread))),
+            ],
+        );
+        let extra = times[0] - times[1];
+        largest = largest.max(extra);
+        println!("| {file} | {:.2} | {:.2} | {extra:+.2} |", times[0], times[1]);
+    }
+    println!("\nlargest extra cost per seal: {largest:.2} µs");
+}
