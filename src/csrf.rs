@@ -1,10 +1,14 @@
-//! A per-session CSRF token (the synchronizer token pattern).
+//! A per-session CSRF token (the synchronizer token pattern), masked per response.
 //!
-//! The token is 32 random bytes, base64url, kept in the session's sensitive section (never
+//! The session holds a secret of 32 random bytes, base64url, in its sensitive section (never
 //! compressed, so attacker-chosen values next to it cannot reveal it through the sealed length).
-//! A form carries it in a hidden field named [`CSRF_FIELD`], a script in the [`CSRF_HEADER`]
-//! header; [`Session::verify_csrf`] compares in constant time. [`Session::renew`] drops it, so
-//! a token seen before login is worth nothing after it.
+//! A page never shows that secret: [`Session::csrf_token`] returns it masked with a fresh
+//! one-time pad on every call, `base64url(pad || pad XOR secret)`, as Django and Rails do. A
+//! page compressed with gzip or brotli next to reflected input (the BREACH setup) therefore
+//! carries a different string each time, and its compressed length says nothing about the
+//! secret. A form carries the token in a hidden field named [`CSRF_FIELD`], a script in the
+//! [`CSRF_HEADER`] header; [`Session::verify_csrf`] unmasks it and compares in constant time.
+//! [`Session::renew`] drops the secret, so a token seen before login is worth nothing after it.
 //!
 //! The session cookie's default `SameSite=Lax` already keeps other sites' cross-site POSTs
 //! from carrying the session; the token is defence in depth for browsers or set-ups where that
@@ -24,15 +28,19 @@ pub const CSRF_KEY: &str = "_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The form field a page sends the token in.
 pub const CSRF_FIELD: &str = "csrf_token";
-/// Random bytes in a token.
+/// Random bytes in the session's secret (and in each token's pad).
 const CSRF_TOKEN_LEN: usize = 32;
+/// Characters of a masked token: base64url, no padding, of pad and masked secret.
+const MASKED_TOKEN_CHARS: usize = (2 * CSRF_TOKEN_LEN * 4).div_ceil(3);
 
 impl Session {
-    /// The session's CSRF token, made (and stored as a sensitive value) on first use. Put it in
-    /// every form that changes state (a hidden field named [`CSRF_FIELD`]) or send it in the
-    /// [`CSRF_HEADER`] header, and check it with [`verify_csrf`](Session::verify_csrf).
-    /// Making the token changes the session, so a visitor who is shown a form gets a session
-    /// cookie.
+    /// A CSRF token for this session, masked afresh on every call (see the [module
+    /// docs](crate::csrf)): every token this returns verifies until the session is renewed,
+    /// and no two look alike. The session's secret is made (and stored as a sensitive value)
+    /// on first use. Put a token in every form that changes state (a hidden field named
+    /// [`CSRF_FIELD`]) or send it in the [`CSRF_HEADER`] header, and check it with
+    /// [`verify_csrf`](Session::verify_csrf). Making the secret changes the session, so a
+    /// visitor who is shown a form gets a session cookie.
     ///
     /// # Examples
     ///
@@ -41,13 +49,14 @@ impl Session {
     ///
     /// let mut session = Session::new();
     /// let token = session.csrf_token()?;
-    /// assert_eq!(session.csrf_token()?, token, "one token per session");
-    /// assert!(session.verify_csrf(Some(&token)));
+    /// let again = session.csrf_token()?;
+    /// assert_ne!(token, again, "masked afresh for every page");
+    /// assert!(session.verify_csrf(Some(&token)) && session.verify_csrf(Some(&again)));
     /// assert!(!session.verify_csrf(Some("forged")));
     /// assert!(!session.verify_csrf(None));
     ///
     /// session.renew(); // at login
-    /// assert!(!session.verify_csrf(Some(&token)), "renew rotates the token");
+    /// assert!(!session.verify_csrf(Some(&token)), "renew rotates the secret");
     /// # Ok::<(), sealed_session::SealError>(())
     /// ```
     ///
@@ -55,24 +64,107 @@ impl Session {
     ///
     /// [`SealError::Random`] if the system's random number generator fails.
     pub fn csrf_token(&mut self) -> Result<String, SealError> {
-        if let Ok(Some(token)) = self.get::<String>(CSRF_KEY) {
-            return Ok(token);
+        let secret = match self.csrf_secret() {
+            Some(secret) => secret,
+            None => {
+                let mut secret = Zeroizing::new([0u8; CSRF_TOKEN_LEN]);
+                getrandom::fill(&mut *secret).map_err(SealError::Random)?;
+                let encoded = Zeroizing::new(BASE64.encode(*secret));
+                // Cannot fail: a short key and a string value always encode.
+                self.insert_sensitive(CSRF_KEY, &*encoded).map_err(|_| SealError::Encrypt)?;
+                secret
+            }
+        };
+        let mut masked = Zeroizing::new([0u8; 2 * CSRF_TOKEN_LEN]);
+        let (pad, cipher) = masked.split_at_mut(CSRF_TOKEN_LEN);
+        getrandom::fill(pad).map_err(SealError::Random)?;
+        for ((out, pad), secret) in cipher.iter_mut().zip(pad.iter()).zip(secret.iter()) {
+            *out = pad ^ secret;
         }
-        let mut bytes = Zeroizing::new([0u8; CSRF_TOKEN_LEN]);
-        getrandom::fill(&mut *bytes).map_err(SealError::Random)?;
-        let token = BASE64.encode(*bytes);
-        // Cannot fail: a short key and a string value always encode.
-        self.insert_sensitive(CSRF_KEY, &token).map_err(|_| SealError::Encrypt)?;
-        Ok(token)
+        Ok(BASE64.encode(*masked))
     }
 
-    /// Whether `submitted` is this session's CSRF token, compared in constant time. `false`
-    /// when nothing was submitted or the session has no token yet.
+    /// Whether `submitted` is a token of this session: masked, as
+    /// [`csrf_token`](Session::csrf_token) returns it, or the bare secret, as versions before
+    /// masking put in pages (so forms rendered just before an upgrade still post). Compared in
+    /// constant time. `false` when nothing was submitted or the session has no token yet.
     pub fn verify_csrf(&self, submitted: Option<&str>) -> bool {
-        let (Some(submitted), Ok(Some(token))) = (submitted, self.get::<String>(CSRF_KEY)) else {
+        let (Some(submitted), Some(secret)) = (submitted, self.csrf_secret()) else {
             return false;
         };
-        let token = Zeroizing::new(token);
-        bool::from(token.as_bytes().ct_eq(submitted.as_bytes()))
+        // Longer than a masked token: not ours, and not worth decoding.
+        if submitted.len() > MASKED_TOKEN_CHARS {
+            return false;
+        }
+        let Ok(bytes) = BASE64.decode(submitted).map(Zeroizing::new) else { return false };
+        let mut unmasked = Zeroizing::new([0u8; CSRF_TOKEN_LEN]);
+        match bytes.len() {
+            CSRF_TOKEN_LEN => unmasked.copy_from_slice(&bytes),
+            len if len == 2 * CSRF_TOKEN_LEN => {
+                let (pad, cipher) = bytes.split_at(CSRF_TOKEN_LEN);
+                for ((out, pad), cipher) in unmasked.iter_mut().zip(pad).zip(cipher) {
+                    *out = pad ^ cipher;
+                }
+            }
+            _ => return false,
+        }
+        bool::from(unmasked.ct_eq(&*secret))
+    }
+
+    /// The session's CSRF secret, if it has one (a value under [`CSRF_KEY`] that is not 32
+    /// base64url bytes counts as none, and is replaced by the next token).
+    fn csrf_secret(&self) -> Option<Zeroizing<[u8; CSRF_TOKEN_LEN]>> {
+        let encoded = Zeroizing::new(self.get::<String>(CSRF_KEY).ok().flatten()?);
+        let bytes = Zeroizing::new(BASE64.decode(encoded.as_bytes()).ok()?);
+        let mut secret = Zeroizing::new([0u8; CSRF_TOKEN_LEN]);
+        (bytes.len() == CSRF_TOKEN_LEN).then(|| secret.copy_from_slice(&bytes))?;
+        Some(secret)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_masked_afresh_and_all_verify() {
+        let mut session = Session::new();
+        let tokens: Vec<String> =
+            (0..100).map(|_| session.csrf_token().expect("a token")).collect();
+        let secret: String = session.get(CSRF_KEY).expect("decodes").expect("stored");
+        let distinct: std::collections::HashSet<_> = tokens.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            tokens.len(),
+            "a token repeated: the page would carry it verbatim"
+        );
+        for token in &tokens {
+            assert!(session.verify_csrf(Some(token)), "every masked token verifies");
+            assert!(!token.contains(&secret[..8]), "the secret shows through the mask");
+        }
+        assert!(session.verify_csrf(Some(&secret)), "the bare secret (pages before masking)");
+    }
+
+    #[test]
+    fn wrong_tokens_fail() {
+        let mut session = Session::new();
+        let token = session.csrf_token().expect("a token");
+        let mut other = Session::new();
+        let foreign = other.csrf_token().expect("a token");
+        let mut flipped = BASE64.decode(&token).expect("base64url");
+        flipped[40] ^= 1;
+        let cases: [(&str, String); 7] = [
+            ("another session's token", foreign),
+            ("one bit flipped in the masked half", BASE64.encode(&flipped)),
+            ("the pad alone", BASE64.encode(&flipped[..CSRF_TOKEN_LEN])),
+            ("empty", String::new()),
+            ("not base64url", "!".repeat(86)),
+            ("too long", format!("{token}AAAA")),
+            ("cut short", token[..80].to_owned()),
+        ];
+        for (case, submitted) in cases {
+            assert!(!session.verify_csrf(Some(&submitted)), "{case} verified");
+        }
+        assert!(session.verify_csrf(Some(&token)));
     }
 }
