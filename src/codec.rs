@@ -349,6 +349,13 @@ impl SessionCodec {
         })
     }
 
+    /// When a session sealed with `meta` ends under today's configuration: its sealed end, or
+    /// its issue time plus today's absolute timeout if that comes first.
+    fn configured_end(&self, meta: &FrameMeta) -> u64 {
+        let configured = meta.issued_at.saturating_add(self.config.absolute_timeout.as_secs());
+        meta.expires_at.min(configured)
+    }
+
     /// Checks the times of an authenticated frame and indexes its values, within the limits.
     fn decode_frame(&self, frame: &[u8], now: u64) -> Result<(Values, FrameMeta), RejectReason> {
         let (meta, sections) = frame::decode_meta(frame)?;
@@ -356,7 +363,11 @@ impl SessionCodec {
         if meta.issued_at > now.saturating_add(skew) {
             return Err(RejectReason::IssuedInFuture);
         }
-        if now > meta.expires_at.saturating_add(skew) {
+        // The session ends at its sealed end or at today's absolute timeout from its issue
+        // time, whichever comes first: a timeout shortened after an incident reaches sessions
+        // sealed before it (the idle window below already counts from today's idle timeout),
+        // and the next seal carries the shorter end (`frame`).
+        if now > self.configured_end(&meta).saturating_add(skew) {
             return Err(RejectReason::AbsoluteExpired);
         }
         let idle_end = meta.last_refresh.saturating_add(self.config.idle_timeout.as_secs());
@@ -826,7 +837,9 @@ impl SessionCodec {
     ) -> Result<Unsealed<'r>, SealError> {
         let key = ring.current(now).ok_or(SealError::NoActiveKey)?;
         let meta = match session.meta {
-            Some(meta) if !session.renew => FrameMeta { last_refresh: now, ..meta },
+            Some(meta) if !session.renew => {
+                FrameMeta { last_refresh: now, expires_at: self.configured_end(&meta), ..meta }
+            }
             _ => {
                 let mut session_id = [0u8; SESSION_ID_LEN];
                 entropy(&mut session_id)?;
@@ -912,7 +925,9 @@ impl SessionCodec {
     pub fn measure(&self, session: &Session, now: SystemTime) -> SessionSize {
         let now = to_unix(now);
         let meta = match session.meta {
-            Some(meta) if !session.renew => FrameMeta { last_refresh: now, ..meta },
+            Some(meta) if !session.renew => {
+                FrameMeta { last_refresh: now, expires_at: self.configured_end(&meta), ..meta }
+            }
             _ => FrameMeta {
                 issued_at: now,
                 last_refresh: now,

@@ -317,6 +317,12 @@ fn open_rejects_tampered_expired_and_misnamed_cookies_with_exit_1() {
     open(&path, &header, &["--at", &in_minutes(120), "--idle-timeout", "3h"])
         .code(1)
         .stderr(predicate::str::contains("expired: absolute timeout"));
+    // Today's absolute timeout, shorter than the sealed 1h, bounds it too (FORMAT.md 4.1).
+    let shortened = ["--at", &in_minutes(20), "--absolute-timeout", "15m"];
+    open(&path, &header, &shortened)
+        .code(1)
+        .stderr(predicate::str::contains("expired: absolute timeout"));
+    open(&path, &header, &["--at", &in_minutes(20), "--absolute-timeout", "25m"]).success();
     open(&path, &header, &["--no-host-prefix"])
         .code(1)
         .stderr(predicate::str::contains("no cookie named session"));

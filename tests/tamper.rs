@@ -488,6 +488,53 @@ fn absolute_expiry_ends_even_an_active_session() {
     assert_eq!(rejected(&codec, &cookies, at(lifetime + skew + 1)), RejectReason::AbsoluteExpired);
 }
 
+/// Timeouts shortened after sessions were sealed (after an incident) reach those sessions: the
+/// absolute end counts from the issue time with today's timeout, the idle end from the last
+/// refresh with today's idle timeout, whatever the cookie was sealed with.
+#[test]
+fn shortened_timeouts_reach_live_sessions() {
+    let skew = 60;
+    for mode in MODES {
+        let before = codec(mode, false); // absolute 12 h, idle 30 min
+        let (_, cookies) = sealed_at(&before, now());
+        let shortened = |absolute: u64, idle: u64| {
+            let config = SessionConfig::builder("sid")
+                .mode(mode)
+                .absolute_timeout(std::time::Duration::from_secs(absolute))
+                .idle_timeout(std::time::Duration::from_secs(idle))
+                .build()
+                .unwrap();
+            SessionCodec::new(config, ring())
+        };
+        let cases = [
+            // (absolute, idle, open at, rejected as)
+            (600, 300, 300 + skew, None),
+            (600, 300, 300 + skew + 1, Some(RejectReason::IdleExpired)),
+            (240, 300, 240 + skew, None),
+            (240, 300, 240 + skew + 1, Some(RejectReason::AbsoluteExpired)),
+        ];
+        for (absolute, idle, t, expected) in cases {
+            let after = shortened(absolute, idle);
+            assert!(before.open(&cookies, at(t)).is_ok(), "the old settings still accept it");
+            match expected {
+                None => {
+                    let mut session = after.open(&cookies, at(t)).unwrap();
+                    assert_genuine(&session);
+                    // A reseal carries the shorter end, so the old settings see it too.
+                    let end = at(absolute as i64);
+                    let resealed = after.seal(&mut session, at(t)).unwrap().request_header();
+                    let reopened = before.open(&resealed, at(t)).unwrap();
+                    assert_eq!(reopened.expires_at(), Some(end), "{mode:?}: resealed");
+                }
+                Some(reason) => {
+                    let got = rejected(&after, &cookies, at(t));
+                    assert_eq!(got, reason, "{mode:?}: absolute {absolute} idle {idle} at {t}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn a_token_issued_in_the_future_is_rejected() {
     let codec = codec(Mode::Sealed, false);

@@ -35,7 +35,8 @@ DICTIONARY_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
 DICTIONARY_SHA256 = "e2c80bd498c552f17dfdc1fba1bdae2e6347801e4110eb0fbb33cf0b2f4732d4"
 JSON_SAFE_INT = 2**53 - 1
 MODES = {"sealed": 0, "signed": 1}
-DEFAULTS = dict(idle_timeout_secs=1800, clock_skew_secs=60, max_state_size=65536,
+DEFAULTS = dict(idle_timeout_secs=1800, absolute_timeout_secs=43200, clock_skew_secs=60,
+                max_state_size=65536,
                 cookie_budget=6144, max_cookie_header=32768)
 # §6.3: whitespace trimmed around cookie names and values (Unicode White_Space).
 WHITESPACE = " \t\n\x0b\x0c\r\x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000" + "".join(
@@ -353,7 +354,8 @@ def open_pieces(pieces, name, ring, mode, cfg, now, token=False):
     skew = cfg["clock_skew_secs"]
     if issued_at > now + skew:  # §4.1, in this order
         raise Rejected("issued_in_future")
-    if now > expires_at + skew:
+    # The sealed end, or today's absolute timeout from the issue time if that comes first.
+    if now > min(expires_at, issued_at + cfg["absolute_timeout_secs"]) + skew:
         raise Rejected("absolute_expired")
     if now > last_refresh + cfg["idle_timeout_secs"] + skew:
         raise Rejected("idle_expired")
@@ -671,7 +673,8 @@ def load_ring(path, now):
 
 def cmd_open(args):
     name = args.name if args.no_host_prefix else "__Host-" + args.name
-    cfg = dict(DEFAULTS, idle_timeout_secs=args.idle_timeout)
+    cfg = dict(DEFAULTS, idle_timeout_secs=args.idle_timeout,
+               absolute_timeout_secs=args.absolute_timeout)
     header = args.cookie.strip()
     if header[:7].lower() == "cookie:":
         header = header[7:]
@@ -705,6 +708,8 @@ def main():
     op.add_argument("--cookie", required=True, help="the Cookie header's value")
     op.add_argument("--now", type=int, help="open at this Unix time (default: now)")
     op.add_argument("--idle-timeout", type=int, default=1800, help="seconds (default 1800)")
+    op.add_argument("--absolute-timeout", type=int, default=43200,
+                    help="seconds (default 43200): today's absolute timeout, section 4.1")
     args = parser.parse_args()
     return cmd_vectors(args.paths) if args.command == "vectors" else cmd_open(args)
 

@@ -38,6 +38,11 @@ pub struct OpenArgs {
     #[arg(long, value_name = "DURATION", default_value_t = default_idle())]
     idle_timeout: humantime::Duration,
 
+    /// The absolute timeout the server applies today: a session ends at its sealed expiry or
+    /// at its issue time plus this, whichever comes first (FORMAT.md section 4.1).
+    #[arg(long, value_name = "DURATION", default_value_t = default_absolute())]
+    absolute_timeout: humantime::Duration,
+
     /// Open as of this time (RFC 3339, e.g. 2026-01-31T12:00:00Z) instead of now, to check
     /// when a cookie expires.
     #[arg(long, value_name = "TIME", value_parser = output::parse_time)]
@@ -58,14 +63,20 @@ fn default_idle() -> humantime::Duration {
     SessionConfig::default().idle_timeout().into()
 }
 
+/// The library's default absolute timeout.
+fn default_absolute() -> humantime::Duration {
+    SessionConfig::default().absolute_timeout().into()
+}
+
 /// Runs `open`.
 ///
 /// # Errors
 ///
 /// Rejected (1) with the reason, key ring (3), usage (2) for an invalid configuration.
 pub fn run(args: OpenArgs) -> Result<(), Failure> {
-    let idle = *args.idle_timeout;
-    let codec = args.codec.codec(|builder| builder.idle_timeout(idle))?;
+    let (idle, absolute) = (*args.idle_timeout, *args.absolute_timeout);
+    let codec =
+        args.codec.codec(|builder| builder.idle_timeout(idle).absolute_timeout(absolute))?;
     let header = args.cookie.trim();
     let header = match header.get(..7) {
         Some(prefix) if prefix.eq_ignore_ascii_case("cookie:") => &header[7..],
