@@ -1,193 +1,20 @@
-//! Session configuration: the cookie's name and attributes, size limits, lifetimes.
+//! [`SessionConfigBuilder`]: the secure defaults, one setter per setting, and
+//! [`build`](SessionConfigBuilder::build), which checks the settings together.
 
 use std::time::Duration;
 
-pub use cookie::SameSite;
+use cookie::SameSite;
 
+use super::validate::{
+    has_prefix, validate_domain, validate_name, validate_path, validate_token_header,
+};
+use super::{
+    DEFAULT_COMPRESSION_THRESHOLD, DEFAULT_COOKIE_BUDGET, DEFAULT_MAX_COOKIE_HEADER,
+    DEFAULT_MAX_STATE_SIZE, HOST_PREFIX, SECURE_PREFIX, SessionConfig,
+};
 use crate::error::ConfigError;
 use crate::format::{HEADER_LEN, MAX_CHUNKS, MAX_COOKIE_LINE, MAX_NAME_LEN, Mode};
 use crate::random::Randomness;
-
-/// The prefix browsers reserve for cookies that are `Secure`, `Path=/` and carry no `Domain`:
-/// such a cookie cannot be set or shadowed by a sibling subdomain or over plain http.
-pub const HOST_PREFIX: &str = "__Host-";
-
-/// The prefix browsers reserve for cookies that are `Secure`.
-pub(crate) const SECURE_PREFIX: &str = "__Secure-";
-
-/// The longest `Path` or `Domain` value browsers store; a longer attribute is ignored
-/// (RFC 6265bis, section 5.6).
-const MAX_ATTRIBUTE_LEN: usize = 1024;
-
-/// The longest host name (RFC 1035), plus a leading dot.
-const MAX_DOMAIN_LEN: usize = 254;
-
-/// What precedes a token header's name in the associated data.
-pub(crate) const TOKEN_NAME_PREFIX: &str = "header:";
-
-/// The default share of the Cookie request header a session may use, in bytes.
-///
-/// nginx's default `large_client_header_buffers 4 8k` refuses a request whose Cookie header
-/// line exceeds 8,192 bytes ("400 Request Header Or Cookie Too Large"); Apache's default
-/// `LimitRequestFieldSize` is the same. 6,144 bytes leaves 2 KiB for the header name and the
-/// application's other cookies.
-///
-/// Proxies also buffer the **response** headers: nginx's `proxy_buffer_size` is one 4 KB page
-/// by default, and a session whose Set-Cookie lines exceed it gets a 502 from nginx. Set
-/// `proxy_buffer_size 8k` when sessions can grow past about 3.5 KB.
-pub const DEFAULT_COOKIE_BUDGET: usize = 6 * 1024;
-
-/// The default [`compression_threshold`](SessionConfigBuilder::compression_threshold): a body of
-/// fewer MessagePack bytes is stored as it is. Measured on 6,000 states drawn from the
-/// project's corpus (`cargo run --release --example compression_threshold`): below 384 bytes
-/// plain zstd saved at most 2% of a body (and never made one of 128 to 191 bytes smaller), less
-/// than the sixteenth a compressed body must save to be kept, so trying only cost `seal` its 3
-/// to 4 µs; from 384 bytes on it saved 7.5% and more. With the dictionary
-/// ([`compression_dictionary`](SessionConfigBuilder::compression_dictionary)) bodies of 128 to
-/// 383 bytes would shrink by 14 to 17% (22 to 53 bytes, `cargo run --release --example
-/// dictionary`), but every later `open` would pay about 0.3 µs to decompress them, a third of
-/// what opening such a state costs: the threshold stays where compression pays in time too.
-pub const DEFAULT_COMPRESSION_THRESHOLD: usize = 384;
-
-/// The default maximum size of a session's MessagePack state, decompressed.
-pub const DEFAULT_MAX_STATE_SIZE: usize = 64 * 1024;
-
-/// The default longest Cookie request header the codec will look at. Anything longer is
-/// rejected before it is parsed.
-pub const DEFAULT_MAX_COOKIE_HEADER: usize = 32 * 1024;
-
-/// How a session is stored in cookies. Build one with [`SessionConfig::builder`];
-/// [`SessionConfig::default`] is the builder's defaults.
-///
-/// The defaults are the secure ones: the cookie is `HttpOnly`, `Secure`, `SameSite=Lax`,
-/// `Path=/`, named with the `__Host-` prefix, lasts for the browser session, is encrypted
-/// (not merely signed), expires after 30 minutes idle and 12 hours in all.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use sealed_session::SessionConfig;
-///
-/// let config = SessionConfig::builder("sid")
-///     .idle_timeout(Duration::from_secs(15 * 60))
-///     .build()?;
-/// assert_eq!(config.cookie_name(), "__Host-sid");
-/// # Ok::<(), sealed_session::ConfigError>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionConfig {
-    pub(crate) name: String,
-    pub(crate) path: String,
-    pub(crate) domain: Option<String>,
-    pub(crate) secure: bool,
-    pub(crate) http_only: bool,
-    pub(crate) same_site: SameSite,
-    pub(crate) persistent: bool,
-    pub(crate) mode: Mode,
-    pub(crate) cookie_budget: usize,
-    pub(crate) max_cookie_line: usize,
-    pub(crate) max_state_size: usize,
-    pub(crate) max_cookie_header: usize,
-    pub(crate) compression_threshold: Option<usize>,
-    pub(crate) compression_dictionary: bool,
-    pub(crate) idle_timeout: Duration,
-    pub(crate) absolute_timeout: Duration,
-    pub(crate) refresh_interval: Duration,
-    pub(crate) clock_skew: Duration,
-    pub(crate) token_header: String,
-    pub(crate) randomness: Randomness,
-}
-
-impl Default for SessionConfig {
-    fn default() -> SessionConfig {
-        SessionConfig::builder("session").build().expect("the defaults are valid")
-    }
-}
-
-impl SessionConfig {
-    /// How bodies are compressed when sealing.
-    pub(crate) fn compression(&self) -> crate::format::compress::Policy {
-        crate::format::compress::Policy {
-            threshold: self.compression_threshold,
-            dictionary: self.compression_dictionary,
-        }
-    }
-
-    /// A builder for a session stored under the cookie name `name` (before any prefix).
-    pub fn builder(name: impl Into<String>) -> SessionConfigBuilder {
-        SessionConfigBuilder {
-            name: name.into(),
-            host_prefix: true,
-            path: "/".to_owned(),
-            domain: None,
-            secure: true,
-            http_only: true,
-            same_site: SameSite::Lax,
-            persistent: false,
-            mode: Mode::Sealed,
-            cookie_budget: DEFAULT_COOKIE_BUDGET,
-            max_cookie_line: MAX_COOKIE_LINE,
-            max_state_size: DEFAULT_MAX_STATE_SIZE,
-            max_cookie_header: DEFAULT_MAX_COOKIE_HEADER,
-            compression_threshold: Some(DEFAULT_COMPRESSION_THRESHOLD),
-            compression_dictionary: true,
-            idle_timeout: Duration::from_secs(30 * 60),
-            absolute_timeout: Duration::from_secs(12 * 60 * 60),
-            refresh_interval: Duration::from_secs(60),
-            clock_skew: Duration::from_secs(60),
-            token_header: "x-session-token".to_owned(),
-            randomness: Randomness::default(),
-        }
-    }
-
-    /// The name of the first cookie, prefix included. Further chunks are named `NAME.1`,
-    /// `NAME.2`, and so on. This name is bound into every token's associated data.
-    pub fn cookie_name(&self) -> &str {
-        &self.name
-    }
-
-    /// The request header that carries a token (lower case).
-    pub fn token_header(&self) -> &str {
-        &self.token_header
-    }
-
-    /// The name a header-carried token is bound to in its associated data. The `:` cannot occur
-    /// in a cookie name, so no cookie shares it.
-    pub(crate) fn token_aad_name(&self) -> String {
-        format!("{TOKEN_NAME_PREFIX}{}", self.token_header)
-    }
-
-    /// The share of the Cookie request header the session may use, in bytes.
-    pub fn cookie_budget(&self) -> usize {
-        self.cookie_budget
-    }
-
-    /// The idle timeout.
-    pub fn idle_timeout(&self) -> Duration {
-        self.idle_timeout
-    }
-
-    /// The absolute timeout.
-    pub fn absolute_timeout(&self) -> Duration {
-        self.absolute_timeout
-    }
-
-    /// The clock skew allowance.
-    pub fn clock_skew(&self) -> Duration {
-        self.clock_skew
-    }
-
-    /// Where nonces and session ids come from.
-    pub fn randomness(&self) -> Randomness {
-        self.randomness
-    }
-
-    /// Whether tokens are encrypted ([`Mode::Sealed`]) or only signed ([`Mode::Signed`]).
-    pub fn mode(&self) -> Mode {
-        self.mode
-    }
-}
 
 /// Builds a [`SessionConfig`]; every setter has the secure choice as its default, and every
 /// setter that can weaken it says so.
@@ -218,6 +45,33 @@ pub struct SessionConfigBuilder {
 }
 
 impl SessionConfigBuilder {
+    /// The builder [`SessionConfig::builder`] returns: every setting at its secure default.
+    pub(super) fn new(name: String) -> SessionConfigBuilder {
+        SessionConfigBuilder {
+            name,
+            host_prefix: true,
+            path: "/".to_owned(),
+            domain: None,
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+            persistent: false,
+            mode: Mode::Sealed,
+            cookie_budget: DEFAULT_COOKIE_BUDGET,
+            max_cookie_line: MAX_COOKIE_LINE,
+            max_state_size: DEFAULT_MAX_STATE_SIZE,
+            max_cookie_header: DEFAULT_MAX_COOKIE_HEADER,
+            compression_threshold: Some(DEFAULT_COMPRESSION_THRESHOLD),
+            compression_dictionary: true,
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(12 * 60 * 60),
+            refresh_interval: Duration::from_secs(60),
+            clock_skew: Duration::from_secs(60),
+            token_header: "x-session-token".to_owned(),
+            randomness: Randomness::default(),
+        }
+    }
+
     /// Whether to add the `__Host-` prefix to the name when the cookie is `Secure`, `Path=/`
     /// and has no `Domain` (default: `true`).
     ///
@@ -521,103 +375,9 @@ impl SessionConfigBuilder {
     }
 }
 
-/// Whether `name` starts with the browser prefix `prefix`, in any case (RFC 6265bis).
-fn has_prefix(name: &str, prefix: &str) -> bool {
-    name.get(..prefix.len()).is_some_and(|start| start.eq_ignore_ascii_case(prefix))
-}
-
-/// A `Path` browsers store as given, and that adds no attribute to a Set-Cookie line.
-fn validate_path(path: &str) -> Result<(), ConfigError> {
-    let invalid = |why| Err(ConfigError::InvalidPath { path: path.to_owned(), why });
-    if path.bytes().any(|b| b.is_ascii_control()) {
-        return invalid("contains a control character (CR and LF would split the header)");
-    }
-    if path.contains(';') {
-        return invalid("contains ';', which would start another cookie attribute");
-    }
-    if !path.bytes().all(|b| b.is_ascii_graphic()) {
-        return invalid("contains a space or a non-ASCII character; percent-encode it");
-    }
-    if !path.starts_with('/') {
-        return invalid("does not start with '/' (browsers would ignore it)");
-    }
-    if path.len() > MAX_ATTRIBUTE_LEN {
-        return invalid("longer than 1024 bytes (browsers would ignore it)");
-    }
-    Ok(())
-}
-
-/// A `Domain` that is a host name (ASCII letters, digits, `-`, dots between labels; a leading
-/// dot is allowed, and ignored by browsers).
-fn validate_domain(domain: &str) -> Result<(), ConfigError> {
-    let invalid = |why| Err(ConfigError::InvalidDomain { domain: domain.to_owned(), why });
-    if domain.bytes().any(|b| b.is_ascii_control()) {
-        return invalid("contains a control character (CR and LF would split the header)");
-    }
-    if domain.contains(';') {
-        return invalid("contains ';', which would start another cookie attribute");
-    }
-    let host = domain.strip_prefix('.').unwrap_or(domain);
-    if host.is_empty() {
-        return invalid("empty");
-    }
-    if domain.len() > MAX_DOMAIN_LEN {
-        return invalid("longer than a host name can be");
-    }
-    if !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
-        return invalid(
-            "only ASCII letters, digits, '-' and '.' are allowed (an internationalized name in \
-             its xn-- form)",
-        );
-    }
-    if host.split('.').any(str::is_empty) {
-        return invalid("has an empty label");
-    }
-    Ok(())
-}
-
-/// A token header's name is an HTTP field name (RFC 9110 token) that fits the associated data.
-fn validate_token_header(name: &str) -> Result<(), ConfigError> {
-    let invalid = |why| Err(ConfigError::InvalidTokenHeader { name: name.to_owned(), why });
-    if name.is_empty() {
-        return invalid("empty");
-    }
-    if name.len() > MAX_NAME_LEN - TOKEN_NAME_PREFIX.len() {
-        return invalid("longer than 193 bytes");
-    }
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    if !name.chars().all(allowed) {
-        return invalid("only ASCII letters, digits and !#$%&'*+-.^_`|~ are allowed");
-    }
-    Ok(())
-}
-
-/// A cookie name is an RFC 6265 token; we also refuse `.`, which separates the chunk index.
-fn validate_name(name: &str) -> Result<(), ConfigError> {
-    let invalid = |why| Err(ConfigError::InvalidName { name: name.to_owned(), why });
-    if name.is_empty() {
-        return invalid("empty");
-    }
-    let separator = |c: char| "()<>@,;:\\\"/[]?={} \t.".contains(c);
-    if name.chars().any(|c| !c.is_ascii() || c.is_ascii_control() || separator(c)) {
-        return invalid("only ASCII letters, digits and !#$%&'*+-^_`|~ are allowed");
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn defaults_are_secure() {
-        let config = SessionConfig::default();
-        assert_eq!(config.cookie_name(), "__Host-session");
-        assert!(config.secure && config.http_only);
-        assert_eq!(config.same_site, SameSite::Lax);
-        assert_eq!(config.mode, Mode::Sealed);
-        assert_eq!(config.idle_timeout, Duration::from_secs(1800));
-    }
 
     #[test]
     fn prefix_only_when_allowed() {

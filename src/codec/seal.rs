@@ -1,0 +1,451 @@
+//! The seal path: the application's session in, a token out. Deciding whether a response must
+//! carry the session, purging it, sealing it into a token under the ring's current key, storing
+//! it as cookies or a token header, and measuring it before a handler returns. The state here
+//! is trusted; what it guards is the budget and the nonce.
+
+use std::time::SystemTime;
+
+use smallvec::SmallVec;
+
+use super::SessionCodec;
+use super::set_cookie::{CookieLines, SetCookies};
+use crate::chunk;
+use crate::error::SealError;
+use crate::format::base64url;
+use crate::format::frame::{self, FrameMeta};
+use crate::format::msgpack;
+use crate::format::{
+    HEADER_LEN, Header, MAX_AAD_LEN, MAX_CHUNKS, Mode, NONCE_LEN, SESSION_ID_LEN, associated_data,
+};
+use crate::keys::{KeyId, KeyRing, RingKey};
+use crate::random;
+use crate::seal;
+use crate::session::Session;
+use crate::size::SessionSize;
+use crate::time::to_unix;
+
+impl SessionCodec {
+    /// [`store`](SessionCodec::store) as response headers, `(name, value)` pairs to append
+    /// to the response (the adapters' last step): Set-Cookie headers, or the token header.
+    ///
+    /// # Errors
+    ///
+    /// As [`store`](SessionCodec::store).
+    pub fn store_headers(
+        &self,
+        session: &mut Session,
+        now: SystemTime,
+    ) -> Result<Vec<(String, String)>, SealError> {
+        Ok(match self.store_unwritten(session, now)? {
+            None => Vec::new(),
+            Some(Unwritten::Cookies(lines)) => {
+                let values = self.header_values(&lines);
+                values.map(|value| ("set-cookie".to_owned(), value)).collect()
+            }
+            Some(Unwritten::Token(token)) => vec![(self.config.token_header().to_owned(), token)],
+        })
+    }
+
+    /// [`store_headers`](SessionCodec::store_headers) reading the time only when the answer
+    /// depends on it: a request that neither brought nor made a session never reads the clock.
+    pub(crate) fn store_headers_lazy(
+        &self,
+        session: &mut Session,
+        now: impl FnOnce() -> SystemTime,
+    ) -> Result<Vec<(String, String)>, SealError> {
+        if self.needs_save_untimed(session) == Some(false) {
+            return Ok(Vec::new());
+        }
+        self.store_headers(session, now())
+    }
+
+    /// Stores a request's session the way the adapters do: nothing when nothing needs saving,
+    /// otherwise Set-Cookie headers, or a new token for a session that came in a token header.
+    /// A failure is logged with `tracing` at error level (the caller should answer 500).
+    ///
+    /// # Errors
+    ///
+    /// As [`seal`](SessionCodec::seal).
+    pub fn store(
+        &self,
+        session: &mut Session,
+        now: SystemTime,
+    ) -> Result<Option<Outgoing>, SealError> {
+        let stored = self.store_unwritten(session, now)?;
+        Ok(stored.map(|stored| match stored {
+            Unwritten::Cookies(lines) => Outgoing::Cookies(self.set_cookies(&lines)),
+            Unwritten::Token(token) => Outgoing::Token(token),
+        }))
+    }
+
+    /// [`store`](SessionCodec::store), its Set-Cookie headers not yet written.
+    fn store_unwritten(
+        &self,
+        session: &mut Session,
+        now: SystemTime,
+    ) -> Result<Option<Unwritten>, SealError> {
+        let result = if session.via_token {
+            if !self.needs_save(session, now) {
+                Ok(None)
+            } else if session.purged {
+                *session = Session { via_token: true, ..Session::new() };
+                Ok(Some(Unwritten::Token(String::new())))
+            } else {
+                self.seal_token(session, now).map(|token| Some(Unwritten::Token(token)))
+            }
+        } else {
+            self.save_unwritten(session, now).map(|lines| lines.map(Unwritten::Cookies))
+        };
+        if let Err(error) = &result {
+            tracing::error!(cookie = %self.config.name, %error, "session could not be saved");
+        }
+        result
+    }
+
+    /// Whether a response must carry Set-Cookie headers for this session: it changed, was
+    /// renewed or purged, the client holds stale chunks, it was opened under a key that no
+    /// longer seals, or its idle window is due for a refresh.
+    pub fn needs_save(&self, session: &Session, now: SystemTime) -> bool {
+        if let Some(needs) = self.needs_save_untimed(session) {
+            return needs;
+        }
+        let Some(meta) = session.meta else { return false };
+        let now = to_unix(now);
+        if self.keys.load().current(now).is_some_and(|key| Some(key.id) != session.key_id) {
+            return true;
+        }
+        now.saturating_sub(meta.last_refresh) >= self.config.refresh_interval.as_secs()
+    }
+
+    /// [`needs_save`](SessionCodec::needs_save) when the answer does not depend on the time;
+    /// `None` for an opened session that did not change (is it due for a refresh, or was it
+    /// opened under a key that no longer seals?).
+    fn needs_save_untimed(&self, session: &Session) -> Option<bool> {
+        if session.changed || session.stale_chunks() > 0 {
+            return Some(true);
+        }
+        match session.meta {
+            Some(_) => None,
+            // A new session that nothing was written to, or a fresh session replacing
+            // rejected cookies (which must be removed).
+            None => Some(session.client_chunks != 0),
+        }
+    }
+
+    /// Seals the session if [`needs_save`](SessionCodec::needs_save) says so, and removes every
+    /// cookie of a purged session.
+    ///
+    /// # Errors
+    ///
+    /// As [`seal`](SessionCodec::seal).
+    pub fn save(
+        &self,
+        session: &mut Session,
+        now: SystemTime,
+    ) -> Result<Option<SetCookies>, SealError> {
+        let saved = self.save_unwritten(session, now)?;
+        Ok(saved.map(|lines| self.set_cookies(&lines)))
+    }
+
+    /// [`save`](SessionCodec::save), its Set-Cookie headers not yet written.
+    fn save_unwritten(
+        &self,
+        session: &mut Session,
+        now: SystemTime,
+    ) -> Result<Option<CookieLines>, SealError> {
+        if !self.needs_save(session, now) {
+            return Ok(None);
+        }
+        if session.purged || (session.meta.is_none() && session.is_empty() && !session.renew) {
+            return Ok(Some(self.purge_unwritten(session)));
+        }
+        let source = self.config.randomness;
+        self.seal_unwritten(session, now, &mut |buf| random::fill(source, buf)).map(Some)
+    }
+
+    /// Removal headers for every cookie of this session the client sent (at least the first),
+    /// among those a session under this configuration can span: never more removals than the
+    /// largest session's cookies. The session is left empty and new.
+    #[must_use = "the removal headers must be sent for the browser to forget the session"]
+    pub fn purge(&self, session: &mut Session) -> SetCookies {
+        self.set_cookies(&self.purge_unwritten(session))
+    }
+
+    /// [`purge`](SessionCodec::purge), its Set-Cookie headers not yet written.
+    fn purge_unwritten(&self, session: &mut Session) -> CookieLines {
+        let removed = session.client_chunks | 1;
+        *session = Session::new();
+        CookieLines { token: String::new(), lens: Vec::new(), max_age: None, removed }
+    }
+
+    /// Seals the session into Set-Cookie headers, whether or not it changed: the token, split
+    /// across as many cookies as it needs, and removals for chunks the client holds beyond them.
+    /// A new or renewed session gets a fresh id and lifetime; every seal refreshes the idle
+    /// window and uses the ring's current key.
+    ///
+    /// # Errors
+    ///
+    /// [`SealError::TooLarge`] when the cookies would exceed the budget,
+    /// [`SealError::TooManyCookies`] when they would be more than the format allows,
+    /// [`SealError::StateTooLarge`] when the state exceeds the maximum state size,
+    /// [`SealError::NoActiveKey`] when every key of the ring is pending.
+    pub fn seal(&self, session: &mut Session, now: SystemTime) -> Result<SetCookies, SealError> {
+        let source = self.config.randomness;
+        self.seal_drawing(session, now, &mut |buf| random::fill(source, buf))
+    }
+
+    /// [`seal`](SessionCodec::seal) with the nonce and session id drawn from `entropy`. For the
+    /// seeded test-vector generator and the fuzz package only, behind the `__testing` feature
+    /// (not part of the API): a repeated nonce destroys XAES-256-GCM's security.
+    #[cfg(feature = "__testing")]
+    #[doc(hidden)]
+    pub fn seal_with(
+        &self,
+        session: &mut Session,
+        now: SystemTime,
+        entropy: &mut dyn FnMut(&mut [u8]) -> Result<(), SealError>,
+    ) -> Result<SetCookies, SealError> {
+        self.seal_drawing(session, now, entropy)
+    }
+
+    /// [`seal`](SessionCodec::seal) drawing the nonce and session id from `entropy`.
+    fn seal_drawing(
+        &self,
+        session: &mut Session,
+        now: SystemTime,
+        entropy: &mut dyn FnMut(&mut [u8]) -> Result<(), SealError>,
+    ) -> Result<SetCookies, SealError> {
+        self.seal_unwritten(session, now, entropy).map(|lines| self.set_cookies(&lines))
+    }
+
+    /// [`seal_drawing`](SessionCodec::seal_drawing), its Set-Cookie headers not yet written.
+    pub(super) fn seal_unwritten(
+        &self,
+        session: &mut Session,
+        now: SystemTime,
+        entropy: &mut dyn FnMut(&mut [u8]) -> Result<(), SealError>,
+    ) -> Result<CookieLines, SealError> {
+        let now_unix = to_unix(now);
+        let ring = self.keys.load();
+        let unsealed = self.frame(&ring, session, now_unix, entropy)?;
+
+        // Lay the token out across cookies before sealing: the chunk count is authenticated.
+        let max_age =
+            self.config.persistent.then(|| unsealed.meta.expires_at.saturating_sub(now_unix));
+        let attrs_len = self.attributes_len(max_age);
+        let name = &self.config.name;
+        let budget = self.config.cookie_budget;
+        let line = self.config.max_cookie_line;
+        let plan = |max| chunk::plan(unsealed.encoded_len, name.len(), attrs_len, line, max);
+        let Some(lens) = plan(MAX_CHUNKS) else {
+            // Say what it would take without the format's limit on cookies.
+            return Err(match plan(usize::MAX) {
+                Some(lens) => SealError::TooManyCookies {
+                    needed: chunk::header_share(name, &lens),
+                    chunks: lens.len(),
+                    max: MAX_CHUNKS,
+                },
+                // Unreachable with a valid configuration: no value fits on a line.
+                None => SealError::TooLarge { needed: unsealed.encoded_len, budget, chunks: 1 },
+            });
+        };
+        let needed = chunk::header_share(name, &lens);
+        if needed > budget {
+            return Err(SealError::TooLarge { needed, budget, chunks: lens.len() });
+        }
+
+        let chunks = u8::try_from(lens.len()).expect("at most MAX_CHUNKS chunks");
+        let (token, meta, key_id) = self.finish(unsealed, chunks, name)?;
+        let written = (1u64 << lens.len()) - 1;
+        let removed = session.client_chunks & !written;
+        session.client_chunks = written;
+        session.commit(meta, key_id, chunks);
+        Ok(CookieLines { token, lens, max_age, removed })
+    }
+
+    /// Seals the session into one token for a request header (the configured
+    /// [`token_header`](crate::SessionConfigBuilder::token_header)), for API clients without a
+    /// cookie jar. The client sends it back in that header; [`open_token`] reads it. The token
+    /// is bound to the header's name, so it cannot be replayed as a cookie, and is limited by
+    /// the same budget as the cookies.
+    ///
+    /// [`open_token`]: SessionCodec::open_token
+    ///
+    /// # Errors
+    ///
+    /// As [`seal`](SessionCodec::seal).
+    pub fn seal_token(&self, session: &mut Session, now: SystemTime) -> Result<String, SealError> {
+        let source = self.config.randomness;
+        let mut entropy = |buf: &mut [u8]| random::fill(source, buf);
+        let ring = self.keys.load();
+        let unsealed = self.frame(&ring, session, to_unix(now), &mut entropy)?;
+        let budget = self.config.cookie_budget;
+        if unsealed.encoded_len > budget {
+            return Err(SealError::TooLarge { needed: unsealed.encoded_len, budget, chunks: 1 });
+        }
+        let (token, meta, key_id) = self.finish(unsealed, 1, &self.config.token_aad_name())?;
+        session.commit(meta, key_id, 1);
+        Ok(token)
+    }
+
+    /// Builds the token up to the tag: header placeholder, nonce, frame.
+    fn frame<'r>(
+        &self,
+        ring: &'r KeyRing,
+        session: &Session,
+        now: u64,
+        entropy: &mut dyn FnMut(&mut [u8]) -> Result<(), SealError>,
+    ) -> Result<Unsealed<'r>, SealError> {
+        let key = ring.current(now).ok_or(SealError::NoActiveKey)?;
+        let meta = match session.meta {
+            Some(meta) if !session.renew => {
+                FrameMeta { last_refresh: now, expires_at: self.configured_end(&meta), ..meta }
+            }
+            _ => {
+                let mut session_id = [0u8; SESSION_ID_LEN];
+                entropy(&mut session_id)?;
+                FrameMeta {
+                    issued_at: now,
+                    last_refresh: now,
+                    expires_at: now.saturating_add(self.config.absolute_timeout.as_secs()),
+                    session_id,
+                }
+            }
+        };
+
+        let (body, sensitive) = encode_sections(session);
+        let state_size = body.len() + sensitive.as_ref().map_or(0, Vec::len);
+        let max_state = self.config.max_state_size;
+        if state_size > max_state {
+            return Err(SealError::StateTooLarge { size: state_size, max: max_state });
+        }
+
+        let mode = self.config.mode;
+        let mut token = Vec::with_capacity(HEADER_LEN + mode.envelope_len() + 32 + state_size);
+        token.extend_from_slice(&[0; HEADER_LEN]);
+        if mode == Mode::Sealed {
+            let mut nonce = [0u8; NONCE_LEN];
+            entropy(&mut nonce)?;
+            token.extend_from_slice(&nonce);
+        }
+        let frame_start = token.len();
+        frame::encode(&meta, &body, sensitive.as_deref(), self.config.compression(), &mut token);
+        let tag_len = mode.envelope_len() - (frame_start - HEADER_LEN);
+        let encoded_len = base64_len(token.len() + tag_len);
+        Ok(Unsealed { key, meta, token, frame_start, encoded_len })
+    }
+
+    /// Writes the header, seals under `name`, and encodes.
+    fn finish(
+        &self,
+        unsealed: Unsealed<'_>,
+        chunks: u8,
+        name: &str,
+    ) -> Result<(String, FrameMeta, KeyId), SealError> {
+        let Unsealed { key, meta, mut token, frame_start, encoded_len } = unsealed;
+        let mode = self.config.mode;
+        let header = Header::new(mode, chunks, key.id.0).to_bytes();
+        token[..HEADER_LEN].copy_from_slice(&header);
+        let mut aad = [0; MAX_AAD_LEN];
+        let aad = associated_data(&header, name, &mut aad);
+        seal::seal(mode, key, aad, &mut token, frame_start).map_err(|()| SealError::Encrypt)?;
+        let encoded = base64url::encode(&token);
+        debug_assert_eq!(encoded.len(), encoded_len);
+        Ok((encoded, meta, key.id))
+    }
+
+    /// How large `session` would be if it were sealed at `now`, against the configured
+    /// budget, cookie count and maximum state size: what a handler checks before returning
+    /// (see [`SessionSize`]). It compresses the state as sealing would, but encrypts nothing.
+    pub fn measure(&self, session: &Session, now: SystemTime) -> SessionSize {
+        let now = to_unix(now);
+        let meta = match session.meta {
+            Some(meta) if !session.renew => {
+                FrameMeta { last_refresh: now, expires_at: self.configured_end(&meta), ..meta }
+            }
+            _ => FrameMeta {
+                issued_at: now,
+                last_refresh: now,
+                expires_at: now.saturating_add(self.config.absolute_timeout.as_secs()),
+                session_id: [0; SESSION_ID_LEN],
+            },
+        };
+        let (body, sensitive) = encode_sections(session);
+        let state_bytes = body.len() + sensitive.as_ref().map_or(0, Vec::len);
+        let mut framed = Vec::new();
+        frame::encode(&meta, &body, sensitive.as_deref(), self.config.compression(), &mut framed);
+        let encoded_len = base64_len(HEADER_LEN + self.config.mode.envelope_len() + framed.len());
+        let budget = self.config.cookie_budget;
+        let mut size = if session.via_token {
+            SessionSize::new(encoded_len, 1, budget)
+        } else {
+            let max_age = self.config.persistent.then(|| meta.expires_at.saturating_sub(now));
+            let attrs_len = self.attributes_len(max_age);
+            let name = &self.config.name;
+            let line = self.config.max_cookie_line;
+            match chunk::plan(encoded_len, name.len(), attrs_len, line, usize::MAX) {
+                Some(lens) => {
+                    SessionSize::new(chunk::header_share(name, &lens), lens.len(), budget)
+                }
+                // No value fits on a line (not with a valid configuration).
+                None => SessionSize::new(usize::MAX, usize::MAX, budget),
+            }
+        };
+        size.state_bytes = state_bytes;
+        size.max_state_size = self.config.max_state_size;
+        size
+    }
+}
+
+/// What a response must carry for its session.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use = "the session is lost unless this is sent"]
+#[non_exhaustive]
+pub enum Outgoing {
+    /// Set-Cookie headers.
+    Cookies(SetCookies),
+    /// A token for the configured token header; empty when the session was purged (the client
+    /// should drop its token).
+    Token(String),
+}
+
+/// [`Outgoing`] with its Set-Cookie headers not yet written.
+enum Unwritten {
+    Cookies(CookieLines),
+    Token(String),
+}
+
+/// A token built up to its tag.
+struct Unsealed<'k> {
+    key: &'k RingKey,
+    meta: FrameMeta,
+    token: Vec<u8>,
+    frame_start: usize,
+    encoded_len: usize,
+}
+
+/// Encodes the ordinary and the sensitive values as two MessagePack maps.
+fn encode_sections(session: &Session) -> (Vec<u8>, Option<Vec<u8>>) {
+    // The values are walked once: an opened session's are merged from its buffer and its
+    // changes (see `Values::iter`).
+    let entries: SmallVec<[(&str, &[u8], bool); 8]> = session.values.iter().collect();
+    let sensitive_count = entries.iter().filter(|&&(_, _, sensitive)| sensitive).count();
+    let size: usize = entries.iter().map(|(key, bytes, _)| key.len() + bytes.len() + 3).sum();
+    let write = |wanted: bool, count: usize| {
+        let mut out = Vec::with_capacity(size + 5);
+        msgpack::write_map_len(count, &mut out);
+        for &(key, bytes, _) in entries.iter().filter(|&&(_, _, sensitive)| sensitive == wanted) {
+            msgpack::write_key(key, &mut out);
+            out.extend_from_slice(bytes);
+        }
+        out
+    };
+    let body = write(false, entries.len() - sensitive_count);
+    let sensitive = (sensitive_count > 0).then(|| write(true, sensitive_count));
+    (body, sensitive)
+}
+
+/// Length of the unpadded base64 encoding of `n` bytes.
+const fn base64_len(n: usize) -> usize {
+    (n * 4).div_ceil(3)
+}
