@@ -44,13 +44,17 @@ pub enum RejectReason {
     Revoked,
     /// The revocation store could not answer and the policy is to reject.
     RevocationUnavailable,
+    /// Two different sessions under our cookie name both authenticated (path or domain
+    /// variants): one was planted beside the user's (cookie tossing), and neither is trusted.
+    Conflicting,
 }
 
 impl RejectReason {
     /// The reason's stable name, as `FORMAT.md` section 8 lists it and the test vectors and the
     /// CLI's `open --json` spell it: `malformed`, `unsupported_version`, `wrong_mode`,
     /// `unknown_key`, `forged`, `idle_expired`, `absolute_expired`, `issued_in_future`,
-    /// `too_large`, and for revocation `revoked` and `revocation_unavailable`. Unlike the
+    /// `too_large`, `conflicting_sessions`, and for revocation `revoked` and
+    /// `revocation_unavailable`. Unlike the
     /// [`Display`](fmt::Display) text, these names never change; match on them in scripts and
     /// other implementations.
     ///
@@ -75,6 +79,7 @@ impl RejectReason {
             RejectReason::TooLarge(_) => "too_large",
             RejectReason::Revoked => "revoked",
             RejectReason::RevocationUnavailable => "revocation_unavailable",
+            RejectReason::Conflicting => "conflicting_sessions",
         }
     }
 }
@@ -95,6 +100,7 @@ impl fmt::Display for RejectReason {
             RejectReason::TooLarge(what) => write!(f, "too large: {what}"),
             RejectReason::Revoked => f.write_str("revoked"),
             RejectReason::RevocationUnavailable => f.write_str("revocation store unavailable"),
+            RejectReason::Conflicting => f.write_str("two different sessions under one name"),
         }
     }
 }

@@ -672,6 +672,31 @@ async fn rejection_is_visible_to_the_handler<S: TestServer>() {
     browser.stop().await;
 }
 
+/// Cookie tossing: an attacker's own valid session planted under our name beside the user's
+/// (from a sibling subdomain, or at a deeper path, which browsers send first) never wins: with
+/// two different sessions in one Cookie header the request gets neither.
+async fn a_planted_session_never_wins<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    // The attacker's session: a login of their own on the same site (without revocation, it
+    // stays valid after the login below renews this browser's session).
+    browser.login("mallory").await;
+    let planted = browser.session_header();
+    browser.login("ada").await;
+    let ours = browser.session_header();
+    let whoami = async |cookie: String| {
+        let request = bare_client().get(browser.server.url("/whoami")).header("cookie", cookie);
+        send(request).await.json()
+    };
+    for cookie in [format!("{planted}; {ours}"), format!("{ours}; {planted}")] {
+        let me = whoami(cookie).await;
+        let seen = (me["user"].clone(), me["rejected"].clone());
+        assert_eq!(seen, (Value::Null, Value::from("Invalid")), "{}", S::NAME);
+    }
+    assert_eq!(whoami(planted).await["user"], "mallory", "{}: each alone opens", S::NAME);
+    assert_eq!(whoami(ours).await["user"], "ada", "{}", S::NAME);
+    browser.stop().await;
+}
+
 /// `update` counts in place; `remove` answers the old value, then nothing.
 async fn update_and_remove_return_values<S: TestServer>() {
     let browser = Browser::start::<S>(codec());
@@ -909,6 +934,7 @@ macro_rules! suite_for {
                 handler_sees_the_budget,
                 rejection_is_visible_to_the_handler,
                 update_and_remove_return_values,
+                a_planted_session_never_wins,
                 csrf_token_guards_posts,
                 flash_survives_a_redirect_once,
                 concurrent_changes_last_response_wins,

@@ -90,11 +90,14 @@ fn valid_cookie_settings_build_to_the_expected_name() {
         ("__Secure- given, prefix off", b("__Secure-s").host_prefix(false), "__Secure-s"),
         ("__Secure- with a Domain", b("__Secure-s").cookie_domain("example.com"), "__Secure-s"),
         ("__Secure- with a path", b("__Secure-s").cookie_path("/app"), "__Secure-s"),
-        ("a path", b("s").cookie_path("/app/v1"), "s"),
-        ("a percent-encoded path", b("s").cookie_path("/caf%C3%A9"), "s"),
-        ("a domain", b("s").cookie_domain("example.com"), "s"),
-        ("a leading dot", b("s").cookie_domain(".example.com"), "s"),
-        ("an xn-- domain", b("s").cookie_domain("xn--exmple-cua.com"), "s"),
+        // Where __Host- cannot be, a Secure cookie is still __Secure- (cookie tossing).
+        ("a path", b("s").cookie_path("/app/v1"), "__Secure-s"),
+        ("a percent-encoded path", b("s").cookie_path("/caf%C3%A9"), "__Secure-s"),
+        ("a domain", b("s").cookie_domain("example.com"), "__Secure-s"),
+        ("a leading dot", b("s").cookie_domain(".example.com"), "__Secure-s"),
+        ("an xn-- domain", b("s").cookie_domain("xn--exmple-cua.com"), "__Secure-s"),
+        ("a domain, not Secure", b("s").cookie_domain("example.com").cookie_secure(false), "s"),
+        ("a domain, prefix off", b("s").cookie_domain("example.com").host_prefix(false), "s"),
         ("a token header", b("s").token_header("X-Api-Session"), "__Host-s"),
     ];
     for (what, builder, name) in accepted {

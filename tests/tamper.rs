@@ -722,6 +722,35 @@ fn the_same_name_twice_still_opens_the_valid_session() {
     }
 }
 
+/// Cookie tossing: a sibling subdomain (or a deeper path) plants a session of its own under our
+/// name beside the user's. Two different sessions that both authenticate are both refused,
+/// whichever the browser sends first, so the planted one never wins (login CSRF); two copies of
+/// the same session (an older write left under another path) open as the newer one.
+#[test]
+fn a_planted_session_beside_the_users_is_refused_and_copies_open_as_the_newest() {
+    for (mode, multi) in [(Mode::Sealed, false), (Mode::Signed, false), (Mode::Sealed, true)] {
+        let codec = codec(mode, multi);
+        let users = stored(&codec.seal(&mut session(900), now()).unwrap());
+        // The attacker's own valid session, sealed by the same site under the same ring.
+        let planted = stored(&codec.seal(&mut session(900), now()).unwrap());
+        for pairs in [[&planted[..], &users[..]].concat(), [&users[..], &planted[..]].concat()] {
+            let got = rejected(&codec, &header(&pairs), now());
+            assert_eq!(got, RejectReason::Conflicting, "{mode:?} multi {multi}");
+            assert_eq!(got.code(), "conflicting_sessions");
+        }
+
+        // The same session written twice, a minute apart, each copy still valid.
+        let mut session = session(900);
+        let older = stored(&codec.seal(&mut session, now()).unwrap());
+        let newer = stored(&codec.seal(&mut session, at(60)).unwrap());
+        for pairs in [[&older[..], &newer[..]].concat(), [&newer[..], &older[..]].concat()] {
+            let opened = codec.open(&header(&pairs), at(61)).unwrap();
+            assert_genuine(&opened);
+            assert_eq!(opened.last_refresh(), Some(at(60)), "{mode:?} multi {multi}: the newer");
+        }
+    }
+}
+
 #[test]
 fn rejections_never_show_the_cookie_or_the_plaintext() {
     let fixture = Fixture::new(Mode::Signed, true);

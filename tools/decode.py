@@ -379,12 +379,21 @@ def open_pieces(pieces, name, ring, mode, cfg, now, token=False):
 
 def open_header(header, name, ring, mode, cfg, now):
     """A Cookie header -> the session, or None without a session cookie. Raises Rejected."""
-    first = None
+    first, opened = None, None
     for pieces in parse_cookies(header, name, cfg):
         try:
-            return open_pieces(pieces, name, ring, mode, cfg, now)
+            session = open_pieces(pieces, name, ring, mode, cfg, now)
         except Rejected as error:  # try the next variant; report the first variant's error
             first = first or error
+            continue
+        if opened is None:
+            opened = session
+        elif session["session_id"] != opened["session_id"]:  # §6.3: a planted session
+            raise Rejected("conflicting_sessions")
+        elif session["last_refresh"] > opened["last_refresh"]:  # a newer copy of it
+            opened = session
+    if opened is not None:
+        return opened
     if first:
         raise first
     return None

@@ -154,20 +154,41 @@ impl SessionCodec {
         let reject = |reason| Rejection { reason, seen_chunks: seen };
         let now = to_unix(now());
         // Path or domain variants of our cookie name may arrive together; try each variant
-        // (a bounded few) until one opens. Any failure moves on to the next: a stale variant
-        // from another path (expired, under a retired key, or garbage) that the browser sends
-        // first must not shadow the valid session behind it.
+        // (a bounded few). Any failure moves on to the next: a stale variant from another path
+        // (expired, under a retired key, or garbage) that the browser sends first must not
+        // shadow the valid session behind it. Once one opens, the rest are tried too, because
+        // a second one that authenticates is either an older copy of the same session (the
+        // newest wins) or another session planted beside the user's from a sibling subdomain
+        // or a deeper path (cookie tossing): the user's session must not lose to it, and we
+        // cannot tell which is which, so both are refused.
         let mut first_error = None;
+        let mut opened = false;
         for variant in 0..found.variants().max(1) {
-            match self.open_variant(&found, variant, now, session) {
-                Ok(()) => {
-                    session.client_chunks = seen;
-                    return Ok(());
+            if !opened {
+                match self.open_variant(&found, variant, now, session) {
+                    Ok(()) => opened = true,
+                    Err(reason) => {
+                        first_error.get_or_insert(reason);
+                    }
                 }
-                Err(reason) => {
-                    first_error.get_or_insert(reason);
-                }
+                continue;
             }
+            let mut other = Session::new();
+            if self.open_variant(&found, variant, now, &mut other).is_err() {
+                continue;
+            }
+            let (Some(ours), Some(theirs)) = (session.meta, other.meta) else { continue };
+            if ours.session_id != theirs.session_id {
+                *session = Session::new();
+                return Err(reject(RejectReason::Conflicting));
+            }
+            if theirs.last_refresh > ours.last_refresh {
+                *session = other;
+            }
+        }
+        if opened {
+            session.client_chunks = seen;
+            return Ok(());
         }
         Err(reject(first_error.unwrap_or(RejectReason::Forged)))
     }

@@ -206,7 +206,7 @@ mod tests {
                     .build()
                     .unwrap(),
                 1000,
-                4,
+                5, // `__Secure-s` (a Domain and a path): 9 characters more per line than `s`
             ),
             (
                 builder()

@@ -72,17 +72,20 @@ impl SessionConfigBuilder {
         }
     }
 
-    /// Whether to add the `__Host-` prefix to the name when the cookie is `Secure`, `Path=/`
-    /// and has no `Domain` (default: `true`).
+    /// Whether to add a browser prefix to the name (default: `true`): `__Host-` when the cookie
+    /// is `Secure`, `Path=/` and has no `Domain`; `__Secure-` when it is `Secure` but has a
+    /// `Domain` or another path (so a plain-http response cannot plant it). A cookie that is
+    /// not `Secure` gets no prefix.
     ///
-    /// **Weakens security when `false`:** without the prefix, a sibling subdomain or a plain
+    /// **Weakens security when `false`:** without a prefix, a sibling subdomain or a plain
     /// http response can plant a cookie of the same name.
     pub fn host_prefix(mut self, on: bool) -> Self {
         self.host_prefix = on;
         self
     }
 
-    /// The cookie's `Path` (default `/`). Any other path drops the `__Host-` prefix. It must
+    /// The cookie's `Path` (default `/`). Any other path turns the `__Host-` prefix into
+    /// `__Secure-` (see [`host_prefix`](SessionConfigBuilder::host_prefix)). It must
     /// start with `/` and hold only visible ASCII without `;` (percent-encode anything else);
     /// [`build`](SessionConfigBuilder::build) refuses it otherwise, as it would be ignored by
     /// browsers or inject further attributes into every Set-Cookie header.
@@ -94,7 +97,9 @@ impl SessionConfigBuilder {
     /// The cookie's `Domain` (default: none, so only the exact host receives it).
     ///
     /// **Weakens security:** every subdomain then receives the session, and the `__Host-`
-    /// prefix can no longer be used.
+    /// prefix can no longer be used (the name gets `__Secure-` instead). A sibling subdomain
+    /// can then plant a session of its own under that name; open refuses a request that
+    /// carries two different sessions (`RejectReason::Conflicting`) rather than pick one.
     ///
     /// A host name: ASCII letters, digits, `-` and `.` (an internationalized name in its
     /// `xn--` form); [`build`](SessionConfigBuilder::build) refuses anything else.
@@ -110,7 +115,7 @@ impl SessionConfigBuilder {
     /// `http://localhost` as a secure context and accept `Secure` and `__Host-` cookies from it;
     /// Safari (WebKit) does not, and drops them. Set it to `false` only in a development
     /// configuration chosen by an explicit setting (or serve https locally), never from a
-    /// default. Without `Secure`, the name loses its `__Host-` prefix.
+    /// default. Without `Secure`, the name loses its `__Host-` (or `__Secure-`) prefix.
     pub fn cookie_secure(mut self, on: bool) -> Self {
         self.secure = on;
         self
@@ -332,7 +337,8 @@ impl SessionConfigBuilder {
 }
 
 impl SessionConfigBuilder {
-    /// The cookie's name with the `__Host-` prefix when it is on and allowed (`host_allowed`).
+    /// The cookie's name with the `__Host-` prefix when it is on and allowed (`host_allowed`),
+    /// or else `__Secure-` when it is on and the cookie is `Secure`.
     ///
     /// A name that already carries a browser prefix (matched without regard to case, as
     /// browsers do) is taken as given, never prefixed twice (`__Host-__Host-x`), and its
@@ -367,10 +373,12 @@ impl SessionConfigBuilder {
             }
             return Ok(name.clone());
         }
-        Ok(if self.host_prefix && host_allowed {
-            format!("{HOST_PREFIX}{name}")
-        } else {
-            name.clone()
+        // Where `__Host-` cannot apply (a Domain, a deeper Path) but the cookie is Secure,
+        // `__Secure-` still keeps plain-http responses and other schemes from planting it.
+        Ok(match (self.host_prefix, host_allowed, self.secure) {
+            (true, true, _) => format!("{HOST_PREFIX}{name}"),
+            (true, false, true) => format!("{SECURE_PREFIX}{name}"),
+            _ => name.clone(),
         })
     }
 }
@@ -383,8 +391,10 @@ mod tests {
     fn prefix_only_when_allowed() {
         let name = |b: SessionConfigBuilder| b.build().unwrap().name;
         assert_eq!(name(SessionConfig::builder("s").cookie_secure(false)), "s");
-        assert_eq!(name(SessionConfig::builder("s").cookie_path("/app")), "s");
-        assert_eq!(name(SessionConfig::builder("s").cookie_domain("example.com")), "s");
+        assert_eq!(name(SessionConfig::builder("s").cookie_path("/app")), "__Secure-s");
+        assert_eq!(name(SessionConfig::builder("s").cookie_domain("example.com")), "__Secure-s");
+        let insecure_path = SessionConfig::builder("s").cookie_path("/app").cookie_secure(false);
+        assert_eq!(name(insecure_path), "s");
         assert_eq!(name(SessionConfig::builder("s").host_prefix(false)), "s");
     }
 
