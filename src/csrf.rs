@@ -34,9 +34,11 @@ const CSRF_TOKEN_LEN: usize = 32;
 const MASKED_TOKEN_CHARS: usize = (2 * CSRF_TOKEN_LEN * 4).div_ceil(3);
 
 impl Session {
-    /// A CSRF token for this session, masked afresh on every call (see the [module
-    /// docs](crate::csrf)): every token this returns verifies until the session is renewed,
-    /// and no two look alike. The session's secret is made (and stored as a sensitive value)
+    /// A CSRF token for this session, masked afresh on every call: the session's secret XORed
+    /// with a fresh 32-byte pad, sent with the pad (`base64url(pad || pad XOR secret)`), so
+    /// that no two pages carry the same string and a page compressed next to reflected input
+    /// (BREACH) says nothing about the secret. Every token this returns verifies until the
+    /// session is renewed. The session's secret is made (and stored as a sensitive value)
     /// on first use. Put a token in every form that changes state (a hidden field named
     /// [`CSRF_FIELD`]) or send it in the [`CSRF_HEADER`] header, and check it with
     /// [`verify_csrf`](Session::verify_csrf). Making the secret changes the session, so a
