@@ -149,7 +149,7 @@ mod tests {
     /// response must never show it.
     fn errors() -> Vec<(SessionError, u16)> {
         let mut session = Session::new();
-        session.insert_sensitive("k9Zq-key", &"k9Zq-secret").unwrap();
+        session.insert_sensitive("k9Zq-key", "k9Zq-secret").unwrap();
         let value: ValueError = session.get::<char>("k9Zq-key").unwrap_err();
         vec![
             (value.into(), 500),
