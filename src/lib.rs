@@ -136,7 +136,7 @@ pub use keys::{
     FileWatcher, Key, KeyId, KeyInfo, KeyLengthError, KeyRing, KeyRingError, SharedKeyRing,
 };
 pub use random::Randomness;
-pub use session::{MAX_KEY_LEN, Session, SessionId};
+pub use session::{MAX_KEY_LEN, Session, SessionId, SessionTimes};
 pub use size::SessionSize;
 
 /// The README's examples, compiled and run as doctests.

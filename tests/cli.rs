@@ -680,3 +680,102 @@ fn times_past_year_9999_print_as_seconds_since_the_epoch() {
     assert!(listing["keys"][1]["activates_at"].as_str().unwrap().starts_with('@'), "{listing}");
     keys(&path, &["list"]).success().stdout(predicate::str::contains("Z  @"));
 }
+
+/// Issue 25, item 12: `open` prints a session's times exactly as the frame carries them, up to
+/// 2^64 - 1. Every valid test vector that the CLI's settings can open (a cookie, the default
+/// limits) is opened at the vector's `now`, and its three times must be the vector's: RFC 3339
+/// up to year 9999, `@SECONDS` with every digit past it. On main, `expiry_at_u64_max` printed
+/// `@9223372036854775807` (saturated at 2^63 - 1).
+#[test]
+fn open_prints_every_vector_time_exactly() {
+    use sealed_session::keys::file::KeyRingFile;
+    use sealed_session::{Key, KeyRing};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut opened = Vec::new();
+    for file in ["test_vectors/v1.json", "test_vectors/v1-extra.json"] {
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        for v in doc["vectors"].as_array().unwrap() {
+            let config = &v["config"];
+            let defaults = [
+                ("clock_skew_secs", 60),
+                ("max_state_size", 65_536),
+                ("cookie_budget", 6_144),
+                ("max_cookie_header", 32_768),
+            ];
+            let openable = v.get("expected").is_some()
+                && v.get("token_header").is_none()
+                && defaults.iter().all(|(field, value)| config[*field] == *value);
+            if !openable {
+                continue;
+            }
+            let mut ring = KeyRing::new();
+            for key in v["keys"].as_array().unwrap() {
+                let secret = hex(key["secret_hex"].as_str().unwrap());
+                let at = |field: &str| {
+                    std::time::UNIX_EPOCH + Duration::from_secs(key[field].as_u64().unwrap())
+                };
+                ring.insert(
+                    KeyId(key["id"].as_u64().unwrap() as u32),
+                    Key::try_from_slice(&secret).unwrap(),
+                    at("created_at"),
+                    at("activates_at"),
+                )
+                .unwrap();
+            }
+            let ring_path = dir.path().join(format!("{}.json", v["name"].as_str().unwrap()));
+            std::fs::write(&ring_path, KeyRingFile::from_ring(&ring).to_json()).unwrap();
+            std::fs::set_permissions(&ring_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+            let name = v["cookie_name"].as_str().unwrap();
+            let mut command = bin();
+            command.args(["open", "--keys"]).arg(&ring_path);
+            match name.strip_prefix("__Host-") {
+                Some(base) => command.args(["--name", base]),
+                None => command.args(["--name", name, "--no-host-prefix"]),
+            };
+            if v["mode"] == "signed" {
+                command.arg("--signed");
+            }
+            let idle = format!("{}s", config["idle_timeout_secs"].as_u64().unwrap());
+            let now = shown(v["now"].as_u64().unwrap());
+            command.args(["--idle-timeout", &idle, "--at", &now, "--cookie"]);
+            command.arg(v["cookie_header"].as_str().unwrap());
+            let out = command.assert().success().get_output().stdout.clone();
+            let session: Value = serde_json::from_slice(&out).unwrap();
+            let expected = &v["expected"];
+            for field in ["issued_at", "last_refresh", "expires_at"] {
+                let want = shown(expected[field].as_u64().unwrap());
+                assert_eq!(session[field], want.as_str(), "{} {field}", v["name"]);
+            }
+            opened.push(v["name"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(opened.iter().any(|name| name == "expiry_at_u64_max"), "{opened:?}");
+    assert!(opened.len() > 30, "only {} vectors opened: {opened:?}", opened.len());
+}
+
+fn hex(text: &str) -> Vec<u8> {
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
+}
+
+/// Unix seconds as the CLI shows them: RFC 3339 to the second up to 9999-12-31T23:59:59Z,
+/// `@SECONDS` past it. The civil date from days since the epoch is Howard Hinnant's
+/// `civil_from_days`, written out here so the test does not share the CLI's formatter.
+fn shown(secs: u64) -> String {
+    if secs > 253_402_300_799 {
+        return format!("@{secs}");
+    }
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s) = (rest / 3600, rest / 60 % 60, rest % 60);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
+}
