@@ -1609,6 +1609,32 @@ pub fn generate_extra() -> VectorFile {
         T0 + 5,
         Err("malformed"),
     ));
+    v.push(crafted(
+        "zstd_dictionary_id_zero",
+        "A raw-block zstd frame whose Dictionary_ID field is present (one byte) and zero: RFC \
+         8878 gives 0 the meaning of no Dictionary_ID, so the frame names no dictionary and \
+         opens.",
+        &server,
+        &RawFrame::plain(Vec::new()).packed(zstd_raw(&raw_body, Some(0))),
+        T0 + 5,
+        Ok((json!({"a": "stored in a raw zstd block"}), &[])),
+    ));
+    // Single segment, 4-byte content size, Dictionary_ID_flag 1: one byte naming dictionary 7.
+    let mut named_65537 = ZSTD_MAGIC.to_vec();
+    named_65537.extend_from_slice(&[0b1010_0001, 7]);
+    named_65537.extend_from_slice(&65_537u32.to_le_bytes());
+    named_65537.extend_from_slice(&zstd_block(true, 1, 65_537));
+    named_65537.push(0x00);
+    v.push(crafted(
+        "zstd_dictionary_id_declaring_65537",
+        "A complete zstd frame (one RLE block) that names dictionary 7 and declares 65,537 \
+         bytes: the declared size (step 2) is checked before the dictionary id (step 3), so \
+         too_large, not malformed.",
+        &server,
+        &RawFrame::plain(Vec::new()).packed(named_65537),
+        T0 + 5,
+        Err("too_large"),
+    ));
     // -- Dictionary 1 (flag bit 2).
     let dictionary_server = Server {
         limits: Limits { compression_dictionary: true, ..Limits::default() },
