@@ -2331,13 +2331,13 @@ fn ring_file_vectors() -> Vec<RingFileVector> {
             "The same ring in its environment form: `ssk1.` then the compact JSON in \
             base64url without padding.",
             "env",
-            env_text,
+            env_text.clone(),
         ),
         ok(
             "ring_env_plain_json",
             "The environment form also accepts the JSON itself.",
             "env",
-            json_text,
+            json_text.clone(),
         ),
         bad(
             "ring_version_2",
@@ -2402,6 +2402,101 @@ fn ring_file_vectors() -> Vec<RingFileVector> {
             "env",
             "ssk1.not base64!".to_owned(),
             "env_encoding",
+        ),
+        ok(
+            "ring_sha256_null",
+            "The file with `\"sha256\": null`: the same as no `sha256` field (accepted, with the \
+            warning of a file without a checksum).",
+            "file",
+            json_text
+                .lines()
+                .map(|line| match line.find("\"sha256\"") {
+                    Some(at) => format!("{}\"sha256\": null,", &line[..at]),
+                    None => line.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        ok(
+            "ring_env_unicode_white_space",
+            "The environment form between Unicode white space (U+3000 and U+00A0 before, U+2028 \
+            and LF after): trimmed, as Rust's `str::trim` does.",
+            "env",
+            format!(
+                "\u{3000}\u{a0}{env_text}\u{2028}\
+"
+            ),
+        ),
+        bad(
+            "ring_env_unit_separator",
+            "The environment form after U+001F (a control character, not white space): not \
+            trimmed, so the value starts with neither `ssk1.` nor `{`.",
+            "env",
+            format!("\u{1f}{env_text}"),
+            "env_encoding",
+        ),
+        bad(
+            "ring_env_byte_order_mark",
+            "The environment form after U+FEFF (a byte order mark, not white space).",
+            "env",
+            format!("\u{feff}{env_text}"),
+            "env_encoding",
+        ),
+        bad(
+            "ring_byte_order_mark",
+            "A file starting with a UTF-8 byte order mark: not JSON text.",
+            "file",
+            format!("\u{feff}{}", file(&[entry(1, &good, T0, T0)])),
+            "invalid_json",
+        ),
+        bad(
+            "ring_trailing_text",
+            "A file with text after its JSON object (JSON white space after it is allowed; U+00A0 \
+            is not JSON white space).",
+            "file",
+            format!("{} \n\u{a0}", file(&[entry(1, &good, T0, T0)])),
+            "invalid_json",
+        ),
+        bad(
+            "ring_repeated_field",
+            "A file whose `version` appears twice, with the same value.",
+            "file",
+            format!("{{\"version\":1,\"version\":1,\"keys\":[{}]}}", entry(1, &good, T0, T0)),
+            "invalid_json",
+        ),
+        bad(
+            "ring_integer_with_fraction",
+            "A key whose `created_at` is written `1800000000.0`: integers have no fraction or \
+            exponent.",
+            "file",
+            file(&[entry(1, &good, T0, T0).replacen(&format!(":{T0},"), &format!(":{T0}.0,"), 1)]),
+            "invalid_json",
+        ),
+        bad(
+            "ring_integer_minus_zero",
+            "A key whose `id` is written `-0`: integers have no sign.",
+            "file",
+            file(&[entry(1, &good, T0, T0).replacen("\"id\":1,", "\"id\":-0,", 1)]),
+            "invalid_json",
+        ),
+        bad(
+            "ring_time_2_64",
+            "A key whose `activates_at` is 2^64, one past the largest time.",
+            "file",
+            file(&[entry(1, &good, T0, T0).replacen(
+                &format!("\"activates_at\":{T0}"),
+                "\"activates_at\":18446744073709551616",
+                1,
+            )]),
+            "invalid_json",
+        ),
+        bad(
+            "ring_version_2_32",
+            "A file of version 2^32: out of the version's range (an unsigned 32-bit integer), so \
+            not of this shape at all.",
+            "file",
+            format!("{{\"version\":4294967296,\"keys\":[{}]}}", entry(1, &good, T0, T0)),
+            "invalid_json",
         ),
     ]
 }
