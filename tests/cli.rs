@@ -123,11 +123,11 @@ fn rotate_adds_a_pending_key_and_activate_in_zero_makes_it_current() {
         states(&listing),
         [(1, "accepted".into()), (2, "pending".into()), (3, "current".into())]
     );
-    // Key 1 is safe to retire an absolute timeout after key 3 took over sealing.
+    // Key 1 is safe to retire an absolute timeout plus the clock skew after key 3 took over.
     let key = |i: usize| &listing["keys"][i];
     let activated = humantime::parse_rfc3339(key(2)["activates_at"].as_str().unwrap()).unwrap();
     let safe = humantime::parse_rfc3339(key(0)["safe_to_retire_at"].as_str().unwrap()).unwrap();
-    assert_eq!(safe.duration_since(activated).unwrap(), Duration::from_secs(12 * 3600));
+    assert_eq!(safe.duration_since(activated).unwrap(), Duration::from_secs(12 * 3600 + 60));
     assert_eq!(key(1)["safe_to_retire_at"], Value::Null);
     assert_eq!(key(2)["safe_to_retire_at"], Value::Null);
     // The pending key activates an hour (the default) after its creation.
@@ -138,7 +138,7 @@ fn rotate_adds_a_pending_key_and_activate_in_zero_makes_it_current() {
     let out = keys(&path, &["list", "--json", "--absolute-timeout", "1h"]).success();
     let listing: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     let safe = humantime::parse_rfc3339(listing["keys"][0]["safe_to_retire_at"].as_str().unwrap());
-    assert_eq!(safe.unwrap().duration_since(activated).unwrap(), Duration::from_secs(3600));
+    assert_eq!(safe.unwrap().duration_since(activated).unwrap(), Duration::from_secs(3600 + 60));
     assert_eq!(mode(&path), 0o600, "a rewritten ring stays private");
 }
 
@@ -200,8 +200,8 @@ fn retire_refuses_the_current_the_last_and_unknown_keys() {
     keys(&path, &["retire", "seven"]).code(2);
     assert_eq!(std::fs::read(&path).unwrap(), before);
 
-    // Key 1 was superseded a moment ago: retiring it works, with a warning.
-    keys(&path, &["retire", "00000001"])
+    // Key 1 was superseded a moment ago: retiring it takes --force, and warns.
+    keys(&path, &["retire", "00000001", "--force"])
         .success()
         .stdout(predicate::str::contains("retired key 00000001"))
         .stderr(predicate::str::contains("warning"));
@@ -325,7 +325,7 @@ fn open_rejects_tampered_expired_and_misnamed_cookies_with_exit_1() {
     // Under another ring, the key id is unknown.
     let (_other_dir, other) = ring();
     keys(&other, &["rotate", "--activate-in", "0s"]).success();
-    keys(&other, &["retire", "1"]).success();
+    keys(&other, &["retire", "1", "--force"]).success();
     open(&other, &header, &[]).code(1).stderr(predicate::str::contains("unknown key 00000001"));
 }
 
@@ -439,7 +439,9 @@ fn a_failed_write_leaves_the_old_ring_intact() {
     std::fs::write(blocker.join("keep"), "x").unwrap();
 
     keys(&path, &["rotate"]).code(5).stderr(predicate::str::contains("is unchanged"));
-    keys(&path, &["retire", "1"]).code(5).stderr(predicate::str::contains("ring.json.tmp"));
+    keys(&path, &["retire", "1", "--force"])
+        .code(5)
+        .stderr(predicate::str::contains("ring.json.tmp"));
     assert_eq!(std::fs::read(&path).unwrap(), before);
     assert_eq!(load_file(&path).unwrap().len(), 2);
 
@@ -493,7 +495,7 @@ fn a_symlink_planted_at_the_lock_file_is_refused() {
     let fresh = dir.path().join("fresh.json");
     let cases: [(&Path, &[&str], &str); 4] = [
         (&path, &["rotate"], "dangling"),
-        (&path, &["retire", "1"], "existing"),
+        (&path, &["retire", "1", "--force"], "existing"),
         (&path, &["rotate", "--activate-in", "0s"], "existing"),
         (&fresh, &["init"], "dangling"),
     ];
@@ -571,7 +573,7 @@ fn a_rewrite_keeps_the_owner_group_and_mode_of_the_ring() {
             (metadata.uid(), metadata.gid())
         };
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file_mode)).unwrap();
-        for args in [&["rotate", "--activate-in", "0s"][..], &["retire", "1"]] {
+        for args in [&["rotate", "--activate-in", "0s"][..], &["retire", "1", "--force"]] {
             keys(&path, args).success();
             let metadata = std::fs::metadata(&path).unwrap();
             assert_eq!(
@@ -602,7 +604,7 @@ fn a_ring_behind_symlinks_is_written_through_to_its_target() {
     std::os::unix::fs::symlink("..data/ring.json", &link).unwrap();
 
     keys(&link, &["rotate", "--activate-in", "0s"]).success();
-    keys(&link, &["retire", "1"]).success();
+    keys(&link, &["retire", "1", "--force"]).success();
     assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("..data/ring.json"));
     assert_eq!(std::fs::read_link(dir.path().join("..data")).unwrap(), Path::new("v1"));
     let ring = load_file(&target).unwrap();
@@ -778,4 +780,60 @@ fn shown(secs: u64) -> String {
     let year = yoe + era * 400 + i64::from(month <= 2);
     let (h, m, s) = (rest / 3600, rest / 60 % 60, rest % 60);
     format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+/// Issue 25, item 9: `keys retire` of a key that may still open live sessions refuses (exit 4,
+/// the ring unchanged) unless `--force`, and the time it waits for is the one `keys list` shows
+/// and the runbook gives: the successor's activation + absolute timeout + clock skew. Each row:
+/// the timeout options, whether retiring key 1 right after key 2 took over is refused. On main
+/// every row exited 0 (a warning only), and `keys list` left the skew out.
+#[test]
+fn retire_waits_for_the_safe_time_keys_list_shows_unless_forced() {
+    let table: [(&[&str], bool); 5] = [
+        (&[], true),                                                  // 12h + 60s: live sessions
+        (&["--absolute-timeout", "0s"], true),                        // the skew alone still counts
+        (&["--absolute-timeout", "0s", "--clock-skew", "0s"], false), // nothing can be live
+        (&["--absolute-timeout", "1h", "--clock-skew", "0s"], true),
+        (&["--absolute-timeout", "0s", "--clock-skew", "1m"], true),
+    ];
+    for (timeouts, refused) in table {
+        let (_dir, path) = ring();
+        keys(&path, &["rotate", "--activate-in", "0s"]).success();
+        let mut list = vec!["list", "--json"];
+        list.extend_from_slice(timeouts);
+        let out = keys(&path, &list).success().get_output().stdout.clone();
+        let listing: Value = serde_json::from_slice(&out).unwrap();
+        let at = |field: &str, i: usize| {
+            humantime::parse_rfc3339(listing["keys"][i][field].as_str().unwrap()).unwrap()
+        };
+        let waits = at("safe_to_retire_at", 0).duration_since(at("activates_at", 1)).unwrap();
+        let secs = listing["absolute_timeout_secs"].as_u64().unwrap()
+            + listing["clock_skew_secs"].as_u64().unwrap();
+        assert_eq!(waits, Duration::from_secs(secs), "{timeouts:?}: list's safe time");
+
+        let before = std::fs::read(&path).unwrap();
+        let mut retire = vec!["retire", "1"];
+        retire.extend_from_slice(timeouts);
+        if refused {
+            keys(&path, &retire)
+                .code(4)
+                .stderr(predicate::str::contains("--force").and(predicate::str::contains("live")));
+            assert_eq!(std::fs::read(&path).unwrap(), before, "{timeouts:?}: ring changed");
+            retire.push("--force");
+            keys(&path, &retire).success().stderr(predicate::str::contains("warning: --force"));
+        } else {
+            keys(&path, &retire).success().stderr("");
+        }
+        assert_eq!(load_file(&path).unwrap().len(), 1, "{timeouts:?}: key 1 retired");
+    }
+
+    // A pending key far from its activation can be retired (undoing a rotation); one within
+    // the clock skew of it may already seal on a server whose clock runs ahead.
+    let (_dir, path) = ring();
+    keys(&path, &["rotate", "--activate-in", "1h"]).success();
+    keys(&path, &["retire", "2"]).success().stderr("");
+    keys(&path, &["rotate", "--activate-in", "30s"]).success();
+    assert_eq!(states(&list_json(&path)), [(1, "current".into()), (2, "pending".into())]);
+    keys(&path, &["retire", "2"]).code(4).stderr(predicate::str::contains("clock skew"));
+    keys(&path, &["retire", "2", "--force"]).success();
 }
