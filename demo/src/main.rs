@@ -131,9 +131,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (ring, source, file) = key_ring(arg("--keys").cloned())?;
     let keys = SharedKeyRing::new(ring);
     // A key ring file is watched: a rotation rolled out by rewriting it needs no restart, and
-    // an invalid new file keeps the last good ring in service. The watcher must live as long
-    // as the server.
-    let _watcher = file.map(|path| keys.watch_file(path, Duration::from_secs(1)));
+    // an invalid new file keeps the last good ring in service. The ring keeps its own watch,
+    // for as long as the codec below holds it: there is no watcher to keep alive.
+    if let Some(path) = file {
+        keys.keep_watching_file(path, Duration::from_secs(1));
+    }
     let config = SessionConfig::builder("demo").max_cookie_line(2048).build()?;
     let cookie_name = config.cookie_name().to_owned();
     let app_config = config.clone();
