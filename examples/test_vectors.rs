@@ -1609,6 +1609,32 @@ pub fn generate_extra() -> VectorFile {
         T0 + 5,
         Err("malformed"),
     ));
+    v.push(crafted(
+        "zstd_dictionary_id_zero",
+        "A raw-block zstd frame whose Dictionary_ID field is present (one byte) and zero: RFC \
+         8878 gives 0 the meaning of no Dictionary_ID, so the frame names no dictionary and \
+         opens.",
+        &server,
+        &RawFrame::plain(Vec::new()).packed(zstd_raw(&raw_body, Some(0))),
+        T0 + 5,
+        Ok((json!({"a": "stored in a raw zstd block"}), &[])),
+    ));
+    // Single segment, 4-byte content size, Dictionary_ID_flag 1: one byte naming dictionary 7.
+    let mut named_65537 = ZSTD_MAGIC.to_vec();
+    named_65537.extend_from_slice(&[0b1010_0001, 7]);
+    named_65537.extend_from_slice(&65_537u32.to_le_bytes());
+    named_65537.extend_from_slice(&zstd_block(true, 1, 65_537));
+    named_65537.push(0x00);
+    v.push(crafted(
+        "zstd_dictionary_id_declaring_65537",
+        "A complete zstd frame (one RLE block) that names dictionary 7 and declares 65,537 \
+         bytes: the declared size (step 2) is checked before the dictionary id (step 3), so \
+         too_large, not malformed.",
+        &server,
+        &RawFrame::plain(Vec::new()).packed(named_65537),
+        T0 + 5,
+        Err("too_large"),
+    ));
     // -- Dictionary 1 (flag bit 2).
     let dictionary_server = Server {
         limits: Limits { compression_dictionary: true, ..Limits::default() },
@@ -2305,13 +2331,13 @@ fn ring_file_vectors() -> Vec<RingFileVector> {
             "The same ring in its environment form: `ssk1.` then the compact JSON in \
             base64url without padding.",
             "env",
-            env_text,
+            env_text.clone(),
         ),
         ok(
             "ring_env_plain_json",
             "The environment form also accepts the JSON itself.",
             "env",
-            json_text,
+            json_text.clone(),
         ),
         bad(
             "ring_version_2",
@@ -2376,6 +2402,101 @@ fn ring_file_vectors() -> Vec<RingFileVector> {
             "env",
             "ssk1.not base64!".to_owned(),
             "env_encoding",
+        ),
+        ok(
+            "ring_sha256_null",
+            "The file with `\"sha256\": null`: the same as no `sha256` field (accepted, with the \
+            warning of a file without a checksum).",
+            "file",
+            json_text
+                .lines()
+                .map(|line| match line.find("\"sha256\"") {
+                    Some(at) => format!("{}\"sha256\": null,", &line[..at]),
+                    None => line.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        ok(
+            "ring_env_unicode_white_space",
+            "The environment form between Unicode white space (U+3000 and U+00A0 before, U+2028 \
+            and LF after): trimmed, as Rust's `str::trim` does.",
+            "env",
+            format!(
+                "\u{3000}\u{a0}{env_text}\u{2028}\
+"
+            ),
+        ),
+        bad(
+            "ring_env_unit_separator",
+            "The environment form after U+001F (a control character, not white space): not \
+            trimmed, so the value starts with neither `ssk1.` nor `{`.",
+            "env",
+            format!("\u{1f}{env_text}"),
+            "env_encoding",
+        ),
+        bad(
+            "ring_env_byte_order_mark",
+            "The environment form after U+FEFF (a byte order mark, not white space).",
+            "env",
+            format!("\u{feff}{env_text}"),
+            "env_encoding",
+        ),
+        bad(
+            "ring_byte_order_mark",
+            "A file starting with a UTF-8 byte order mark: not JSON text.",
+            "file",
+            format!("\u{feff}{}", file(&[entry(1, &good, T0, T0)])),
+            "invalid_json",
+        ),
+        bad(
+            "ring_trailing_text",
+            "A file with text after its JSON object (JSON white space after it is allowed; U+00A0 \
+            is not JSON white space).",
+            "file",
+            format!("{} \n\u{a0}", file(&[entry(1, &good, T0, T0)])),
+            "invalid_json",
+        ),
+        bad(
+            "ring_repeated_field",
+            "A file whose `version` appears twice, with the same value.",
+            "file",
+            format!("{{\"version\":1,\"version\":1,\"keys\":[{}]}}", entry(1, &good, T0, T0)),
+            "invalid_json",
+        ),
+        bad(
+            "ring_integer_with_fraction",
+            "A key whose `created_at` is written `1800000000.0`: integers have no fraction or \
+            exponent.",
+            "file",
+            file(&[entry(1, &good, T0, T0).replacen(&format!(":{T0},"), &format!(":{T0}.0,"), 1)]),
+            "invalid_json",
+        ),
+        bad(
+            "ring_integer_minus_zero",
+            "A key whose `id` is written `-0`: integers have no sign.",
+            "file",
+            file(&[entry(1, &good, T0, T0).replacen("\"id\":1,", "\"id\":-0,", 1)]),
+            "invalid_json",
+        ),
+        bad(
+            "ring_time_2_64",
+            "A key whose `activates_at` is 2^64, one past the largest time.",
+            "file",
+            file(&[entry(1, &good, T0, T0).replacen(
+                &format!("\"activates_at\":{T0}"),
+                "\"activates_at\":18446744073709551616",
+                1,
+            )]),
+            "invalid_json",
+        ),
+        bad(
+            "ring_version_2_32",
+            "A file of version 2^32: out of the version's range (an unsigned 32-bit integer), so \
+            not of this shape at all.",
+            "file",
+            format!("{{\"version\":4294967296,\"keys\":[{}]}}", entry(1, &good, T0, T0)),
+            "invalid_json",
         ),
     ]
 }

@@ -103,9 +103,20 @@ cpu_ticks() {
 # wrk sends the same Cookie header for a whole run and ignores Set-Cookie; a session older
 # than the refresh interval (60 s) would be sealed again on every response, so each run of the
 # session side logs in afresh (and DURATION stays below the interval).
+# The demo's login form carries a CSRF token: it is read from /api/session first (the load
+# floor has neither, and takes the login without one).
+cookies_set() {
+    sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' | paste -sd ';' | sed 's/;/; /g'
+}
 login() {
-    cookie="$(curl -s -o /dev/null -D - -X POST -d user=bench "${1:-$session_url}/login" |
-        sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' | paste -sd ';' | sed 's/;/; /g')"
+    local base="${1:-$session_url}" first token headers=()
+    first="$(curl -s -D - "$base/api/session")"
+    token="$(printf '%s\n' "$first" | sed -n 's/.*"csrf_token":"\([^"]*\)".*/\1/p')"
+    if [[ -n "$token" ]]; then
+        headers+=(-H "Cookie: $(printf '%s\n' "$first" | cookies_set)" -H "x-csrf-token: $token")
+    fi
+    cookie="$(curl -s -o /dev/null -D - -X POST "${headers[@]}" -d user=bench "$base/login" |
+        cookies_set)"
     [[ -n "$cookie" ]] || { echo "no session cookie from /login" >&2; exit 1; }
 }
 login

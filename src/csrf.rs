@@ -19,7 +19,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64;
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
-use crate::error::SealError;
+use crate::error::{CsrfError, SealError};
 use crate::session::Session;
 
 /// The session key the CSRF token is stored under.
@@ -111,6 +111,17 @@ impl Session {
             _ => return false,
         }
         bool::from(unmasked.ct_eq(&*secret))
+    }
+
+    /// [`verify_csrf`](Session::verify_csrf) as a `Result`, for `?` in a handler: the
+    /// [`CsrfError`] answers `403 Forbidden` (directly or as a
+    /// [`SessionError`](crate::SessionError)).
+    ///
+    /// # Errors
+    ///
+    /// [`CsrfError`] when `submitted` is missing or is not this session's token.
+    pub fn require_csrf(&self, submitted: Option<&str>) -> Result<(), CsrfError> {
+        if self.verify_csrf(submitted) { Ok(()) } else { Err(CsrfError) }
     }
 
     /// The session's CSRF secret, if it has one (a value under [`CSRF_KEY`] that is not 32

@@ -351,6 +351,77 @@ pub enum ValueError {
     },
 }
 
+/// The request did not carry the session's CSRF token (none submitted, or not this session's).
+/// Answers `403 Forbidden` in axum and actix-web, so a handler checks with
+/// `session.require_csrf(..)?`. The submitted text is not kept, so it can never be shown.
+///
+/// # Examples
+///
+/// ```
+/// use sealed_session::{CsrfError, Session};
+///
+/// let mut session = Session::new();
+/// let token = session.csrf_token()?;
+/// assert!(session.require_csrf(Some(&token)).is_ok());
+/// assert!(matches!(session.require_csrf(Some("forged")), Err(CsrfError)));
+/// assert!(session.require_csrf(None).is_err());
+/// # Ok::<(), sealed_session::SealError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the request does not carry the session's CSRF token")]
+pub struct CsrfError;
+
+/// Any failure of a session operation in a handler: what [`ValueError`], [`SealError`] and
+/// [`CsrfError`] (and, with a revocation store, `RevokeError`) convert into, so one handler can
+/// use `?` on all of them. With feature `axum` it is an `IntoResponse`, with `actix-web` a
+/// `ResponseError`: a failed CSRF check answers `403 Forbidden`, anything else (a server-side
+/// fault) an empty `500` with the reason logged through `tracing`. The response never carries
+/// the reason, a key or a value.
+///
+/// # Examples
+///
+/// ```
+/// use sealed_session::{Session, SessionError};
+///
+/// fn handler(session: &mut Session, submitted: Option<&str>) -> Result<u32, SessionError> {
+///     session.require_csrf(submitted)?; // CsrfError
+///     let _token = session.csrf_token()?; // SealError
+///     let visits = session.get::<u32>("visits")?.unwrap_or(0) + 1; // ValueError
+///     session.insert("visits", &visits)?;
+///     Ok(visits)
+/// }
+///
+/// let mut session = Session::new();
+/// let token = session.csrf_token()?;
+/// assert_eq!(handler(&mut session, Some(&token))?, 1);
+/// assert!(matches!(handler(&mut session, None), Err(SessionError::Csrf(_))));
+/// # Ok::<(), SessionError>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// A value could not be stored or read.
+    #[error(transparent)]
+    Value(#[from] ValueError),
+    /// The session could not be sealed, or a token not made.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// The request failed its CSRF check.
+    #[error(transparent)]
+    Csrf(#[from] CsrfError),
+    /// A revocation ("log out", "log out everywhere") could not be recorded.
+    #[error(transparent)]
+    Revoke(#[from] crate::revocation::RevokeError),
+}
+
+impl SessionError {
+    /// Whether the client is at fault: a failed CSRF check (403). Everything else is the
+    /// server's fault and answers 500.
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, SessionError::Csrf(_))
+    }
+}
+
 impl ValueError {
     /// A decoding failure of the value under `key`, classified; rmp-serde's message (which may
     /// quote the value) is dropped here.

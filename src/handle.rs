@@ -250,6 +250,16 @@ impl SessionHandle {
         self.lock().verify_csrf(submitted)
     }
 
+    /// [`verify_csrf`](SessionHandle::verify_csrf) as a `Result` for `?`: see
+    /// [`Session::require_csrf`].
+    ///
+    /// # Errors
+    ///
+    /// [`CsrfError`](crate::CsrfError) when `submitted` is missing or not the session's token.
+    pub fn require_csrf(&self, submitted: Option<&str>) -> Result<(), crate::CsrfError> {
+        self.lock().require_csrf(submitted)
+    }
+
     /// Adds a flash message, shown once by a later request. See [`Session::flash`].
     ///
     /// # Errors

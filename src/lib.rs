@@ -126,7 +126,9 @@ pub use config::{
     DEFAULT_MAX_STATE_SIZE, HOST_PREFIX, SameSite, SessionConfig, SessionConfigBuilder,
 };
 pub use csrf::{CSRF_FIELD, CSRF_HEADER, CSRF_KEY};
-pub use error::{ConfigError, RejectReason, Rejected, Rejection, SealError, ValueError};
+pub use error::{
+    ConfigError, CsrfError, RejectReason, Rejected, Rejection, SealError, SessionError, ValueError,
+};
 pub use flash::FLASH_KEY;
 pub use format::Mode;
 pub use handle::SessionHandle;
@@ -134,7 +136,7 @@ pub use keys::{
     FileWatcher, Key, KeyId, KeyInfo, KeyLengthError, KeyRing, KeyRingError, SharedKeyRing,
 };
 pub use random::Randomness;
-pub use session::{MAX_KEY_LEN, Session, SessionId};
+pub use session::{MAX_KEY_LEN, Session, SessionId, SessionTimes};
 pub use size::SessionSize;
 
 /// The README's examples, compiled and run as doctests.

@@ -370,6 +370,24 @@ impl Session {
         self.meta.map(|meta| from_unix(meta.expires_at))
     }
 
+    /// [`issued_at`](Session::issued_at), [`last_refresh`](Session::last_refresh) and
+    /// [`expires_at`](Session::expires_at) as the frame carries them: whole Unix seconds, exact
+    /// up to `2^64 - 1` (a `SystemTime` stops at the platform's limit, `2^63 - 1` seconds on
+    /// Linux). For tools that print or compare the frame's times.
+    ///
+    /// ```
+    /// use sealed_session::Session;
+    ///
+    /// assert_eq!(Session::new().times_unix(), None, "not sealed yet");
+    /// ```
+    pub fn times_unix(&self) -> Option<SessionTimes> {
+        self.meta.map(|meta| SessionTimes {
+            issued_at: meta.issued_at,
+            last_refresh: meta.last_refresh,
+            expires_at: meta.expires_at,
+        })
+    }
+
     /// The key the session was opened with or last sealed under.
     pub fn key_id(&self) -> Option<KeyId> {
         self.key_id
@@ -399,4 +417,16 @@ impl fmt::Debug for Session {
             .field("changed", &self.changed)
             .finish_non_exhaustive()
     }
+}
+
+/// A session's times in whole Unix seconds, exactly as its frame carries them (see
+/// [`Session::times_unix`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionTimes {
+    /// When the session was issued (first sealed, or last renewed).
+    pub issued_at: u64,
+    /// When the idle window was last refreshed.
+    pub last_refresh: u64,
+    /// When the session's absolute lifetime ends.
+    pub expires_at: u64,
 }

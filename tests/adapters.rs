@@ -24,8 +24,8 @@ use sealed_session::{
 };
 use serde_json::Value;
 use servers::{
-    QUESTION_ROUTE, Running, SAVE_ERROR_BODY, SAVE_ERROR_STATUS, THEME_COOKIE, TOO_BIG_BYTES,
-    TestServer, filler,
+    QUESTION_CSRF_ROUTE, QUESTION_ROUTE, Running, SAVE_ERROR_BODY, SAVE_ERROR_STATUS, THEME_COOKIE,
+    TOO_BIG_BYTES, TestServer, filler,
 };
 
 /// The session's first cookie; further chunks are `NAME.1`, `NAME.2`, ...
@@ -606,6 +606,44 @@ async fn question_mark_errors_reveal_nothing<S: TestServer>() {
     browser.stop().await;
 }
 
+/// One error for a handler (issue 25, item 7): a handler returning `SessionError` uses `?` on
+/// the CSRF check and on a session read. A missing or foreign token answers 403 with the fixed
+/// text; a value that does not decode answers an empty 500; neither writes a cookie.
+async fn one_error_answers_403_for_csrf_and_500_for_values<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    let token = browser.get("/csrf").await.body;
+    let asked = |token: Option<&str>| {
+        let url = browser.server.url(QUESTION_CSRF_ROUTE);
+        let request = browser.client.post(url);
+        send(match token {
+            Some(token) => request.header(sealed_session::CSRF_HEADER, token),
+            None => request,
+        })
+    };
+    let table: [(Option<&str>, u16, &str); 3] = [
+        (None, 403, "invalid CSRF token"),
+        (Some("forged"), 403, "invalid CSRF token"),
+        (Some(&token), 200, "user number 0"),
+    ];
+    for (submitted, status, body) in table {
+        let reply = asked(submitted).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (status, body),
+            "{}: {submitted:?}",
+            S::NAME
+        );
+        assert!(reply.set_cookies.is_empty(), "{}: {reply:?}", S::NAME);
+    }
+
+    browser.login("ada").await;
+    let token = browser.get("/csrf").await.body;
+    let reply = asked(Some(&token)).await;
+    assert_eq!((reply.status, reply.body.as_str()), (500, ""), "{}: {reply:?}", S::NAME);
+    assert!(reply.set_cookies.is_empty(), "{reply:?}");
+    browser.stop().await;
+}
+
 /// With a save-error page configured, a session grown past its budget answers that page, writes
 /// no cookie, and the browser keeps the state it had before.
 async fn over_budget_page_keeps_previous_state<S: TestServer>() {
@@ -930,6 +968,7 @@ macro_rules! suite_for {
                 old_key_session_is_resealed,
                 token_header_transport,
                 question_mark_errors_reveal_nothing,
+                one_error_answers_403_for_csrf_and_500_for_values,
                 over_budget_page_keeps_previous_state,
                 handler_sees_the_budget,
                 rejection_is_visible_to_the_handler,

@@ -200,11 +200,15 @@ async fn journey(browser: Client, base: String) {
     assert_eq!(state["cart"].as_array().map(Vec::len), Some(items), "{state}");
     assert_eq!(names(&jar), chunk_names(jar.len()));
 
-    // Log out: no session cookie is left in the jar.
+    // Log out: every cookie of the session is gone from the jar. The login page it lands on
+    // holds a CSRF token, so the visitor has a new session of one small cookie, and no user.
+    let before = jar[0]["value"].clone();
     b.find("#logout").await.click().await.expect("clicking Log out");
     b.find("#login").await;
     let jar = b.session_cookies().await;
-    assert!(jar.is_empty(), "cookies left after logout: {jar:?}");
+    assert_eq!(names(&jar), [NAME], "cookies left after logout: {jar:?}");
+    assert_ne!(jar[0]["value"], before, "the old session's cookie is still there");
+    assert!(share(&jar) < 300, "the visitor's session is not a small one: {jar:?}");
     let state = b.api_session().await;
     assert_eq!(state["user"], Value::Null, "{state}");
 }
@@ -314,12 +318,15 @@ impl Browser {
         self.client.execute(script, vec![]).await.expect("fetching /api/session")
     }
 
-    /// `POST /cart/grow` from the page's script; the browser stores what the answer sets. The
-    /// redirect is not followed, so a success is a 303.
+    /// `POST /cart/grow` from the page's script, with the session's CSRF token in the
+    /// `x-csrf-token` header (from `/api/session`); the browser stores what the answer sets.
+    /// The redirect is not followed, so a success is a 303.
     async fn grow(&self, count: usize) -> u16 {
-        let script = "return fetch('/cart/grow', { method: 'POST', redirect: 'manual', \
-                      headers: { 'content-type': 'application/x-www-form-urlencoded' }, \
-                      body: 'count=' + arguments[0] }) \
+        let script = "const count = arguments[0]; \
+                      return fetch('/api/session').then(r => r.json()) \
+                      .then(s => fetch('/cart/grow', { method: 'POST', redirect: 'manual', \
+                      headers: { 'content-type': 'application/x-www-form-urlencoded', \
+                      'x-csrf-token': s.csrf_token }, body: 'count=' + count })) \
                       .then(r => r.type === 'opaqueredirect' ? 303 : r.status)";
         let status = self.client.execute(script, vec![json!(count)]).await.expect("a fetch");
         status.as_u64().and_then(|s| u16::try_from(s).ok()).expect("a status")

@@ -123,11 +123,11 @@ fn rotate_adds_a_pending_key_and_activate_in_zero_makes_it_current() {
         states(&listing),
         [(1, "accepted".into()), (2, "pending".into()), (3, "current".into())]
     );
-    // Key 1 is safe to retire an absolute timeout after key 3 took over sealing.
+    // Key 1 is safe to retire an absolute timeout plus the clock skew after key 3 took over.
     let key = |i: usize| &listing["keys"][i];
     let activated = humantime::parse_rfc3339(key(2)["activates_at"].as_str().unwrap()).unwrap();
     let safe = humantime::parse_rfc3339(key(0)["safe_to_retire_at"].as_str().unwrap()).unwrap();
-    assert_eq!(safe.duration_since(activated).unwrap(), Duration::from_secs(12 * 3600));
+    assert_eq!(safe.duration_since(activated).unwrap(), Duration::from_secs(12 * 3600 + 60));
     assert_eq!(key(1)["safe_to_retire_at"], Value::Null);
     assert_eq!(key(2)["safe_to_retire_at"], Value::Null);
     // The pending key activates an hour (the default) after its creation.
@@ -138,7 +138,7 @@ fn rotate_adds_a_pending_key_and_activate_in_zero_makes_it_current() {
     let out = keys(&path, &["list", "--json", "--absolute-timeout", "1h"]).success();
     let listing: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     let safe = humantime::parse_rfc3339(listing["keys"][0]["safe_to_retire_at"].as_str().unwrap());
-    assert_eq!(safe.unwrap().duration_since(activated).unwrap(), Duration::from_secs(3600));
+    assert_eq!(safe.unwrap().duration_since(activated).unwrap(), Duration::from_secs(3600 + 60));
     assert_eq!(mode(&path), 0o600, "a rewritten ring stays private");
 }
 
@@ -200,8 +200,8 @@ fn retire_refuses_the_current_the_last_and_unknown_keys() {
     keys(&path, &["retire", "seven"]).code(2);
     assert_eq!(std::fs::read(&path).unwrap(), before);
 
-    // Key 1 was superseded a moment ago: retiring it works, with a warning.
-    keys(&path, &["retire", "00000001"])
+    // Key 1 was superseded a moment ago: retiring it takes --force, and warns.
+    keys(&path, &["retire", "00000001", "--force"])
         .success()
         .stdout(predicate::str::contains("retired key 00000001"))
         .stderr(predicate::str::contains("warning"));
@@ -331,7 +331,7 @@ fn open_rejects_tampered_expired_and_misnamed_cookies_with_exit_1() {
     // Under another ring, the key id is unknown.
     let (_other_dir, other) = ring();
     keys(&other, &["rotate", "--activate-in", "0s"]).success();
-    keys(&other, &["retire", "1"]).success();
+    keys(&other, &["retire", "1", "--force"]).success();
     open(&other, &header, &[]).code(1).stderr(predicate::str::contains("unknown key 00000001"));
 }
 
@@ -445,7 +445,9 @@ fn a_failed_write_leaves_the_old_ring_intact() {
     std::fs::write(blocker.join("keep"), "x").unwrap();
 
     keys(&path, &["rotate"]).code(5).stderr(predicate::str::contains("is unchanged"));
-    keys(&path, &["retire", "1"]).code(5).stderr(predicate::str::contains("ring.json.tmp"));
+    keys(&path, &["retire", "1", "--force"])
+        .code(5)
+        .stderr(predicate::str::contains("ring.json.tmp"));
     assert_eq!(std::fs::read(&path).unwrap(), before);
     assert_eq!(load_file(&path).unwrap().len(), 2);
 
@@ -499,7 +501,7 @@ fn a_symlink_planted_at_the_lock_file_is_refused() {
     let fresh = dir.path().join("fresh.json");
     let cases: [(&Path, &[&str], &str); 4] = [
         (&path, &["rotate"], "dangling"),
-        (&path, &["retire", "1"], "existing"),
+        (&path, &["retire", "1", "--force"], "existing"),
         (&path, &["rotate", "--activate-in", "0s"], "existing"),
         (&fresh, &["init"], "dangling"),
     ];
@@ -577,7 +579,7 @@ fn a_rewrite_keeps_the_owner_group_and_mode_of_the_ring() {
             (metadata.uid(), metadata.gid())
         };
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file_mode)).unwrap();
-        for args in [&["rotate", "--activate-in", "0s"][..], &["retire", "1"]] {
+        for args in [&["rotate", "--activate-in", "0s"][..], &["retire", "1", "--force"]] {
             keys(&path, args).success();
             let metadata = std::fs::metadata(&path).unwrap();
             assert_eq!(
@@ -608,7 +610,7 @@ fn a_ring_behind_symlinks_is_written_through_to_its_target() {
     std::os::unix::fs::symlink("..data/ring.json", &link).unwrap();
 
     keys(&link, &["rotate", "--activate-in", "0s"]).success();
-    keys(&link, &["retire", "1"]).success();
+    keys(&link, &["retire", "1", "--force"]).success();
     assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("..data/ring.json"));
     assert_eq!(std::fs::read_link(dir.path().join("..data")).unwrap(), Path::new("v1"));
     let ring = load_file(&target).unwrap();
@@ -685,4 +687,159 @@ fn times_past_year_9999_print_as_seconds_since_the_epoch() {
     let listing = list_json(&path);
     assert!(listing["keys"][1]["activates_at"].as_str().unwrap().starts_with('@'), "{listing}");
     keys(&path, &["list"]).success().stdout(predicate::str::contains("Z  @"));
+}
+
+/// Issue 25, item 12: `open` prints a session's times exactly as the frame carries them, up to
+/// 2^64 - 1. Every valid test vector that the CLI's settings can open (a cookie, the default
+/// limits) is opened at the vector's `now`, and its three times must be the vector's: RFC 3339
+/// up to year 9999, `@SECONDS` with every digit past it. On main, `expiry_at_u64_max` printed
+/// `@9223372036854775807` (saturated at 2^63 - 1).
+#[test]
+fn open_prints_every_vector_time_exactly() {
+    use sealed_session::keys::file::KeyRingFile;
+    use sealed_session::{Key, KeyRing};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut opened = Vec::new();
+    for file in ["test_vectors/v1.json", "test_vectors/v1-extra.json"] {
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        for v in doc["vectors"].as_array().unwrap() {
+            let config = &v["config"];
+            let defaults = [
+                ("clock_skew_secs", 60),
+                ("max_state_size", 65_536),
+                ("cookie_budget", 6_144),
+                ("max_cookie_header", 32_768),
+            ];
+            let openable = v.get("expected").is_some()
+                && v.get("token_header").is_none()
+                && defaults.iter().all(|(field, value)| config[*field] == *value);
+            if !openable {
+                continue;
+            }
+            let mut ring = KeyRing::new();
+            for key in v["keys"].as_array().unwrap() {
+                let secret = hex(key["secret_hex"].as_str().unwrap());
+                let at = |field: &str| {
+                    std::time::UNIX_EPOCH + Duration::from_secs(key[field].as_u64().unwrap())
+                };
+                ring.insert(
+                    KeyId(key["id"].as_u64().unwrap() as u32),
+                    Key::try_from_slice(&secret).unwrap(),
+                    at("created_at"),
+                    at("activates_at"),
+                )
+                .unwrap();
+            }
+            let ring_path = dir.path().join(format!("{}.json", v["name"].as_str().unwrap()));
+            std::fs::write(&ring_path, KeyRingFile::from_ring(&ring).to_json()).unwrap();
+            std::fs::set_permissions(&ring_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+            let name = v["cookie_name"].as_str().unwrap();
+            let mut command = bin();
+            command.args(["open", "--keys"]).arg(&ring_path);
+            match name.strip_prefix("__Host-") {
+                Some(base) => command.args(["--name", base]),
+                None => command.args(["--name", name, "--no-host-prefix"]),
+            };
+            if v["mode"] == "signed" {
+                command.arg("--signed");
+            }
+            let idle = format!("{}s", config["idle_timeout_secs"].as_u64().unwrap());
+            let now = shown(v["now"].as_u64().unwrap());
+            command.args(["--idle-timeout", &idle, "--at", &now, "--cookie"]);
+            command.arg(v["cookie_header"].as_str().unwrap());
+            let out = command.assert().success().get_output().stdout.clone();
+            let session: Value = serde_json::from_slice(&out).unwrap();
+            let expected = &v["expected"];
+            for field in ["issued_at", "last_refresh", "expires_at"] {
+                let want = shown(expected[field].as_u64().unwrap());
+                assert_eq!(session[field], want.as_str(), "{} {field}", v["name"]);
+            }
+            opened.push(v["name"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(opened.iter().any(|name| name == "expiry_at_u64_max"), "{opened:?}");
+    assert!(opened.len() > 30, "only {} vectors opened: {opened:?}", opened.len());
+}
+
+fn hex(text: &str) -> Vec<u8> {
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
+}
+
+/// Unix seconds as the CLI shows them: RFC 3339 to the second up to 9999-12-31T23:59:59Z,
+/// `@SECONDS` past it. The civil date from days since the epoch is Howard Hinnant's
+/// `civil_from_days`, written out here so the test does not share the CLI's formatter.
+fn shown(secs: u64) -> String {
+    if secs > 253_402_300_799 {
+        return format!("@{secs}");
+    }
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s) = (rest / 3600, rest / 60 % 60, rest % 60);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+/// Issue 25, item 9: `keys retire` of a key that may still open live sessions refuses (exit 4,
+/// the ring unchanged) unless `--force`, and the time it waits for is the one `keys list` shows
+/// and the runbook gives: the successor's activation + absolute timeout + clock skew. Each row:
+/// the timeout options, whether retiring key 1 right after key 2 took over is refused. On main
+/// every row exited 0 (a warning only), and `keys list` left the skew out.
+#[test]
+fn retire_waits_for_the_safe_time_keys_list_shows_unless_forced() {
+    let table: [(&[&str], bool); 5] = [
+        (&[], true),                                                  // 12h + 60s: live sessions
+        (&["--absolute-timeout", "0s"], true),                        // the skew alone still counts
+        (&["--absolute-timeout", "0s", "--clock-skew", "0s"], false), // nothing can be live
+        (&["--absolute-timeout", "1h", "--clock-skew", "0s"], true),
+        (&["--absolute-timeout", "0s", "--clock-skew", "1m"], true),
+    ];
+    for (timeouts, refused) in table {
+        let (_dir, path) = ring();
+        keys(&path, &["rotate", "--activate-in", "0s"]).success();
+        let mut list = vec!["list", "--json"];
+        list.extend_from_slice(timeouts);
+        let out = keys(&path, &list).success().get_output().stdout.clone();
+        let listing: Value = serde_json::from_slice(&out).unwrap();
+        let at = |field: &str, i: usize| {
+            humantime::parse_rfc3339(listing["keys"][i][field].as_str().unwrap()).unwrap()
+        };
+        let waits = at("safe_to_retire_at", 0).duration_since(at("activates_at", 1)).unwrap();
+        let secs = listing["absolute_timeout_secs"].as_u64().unwrap()
+            + listing["clock_skew_secs"].as_u64().unwrap();
+        assert_eq!(waits, Duration::from_secs(secs), "{timeouts:?}: list's safe time");
+
+        let before = std::fs::read(&path).unwrap();
+        let mut retire = vec!["retire", "1"];
+        retire.extend_from_slice(timeouts);
+        if refused {
+            keys(&path, &retire)
+                .code(4)
+                .stderr(predicate::str::contains("--force").and(predicate::str::contains("live")));
+            assert_eq!(std::fs::read(&path).unwrap(), before, "{timeouts:?}: ring changed");
+            retire.push("--force");
+            keys(&path, &retire).success().stderr(predicate::str::contains("warning: --force"));
+        } else {
+            keys(&path, &retire).success().stderr("");
+        }
+        assert_eq!(load_file(&path).unwrap().len(), 1, "{timeouts:?}: key 1 retired");
+    }
+
+    // A pending key far from its activation can be retired (undoing a rotation); one within
+    // the clock skew of it may already seal on a server whose clock runs ahead.
+    let (_dir, path) = ring();
+    keys(&path, &["rotate", "--activate-in", "1h"]).success();
+    keys(&path, &["retire", "2"]).success().stderr("");
+    keys(&path, &["rotate", "--activate-in", "30s"]).success();
+    assert_eq!(states(&list_json(&path)), [(1, "current".into()), (2, "pending".into())]);
+    keys(&path, &["retire", "2"]).code(4).stderr(predicate::str::contains("clock skew"));
+    keys(&path, &["retire", "2", "--force"]).success();
 }

@@ -1,7 +1,9 @@
 //! The demo (`demo/`, a package of the workspace) builds as the README says (`cargo run -p
 //! sealed-session-demo`), starts, and serves its pages: a cookie-jar client logs in, grows the cart until the
-//! session spans three cookies, then past its budget (a "session full" page, the cart kept as
-//! it was, a line on the console), and logs out.
+//! session spans three cookies, then past its budget (a "session full" page that sets no
+//! cookie, the cart kept as it was, a line on the console), fills the notes past it too (the
+//! same wording), and logs out. Every form carries the CSRF token, and every post without it
+//! is refused with 403.
 //!
 //! The demo is built and started by `tests/common/processes.rs` (shared with the browser and
 //! fleet tests): cargo builds the example (a no-op when `cargo test` has just built it), the
@@ -49,16 +51,22 @@ async fn demo_serves_its_pages() {
         .no_proxy()
         .build()
         .expect("a reqwest client");
-    let form = |path: &str, body: &'static str| {
-        client
-            .post(demo.url(path))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-    };
     let session = async || -> Value {
         let response = client.get(demo.url("/api/session")).send().await.expect("the demo answers");
         assert_eq!(response.status(), StatusCode::OK);
         json_of(response).await
+    };
+    // A form post without the CSRF token, and one with the session's current token.
+    let bare = |path: &str, body: &str| {
+        client
+            .post(demo.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned())
+    };
+    let form = async |path: &str, body: &str| {
+        let token = session().await["csrf_token"].as_str().expect("a token").to_owned();
+        let body = format!("{body}&csrf_token={token}");
+        bare(path, &body).send().await.expect("the demo answers")
     };
 
     let page = client.get(demo.url("/")).send().await.expect("the demo answers");
@@ -66,8 +74,12 @@ async fn demo_serves_its_pages() {
     let page = page.text().await.expect("a page");
     assert!(page.contains("<h1>sealed-session demo</h1>"), "{page}");
     assert!(page.contains(r#"id="login""#), "a visitor sees the login form");
+    let forms = page.matches("<form ").count();
+    assert_eq!(page.matches(r#"name="csrf_token""#).count(), forms, "a form without a token");
 
-    let login = form("/login", "user=ada").send().await.expect("the demo answers");
+    let refused = bare("/login", "user=ada").send().await.expect("the demo answers");
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN, "a login without the CSRF token");
+    let login = form("/login", "user=ada").await;
     assert_eq!(login.status(), StatusCode::SEE_OTHER);
     assert_eq!(session_cookies(&jar, &base), [NAME]);
     let state = session().await;
@@ -75,11 +87,31 @@ async fn demo_serves_its_pages() {
     let page = client.get(demo.url("/")).send().await.expect("the demo answers");
     let page = page.text().await.expect("a page");
     assert!(page.contains(r#"<strong id="user">ada</strong>"#), "{page}");
+    let forms = page.matches("<form ").count();
+    assert_eq!(forms, 6, "{page}");
+    assert_eq!(page.matches(r#"name="csrf_token""#).count(), forms, "a form without a token");
+    // Every route that changes the session refuses a post without the token, changing nothing.
+    let routes = [
+        ("/cart/add", "name=tea"),
+        ("/cart/grow", "count=10"),
+        ("/cart/shrink", "count=10"),
+        ("/notes/add", "note=x"),
+        ("/logout", ""),
+        ("/logout-everywhere", ""),
+    ];
+    for (path, body) in routes {
+        let before = session().await;
+        let response = bare(path, body).send().await.expect("the demo answers");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path} without the token");
+        let after = session().await;
+        assert_eq!((&after["user"], &after["cart"]), (&before["user"], &before["cart"]), "{path}");
+        assert_eq!(after["notes"], before["notes"], "{path}");
+    }
 
     // Grow the cart until the session spans three cookies (the demo splits at 2,048 bytes).
     let mut grown = 0;
     let state = loop {
-        let grow = form("/cart/grow", "count=10").send().await.expect("the demo answers");
+        let grow = form("/cart/grow", "count=10").await;
         assert_eq!(grow.status(), StatusCode::SEE_OTHER, "growing the cart failed");
         grown += 10;
         let state = session().await;
@@ -101,11 +133,15 @@ async fn demo_serves_its_pages() {
     assert_eq!(state["chunks"].as_u64(), Some(sent.len() as u64), "{state}");
     assert_eq!(session_cookies(&jar, &base).len(), sent.len());
 
-    // Past the budget, the demo says so and keeps the cart as it was.
+    // Past the budget, the demo says so and keeps the cart as it was. The session is put back
+    // as the request found it, so the answer sets no cookie (a re-sent 6 KB session would
+    // overflow nginx's default proxy_buffer_size: a 502).
     let page = loop {
         let before = session().await["cart"].as_array().expect("a cart").len();
-        let grow = form("/cart/grow", "count=10").send().await.expect("the demo answers");
+        let grow = form("/cart/grow", "count=10").await;
         if grow.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            let set = grow.headers().get_all("set-cookie").iter().count();
+            assert_eq!(set, 0, "the session-full answer re-sent {set} cookie(s)");
             let after = session().await["cart"].as_array().expect("a cart").len();
             assert_eq!(after, before, "the refused change was kept");
             break grow.text().await.expect("a page");
@@ -117,8 +153,32 @@ async fn demo_serves_its_pages() {
     assert!(page.contains(r#"id="session-full""#), "{page}");
     assert!(page.contains("not saved"), "{page}");
     assert_eq!(session().await["user"], "ada", "the session survives a refused change");
+    // The notes do not check the size: the layer's fallback answers the same page, in the same
+    // words.
+    let wording = "bytes of cookies, the budget is 6144 bytes";
+    assert!(page.contains(wording), "{page}");
+    // Letters compression cannot fold: a xorshift stream.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let notes_page = loop {
+        let note: String = (0..400)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'a' + (x % 26) as u8)
+            })
+            .collect();
+        let add = form("/notes/add", &format!("note={note}")).await;
+        if add.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            break add.text().await.expect("a page");
+        }
+        assert_eq!(add.status(), StatusCode::SEE_OTHER, "adding a note failed");
+        assert!(session().await["notes"].as_array().expect("notes").len() < 50, "never full");
+    };
+    assert!(notes_page.contains(r#"id="session-full""#), "{notes_page}");
+    assert!(notes_page.contains(wording), "the two full pages word it differently: {notes_page}");
 
-    let logout = form("/logout", "").send().await.expect("the demo answers");
+    let logout = form("/logout", "").await;
     assert_eq!(logout.status(), StatusCode::SEE_OTHER);
     assert_eq!(session_cookies(&jar, &base), Vec::<String>::new(), "cookies left after logout");
     let state = session().await;

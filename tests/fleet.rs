@@ -238,7 +238,8 @@ impl User {
         None
     }
 
-    /// A request that must answer `expected`; anything else counts as rejected.
+    /// A request that must answer `expected`; anything else counts as rejected. A form carries
+    /// the session's CSRF token, as the demo's pages do: fetched from `/api/session` first.
     async fn expect(
         &self,
         client: &Client,
@@ -246,6 +247,18 @@ impl User {
         form: Option<String>,
         expected: StatusCode,
     ) -> bool {
+        let form = match form {
+            Some(body) => {
+                let Some((StatusCode::OK, state)) = self.send(client, "/api/session", None).await
+                else {
+                    let text = format!("{}: no CSRF token for {path}", self.name);
+                    self.counts.problem(&self.counts.rejected, text);
+                    return false;
+                };
+                Some(format!("{body}&csrf_token={}", csrf_token(&state)))
+            }
+            None => None,
+        };
         match self.send(client, path, form).await {
             Some((status, _)) if status == expected => true,
             other => {
@@ -331,6 +344,18 @@ impl User {
             self.counts.problem(&self.counts.left_after_logout, text);
         }
     }
+}
+
+/// The CSRF token in an `/api/session` answer.
+fn csrf_token(state: &str) -> String {
+    let state: Value = serde_json::from_str(state).expect("/api/session is JSON");
+    state["csrf_token"].as_str().expect("a CSRF token").to_owned()
+}
+
+/// The session's CSRF token, from `/api/session` under `base`.
+async fn fetch_token(client: &Client, base: &Url) -> String {
+    let response = client.get(base.join("api/session").expect("a path")).send().await;
+    csrf_token(&response.expect("nginx answers").text().await.expect("a body"))
 }
 
 fn client(jar: &Arc<Jar>) -> Client {
@@ -448,12 +473,14 @@ async fn a_fleet_loses_no_session_when_a_node_dies_mid_rotation() {
     let jar = Arc::new(Jar::default());
     let browser = client(&jar);
     let base = nginx.url("/");
-    let post = |path: &str, body: String| {
+    let post = async |path: &str, body: String| {
+        let token = fetch_token(&browser, &base).await;
         browser
             .post(base.join(path).expect("a path"))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
+            .body(format!("{body}&csrf_token={token}"))
             .send()
+            .await
     };
     let login = post("/login", "user=big".to_owned()).await.expect("nginx answers");
     assert_eq!(login.status(), StatusCode::SEE_OTHER);
@@ -497,12 +524,15 @@ async fn a_fleet_loses_no_session_when_a_node_dies_mid_rotation() {
     // Printed, not asserted (the default depends on the page size).
     let stock_jar = Arc::new(Jar::default());
     let stock = client(&stock_jar);
-    let stock_post = |path: &str, body: String| {
+    let stock_base = base.join("/stock/").expect("a path");
+    let stock_post = async |path: &str, body: String| {
+        let token = fetch_token(&stock, &stock_base).await;
         stock
             .post(base.join(path).expect("a path"))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
+            .body(format!("{body}&csrf_token={token}"))
             .send()
+            .await
     };
     let login = stock_post("/stock/login", "user=stock".to_owned()).await.expect("nginx answers");
     assert_eq!(login.status(), StatusCode::SEE_OTHER);

@@ -435,3 +435,39 @@ fn a_torn_read_is_retried_when_the_rewrite_ends_within_the_same_time_tick() {
     drop(watcher);
     assert_eq!(keys.snapshot().secret(KeyId(1)), rings[1].secret(KeyId(1)), "new ring in service");
 }
+
+/// Issue 25, item 6: `SharedKeyRing::watching_file` keeps its watch for as long as a clone of
+/// the ring lives, with no watcher for the caller to keep (or drop by mistake). The handle the
+/// call returned is moved into a codec; a rotation written later still reaches that codec. When
+/// the codec (the last clone) goes, the watch ends with it: the file's directory can be removed
+/// and nothing reloads.
+#[test]
+fn a_ring_watching_its_file_keeps_watching_without_a_watcher_to_keep() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring.json");
+    let now = SystemTime::now();
+    let mut ring = KeyRing::new();
+    ring.insert(KeyId(1), Key::generate(), now - HOUR, now - HOUR).unwrap();
+    write_ring(&path, KeyRingFile::from_ring(&ring).to_json().as_bytes());
+
+    let codec = SessionCodec::new(
+        config(),
+        SharedKeyRing::watching_file(&path, Duration::from_millis(5)).unwrap(),
+    );
+    let rotated = [(1u32, 1usize), (2, 2), (3, 3)];
+    for (id, expected_len) in rotated {
+        if id > 1 {
+            ring.insert(KeyId(id), Key::generate(), now, now).unwrap();
+            write_ring(&path, KeyRingFile::from_ring(&ring).to_json().as_bytes());
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while codec.keys().snapshot().len() != expected_len {
+            assert!(std::time::Instant::now() < deadline, "key {id} never reached the codec");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    // The last clone goes: its watch is stopped (joined), so dropping returns promptly.
+    let started = std::time::Instant::now();
+    drop(codec);
+    assert!(started.elapsed() < Duration::from_secs(5), "the watch did not stop");
+}

@@ -576,10 +576,18 @@ def parse_ring(text, form="file"):
     def uint(x, bits):
         return type(x) is int and 0 <= x < 1 << bits
 
+    def unsigned(digits):
+        # §2.1: integers are written without sign, fraction or exponent; `-0` is not 0.
+        if digits.startswith("-"):
+            raise ValueError("signed integer")
+        return int(digits)
+
     try:
-        doc = json.loads(text, object_pairs_hook=unique)
+        doc = json.loads(text, object_pairs_hook=unique, parse_int=unsigned)
     except ValueError:
         raise RingError("invalid_json") from None
+    if isinstance(doc, dict) and "sha256" in doc and doc["sha256"] is None:
+        del doc["sha256"]  # §2.1: null is the same as no field
     fields = {"id": 32, "secret": None, "created_at": 64, "activates_at": 64}
     shape = (isinstance(doc, dict)
              and doc.keys() in ({"version", "keys"}, {"version", "sha256", "keys"})

@@ -21,10 +21,17 @@
 //!
 //! The demo splits cookies at 2,048 bytes (half the browser limit) so that chunking shows at
 //! modest sizes; the Cookie header budget is the library's default. Past it, the cart's
-//! handlers see it coming (`SessionHandle::size`) and answer a "session full" page, keeping the
-//! cart as it was; the notes rely on the layer's fallback (`SessionLayer::on_save_error`), which
+//! handlers see it coming (`SessionHandle::size`) and answer a "session full" page, putting the
+//! session back exactly as the request found it (the README's restore pattern), so the answer
+//! sets no cookie at all; the notes rely on the layer's fallback (`SessionLayer::on_save_error`), which
 //! answers the same page and writes nothing. Either way the reason is logged on the console
 //! (`tracing`, on stderr).
+//!
+//! Every form carries the session's CSRF token (a hidden `csrf_token` field; scripts send it in
+//! the `x-csrf-token` header, from the page's `csrf-token` meta tag or `/api/session`), and
+//! every route that changes the session checks it with `require_csrf_headers(..)?`, which
+//! answers 403 without it. Only `POST /bench/write`, a load-test route no page links to, takes
+//! none.
 //!
 //! Logging out revokes the session, so a copy of its cookies taken before is worthless after.
 //! "Log out everywhere" (`POST /logout-everywhere`) revokes every session of the user signed in
@@ -54,8 +61,8 @@ use axum::{Json, Router, ServiceExt};
 use sealed_session::integrations::tower::SessionLayer;
 use sealed_session::revocation::{MemoryRevocations, Revocation};
 use sealed_session::{
-    Key, KeyRing, SealError, SessionCodec, SessionConfig, SessionHandle, SessionSize,
-    SharedKeyRing, ValueError,
+    CSRF_FIELD, Key, KeyRing, SealError, SessionCodec, SessionConfig, SessionError, SessionHandle,
+    SessionSize, SharedKeyRing, ValueError,
 };
 use serde::{Deserialize, Serialize};
 use tower::Layer as _;
@@ -124,9 +131,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (ring, source, file) = key_ring(arg("--keys").cloned())?;
     let keys = SharedKeyRing::new(ring);
     // A key ring file is watched: a rotation rolled out by rewriting it needs no restart, and
-    // an invalid new file keeps the last good ring in service. The watcher must live as long
-    // as the server.
-    let _watcher = file.map(|path| keys.watch_file(path, Duration::from_secs(1)));
+    // an invalid new file keeps the last good ring in service. The ring keeps its own watch,
+    // for as long as the codec below holds it: there is no watcher to keep alive.
+    if let Some(path) = file {
+        keys.keep_watching_file(path, Duration::from_secs(1));
+    }
     let config = SessionConfig::builder("demo").max_cookie_line(2048).build()?;
     let cookie_name = config.cookie_name().to_owned();
     let app_config = config.clone();
@@ -156,7 +165,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A session grown past its budget where no handler checked: the same page, nothing written.
     let app = SessionLayer::new(codec)
         .with_revocation(revocation)
-        .on_save_error(|error: &SealError| session_full(&error.to_string()))
+        .on_save_error(|error: &SealError| session_full(&seal_error_reason(error)))
         .layer(app);
 
     println!("sealed-session demo: keys from {source}");
@@ -169,6 +178,39 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn exit(message: &str) -> ! {
     eprintln!("sealed-session demo: {message}");
     std::process::exit(2)
+}
+
+/// Why a session could not be saved, in the one wording both "session full" paths use.
+fn seal_error_reason(error: &SealError) -> String {
+    match error {
+        SealError::TooLarge { needed, budget, .. } => cookie_bytes_reason(*needed, *budget),
+        SealError::TooManyCookies { chunks, max, .. } => cookie_count_reason(*chunks, *max),
+        SealError::StateTooLarge { size, max } => state_reason(*size, *max),
+        other => other.to_string(),
+    }
+}
+
+/// Why a measured session does not fit, in the same wording.
+fn size_reason(size: &SessionSize) -> String {
+    if size.cookie_bytes > size.cookie_budget {
+        cookie_bytes_reason(size.cookie_bytes, size.cookie_budget)
+    } else if size.cookies > size.max_cookies {
+        cookie_count_reason(size.cookies, size.max_cookies)
+    } else {
+        state_reason(size.state_bytes, size.max_state_size)
+    }
+}
+
+fn cookie_bytes_reason(needed: usize, budget: usize) -> String {
+    format!("it would need {needed} bytes of cookies, the budget is {budget} bytes")
+}
+
+fn cookie_count_reason(cookies: usize, max: usize) -> String {
+    format!("it would need {cookies} cookies, a session may span {max}")
+}
+
+fn state_reason(size: usize, max: usize) -> String {
+    format!("its state would be {size} bytes, the maximum is {max} bytes")
 }
 
 /// The page for a change that would make the session too large to keep in cookies: nothing
@@ -239,12 +281,22 @@ async fn revocation(
 #[derive(Deserialize)]
 struct LoginForm {
     user: String,
+    csrf_token: Option<String>,
+}
+
+/// A form that carries nothing but the CSRF token.
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf_token: Option<String>,
 }
 
 async fn login(
     session: SessionHandle,
+    headers: HeaderMap,
     Form(form): Form<LoginForm>,
-) -> Result<Redirect, ValueError> {
+) -> Result<Redirect, SessionError> {
+    // Checked at login too: a forged login would sign the visitor in as the attacker.
+    session.require_csrf_headers(&headers, form.csrf_token.as_deref())?;
     let user = form.user.trim();
     if user.is_empty() || user.len() > 64 {
         return Ok(Redirect::to("/"));
@@ -256,9 +308,14 @@ async fn login(
 }
 
 /// Purging the session makes the layer revoke it: a copy of its cookies is worthless now.
-async fn logout(session: SessionHandle) -> Redirect {
+async fn logout(
+    session: SessionHandle,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Result<Redirect, SessionError> {
+    session.require_csrf_headers(&headers, form.csrf_token.as_deref())?;
     session.purge();
-    Redirect::to("/")
+    Ok(Redirect::to("/"))
 }
 
 /// Revokes every session of the user signed in before now, on every device, then purges this
@@ -266,7 +323,10 @@ async fn logout(session: SessionHandle) -> Redirect {
 async fn logout_everywhere(
     State(app): State<App>,
     session: SessionHandle,
-) -> Result<Response, ValueError> {
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, SessionError> {
+    session.require_csrf_headers(&headers, form.csrf_token.as_deref())?;
     let Some(user) = session.get::<String>("user")? else {
         return Ok(Redirect::to("/").into_response());
     };
@@ -285,6 +345,7 @@ struct AddForm {
     name: String,
     #[serde(default = "one")]
     qty: u32,
+    csrf_token: Option<String>,
 }
 
 fn one() -> u32 {
@@ -293,8 +354,10 @@ fn one() -> u32 {
 
 async fn cart_add(
     session: SessionHandle,
+    headers: HeaderMap,
     Form(form): Form<AddForm>,
-) -> Result<Response, ValueError> {
+) -> Result<Response, SessionError> {
+    session.require_csrf_headers(&headers, form.csrf_token.as_deref())?;
     let name = form.name.trim().chars().take(80).collect::<String>();
     if name.is_empty() {
         return Ok(Redirect::to("/").into_response());
@@ -309,6 +372,7 @@ async fn cart_add(
 struct CountForm {
     #[serde(default = "ten")]
     count: usize,
+    csrf_token: Option<String>,
 }
 
 fn ten() -> usize {
@@ -318,8 +382,10 @@ fn ten() -> usize {
 /// Adds `count` varied items: enough of them makes the session span several cookies.
 async fn cart_grow(
     session: SessionHandle,
+    headers: HeaderMap,
     Form(form): Form<CountForm>,
-) -> Result<Response, ValueError> {
+) -> Result<Response, SessionError> {
+    session.require_csrf_headers(&headers, form.csrf_token.as_deref())?;
     update_cart(&session, |cart| {
         for _ in 0..form.count.min(200) {
             let n = cart.len() as u32 + 1;
@@ -338,19 +404,24 @@ async fn cart_grow(
 /// Removes `count` items from the end of the cart.
 async fn cart_shrink(
     session: SessionHandle,
+    headers: HeaderMap,
     Form(form): Form<CountForm>,
-) -> Result<Response, ValueError> {
+) -> Result<Response, SessionError> {
+    session.require_csrf_headers(&headers, form.csrf_token.as_deref())?;
     update_cart(&session, |cart| cart.truncate(cart.len().saturating_sub(form.count)))
 }
 
 /// Changes the cart, checking before answering that the session still fits its cookies: if
-/// not, the cart is put back as it was and the "session full" page says so.
+/// not, the session is put back exactly as the request found it (the README's restore
+/// pattern), so the answer re-sends no cookie, and the "session full" page says why. Putting
+/// the old cart back with `insert` instead would mark the session changed and re-send every
+/// cookie of it: about 6 KB of Set-Cookie, more than nginx's default `proxy_buffer_size`.
 fn update_cart(
     session: &SessionHandle,
     change: impl FnOnce(&mut Vec<CartItem>),
-) -> Result<Response, ValueError> {
-    let before: Vec<CartItem> = session.get_or_default("cart")?;
-    let mut cart = before.clone();
+) -> Result<Response, SessionError> {
+    let before = session.with(|s| s.clone());
+    let mut cart: Vec<CartItem> = session.get_or_default("cart")?;
     change(&mut cart);
     if cart.is_empty() {
         session.remove_raw("cart");
@@ -360,35 +431,26 @@ fn update_cart(
     let size = session.size().expect("the layer's handles measure");
     if !size.fits() {
         tracing::warn!(%size, "cart change refused: the session would not fit its cookies");
-        if before.is_empty() {
-            session.remove_raw("cart");
-        } else {
-            session.insert("cart", &before)?;
-        }
-        return Ok(session_full(&describe(&size)));
+        *session.lock() = before;
+        return Ok(session_full(&size_reason(&size)));
     }
     Ok(Redirect::to("/").into_response())
-}
-
-/// A size for the "session full" page.
-fn describe(size: &SessionSize) -> String {
-    format!(
-        "it would take {} bytes of cookies, the budget is {}",
-        size.cookie_bytes, size.cookie_budget
-    )
 }
 
 #[derive(Deserialize)]
 struct NoteForm {
     note: String,
+    csrf_token: Option<String>,
 }
 
 /// Adds a note without checking the size: past the budget, the layer's `on_save_error` page
 /// answers instead and nothing is written.
 async fn notes_add(
     session: SessionHandle,
+    headers: HeaderMap,
     Form(form): Form<NoteForm>,
-) -> Result<Redirect, ValueError> {
+) -> Result<Redirect, SessionError> {
+    session.require_csrf_headers(&headers, form.csrf_token.as_deref())?;
     let note = form.note.trim().chars().take(500).collect::<String>();
     if !note.is_empty() {
         session.update("notes", |notes: &mut Vec<String>| notes.push(note))?;
@@ -445,15 +507,18 @@ struct SessionView {
     key_id: Option<String>,
     chunks: usize,
     cookies: Vec<(String, usize)>,
+    /// For scripts: send it in the `x-csrf-token` header (made on first use).
+    csrf_token: String,
 }
 
 fn view(
     session: &SessionHandle,
     headers: &HeaderMap,
     app: &App,
-) -> Result<SessionView, ValueError> {
+) -> Result<SessionView, SessionError> {
     session.with(|s| {
         Ok(SessionView {
+            csrf_token: s.csrf_token()?,
             user: s.get("user")?,
             cart: s.get_or_default("cart")?,
             notes: s.get_or_default("notes")?,
@@ -465,12 +530,17 @@ fn view(
     })
 }
 
+/// The hidden field every form carries.
+fn csrf_field(token: &str) -> String {
+    format!(r#"<input type="hidden" name="{CSRF_FIELD}" value="{}">"#, escape(token))
+}
+
 /// The session as JSON, for scripts and tests.
 async fn api_session(
     State(app): State<App>,
     session: SessionHandle,
     headers: HeaderMap,
-) -> Result<Json<SessionView>, ValueError> {
+) -> Result<Json<SessionView>, SessionError> {
     Ok(Json(view(&session, &headers, &app)?))
 }
 
@@ -478,18 +548,20 @@ async fn index(
     State(app): State<App>,
     session: SessionHandle,
     headers: HeaderMap,
-) -> Result<Html<String>, ValueError> {
+) -> Result<Html<String>, SessionError> {
     let v = view(&session, &headers, &app)?;
+    let csrf = csrf_field(&v.csrf_token);
     let account = match &v.user {
         Some(user) => format!(
             r#"<p>Logged in as <strong id="user">{}</strong>.</p>
-<form method="post" action="/logout"><button id="logout">Log out</button></form>
-<form method="post" action="/logout-everywhere"><button id="logout-everywhere">Log out everywhere</button></form>"#,
+<form method="post" action="/logout">{csrf}<button id="logout">Log out</button></form>
+<form method="post" action="/logout-everywhere">{csrf}<button id="logout-everywhere">Log out everywhere</button></form>"#,
             escape(user)
         ),
-        None => r#"<form method="post" action="/login"><input name="user" id="user-input" placeholder="name" required>
+        None => format!(
+            r#"<form method="post" action="/login">{csrf}<input name="user" id="user-input" placeholder="name" required>
 <button id="login">Log in</button></form>"#
-            .to_owned(),
+        ),
     };
     let cart_rows: String = v
         .cart
@@ -514,6 +586,7 @@ async fn index(
     Ok(Html(format!(
         r#"<!doctype html>
 <html><head><meta charset="utf-8"><title>sealed-session demo</title>
+<meta name="csrf-token" content="{csrf_token}">
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; color: #222 }}
 section {{ border: 1px solid #ccc; border-radius: 6px; padding: 0.5rem 1rem; margin: 1rem 0 }}
@@ -527,13 +600,13 @@ the session. The one thing a server keeps is the revocation list (in this proces
 in Redis with <code>--redis</code>), so a logged-out session's copied cookies stop working.</p>
 <section><h2>Account</h2>{account}</section>
 <section><h2>Cart (<span id="cart-count">{cart_count}</span> items)</h2>
-<form method="post" action="/cart/add"><input name="name" placeholder="item" required>
+<form method="post" action="/cart/add">{csrf}<input name="name" placeholder="item" required>
 <input name="qty" type="number" value="1" min="1" max="99"><button id="cart-add">Add</button></form>
-<form method="post" action="/cart/grow"><input type="hidden" name="count" value="10"><button id="cart-grow">Add 10 items</button></form>
-<form method="post" action="/cart/shrink"><input type="hidden" name="count" value="10"><button id="cart-shrink">Remove 10 items</button></form>
+<form method="post" action="/cart/grow">{csrf}<input type="hidden" name="count" value="10"><button id="cart-grow">Add 10 items</button></form>
+<form method="post" action="/cart/shrink">{csrf}<input type="hidden" name="count" value="10"><button id="cart-shrink">Remove 10 items</button></form>
 <table><tr><th>SKU</th><th>Item</th><th>Qty</th><th>Price</th></tr>{cart_rows}</table></section>
 <section><h2>Notes</h2>
-<form method="post" action="/notes/add"><input name="note" placeholder="note" required><button id="note-add">Add note</button></form>
+<form method="post" action="/notes/add">{csrf}<input name="note" placeholder="note" required><button id="note-add">Add note</button></form>
 <ul id="notes">{notes}</ul></section>
 <section><h2>Session cookies</h2>
 <p>The browser sent <strong id="chunk-count">{cookie_count}</strong> session cookie(s),
@@ -549,6 +622,7 @@ Session id <code id="session-id">{session_id}</code>, key <code>{key_id}</code>.
         chunks = v.chunks,
         session_id = v.session_id.as_deref().unwrap_or("(none yet)"),
         key_id = v.key_id.as_deref().unwrap_or("-"),
+        csrf_token = escape(&v.csrf_token),
     )))
 }
 

@@ -21,6 +21,8 @@ pub mod actix;
 pub mod actix_flash;
 #[cfg(feature = "actix-session")]
 pub mod actix_session;
+#[cfg(any(feature = "axum", feature = "actix-web"))]
+mod responses;
 #[cfg(feature = "axum")]
 pub mod tower;
 #[cfg(feature = "tower-sessions")]

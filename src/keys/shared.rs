@@ -2,8 +2,8 @@
 //! request path.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -27,27 +27,76 @@ use super::file::{KeyFileError, load_file_at};
 /// assert_eq!(codec.keys().snapshot().len(), 1);
 /// ```
 #[derive(Clone)]
-pub struct SharedKeyRing(Arc<ArcSwap<KeyRing>>);
+pub struct SharedKeyRing(Arc<Inner>);
+
+/// What the clones of a [`SharedKeyRing`] share: the ring in service and, when the ring watches
+/// its own file, that watch (stopped when the last clone goes).
+struct Inner {
+    ring: ArcSwap<KeyRing>,
+    watcher: Mutex<Option<FileWatcher>>,
+}
 
 impl SharedKeyRing {
     /// A handle serving `ring`.
     pub fn new(ring: KeyRing) -> SharedKeyRing {
-        SharedKeyRing(Arc::new(ArcSwap::from_pointee(ring)))
+        SharedKeyRing(Arc::new(Inner {
+            ring: ArcSwap::from_pointee(ring),
+            watcher: Mutex::new(None),
+        }))
+    }
+
+    /// A handle serving the key ring file at `path`, reloading it when it changes (checked every
+    /// `interval`) for as long as any clone of the handle lives: the usual way to serve a ring
+    /// file, since there is no watcher to keep (or to drop by mistake). See
+    /// [`watch_file`](SharedKeyRing::watch_file) for how changes and invalid files are handled.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use sealed_session::{SessionCodec, SessionConfig, SharedKeyRing};
+    ///
+    /// let keys = SharedKeyRing::watching_file("/etc/myapp/session-keys.json", Duration::from_secs(5))?;
+    /// let codec = SessionCodec::new(SessionConfig::default(), keys);
+    /// # Ok::<(), sealed_session::keys::file::KeyFileError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The [`KeyFileError`] of the file as it is now: a node must not start without a ring.
+    pub fn watching_file(
+        path: impl Into<PathBuf>,
+        interval: Duration,
+    ) -> Result<SharedKeyRing, KeyFileError> {
+        let path = path.into();
+        let keys = SharedKeyRing::new(load_file_at(&path, SystemTime::now())?);
+        keys.keep_watching_file(path, interval);
+        Ok(keys)
+    }
+
+    /// Watches the key ring file at `path` as [`watch_file`](SharedKeyRing::watch_file) does,
+    /// for as long as any clone of this handle lives (replacing an earlier watch kept this way).
+    pub fn keep_watching_file(&self, path: impl Into<PathBuf>, interval: Duration) {
+        let watcher = self.watch_file(path, interval);
+        let old = self.0.watcher.lock().unwrap_or_else(PoisonError::into_inner).replace(watcher);
+        // Stopped outside the lock: its thread may be in a reload.
+        drop(old);
     }
 
     /// The ring in service now.
     pub fn snapshot(&self) -> Arc<KeyRing> {
-        self.0.load_full()
+        self.0.ring.load_full()
     }
 
     /// Puts `ring` in service for every holder of this handle.
     pub fn replace(&self, ring: KeyRing) {
-        self.0.store(Arc::new(ring));
+        self.0.ring.store(Arc::new(ring));
     }
 
     /// A cheap, short-lived view of the ring in service, for one request.
+    #[inline]
     pub(crate) fn load(&self) -> arc_swap::Guard<Arc<KeyRing>> {
-        self.0.load()
+        self.0.ring.load()
     }
 
     /// Loads the key ring file at `path` and puts it in service. On error the ring in service
@@ -81,10 +130,15 @@ impl SharedKeyRing {
     /// invalid too; since the rest of the rewrite can land within the same file-time tick and
     /// leave the fingerprint unchanged, a refused file is read again at every check until it
     /// loads or changes. The watch
-    /// stops when the returned [`FileWatcher`] is dropped.
+    /// stops when the returned [`FileWatcher`] is dropped (or every clone of this handle is):
+    /// keep it for the life of the server, or use
+    /// [`watching_file`](SharedKeyRing::watching_file), whose watch lives as long as the ring.
+    #[must_use = "the watch stops when the FileWatcher is dropped; keep it, or use \
+                  SharedKeyRing::watching_file / keep_watching_file"]
     pub fn watch_file(&self, path: impl Into<PathBuf>, interval: Duration) -> FileWatcher {
         let path = path.into();
-        let keys = self.clone();
+        // Weak: a watch kept inside the ring must not keep the ring (and so itself) alive.
+        let ring: Weak<Inner> = Arc::downgrade(&self.0);
         let (stop, stopped) = mpsc::channel::<()>();
         // Taken before the thread starts, so a change made right after this call is seen.
         let mut seen = fingerprint(&path);
@@ -97,6 +151,11 @@ impl SharedKeyRing {
                         Err(RecvTimeoutError::Timeout) => {}
                         Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
                     }
+                    // Every handle gone: nothing left to serve. (If this check's handle is the
+                    // last, the ring and its watcher are dropped on this thread, which then
+                    // sees its channel closed and ends.)
+                    let Some(inner) = ring.upgrade() else { return };
+                    let keys = SharedKeyRing(inner);
                     let now = fingerprint(&path);
                     if now != seen {
                         seen = now;
@@ -140,12 +199,13 @@ impl From<KeyRing> for SharedKeyRing {
 
 impl std::fmt::Debug for SharedKeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("SharedKeyRing").field(&*self.0.load()).finish()
+        f.debug_tuple("SharedKeyRing").field(&*self.0.ring.load()).finish()
     }
 }
 
 /// A running watch of a key ring file; dropping it stops the watch.
 #[derive(Debug)]
+#[must_use = "the watch stops when the FileWatcher is dropped"]
 pub struct FileWatcher {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -155,7 +215,11 @@ impl Drop for FileWatcher {
     fn drop(&mut self) {
         drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            // Dropped on its own thread (the watch held the last handle of a ring that keeps
+            // it): joining would wait for itself; the thread ends once this returns.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
         }
     }
 }

@@ -37,6 +37,10 @@ pub const ROUTES: &[&str] = &[
 
 /// The route answered by a handler that uses `?` on session operations ([`question`]).
 pub const QUESTION_ROUTE: &str = "/question";
+/// The same behind `require_csrf_headers(..)?` (axum) or `require_csrf_request(..)?`
+/// (actix-web), the handler returning `SessionError`: the token in the `x-csrf-token` header
+/// or the `csrf_token` query field.
+pub const QUESTION_CSRF_ROUTE: &str = "/question-csrf";
 
 /// The status and body of the save-error page servers started with one answer.
 pub const SAVE_ERROR_STATUS: u16 = 507;
@@ -332,7 +336,9 @@ impl TestServer for Axum {
                 .expect("a tokio runtime");
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
-                let mut router = Router::new().route(QUESTION_ROUTE, any(axum_question));
+                let mut router = Router::new()
+                    .route(QUESTION_ROUTE, any(axum_question))
+                    .route(QUESTION_CSRF_ROUTE, any(axum_question_csrf));
                 for route in ROUTES {
                     router = router.route(route, any(axum_handler));
                 }
@@ -367,6 +373,16 @@ impl TestServer for Axum {
 async fn axum_question(session: SessionHandle) -> Result<String, ValueError> {
     let answer = question(&session)?;
     Ok(answer)
+}
+
+#[cfg(feature = "axum")]
+async fn axum_question_csrf(
+    session: SessionHandle,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Result<String, sealed_session::SessionError> {
+    session.require_csrf_headers(&headers, param(uri.query().unwrap_or(""), CSRF_FIELD))?;
+    Ok(question(&session)?)
 }
 
 #[cfg(feature = "axum")]
@@ -427,7 +443,8 @@ impl TestServer for Actix {
                 let server = HttpServer::new(move || {
                     let mut app = App::new()
                         .wrap(middleware.clone())
-                        .route(QUESTION_ROUTE, web::route().to(actix_question));
+                        .route(QUESTION_ROUTE, web::route().to(actix_question))
+                        .route(QUESTION_CSRF_ROUTE, web::route().to(actix_question_csrf));
                     for route in ROUTES {
                         app = app.route(route, web::route().to(actix_handler));
                     }
@@ -456,6 +473,15 @@ impl TestServer for Actix {
 async fn actix_question(session: SessionHandle) -> Result<String, ValueError> {
     let answer = question(&session)?;
     Ok(answer)
+}
+
+#[cfg(feature = "actix-web")]
+async fn actix_question_csrf(
+    session: SessionHandle,
+    request: actix_web::HttpRequest,
+) -> Result<String, sealed_session::SessionError> {
+    session.require_csrf_request(&request, param(request.query_string(), CSRF_FIELD))?;
+    Ok(question(&session)?)
 }
 
 #[cfg(feature = "actix-web")]

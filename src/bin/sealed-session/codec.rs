@@ -33,16 +33,18 @@ pub struct CodecArgs {
 }
 
 impl CodecArgs {
-    /// A codec over the key ring file, configured by these options and then by `configure`.
+    /// A codec over the key ring file as it stands at `now` (which keys are active), configured
+    /// by these options and then by `configure`.
     ///
     /// # Errors
     ///
     /// A key ring failure (exit 3), or a usage failure (exit 2) for an invalid configuration.
     pub fn codec(
         &self,
+        now: SystemTime,
         configure: impl FnOnce(SessionConfigBuilder) -> SessionConfigBuilder,
     ) -> Result<SessionCodec, Failure> {
-        let ring = ring_file::load(&self.keys, SystemTime::now())?;
+        let ring = ring_file::load(&self.keys, now)?;
         let mode = if self.signed { Mode::Signed } else { Mode::Sealed };
         let builder =
             SessionConfig::builder(self.name.clone()).host_prefix(!self.no_host_prefix).mode(mode);

@@ -75,14 +75,15 @@ fn default_absolute() -> humantime::Duration {
 /// Rejected (1) with the reason, key ring (3), usage (2) for an invalid configuration.
 pub fn run(args: OpenArgs) -> Result<(), Failure> {
     let (idle, absolute) = (*args.idle_timeout, *args.absolute_timeout);
+    let now = args.at.unwrap_or_else(SystemTime::now);
+    // The ring as of `--at` too: a vector or a staged key opens as it would at that time.
     let codec =
-        args.codec.codec(|builder| builder.idle_timeout(idle).absolute_timeout(absolute))?;
+        args.codec.codec(now, |builder| builder.idle_timeout(idle).absolute_timeout(absolute))?;
     let header = args.cookie.trim();
     let header = match header.get(..7) {
         Some(prefix) if prefix.eq_ignore_ascii_case("cookie:") => &header[7..],
         _ => header,
     };
-    let now = args.at.unwrap_or_else(SystemTime::now);
     // Scripts read the stable name on stdout; people read the phrase on stderr.
     let rejected = |code: &str, message: String| {
         if args.json {
@@ -128,15 +129,16 @@ fn describe(session: &Session) -> Value {
             sensitive.push(key.to_owned());
         }
     }
-    let time = |time: Option<SystemTime>| time.map(output::rfc3339);
+    // From the frame's seconds, not `SystemTime`: exact up to 2^64 - 1 (FORMAT.md section 4).
+    let times = session.times_unix();
     let mut described = json!({
         "values": values,
         "sensitive": sensitive,
         "session_id": session.id().map(|id| id.to_string()),
         "key_id": session.key_id().map(|id| id.0),
-        "issued_at": time(session.issued_at()),
-        "last_refresh": time(session.last_refresh()),
-        "expires_at": time(session.expires_at()),
+        "issued_at": times.map(|t| output::unix(t.issued_at)),
+        "last_refresh": times.map(|t| output::unix(t.last_refresh)),
+        "expires_at": times.map(|t| output::unix(t.expires_at)),
         "chunks": session.chunk_count(),
     });
     if !raw.is_empty() {

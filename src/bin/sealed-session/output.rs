@@ -33,6 +33,17 @@ pub fn rfc3339(time: SystemTime) -> String {
     }
 }
 
+/// A time given in whole Unix seconds (a frame's times, `0..=2^64 - 1`), exactly: as
+/// [`rfc3339`] writes it up to year 9999, and past it as `@SECONDS`, every digit kept (a
+/// `SystemTime` would stop at `2^63 - 1` on Linux).
+pub fn unix(secs: u64) -> String {
+    if secs <= LAST_RFC3339_SECOND {
+        rfc3339(UNIX_EPOCH + Duration::from_secs(secs))
+    } else {
+        format!("@{secs}")
+    }
+}
+
 /// A duration as humantime writes it: `12h`, `1h 30m`.
 pub fn duration(duration: Duration) -> String {
     humantime::format_duration(duration).to_string()
@@ -59,6 +70,16 @@ mod tests {
         ];
         for (time, shown) in cases {
             assert_eq!(rfc3339(time), shown);
+        }
+        let exact = [
+            (0, "1970-01-01T00:00:00Z"),
+            (LAST_RFC3339_SECOND, "9999-12-31T23:59:59Z"),
+            (LAST_RFC3339_SECOND + 1, "@253402300800"),
+            (1 << 63, "@9223372036854775808"),
+            (u64::MAX, "@18446744073709551615"),
+        ];
+        for (secs, shown) in exact {
+            assert_eq!(unix(secs), shown);
         }
     }
 }

@@ -73,7 +73,7 @@ pub fn run(args: SealArgs) -> Result<(), Failure> {
     }
 
     let ttl = *args.ttl;
-    let codec = args.codec.codec(|builder| builder.absolute_timeout(ttl))?;
+    let codec = args.codec.codec(SystemTime::now(), |builder| builder.absolute_timeout(ttl))?;
     let cookies = codec.seal(&mut session, SystemTime::now())?;
     let mut text = String::new();
     for line in cookies.header_values() {

@@ -15,7 +15,8 @@ use crate::{output, ring_file};
 /// Show each key's id, state and dates, and when old keys are safe to retire. No secrets.
 ///
 /// Times are RFC 3339, UTC. An old key is safe to retire once its successor's activation is an
-/// absolute timeout old: every session sealed with it has expired by then.
+/// absolute timeout plus the clock skew old: every session sealed with it has expired by then,
+/// on every server (`keys retire` refuses it before that without `--force`).
 ///
 /// States: `current` seals (and opens); `pending` opens, and seals from its activation time;
 /// `accepted` only opens what was sealed before a newer key took over.
@@ -61,13 +62,16 @@ pub struct KeyStatus {
     pub info: KeyInfo,
     /// Its role now.
     pub state: State,
-    /// For an accepted key: when its successor's activation is an absolute timeout old, so
-    /// every session it sealed has expired. `None` for the current and pending keys.
+    /// For an accepted key: when its successor's activation is an absolute timeout plus the
+    /// clock skew old, so every session it sealed has expired. `None` for the current and
+    /// pending keys.
     pub safe_to_retire_at: Option<SystemTime>,
 }
 
-/// The status of every key of `ring` at `now`, in the file's order.
-pub fn statuses(ring: &KeyRing, now: SystemTime, absolute_timeout: Duration) -> Vec<KeyStatus> {
+/// The status of every key of `ring` at `now`, in the file's order; an old key is safe to
+/// retire `retire_after` (see [`TimeoutArg::retire_after`](super::TimeoutArg::retire_after))
+/// after its successor's activation.
+pub fn statuses(ring: &KeyRing, now: SystemTime, retire_after: Duration) -> Vec<KeyStatus> {
     let current = ring.current_id(now);
     // The order in which keys take over sealing: the library's rule for the current key is
     // "the greatest (activation, creation, id) that has activated".
@@ -86,7 +90,7 @@ pub fn statuses(ring: &KeyRing, now: SystemTime, absolute_timeout: Duration) -> 
                 .then(|| {
                     let position = by_activation.iter().position(|key| key.id == info.id)?;
                     let successor = by_activation.get(position + 1)?;
-                    successor.activates_at.checked_add(absolute_timeout)
+                    successor.activates_at.checked_add(retire_after)
                 })
                 .flatten();
             KeyStatus { info, state, safe_to_retire_at }
@@ -101,15 +105,18 @@ pub fn statuses(ring: &KeyRing, now: SystemTime, absolute_timeout: Duration) -> 
 /// Key ring (3) when the file cannot be loaded; I/O (5) when stdout fails.
 pub fn run(args: ListArgs) -> Result<(), Failure> {
     let now = SystemTime::now();
-    let timeout = *args.timeout.absolute_timeout;
     let ring = ring_file::load(&args.file.file, now)?;
-    let statuses = statuses(&ring, now, timeout);
-    let text =
-        if args.json { as_json(&statuses, now, timeout) } else { as_table(&statuses, timeout) };
+    let statuses = statuses(&ring, now, args.timeout.retire_after());
+    let text = if args.json {
+        as_json(&statuses, now, &args.timeout)
+    } else {
+        as_table(&statuses, &args.timeout)
+    };
     output::print(&text)
 }
 
-fn as_json(statuses: &[KeyStatus], now: SystemTime, timeout: Duration) -> String {
+fn as_json(statuses: &[KeyStatus], now: SystemTime, times: &TimeoutArg) -> String {
+    let (timeout, skew) = (*times.absolute_timeout, *times.clock_skew);
     let keys: Vec<_> = statuses
         .iter()
         .map(|status| {
@@ -128,6 +135,8 @@ fn as_json(statuses: &[KeyStatus], now: SystemTime, timeout: Duration) -> String
         "now": output::rfc3339(now),
         "absolute_timeout": output::duration(timeout),
         "absolute_timeout_secs": timeout.as_secs(),
+        "clock_skew": output::duration(skew),
+        "clock_skew_secs": skew.as_secs(),
         "keys": keys,
     });
     let mut text = serde_json::to_string_pretty(&listing).unwrap_or_default();
@@ -135,7 +144,7 @@ fn as_json(statuses: &[KeyStatus], now: SystemTime, timeout: Duration) -> String
     text
 }
 
-fn as_table(statuses: &[KeyStatus], timeout: Duration) -> String {
+fn as_table(statuses: &[KeyStatus], times: &TimeoutArg) -> String {
     let mut text = format!(
         "{:<8}  {:<8}  {:<20}  {:<20}  {}\n",
         "ID", "STATE", "CREATED", "ACTIVATES", "SAFE TO RETIRE FROM"
@@ -158,8 +167,9 @@ fn as_table(statuses: &[KeyStatus], timeout: Duration) -> String {
     if statuses.iter().any(|status| status.state == State::Accepted) {
         let _ = writeln!(
             text,
-            "(safe to retire = successor's activation + absolute timeout {})",
-            output::duration(timeout)
+            "(safe to retire = successor's activation + absolute timeout {} + clock skew {})",
+            output::duration(*times.absolute_timeout),
+            output::duration(*times.clock_skew)
         );
     }
     text

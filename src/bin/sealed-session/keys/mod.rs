@@ -43,13 +43,32 @@ pub struct LockArg {
     pub lock_timeout: humantime::Duration,
 }
 
-/// The absolute timeout the servers use, for telling when an old key is safe to retire.
+/// The servers' absolute timeout and clock skew, for telling when an old key is safe to retire.
 #[derive(Debug, Args)]
 pub struct TimeoutArg {
     /// The servers' absolute session timeout. An old key is safe to retire once its successor
-    /// has been sealing for this long: every session sealed with it has expired by then.
+    /// has been sealing for this long plus the clock skew: every session sealed with it has
+    /// expired by then.
     #[arg(long, value_name = "DURATION", default_value_t = default_absolute_timeout())]
     pub absolute_timeout: humantime::Duration,
+
+    /// The servers' allowed clock skew (`SessionConfigBuilder::clock_skew`): a session is
+    /// still accepted this long after its absolute expiry.
+    #[arg(long, value_name = "DURATION", default_value_t = default_clock_skew())]
+    pub clock_skew: humantime::Duration,
+}
+
+impl TimeoutArg {
+    /// How long after its successor's activation an old key may still open live sessions:
+    /// the absolute timeout plus the clock skew (the rotation runbook's "safe to retire").
+    pub fn retire_after(&self) -> std::time::Duration {
+        self.absolute_timeout.saturating_add(*self.clock_skew)
+    }
+}
+
+/// The library's default clock skew.
+fn default_clock_skew() -> humantime::Duration {
+    SessionConfig::default().clock_skew().into()
 }
 
 /// The library's default absolute timeout.

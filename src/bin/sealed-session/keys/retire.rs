@@ -12,8 +12,11 @@ use crate::{output, ring_file};
 
 /// Remove a key; sessions sealed with it are rejected from then on.
 ///
-/// Retire an old key once `keys list` says it is safe (a warning is printed otherwise).
-/// Refuses the current key and the last key.
+/// Retire an old key once `keys list` says it is safe: its successor's activation plus the
+/// absolute timeout plus the clock skew. Before that it may still open live sessions, whose
+/// users would be logged out, so it is refused without `--force` (as after a leak). A pending
+/// key within the clock skew of its activation (a server whose clock runs ahead may be sealing
+/// with it) is refused likewise. The current key and the last key are always refused.
 #[derive(Debug, Args)]
 #[command(after_help = crate::EXIT_CODES)]
 pub struct RetireArgs {
@@ -30,6 +33,11 @@ pub struct RetireArgs {
     /// digits as `keys list` and the library's logs show it (`00000003`).
     #[arg(value_name = "ID", value_parser = parse_key_id)]
     id: KeyId,
+
+    /// Retire the key even though sessions sealed with it may still be live (they will be
+    /// rejected): the emergency runbook after a key leaked.
+    #[arg(long)]
+    force: bool,
 }
 
 /// Parses a key id as the help of [`RetireArgs::id`] describes.
@@ -52,7 +60,8 @@ fn parse_key_id(text: &str) -> Result<KeyId, String> {
 /// # Errors
 ///
 /// Key ring (3) when the file cannot be loaded, refused (4) for the current, the last or an
-/// unknown key, I/O (5) when it cannot be written.
+/// unknown key, or without `--force` one that may still open live sessions; I/O (5) when it
+/// cannot be written.
 pub fn run(args: RetireArgs) -> Result<(), Failure> {
     let path = &args.file.file;
     let id = args.id;
@@ -61,7 +70,7 @@ pub fn run(args: RetireArgs) -> Result<(), Failure> {
     let mut ring = ring_file::load(path, now)?;
     let refuse = |why: String| Err(Failure::new(Kind::Refused, why));
     let Some(status) =
-        statuses(&ring, now, *args.timeout.absolute_timeout).into_iter().find(|s| s.info.id == id)
+        statuses(&ring, now, args.timeout.retire_after()).into_iter().find(|s| s.info.id == id)
     else {
         return refuse(format!("no key {id} in {}", path.display()));
     };
@@ -74,11 +83,34 @@ pub fn run(args: RetireArgs) -> Result<(), Failure> {
              once `keys list` says it is safe"
         ));
     }
-    if let Some(safe) = status.safe_to_retire_at.filter(|safe| *safe > now) {
-        eprintln!(
-            "warning: sessions sealed with key {id} may live until {}; they will be rejected",
-            output::rfc3339(safe)
-        );
+    // Why sessions sealed with the key may be live now (`None`: none can be).
+    let live = match status.state {
+        State::Accepted => status.safe_to_retire_at.filter(|safe| *safe > now).map(|safe| {
+            format!("may be live until {} (keys list: safe to retire)", output::rfc3339(safe))
+        }),
+        State::Pending => {
+            let skew = *args.timeout.clock_skew;
+            let sealing_soon =
+                now.checked_add(skew).is_none_or(|ahead| status.info.activates_at <= ahead);
+            sealing_soon.then(|| {
+                format!(
+                    "may exist already: it activates at {}, within the clock skew ({}) of now, \
+                     and a server whose clock runs ahead seals with it",
+                    output::rfc3339(status.info.activates_at),
+                    output::duration(skew)
+                )
+            })
+        }
+        State::Current => None,
+    };
+    if let Some(live) = live {
+        if !args.force {
+            return refuse(format!(
+                "sessions sealed with key {id} {live}; retiring it now logs their users out. \
+                 Wait, or pass --force (after a leak)"
+            ));
+        }
+        eprintln!("warning: --force: sessions sealed with key {id} {live}; they will be rejected");
     }
     ring.remove(id);
     ring_file::write(path, &lock, &ring)?;
