@@ -154,6 +154,9 @@ pub struct Limits {
     /// absent means `false`. Opening does not depend on it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub compression_dictionary: bool,
+    /// The deployment purpose bound into the AAD (FORMAT.md section 3.2); absent means none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
 }
 
 /// What opening a valid vector yields.
@@ -291,6 +294,7 @@ impl Default for Limits {
             max_cookie_line: 4096,
             compression_threshold: Some(128),
             compression_dictionary: false,
+            purpose: None,
         }
     }
 }
@@ -321,6 +325,9 @@ fn build_codec_with(
     let mut builder = SessionConfig::builder(cookie_name);
     if let Some(name) = token_header {
         builder = builder.token_header(name);
+    }
+    if let Some(purpose) = &limits.purpose {
+        builder = builder.purpose(purpose.clone());
     }
     let config = builder
         .host_prefix(false)
@@ -1635,6 +1642,59 @@ pub fn generate_extra() -> VectorFile {
         T0 + 5,
         Err("too_large"),
     ));
+    // -- Deployment purposes (FORMAT.md section 3.2).
+    let purposed = |purpose: Option<&str>| Server {
+        limits: Limits { purpose: purpose.map(str::to_owned), ..Limits::default() },
+        ..server.clone()
+    };
+    let (production, staging) = (purposed(Some("shop/production")), purposed(Some("shop/staging")));
+    let login = State::new(json!({"user": "ada", "roles": ["buyer"]}));
+    let sealed_production = seal(&production, login.session(), T0, "purpose_bound");
+    v.push(valid(
+        "purpose_bound",
+        "Sealed and opened by a server whose purpose is \"shop/production\": the AAD ends with \
+         the purpose's length and bytes.",
+        &sealed_production,
+        &login,
+        T0 + 5,
+    ));
+    let sealed_staging = seal(&staging, login.session(), T0, "purpose_other_deployment");
+    let sealed_plain = seal(&server, login.session(), T0, "purpose_missing");
+    for (name, description, sealed, opener) in [
+        (
+            "purpose_other_deployment",
+            "Sealed under the purpose \"shop/staging\" and opened by a server whose purpose is \
+             \"shop/production\", with the same key ring: forged.",
+            &sealed_staging,
+            &production,
+        ),
+        (
+            "purpose_missing_on_token",
+            "Sealed by a server without a purpose and opened by one with the purpose \
+             \"shop/production\": forged.",
+            &sealed_plain,
+            &production,
+        ),
+        (
+            "purpose_unexpected",
+            "Sealed under the purpose \"shop/production\" and opened by a server without a \
+             purpose: forged.",
+            &sealed_production,
+            &server,
+        ),
+    ] {
+        let header = sealed.set_cookies.request_header();
+        v.push(vector(
+            name,
+            description,
+            sealed,
+            opener,
+            T0 + 5,
+            header,
+            sealed.token(),
+            Err("forged"),
+        ));
+    }
     // -- Dictionary 1 (flag bit 2).
     let dictionary_server = Server {
         limits: Limits { compression_dictionary: true, ..Limits::default() },
@@ -2581,6 +2641,10 @@ pub fn reference_decode(vector: &Vector) -> Result<Decoded, String> {
     let mut aad = header.to_vec();
     aad.push(u8::try_from(name.len()).map_err(|_| "cookie name too long")?);
     aad.extend_from_slice(name);
+    if let Some(purpose) = &vector.config.purpose {
+        aad.push(u8::try_from(purpose.len()).map_err(|_| "purpose too long")?);
+        aad.extend_from_slice(purpose.as_bytes());
+    }
 
     let body = &token[HEADER_LEN..];
     let frame = match (mode, vector.mode.as_str()) {

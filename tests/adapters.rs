@@ -735,6 +735,36 @@ async fn a_planted_session_never_wins<S: TestServer>() {
     browser.stop().await;
 }
 
+/// Two deployments that share a key ring (staging runs on a copy of production's) but carry
+/// different purposes never accept each other's sessions, as a header token or as cookies;
+/// each still opens its own.
+async fn another_deployments_session_does_not_open<S: TestServer>() {
+    let ring = KeyRing::single(fixed_key(41));
+    let deployment = |purpose: &str| {
+        let config = SessionConfig::builder("app").max_cookie_line(2048).purpose(purpose);
+        SessionCodec::new(config.build().expect("a valid configuration"), ring.clone())
+    };
+    let staging = Browser::start::<S>(deployment("shop/staging"));
+    let production = Browser::start::<S>(deployment("shop/production"));
+    let client = bare_client();
+
+    let reply = send(client.post(staging.server.url("/login?user=ada")).header(TOKEN_HEADER, ""));
+    let token = reply.await.token.expect("a token in the response header");
+    staging.login("ada").await;
+    let cookies = staging.session_header();
+    for (server, user) in [(&staging, "ada"), (&production, "")] {
+        let whoami = || client.get(server.server.url("/whoami"));
+        let by_token = send(whoami().header(TOKEN_HEADER, &token)).await.json();
+        let by_cookie = send(whoami().header("cookie", &cookies)).await.json();
+        for (how, me) in [("token", by_token), ("cookies", by_cookie)] {
+            let seen = me["user"].as_str().unwrap_or_default().to_owned();
+            assert_eq!(seen, user, "{}: staging's {how} at {}", S::NAME, server.server.url("/"));
+        }
+    }
+    production.stop().await;
+    staging.stop().await;
+}
+
 /// `update` counts in place; `remove` answers the old value, then nothing.
 async fn update_and_remove_return_values<S: TestServer>() {
     let browser = Browser::start::<S>(codec());
@@ -974,6 +1004,7 @@ macro_rules! suite_for {
                 rejection_is_visible_to_the_handler,
                 update_and_remove_return_values,
                 a_planted_session_never_wins,
+                another_deployments_session_does_not_open,
                 csrf_token_guards_posts,
                 flash_survives_a_redirect_once,
                 concurrent_changes_last_response_wins,

@@ -323,6 +323,12 @@ fn open_rejects_tampered_expired_and_misnamed_cookies_with_exit_1() {
         .code(1)
         .stderr(predicate::str::contains("expired: absolute timeout"));
     open(&path, &header, &["--at", &in_minutes(20), "--absolute-timeout", "25m"]).success();
+    // A deployment purpose is bound into the token: sealed under one, it opens only under it.
+    let purposed = cookie_header(&seal(&path, r#"{"user":"ada"}"#, &["--purpose", "shop/prod"]));
+    open(&path, &purposed, &["--purpose", "shop/prod"]).success();
+    for other in [&["--purpose", "shop/staging"][..], &[]] {
+        open(&path, &purposed, other).code(1).stderr(predicate::str::contains("authentication"));
+    }
     open(&path, &header, &["--no-host-prefix"])
         .code(1)
         .stderr(predicate::str::contains("no cookie named session"));
@@ -745,9 +751,14 @@ fn open_prints_every_vector_time_exactly() {
             if v["mode"] == "signed" {
                 command.arg("--signed");
             }
+            if let Some(purpose) = config["purpose"].as_str() {
+                command.args(["--purpose", purpose]);
+            }
             let idle = format!("{}s", config["idle_timeout_secs"].as_u64().unwrap());
+            let absolute = format!("{}s", config["absolute_timeout_secs"].as_u64().unwrap());
             let now = shown(v["now"].as_u64().unwrap());
-            command.args(["--idle-timeout", &idle, "--at", &now, "--cookie"]);
+            command.args(["--idle-timeout", &idle, "--absolute-timeout", &absolute]);
+            command.args(["--at", &now, "--cookie"]);
             command.arg(v["cookie_header"].as_str().unwrap());
             let out = command.assert().success().get_output().stdout.clone();
             let session: Value = serde_json::from_slice(&out).unwrap();

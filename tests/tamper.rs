@@ -751,6 +751,40 @@ fn a_planted_session_beside_the_users_is_refused_and_copies_open_as_the_newest()
     }
 }
 
+/// A deployment purpose is bound into every token: a token sealed under one purpose, or under
+/// none, opens only where exactly that is configured (FORMAT.md section 3.2).
+#[test]
+fn a_token_opens_only_under_its_own_purpose() {
+    let with = |mode: Mode, purpose: Option<&str>| {
+        let mut builder = SessionConfig::builder("sid").mode(mode);
+        if let Some(purpose) = purpose {
+            builder = builder.purpose(purpose);
+        }
+        SessionCodec::new(builder.build().unwrap(), ring())
+    };
+    let purposes = [None, Some("shop/staging"), Some("shop/production"), Some("shop/production ")];
+    for mode in MODES {
+        for sealer in purposes {
+            let sealed = stored(&with(mode, sealer).seal(&mut session(16), now()).unwrap());
+            let token = with(mode, sealer).seal_token(&mut session(16), now()).unwrap();
+            for opener in purposes {
+                let codec = with(mode, opener);
+                let cookie = codec.open(&header(&sealed), now());
+                let header_token = codec.open_token(&token, now());
+                for (how, opened) in [("cookie", cookie), ("token", header_token)] {
+                    let case = format!("{mode:?} {how} sealed {sealer:?}, opened {opener:?}");
+                    match opened {
+                        Ok(session) if sealer == opener => assert_genuine(&session),
+                        Ok(_) => panic!("{case}: opened"),
+                        Err(r) if sealer == opener => panic!("{case}: {r}"),
+                        Err(r) => assert_eq!(r.reason(), RejectReason::Forged, "{case}"),
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn rejections_never_show_the_cookie_or_the_plaintext() {
     let fixture = Fixture::new(Mode::Signed, true);

@@ -324,6 +324,9 @@ def open_pieces(pieces, name, ring, mode, cfg, now, token=False):
 
     # §3: authenticate (and decrypt) under the one key the header names.
     aad = header + bytes([len(name)]) + name.encode("ascii")
+    purpose = cfg.get("purpose")
+    if purpose is not None:  # §3.2: the deployment purpose, when one is configured
+        aad += bytes([len(purpose)]) + purpose.encode("ascii")
     enc_key, sign_key = subkeys(ring[key_id])
     if mode == "sealed":
         frame = xaes_256_gcm_open(enc_key, token[6:30], token[30:], aad)
@@ -691,7 +694,7 @@ def load_ring(path, now):
 def cmd_open(args):
     name = args.name if args.no_host_prefix else "__Host-" + args.name
     cfg = dict(DEFAULTS, idle_timeout_secs=args.idle_timeout,
-               absolute_timeout_secs=args.absolute_timeout)
+               absolute_timeout_secs=args.absolute_timeout, purpose=args.purpose)
     header = args.cookie.strip()
     if header[:7].lower() == "cookie:":
         header = header[7:]
@@ -727,6 +730,7 @@ def main():
     op.add_argument("--idle-timeout", type=int, default=1800, help="seconds (default 1800)")
     op.add_argument("--absolute-timeout", type=int, default=43200,
                     help="seconds (default 43200): today's absolute timeout, section 4.1")
+    op.add_argument("--purpose", default=None, help="the deployment purpose, section 3.2")
     args = parser.parse_args()
     return cmd_vectors(args.paths) if args.command == "vectors" else cmd_open(args)
 

@@ -1,4 +1,4 @@
-"""Shows that each must-fail vector added for issue 25 catches a decoder that lacks its check:
+"""Shows that each must-fail vector added for issues 25 and 28 catches a decoder that lacks its check:
 for each, tools/decode.py is copied with that one check removed (or moved), run over both vector
 files, and the vectors it then gets wrong are printed. Every line must name its own vector.
 
@@ -33,6 +33,8 @@ MUTATIONS = {
     "ring_env_unit_separator": (STRIP, STRIP.replace("strip(WHITESPACE)", "strip()")),
     "ring_env_byte_order_mark": (STRIP, STRIP.replace("strip(WHITESPACE)", 'strip(WHITESPACE + "\\ufeff")')),
     "zstd_dictionary_id_declaring_65537": (SIZE + DICT_ID, DICT_ID + SIZE),
+    # A decoder that ignores the configured purpose opens a token sealed without one.
+    "purpose_missing_on_token": ('    purpose = cfg.get("purpose")', "    purpose = None"),
 }
 
 

@@ -305,7 +305,8 @@ impl SessionCodec {
             }
         };
         let mut aad = [0; MAX_AAD_LEN];
-        let aad = associated_data(&header.to_bytes(), name, &mut aad);
+        let aad =
+            associated_data(&header.to_bytes(), name, self.config.purpose.as_deref(), &mut aad);
         with_token_buffer(|token| {
             base64url::decode_into(encoded, token)
                 .ok_or(RejectReason::Malformed("invalid base64"))?;

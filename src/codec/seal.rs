@@ -347,7 +347,7 @@ impl SessionCodec {
         let header = Header::new(mode, chunks, key.id.0).to_bytes();
         token[..HEADER_LEN].copy_from_slice(&header);
         let mut aad = [0; MAX_AAD_LEN];
-        let aad = associated_data(&header, name, &mut aad);
+        let aad = associated_data(&header, name, self.config.purpose.as_deref(), &mut aad);
         seal::seal(mode, key, aad, &mut token, frame_start).map_err(|()| SealError::Encrypt)?;
         let encoded = base64url::encode(&token);
         debug_assert_eq!(encoded.len(), encoded_len);

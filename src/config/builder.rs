@@ -6,7 +6,8 @@ use std::time::Duration;
 use cookie::SameSite;
 
 use super::validate::{
-    has_prefix, validate_domain, validate_name, validate_path, validate_token_header,
+    has_prefix, validate_domain, validate_name, validate_path, validate_purpose,
+    validate_token_header,
 };
 use super::{
     DEFAULT_COMPRESSION_THRESHOLD, DEFAULT_COOKIE_BUDGET, DEFAULT_MAX_COOKIE_HEADER,
@@ -41,6 +42,7 @@ pub struct SessionConfigBuilder {
     refresh_interval: Duration,
     clock_skew: Duration,
     token_header: String,
+    purpose: Option<String>,
     randomness: Randomness,
 }
 
@@ -68,6 +70,7 @@ impl SessionConfigBuilder {
             refresh_interval: Duration::from_secs(60),
             clock_skew: Duration::from_secs(60),
             token_header: "x-session-token".to_owned(),
+            purpose: None,
             randomness: Randomness::default(),
         }
     }
@@ -266,6 +269,40 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// A deployment purpose bound into every token this configuration seals and required of
+    /// every token it opens (default: none), as ASP.NET binds an application discriminator:
+    /// with distinct purposes, two deployments that share a key ring (a staging copy of
+    /// production's, say) never accept each other's cookies or header tokens. Printable ASCII,
+    /// 1 to 200 bytes, e.g. `"shop/production"`.
+    ///
+    /// Tokens sealed without a purpose still open where none is configured, and only there:
+    /// adding a purpose to a running deployment signs its users out once (roll it out as you
+    /// would a new cookie name).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use sealed_session::{Key, KeyRing, Session, SessionCodec, SessionConfig};
+    ///
+    /// let ring = KeyRing::single(Key::generate());
+    /// let codec = |purpose: &str| {
+    ///     let config = SessionConfig::builder("session").purpose(purpose).build().unwrap();
+    ///     SessionCodec::new(config, ring.clone())
+    /// };
+    /// let (staging, production) = (codec("shop/staging"), codec("shop/production"));
+    /// let mut session = Session::new();
+    /// session.insert("user", "ada")?;
+    /// let cookies = staging.seal(&mut session, SystemTime::now())?.request_header();
+    /// assert!(staging.open(&cookies, SystemTime::now()).is_ok());
+    /// assert!(production.open(&cookies, SystemTime::now()).is_err(), "another deployment's");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn purpose(mut self, purpose: impl Into<String>) -> Self {
+        self.purpose = Some(purpose.into());
+        self
+    }
+
     /// Checks the settings and builds the configuration.
     ///
     /// # Errors
@@ -289,6 +326,9 @@ impl SessionConfigBuilder {
             return Err(ConfigError::InvalidName { name, why: "longer than 200 bytes" });
         }
         validate_token_header(&self.token_header)?;
+        if let Some(purpose) = &self.purpose {
+            validate_purpose(purpose)?;
+        }
         if self.same_site == SameSite::None && !self.secure {
             return Err(ConfigError::Invalid("SameSite=None requires Secure"));
         }
@@ -331,6 +371,7 @@ impl SessionConfigBuilder {
             refresh_interval: self.refresh_interval,
             clock_skew: self.clock_skew,
             token_header: self.token_header.to_ascii_lowercase(),
+            purpose: self.purpose,
             randomness: self.randomness,
         })
     }

@@ -97,6 +97,7 @@ pub struct SessionConfig {
     pub(crate) refresh_interval: Duration,
     pub(crate) clock_skew: Duration,
     pub(crate) token_header: String,
+    pub(crate) purpose: Option<String>,
     pub(crate) randomness: Randomness,
 }
 
@@ -129,6 +130,12 @@ impl SessionConfig {
     /// The request header that carries a token (lower case).
     pub fn token_header(&self) -> &str {
         &self.token_header
+    }
+
+    /// The deployment purpose bound into every token, if one is configured (see
+    /// [`SessionConfigBuilder::purpose`]).
+    pub fn purpose(&self) -> Option<&str> {
+        self.purpose.as_deref()
     }
 
     /// The name a header-carried token is bound to in its associated data. The `:` cannot occur

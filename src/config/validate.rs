@@ -3,7 +3,7 @@
 
 use super::TOKEN_NAME_PREFIX;
 use crate::error::ConfigError;
-use crate::format::MAX_NAME_LEN;
+use crate::format::{MAX_NAME_LEN, MAX_PURPOSE_LEN};
 
 /// The longest `Path` or `Domain` value browsers store; a longer attribute is ignored
 /// (RFC 6265bis, section 5.6).
@@ -79,6 +79,18 @@ pub(super) fn validate_token_header(name: &str) -> Result<(), ConfigError> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
     if !name.chars().all(allowed) {
         return invalid("only ASCII letters, digits and !#$%&'*+-.^_`|~ are allowed");
+    }
+    Ok(())
+}
+
+/// A deployment purpose is 1 to 200 bytes of printable ASCII (it is bound into the AAD with a
+/// one-byte length, and FORMAT.md keeps it to text every implementation spells alike).
+pub(super) fn validate_purpose(purpose: &str) -> Result<(), ConfigError> {
+    if purpose.is_empty() || purpose.len() > MAX_PURPOSE_LEN {
+        return Err(ConfigError::Invalid("a purpose must be 1 to 200 bytes long"));
+    }
+    if !purpose.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(ConfigError::Invalid("a purpose must be printable ASCII"));
     }
     Ok(())
 }

@@ -45,6 +45,9 @@ pub const MAX_CHUNKS: usize = 32;
 pub const MAX_COOKIE_LINE: usize = 4096;
 /// The longest cookie base name; the name is bound into the AAD with a one-byte length.
 pub const MAX_NAME_LEN: usize = 200;
+/// The longest deployment purpose (`SessionConfigBuilder::purpose`), bound into the AAD after
+/// the name with a one-byte length.
+pub const MAX_PURPOSE_LEN: usize = 200;
 /// How many variants of a duplicated cookie name (path or domain variants) are tried on open.
 pub const MAX_NAME_VARIANTS: usize = 4;
 /// The deepest MessagePack nesting a session value may have.
@@ -122,22 +125,33 @@ impl Header {
     }
 }
 
-/// The longest associated data: the header, the name's length byte and the longest name.
-pub(crate) const MAX_AAD_LEN: usize = HEADER_LEN + 1 + MAX_NAME_LEN;
+/// The longest associated data: the header, the name's length byte and the longest name, then
+/// the purpose's length byte and the longest purpose.
+pub(crate) const MAX_AAD_LEN: usize = HEADER_LEN + 1 + MAX_NAME_LEN + 1 + MAX_PURPOSE_LEN;
 
-/// Writes the associated data of a token: the header, then the base name with a length byte.
-/// Returns the bytes written (on the stack: the open path runs on every request).
+/// Writes the associated data of a token: the header, then the base name with a length byte,
+/// then, when a deployment purpose is configured, the purpose with a length byte (FORMAT.md
+/// section 3.2). Without a purpose the bytes are those of every version before purposes, so
+/// tokens sealed without one still open where none is configured. Returns the bytes written
+/// (on the stack: the open path runs on every request).
 pub(crate) fn associated_data<'a>(
     header: &[u8; HEADER_LEN],
     name: &str,
+    purpose: Option<&str>,
     out: &'a mut [u8; MAX_AAD_LEN],
 ) -> &'a [u8] {
-    // The configuration refuses longer names (and token header names).
+    // The configuration refuses longer names, token header names and purposes.
     assert!(name.len() <= MAX_NAME_LEN, "a cookie name longer than MAX_NAME_LEN");
-    let len = HEADER_LEN + 1 + name.len();
+    let mut len = HEADER_LEN + 1 + name.len();
     out[..HEADER_LEN].copy_from_slice(header);
     out[HEADER_LEN] = name.len() as u8;
     out[HEADER_LEN + 1..len].copy_from_slice(name.as_bytes());
+    if let Some(purpose) = purpose {
+        assert!(purpose.len() <= MAX_PURPOSE_LEN, "a purpose longer than MAX_PURPOSE_LEN");
+        out[len] = purpose.len() as u8;
+        out[len + 1..len + 1 + purpose.len()].copy_from_slice(purpose.as_bytes());
+        len += 1 + purpose.len();
+    }
     &out[..len]
 }
 

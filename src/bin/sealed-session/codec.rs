@@ -30,6 +30,11 @@ pub struct CodecArgs {
     /// Signed mode (readable by the client, tamper-proof) instead of the default sealed mode.
     #[arg(long)]
     pub signed: bool,
+
+    /// The deployment purpose the server binds into its tokens (`SessionConfigBuilder::purpose`),
+    /// if it configures one.
+    #[arg(long, value_name = "PURPOSE")]
+    pub purpose: Option<String>,
 }
 
 impl CodecArgs {
@@ -46,8 +51,11 @@ impl CodecArgs {
     ) -> Result<SessionCodec, Failure> {
         let ring = ring_file::load(&self.keys, now)?;
         let mode = if self.signed { Mode::Signed } else { Mode::Sealed };
-        let builder =
+        let mut builder =
             SessionConfig::builder(self.name.clone()).host_prefix(!self.no_host_prefix).mode(mode);
+        if let Some(purpose) = &self.purpose {
+            builder = builder.purpose(purpose.clone());
+        }
         Ok(SessionCodec::new(configure(builder).build()?, ring))
     }
 }
