@@ -1,0 +1,164 @@
+//! The full load of every subject hash, and the write-back after Redis lost its data.
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use super::super::StoreError;
+use super::super::redis::{Connection, bounded, parse_generation, parse_subject_field};
+use super::follower::{Position, stream_position};
+use super::node::{Change, Event, Inner};
+use crate::session::SessionId;
+use crate::time::to_unix;
+
+/// Keys per `SCAN` step of a reload.
+const SCAN_BATCH: usize = 1_000;
+
+/// Loads every subject hash and merges it into memory; returns the stream position to
+/// follow from. Writes back everything this node knows when Redis's run id changed.
+pub(super) async fn reload(
+    inner: &Inner,
+    connection: &mut Connection,
+    run_ids: &mut Option<Vec<String>>,
+) -> Result<Position, StoreError> {
+    let limit = inner.staleness;
+    let primaries = bounded(limit, connection.primaries()).await?;
+    let mut ids = Vec::new();
+    for primary in &primaries {
+        let mut info = ::redis::cmd("INFO");
+        info.arg("server");
+        let server: String = bounded(limit, connection.query_at(&info, primary)).await?;
+        let id = server.lines().find_map(|line| line.strip_prefix("run_id:"));
+        ids.push(id.unwrap_or_default().trim().to_owned());
+    }
+    ids.sort();
+    let restarted = run_ids.as_ref().is_some_and(|known| *known != ids);
+    // The position first: events written during the load are read again (merging is
+    // idempotent), none is missed.
+    let position = stream_position(inner, connection, limit).await?;
+    let mut loaded = Vec::new();
+    for primary in &primaries {
+        let mut cursor = 0u64;
+        loop {
+            let mut scan = ::redis::cmd("SCAN");
+            scan.arg(cursor).arg("MATCH").arg(inner.keys.subject_pattern()).arg("COUNT");
+            scan.arg(SCAN_BATCH);
+            let (next, keys): (u64, Vec<String>) =
+                bounded(limit, connection.query_at(&scan, primary)).await?;
+            if primary.is_none() && !keys.is_empty() {
+                let mut pipe = ::redis::pipe();
+                for key in &keys {
+                    pipe.cmd("HGETALL").arg(key);
+                }
+                let hashes: Vec<Vec<(String, String)>> =
+                    bounded(limit, pipe.query_async(connection)).await?;
+                loaded.extend(hashes);
+            } else {
+                // A cluster routes each key to its primary.
+                for key in &keys {
+                    let mut all = ::redis::cmd("HGETALL");
+                    all.arg(key);
+                    loaded.push(bounded(limit, all.query_async(connection)).await?);
+                }
+            }
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+    }
+    let counter: Option<String> =
+        bounded(limit, ::redis::cmd("GET").arg(inner.keys.generation()).query_async(connection))
+            .await?;
+    let subjects = read_hashes(&loaded);
+    {
+        let mut set = inner.set();
+        if let Some(counter) = counter.as_deref().map(parse_generation).transpose()? {
+            set.latest = set.latest.max(counter);
+        }
+        set.expire(to_unix(SystemTime::now()));
+        for event in &subjects {
+            match event.change {
+                Change::Generation(generation) => {
+                    set.add_generation(&event.subject, generation, event.until)
+                }
+                Change::Lineage(lineage) => set.add_lineage(&event.subject, lineage, event.until),
+            };
+        }
+        if set.entries <= inner.max_entries {
+            inner.overflowed.store(false, Ordering::SeqCst);
+        }
+        inner.enforce_cap(&mut set, None);
+    }
+    if restarted {
+        tracing::warn!(
+            "Redis restarted (new run id): writing back the revocations this node knows"
+        );
+        write_back(inner).await?;
+    }
+    *run_ids = Some(ids);
+    inner.flush().await?;
+    inner.current.store(true, Ordering::SeqCst);
+    Ok(position)
+}
+
+/// The entries of the subjects' hashes (each names its subject in field `s`).
+fn read_hashes(hashes: &[Vec<(String, String)>]) -> Vec<Event> {
+    let mut events = Vec::new();
+    for fields in hashes {
+        let Some(subject) = fields.iter().find(|(name, _)| name == "s").map(|(_, s)| s) else {
+            continue;
+        };
+        let Some(subject) = from_hex(subject) else { continue };
+        for (name, value) in fields {
+            let change = if name == "g" {
+                match parse_subject_field(value) {
+                    Ok((generation, until)) => (Change::Generation(generation), until),
+                    Err(_) => continue,
+                }
+            } else if let Some(lineage) = name.strip_prefix("l:") {
+                match (from_hex(lineage).and_then(|id| id.try_into().ok()), value.parse()) {
+                    (Some(id), Ok(until)) => (Change::Lineage(SessionId(id)), until),
+                    _ => continue,
+                }
+            } else {
+                continue;
+            };
+            events.push(Event { subject: subject.clone(), change: change.0, until: change.1 });
+        }
+    }
+    events
+}
+
+/// Writes every entry this node holds back to Redis (after Redis lost its data).
+async fn write_back(inner: &Inner) -> Result<(), StoreError> {
+    let events: Vec<Event> = {
+        let set = inner.set.read().unwrap_or_else(PoisonError::into_inner);
+        set.subjects
+            .iter()
+            .flat_map(|(subject, entry)| {
+                let generation = (entry.generation != 0).then(|| Event {
+                    subject: subject.to_vec(),
+                    change: Change::Generation(entry.generation),
+                    until: entry.generation_until,
+                });
+                let lineages = entry.lineages.iter().map(|&(lineage, until)| Event {
+                    subject: subject.to_vec(),
+                    change: Change::Lineage(lineage),
+                    until,
+                });
+                generation.into_iter().chain(lineages).collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    for event in &events {
+        inner.write(event).await?;
+    }
+    Ok(())
+}
+
+pub(super) fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
