@@ -45,9 +45,22 @@ impl Node {
     }
 
     fn start_with(redis: &RedisServer, policy: FailurePolicy, max_entries: usize) -> Node {
+        Node::build(redis, policy, max_entries, STALENESS)
+    }
+
+    fn start_grace(redis: &RedisServer, policy: FailurePolicy, staleness: Duration) -> Node {
+        Node::build(redis, policy, usize::MAX, staleness)
+    }
+
+    fn build(
+        redis: &RedisServer,
+        policy: FailurePolicy,
+        max_entries: usize,
+        staleness: Duration,
+    ) -> Node {
         let store = ReplicatedRevocations::builder()
             .prefix(PREFIX)
-            .staleness(STALENESS)
+            .staleness(staleness)
             .max_entries(max_entries)
             .build(&redis.url())
             .expect("a valid URL, inside a runtime");
@@ -339,4 +352,102 @@ async fn past_the_cap_unknown_sessions_get_the_failure_policy() {
     assert!(!node.store.is_current(), "it may have forgotten a revocation");
     assert_eq!(node.verdict(&valid), Err(RejectReason::RevocationUnavailable));
     assert_eq!(node.verdict(&fourth), REVOKED, "the newest revocation is kept");
+}
+
+/// A longer staleness bound, for blips a loaded machine must fit inside with room to spare.
+const GRACE: Duration = Duration::from_secs(3);
+
+/// A Redis fault shorter than the bound.
+#[derive(Debug, Clone, Copy)]
+enum Blip {
+    /// SIGKILL, then an empty server on the same port at once.
+    KilledRestartedEmpty,
+    /// SIGSTOP for this long, then SIGCONT.
+    Paused(Duration),
+}
+
+/// The staleness bound is a grace period: a blip of Redis shorter than the bound changes no
+/// answer, so under `Reject` no never-revoked session is refused and every revoked one stays
+/// refused, sampled every millisecond from before the fault until the node heard a revocation
+/// made after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blip_shorter_than_the_bound_changes_no_answer() {
+    let blips = [Blip::KilledRestartedEmpty, Blip::Paused(GRACE * 2 / 5)];
+    for blip in blips {
+        let mut redis = RedisServer::start();
+        let node = std::sync::Arc::new(Node::start_grace(&redis, FailurePolicy::Reject, GRACE));
+        node.ready().await;
+        let valid = node.login("ada").await;
+        let revoked = node.login("bob").await;
+        node.logout(&revoked).await;
+
+        let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let sampler = {
+            let (node, sampling) = (node.clone(), sampling.clone());
+            let (valid, revoked) = (valid.clone(), revoked.clone());
+            tokio::spawn(async move {
+                let (mut samples, mut wrong) = (0u64, Vec::new());
+                while sampling.load(std::sync::atomic::Ordering::SeqCst) {
+                    for (session, expected) in [(&valid, Ok(())), (&revoked, REVOKED)] {
+                        let verdict = node.verdict(session);
+                        if verdict != expected {
+                            wrong.push(verdict);
+                        }
+                    }
+                    samples += 1;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                (samples, wrong)
+            })
+        };
+        let started = Instant::now();
+        let redis = match blip {
+            Blip::KilledRestartedEmpty => {
+                let port = redis.port();
+                redis.stop();
+                RedisServer::start_on(port).expect("the port is still free")
+            }
+            Blip::Paused(pause) => {
+                redis.pause();
+                tokio::time::sleep(pause).await;
+                redis.resume();
+                redis
+            }
+        };
+        // Over when the node heard a revocation made after the fault.
+        let other = Node::start_grace(&redis, FailurePolicy::Reject, GRACE);
+        other.ready().await;
+        let after = other.login("cy").await;
+        other.logout(&after).await;
+        until_all(&[&node], &after, REVOKED).await;
+        let blip_took = started.elapsed();
+        sampling.store(false, std::sync::atomic::Ordering::SeqCst);
+        let (samples, wrong) = sampler.await.expect("the sampler runs");
+        assert!(blip_took < GRACE, "{blip:?} took {blip_took:?}: not a blip on this machine");
+        assert!(samples > 10, "{blip:?}: only {samples} samples");
+        assert!(wrong.is_empty(), "{blip:?}: {} wrong answers: {:?}", wrong.len(), wrong);
+        assert!(node.store.is_current(), "{blip:?}");
+    }
+}
+
+/// Past the bound, and not before: Redis killed for good, the node turns stale when the bound
+/// has run out since it last heard from Redis, not at the first connection error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_turns_stale_when_the_bound_runs_out() {
+    let mut redis = RedisServer::start();
+    let node = Node::start(&redis, FailurePolicy::Reject);
+    node.ready().await;
+    let valid = node.login("ada").await;
+    redis.stop();
+    let killed = Instant::now();
+    while node.store.is_current() {
+        assert!(killed.elapsed() < PATIENCE, "never turned stale");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let stale_after = killed.elapsed();
+    // The last proof may be up to a third of the bound old (the follower's block) when Redis
+    // dies; the watchdog's own slack is a few milliseconds.
+    assert!(stale_after >= STALENESS * 2 / 3, "stale {stale_after:?} after the kill");
+    assert!(stale_after <= STALENESS + Duration::from_millis(500), "{stale_after:?}");
+    assert_eq!(node.verdict(&valid), Err(RejectReason::RevocationUnavailable));
 }

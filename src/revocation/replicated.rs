@@ -18,6 +18,7 @@
 //!   everything it knows, so a node started afterwards learns it.
 
 mod follower;
+mod health;
 mod node;
 mod reload;
 
@@ -28,6 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use self::follower::follow;
+use self::health::{Freshness, watch};
 use self::node::{Change, Event, Inner};
 use super::memory::RevocationSet;
 use super::redis::{
@@ -186,7 +188,7 @@ impl ReplicatedRevocationsBuilder {
     fn start(self, writer: Connection, follower: Connection) -> ReplicatedRevocations {
         let inner = Arc::new(Inner {
             set: RwLock::new(RevocationSet::default()),
-            current: AtomicBool::new(false),
+            freshness: Freshness::new(self.staleness),
             overflowed: AtomicBool::new(false),
             pending: Mutex::new(VecDeque::new()),
             writer,
@@ -198,6 +200,7 @@ impl ReplicatedRevocationsBuilder {
             stream_len: self.stream_len,
         });
         tokio::spawn(follow(Arc::downgrade(&inner), follower));
+        tokio::spawn(watch(Arc::downgrade(&inner)));
         ReplicatedRevocations { inner }
     }
 }
@@ -221,7 +224,7 @@ impl ReplicatedRevocations {
     /// Whether this node is current: it loaded everything and heard from Redis within the
     /// staleness bound, and holds every entry (under its cap).
     pub fn is_current(&self) -> bool {
-        self.inner.current.load(Ordering::SeqCst) && !self.inner.overflowed.load(Ordering::SeqCst)
+        self.inner.freshness.is_current() && !self.inner.overflowed.load(Ordering::SeqCst)
     }
 
     /// Waits until this node is current, at most `limit`.
@@ -283,7 +286,7 @@ impl RevocationStore for ReplicatedRevocations {
     fn generation(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
             let latest = self.inner.set.read().unwrap_or_else(PoisonError::into_inner).latest;
-            if self.inner.current.load(Ordering::SeqCst) {
+            if self.inner.freshness.is_current() {
                 return Ok(latest);
             }
             let mut connection = self.inner.writer.clone();

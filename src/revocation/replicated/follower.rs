@@ -4,6 +4,8 @@ use std::sync::Weak;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
+use tokio::time::Instant;
+
 use ::redis::Value;
 
 use super::super::StoreError;
@@ -27,7 +29,7 @@ pub(super) async fn follow(inner: Weak<Inner>, mut connection: Connection) {
         let position = match reload(&strong, &mut connection, &mut run_ids).await {
             Ok(position) => position,
             Err(error) => {
-                strong.mark_stale(&error);
+                strong.freshness.failed(&error);
                 drop(strong);
                 tokio::time::sleep(RETRY).await;
                 continue;
@@ -36,7 +38,7 @@ pub(super) async fn follow(inner: Weak<Inner>, mut connection: Connection) {
         drop(strong);
         if let Err(error) = tail(&inner, &mut connection, position).await {
             let Some(strong) = inner.upgrade() else { return };
-            strong.mark_stale(&error);
+            strong.freshness.failed(&error);
             drop(strong);
             tokio::time::sleep(RETRY).await;
         }
@@ -76,8 +78,8 @@ async fn tail(
             position.last = last;
         }
         position.added += read_count;
+        let asked = Instant::now();
         let now = stream_position_of(&keys, connection, limit).await?;
-        inner.current.store(true, Ordering::SeqCst);
         // Caught up (at the last id, or nothing left to read after the position), yet fewer
         // entries read than were added: some were trimmed unread. Fewer added than read: the
         // stream was recreated. (An entry added between the read and `XINFO` can only cause
@@ -87,6 +89,10 @@ async fn tail(
         if lost {
             tracing::warn!("revocation stream lost events this node had not read: reloading");
             return Ok(());
+        }
+        if caught_up {
+            // Every event added before `XINFO` answered has been read.
+            inner.freshness.heard(asked);
         }
         let unix_now = to_unix(SystemTime::now());
         if unix_now != last_expiry {

@@ -10,6 +10,7 @@ use super::super::memory::RevocationSet;
 use super::super::redis::{
     Connection, Keys, NEXT_GENERATION, Scripts, bounded, eval, lineage_field, subject_hex,
 };
+use super::health::Freshness;
 use crate::session::SessionId;
 use crate::time::to_unix;
 
@@ -17,7 +18,7 @@ use crate::time::to_unix;
 pub(super) struct Inner {
     pub(super) set: RwLock<RevocationSet>,
     /// The follower heard from Redis within the bound and has loaded everything.
-    pub(super) current: AtomicBool,
+    pub(super) freshness: Freshness,
     /// Entries were dropped at the cap: a miss may be a forgotten revocation.
     pub(super) overflowed: AtomicBool,
     /// This node's revocations not yet written to Redis.
@@ -136,17 +137,6 @@ impl Inner {
             let Some(event) = next else { return Ok(()) };
             self.write(&event).await?;
             self.pending.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
-        }
-    }
-
-    pub(super) fn mark_stale(&self, error: &StoreError) {
-        if self.current.swap(false, Ordering::SeqCst) {
-            tracing::error!(
-                %error,
-                staleness = ?self.staleness,
-                "revocation replica lost Redis: known revocations still hold, other sessions \
-                 get the failure policy until it is current again"
-            );
         }
     }
 }

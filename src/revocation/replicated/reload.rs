@@ -3,6 +3,8 @@ use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
+use tokio::time::Instant;
+
 use super::super::StoreError;
 use super::super::redis::{Connection, bounded, parse_generation, parse_subject_field};
 use super::follower::{Position, stream_position};
@@ -20,6 +22,8 @@ pub(super) async fn reload(
     connection: &mut Connection,
     run_ids: &mut Option<Vec<String>>,
 ) -> Result<Position, StoreError> {
+    // What is loaded is complete as of the start: later events are read from the stream.
+    let started = Instant::now();
     let limit = inner.staleness;
     let primaries = bounded(limit, connection.primaries()).await?;
     let mut ids = Vec::new();
@@ -97,7 +101,7 @@ pub(super) async fn reload(
     }
     *run_ids = Some(ids);
     inner.flush().await?;
-    inner.current.store(true, Ordering::SeqCst);
+    inner.freshness.heard(started);
     Ok(position)
 }
 
