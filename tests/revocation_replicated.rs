@@ -188,7 +188,9 @@ async fn checks_send_no_command_to_redis() {
         })
         .filter(|(name, _)| !name.starts_with("config") && !name.starts_with("info"))
         .collect();
-    let others: Vec<_> = calls.iter().filter(|(name, _)| !name.starts_with("x")).collect();
+    // The follower's: the stream, and a look at the mark (lost data) every third of the bound.
+    let follower = |name: &str| name.starts_with("x") || name == "get";
+    let others: Vec<_> = calls.iter().filter(|(name, _)| !follower(name)).collect();
     assert!(others.is_empty(), "commands other than the follower's: {others:?}");
     let follower: u64 = calls.iter().map(|(_, n)| n).sum();
     assert!(follower < 100, "{follower} follower commands during {} checks", 8 * CHECKS);
@@ -376,7 +378,9 @@ async fn a_blip_shorter_than_the_bound_changes_no_answer() {
     for blip in blips {
         let mut redis = RedisServer::start();
         let node = std::sync::Arc::new(Node::start_grace(&redis, FailurePolicy::Reject, GRACE));
+        let other = Node::start_grace(&redis, FailurePolicy::Reject, GRACE);
         node.ready().await;
+        other.ready().await;
         let valid = node.login("ada").await;
         let revoked = node.login("bob").await;
         node.logout(&revoked).await;
@@ -401,7 +405,7 @@ async fn a_blip_shorter_than_the_bound_changes_no_answer() {
             })
         };
         let started = Instant::now();
-        let redis = match blip {
+        let _redis = match blip {
             Blip::KilledRestartedEmpty => {
                 let port = redis.port();
                 redis.stop();
@@ -414,9 +418,7 @@ async fn a_blip_shorter_than_the_bound_changes_no_answer() {
                 redis
             }
         };
-        // Over when the node heard a revocation made after the fault.
-        let other = Node::start_grace(&redis, FailurePolicy::Reject, GRACE);
-        other.ready().await;
+        // Over when the node heard a revocation made on another node after the fault.
         let after = other.login("cy").await;
         other.logout(&after).await;
         until_all(&[&node], &after, REVOKED).await;
@@ -450,4 +452,85 @@ async fn a_node_turns_stale_when_the_bound_runs_out() {
     assert!(stale_after >= STALENESS * 2 / 3, "stale {stale_after:?} after the kill");
     assert!(stale_after <= STALENESS + Duration::from_millis(500), "{stale_after:?}");
     assert_eq!(node.verdict(&valid), Err(RejectReason::RevocationUnavailable));
+}
+
+/// Data lost without a restart (same run id): how a test makes Redis lose it.
+#[derive(Debug, Clone, Copy)]
+enum Loss {
+    FlushAll,
+    /// `maxmemory` reached under `volatile-lru`: filler keys with an expiry push the subjects'
+    /// hashes (which expire too) out.
+    Eviction,
+}
+
+/// Data lost without a restart is detected and written back: after `FLUSHALL`, or evictions
+/// under `volatile-lru`, the nodes that knew the revocations write them back, so a node started
+/// afterwards refuses every one of them (and accepts the others) as soon as it calls itself
+/// current.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_lost_without_a_restart_is_written_back() {
+    for loss in [Loss::FlushAll, Loss::Eviction] {
+        let redis = match loss {
+            Loss::FlushAll => RedisServer::start(),
+            Loss::Eviction => RedisServer::start_with(&[
+                "--maxmemory",
+                "4mb",
+                "--maxmemory-policy",
+                "volatile-lru",
+                "--maxmemory-samples",
+                "10",
+            ]),
+        };
+        let nodes: Vec<Node> = (0..2).map(|_| Node::start(&redis, FailurePolicy::Reject)).collect();
+        let fleet: Vec<&Node> = nodes.iter().collect();
+        all_current(&fleet).await;
+        let valid = nodes[0].login("valid").await;
+        let mut revoked = Vec::new();
+        for user in 0..20 {
+            let session = nodes[user % 2].login(&format!("user-{user}")).await;
+            if user % 4 == 0 {
+                nodes[user % 2].logout_everywhere(&format!("user-{user}")).await;
+            } else {
+                nodes[user % 2].logout(&session).await;
+            }
+            revoked.push(session);
+        }
+        for session in &revoked {
+            until_all(&fleet, session, REVOKED).await;
+        }
+        let mut raw = redis::Client::open(redis.url()).expect("URL").get_connection().expect("up");
+        let subjects = || {
+            let mut raw = redis::Client::open(redis.url()).expect("URL").get_connection().unwrap();
+            let keys: Vec<String> =
+                redis::cmd("KEYS").arg(format!("{PREFIX}sub:*")).query(&mut raw).expect("KEYS");
+            keys.len()
+        };
+        match loss {
+            Loss::FlushAll => {
+                let () = redis::cmd("FLUSHALL").query(&mut raw).expect("FLUSHALL");
+            }
+            Loss::Eviction => {
+                let filler = "x".repeat(4096);
+                let mut key = 0;
+                while subjects() == 20 {
+                    let mut pipe = redis::pipe();
+                    for _ in 0..100 {
+                        pipe.cmd("SET").arg(format!("filler:{key}")).arg(&filler);
+                        pipe.arg("EX").arg(3600).ignore();
+                        key += 1;
+                    }
+                    let () = pipe.query(&mut raw).expect("SET filler");
+                    assert!(key < 100_000, "no subject hash was ever evicted");
+                }
+            }
+        }
+        assert!(subjects() < 20, "{loss:?}: Redis lost no entry");
+        let late = Node::start(&redis, FailurePolicy::Reject);
+        late.ready().await;
+        for session in &revoked {
+            assert_eq!(late.verdict(session), REVOKED, "{loss:?}: a revocation came back");
+        }
+        assert_eq!(late.verdict(&valid), Ok(()), "{loss:?}");
+        assert_eq!(subjects(), 20, "{loss:?}: written back");
+    }
 }

@@ -85,6 +85,16 @@ impl Keys {
         format!("{}gen", self.prefix)
     }
 
+    /// The mark whose disappearance tells the replicated store that Redis lost data.
+    pub(super) fn mark(&self) -> String {
+        format!("{}mark", self.prefix)
+    }
+
+    /// How many evictions the replicated store's nodes have written back after.
+    pub(super) fn repaired(&self) -> String {
+        format!("{}repaired", self.prefix)
+    }
+
     /// The stream of revocation events (the replicated store).
     pub(super) fn stream(&self) -> String {
         format!("{}events", self.prefix)

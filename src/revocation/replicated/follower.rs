@@ -9,7 +9,8 @@ use tokio::time::Instant;
 use ::redis::Value;
 
 use super::super::StoreError;
-use super::super::redis::{Connection, Keys, bounded};
+use super::super::redis::{Connection, Keys, Primary, bounded};
+use super::loss::{Watermarks, watermarks};
 use super::node::{Change, Event, Inner};
 use super::reload::{from_hex, reload};
 use crate::session::SessionId;
@@ -23,11 +24,11 @@ const RETRY: Duration = Duration::from_millis(100);
 
 /// The follower: load, then read the stream, until the store is dropped.
 pub(super) async fn follow(inner: Weak<Inner>, mut connection: Connection) {
-    let mut run_ids: Option<Vec<String>> = None;
+    let mut known: Option<Watermarks> = None;
     loop {
         let Some(strong) = inner.upgrade() else { return };
-        let position = match reload(&strong, &mut connection, &mut run_ids).await {
-            Ok(position) => position,
+        let (position, primaries) = match reload(&strong, &mut connection, &mut known).await {
+            Ok(loaded) => loaded,
             Err(error) => {
                 strong.freshness.failed(&error);
                 drop(strong);
@@ -36,7 +37,8 @@ pub(super) async fn follow(inner: Weak<Inner>, mut connection: Connection) {
             }
         };
         drop(strong);
-        if let Err(error) = tail(&inner, &mut connection, position).await {
+        let Some(seen) = known.as_ref() else { continue };
+        if let Err(error) = tail(&inner, &mut connection, position, &primaries, seen).await {
             let Some(strong) = inner.upgrade() else { return };
             strong.freshness.failed(&error);
             drop(strong);
@@ -55,8 +57,11 @@ async fn tail(
     weak: &Weak<Inner>,
     connection: &mut Connection,
     mut position: Position,
+    primaries: &[Primary],
+    known: &Watermarks,
 ) -> Result<(), StoreError> {
     let mut last_expiry = 0;
+    let mut last_check = Instant::now();
     loop {
         let Some(inner) = weak.upgrade() else { return Ok(()) };
         let block = inner.staleness / 3;
@@ -93,6 +98,15 @@ async fn tail(
         if caught_up {
             // Every event added before `XINFO` answered has been read.
             inner.freshness.heard(asked);
+        }
+        if last_check.elapsed() >= inner.staleness / 3 {
+            // Lost data leaves the stream as it was when nobody revokes: look at Redis itself.
+            last_check = Instant::now();
+            let (seen, _) = watermarks(&inner, connection, primaries, limit).await?;
+            if let Some(cause) = known.loss(&seen) {
+                tracing::warn!(cause, "Redis lost data: reloading");
+                return Ok(());
+            }
         }
         let unix_now = to_unix(SystemTime::now());
         if unix_now != last_expiry {

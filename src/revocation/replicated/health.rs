@@ -26,6 +26,8 @@ pub(super) struct Freshness {
     heard: AtomicU64,
     /// A proof within the bound: read by every check.
     current: AtomicBool,
+    /// Proofs taken before this (milliseconds since `origin`) do not count.
+    not_before: AtomicU64,
     /// A failure was logged since the last proof (one warning per outage, not per retry).
     failing: AtomicBool,
     staleness: Duration,
@@ -39,6 +41,7 @@ impl Freshness {
             origin: Instant::now(),
             heard: AtomicU64::new(NEVER),
             current: AtomicBool::new(false),
+            not_before: AtomicU64::new(0),
             failing: AtomicBool::new(false),
             staleness,
         }
@@ -49,10 +52,21 @@ impl Freshness {
         self.current.load(Ordering::SeqCst)
     }
 
+    /// Proofs taken before `at` will not count.
+    pub(super) fn hold_until(&self, at: Instant) {
+        self.not_before.fetch_max(self.millis(at), Ordering::SeqCst);
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.origin).as_millis()).unwrap_or(NEVER - 1)
+    }
+
     /// Proof, as of `at`, that the replica missed nothing up to then.
     pub(super) fn heard(&self, at: Instant) {
-        let millis = u64::try_from(at.saturating_duration_since(self.origin).as_millis())
-            .unwrap_or(NEVER - 1);
+        let millis = self.millis(at);
+        if millis < self.not_before.load(Ordering::SeqCst) {
+            return;
+        }
         let previous = self.heard.load(Ordering::SeqCst);
         if previous == NEVER || previous < millis {
             self.heard.store(millis, Ordering::SeqCst);

@@ -6,8 +6,11 @@ use std::time::SystemTime;
 use tokio::time::Instant;
 
 use super::super::StoreError;
-use super::super::redis::{Connection, bounded, parse_generation, parse_subject_field};
+use super::super::redis::{Connection, Primary, bounded, parse_generation, parse_subject_field};
 use super::follower::{Position, stream_position};
+use super::loss::{
+    Watermarks, claim_mark, record_repaired, repaired, warn_about_eviction, watermarks,
+};
 use super::node::{Change, Event, Inner};
 use crate::session::SessionId;
 use crate::time::to_unix;
@@ -16,26 +19,33 @@ use crate::time::to_unix;
 const SCAN_BATCH: usize = 1_000;
 
 /// Loads every subject hash and merges it into memory; returns the stream position to
-/// follow from. Writes back everything this node knows when Redis's run id changed.
+/// follow from, and the primaries. Writes back everything this node knows when Redis lost
+/// data since `known` was seen (see [`loss`](super::loss)), and records what it sees now.
 pub(super) async fn reload(
     inner: &Inner,
     connection: &mut Connection,
-    run_ids: &mut Option<Vec<String>>,
-) -> Result<Position, StoreError> {
+    known: &mut Option<Watermarks>,
+) -> Result<(Position, Vec<Primary>), StoreError> {
     // What is loaded is complete as of the start: later events are read from the stream.
     let started = Instant::now();
     let limit = inner.staleness;
     let primaries = bounded(limit, connection.primaries()).await?;
-    let mut ids = Vec::new();
-    for primary in &primaries {
-        let mut info = ::redis::cmd("INFO");
-        info.arg("server");
-        let server: String = bounded(limit, connection.query_at(&info, primary)).await?;
-        let id = server.lines().find_map(|line| line.strip_prefix("run_id:"));
-        ids.push(id.unwrap_or_default().trim().to_owned());
+    let (mut seen, policies) = watermarks(inner, connection, &primaries, limit).await?;
+    let lost = known.as_ref().and_then(|known| known.loss(&seen));
+    let (mark, age) = claim_mark(inner, connection, limit).await?;
+    seen.set_mark(mark);
+    if known.is_none() {
+        warn_about_eviction(&policies);
+        let unrepaired = repaired(inner, connection, limit).await? < seen.evicted();
+        if age < inner.staleness || unrepaired {
+            // A new mark: a new deployment, or a flush the nodes that knew the data have not
+            // noticed yet; or evictions no node has written back after yet. Give the nodes
+            // that knew the data the bound to notice and write it back.
+            let hold =
+                if unrepaired { inner.staleness } else { inner.staleness.saturating_sub(age) };
+            inner.freshness.hold_until(Instant::now() + hold);
+        }
     }
-    ids.sort();
-    let restarted = run_ids.as_ref().is_some_and(|known| *known != ids);
     // The position first: events written during the load are read again (merging is
     // idempotent), none is missed.
     let position = stream_position(inner, connection, limit).await?;
@@ -93,16 +103,19 @@ pub(super) async fn reload(
         }
         inner.enforce_cap(&mut set, None);
     }
-    if restarted {
-        tracing::warn!(
-            "Redis restarted (new run id): writing back the revocations this node knows"
-        );
+    if let Some(cause) = lost {
+        tracing::warn!(cause, "Redis lost data: writing back the revocations this node knows");
         write_back(inner).await?;
+        // What the write-back itself evicted (a full Redis under an evicting policy) is not
+        // a new loss: without this, nodes would write back in a loop.
+        let (after, _) = watermarks(inner, connection, &primaries, limit).await?;
+        seen = after;
+        record_repaired(inner, connection, seen.evicted(), limit).await?;
     }
-    *run_ids = Some(ids);
+    *known = Some(seen);
     inner.flush().await?;
     inner.freshness.heard(started);
-    Ok(position)
+    Ok((position, primaries))
 }
 
 /// The entries of the subjects' hashes (each names its subject in field `s`).
