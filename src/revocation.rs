@@ -71,8 +71,8 @@ pub use self::memory::MemoryRevocations;
 pub use self::redis::{DEFAULT_KEY_PREFIX, RedisRevocations, RedisRevocationsBuilder};
 #[cfg(feature = "redis")]
 pub use self::replicated::{
-    DEFAULT_MAX_ENTRIES, DEFAULT_STALENESS, DEFAULT_STREAM_LEN, ReplicatedRevocations,
-    ReplicatedRevocationsBuilder,
+    DEFAULT_LOGOUTS_PER_SUBJECT, DEFAULT_MAX_ENTRIES, DEFAULT_STALENESS, DEFAULT_STREAM_LEN,
+    ReplicatedRevocations, ReplicatedRevocationsBuilder,
 };
 pub use self::subject::{STAMP_KEY, Subject, SubjectError};
 use self::subject::{Stamp, tag};

@@ -94,6 +94,11 @@ impl Node {
         self.revocation.revoke_subject(&user, SystemTime::now(), &config).await.expect("recorded");
     }
 
+    /// The verdict as the adapters get it: at once when memory answers, else after a lookup.
+    async fn check(&self, session: &Session) -> Result<(), RejectReason> {
+        self.revocation.check(session).await
+    }
+
     fn verdict(&self, session: &Session) -> Result<(), RejectReason> {
         self.revocation.try_check(session).expect("the replicated store answers at once")
     }
@@ -333,27 +338,114 @@ async fn a_stream_trimmed_past_a_node_s_position_makes_it_reload() {
     until_all(&[&node], &valid, Ok(())).await;
 }
 
-/// The cap: past it, the node drops the entries ending soonest and answers sessions it knows
-/// nothing against by the failure policy, instead of silently accepting them.
+/// The cap: past it, a node drops the subjects whose entries end soonest, and answers their
+/// sessions by a strict lookup in Redis (`check`, not `try_check`, which cannot wait); every
+/// other session is answered from memory as before (the blast radius is the dropped subjects,
+/// not the site). Redis down: the dropped ones get the failure policy, the others the bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn past_the_cap_unknown_sessions_get_the_failure_policy() {
-    let redis = RedisServer::start();
+async fn past_the_cap_dropped_subjects_are_looked_up_in_redis() {
+    let mut redis = RedisServer::start();
     let node = Node::start_with(&redis, FailurePolicy::Reject, 3);
     node.ready().await;
     let valid = node.login("zed").await;
-    for user in ["a", "b", "c"] {
+    let mut revoked = Vec::new();
+    for user in ["a", "b", "c", "d", "e"] {
         let session = node.login(user).await;
         node.logout(&session).await;
+        revoked.push(session);
     }
-    assert_eq!(node.store.len(), 3);
-    assert!(node.store.is_current());
-    assert_eq!(node.verdict(&valid), Ok(()));
-    let fourth = node.login("d").await;
-    node.logout(&fourth).await;
     assert_eq!(node.store.len(), 3, "held at the cap");
-    assert!(!node.store.is_current(), "it may have forgotten a revocation");
-    assert_eq!(node.verdict(&valid), Err(RejectReason::RevocationUnavailable));
-    assert_eq!(node.verdict(&fourth), REVOKED, "the newest revocation is kept");
+    assert!(node.store.is_current(), "it knows where it dropped what");
+    // (session, with Redis up, with Redis down past the bound)
+    let unavailable = Err(RejectReason::RevocationUnavailable);
+    let mut table = vec![(&valid, Ok(()), unavailable)];
+    table.extend(revoked.iter().take(2).map(|session| (session, REVOKED, unavailable)));
+    table.extend(revoked.iter().skip(2).map(|session| (session, REVOKED, REVOKED)));
+    for &(session, up, _) in &table {
+        assert_eq!(node.check(session).await, up, "Redis up");
+    }
+    assert!(node.store.is_current(), "lookups prove Redis answers; the node stays current");
+    redis.stop();
+    tokio::time::sleep(STALENESS + Duration::from_millis(100)).await;
+    for &(session, _, down) in &table {
+        assert_eq!(node.check(session).await, down, "Redis down");
+    }
+}
+
+/// One account logging in and out in a loop: past a few logouts its entries fold into one "log
+/// out everywhere", on the node that revoked and on the others, so memory does not grow with
+/// the loop; every logged-out session stays refused everywhere, and the next sign-in is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_account_logging_in_and_out_cannot_grow_the_replicas() {
+    let redis = RedisServer::start();
+    let nodes: Vec<Node> = (0..2).map(|_| Node::start(&redis, FailurePolicy::Reject)).collect();
+    let fleet: Vec<&Node> = nodes.iter().collect();
+    all_current(&fleet).await;
+    let mut revoked = Vec::new();
+    for round in 0..60 {
+        let session = nodes[0].login("mallory").await;
+        nodes[0].logout(&session).await;
+        revoked.push(session);
+        assert!(nodes[0].store.len() <= 9, "round {round}: {} entries", nodes[0].store.len());
+    }
+    let after = nodes[1].login("mallory").await;
+    for session in &revoked {
+        until_all(&fleet, session, REVOKED).await;
+    }
+    until_all(&fleet, &after, Ok(())).await;
+    for node in &fleet {
+        assert!(node.store.len() <= 9, "{} entries", node.store.len());
+    }
+    let late = Node::start(&redis, FailurePolicy::Reject);
+    late.ready().await;
+    assert!(late.store.len() <= 9, "Redis holds the folded entries: {}", late.store.len());
+    for session in &revoked {
+        assert_eq!(late.verdict(session), REVOKED);
+    }
+}
+
+/// The issue's case: cap 50 on every node, 80 users log out, Redis restarts empty. What every
+/// node dropped is gone from Redis too: those sessions get the failure policy (never "not
+/// revoked"), on the nodes that dropped them and on a node started afterwards, until they
+/// expire; every other session is answered as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_cap_then_an_empty_restart_nothing_comes_back() {
+    let mut redis = RedisServer::start();
+    let nodes: Vec<Node> =
+        (0..3).map(|_| Node::start_with(&redis, FailurePolicy::Reject, 50)).collect();
+    let fleet: Vec<&Node> = nodes.iter().collect();
+    all_current(&fleet).await;
+    let mut valid = Vec::new();
+    for user in 0..20 {
+        valid.push(nodes[user % 3].login(&format!("valid-{user}")).await);
+    }
+    let mut revoked = Vec::new();
+    for user in 0..80 {
+        let session = nodes[user % 3].login(&format!("user-{user}")).await;
+        nodes[user % 3].logout(&session).await;
+        revoked.push(session);
+    }
+    let port = redis.port();
+    redis.stop();
+    let redis = RedisServer::start_on(port).expect("the port is still free");
+    all_current(&fleet).await;
+    let late = Node::start_with(&redis, FailurePolicy::Reject, 50);
+    late.ready().await;
+    let mut everyone = fleet.clone();
+    everyone.push(&late);
+    let unavailable = Err(RejectReason::RevocationUnavailable);
+    for (i, node) in everyone.iter().enumerate() {
+        for (user, session) in revoked.iter().enumerate() {
+            let verdict = node.check(session).await;
+            assert!(
+                verdict == REVOKED || verdict == unavailable,
+                "node {i}, user-{user}: {verdict:?}"
+            );
+        }
+        for (user, session) in valid.iter().enumerate() {
+            assert_eq!(node.check(session).await, Ok(()), "node {i}, valid-{user}");
+        }
+    }
 }
 
 /// A longer staleness bound, for blips a loaded machine must fit inside with room to spare.

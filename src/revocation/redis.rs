@@ -90,6 +90,17 @@ impl Keys {
         format!("{}mark", self.prefix)
     }
 
+    /// Set (expiring) while a replicated node writes back what Redis lost.
+    pub(super) fn recovering(&self) -> String {
+        format!("{}recovering", self.prefix)
+    }
+
+    /// The buckets of subjects dropped at a node's cap whose entries Redis may have lost
+    /// (the replicated store).
+    pub(super) fn lost(&self) -> String {
+        format!("{}lost", self.prefix)
+    }
+
     /// How many evictions the replicated store's nodes have written back after.
     pub(super) fn repaired(&self) -> String {
         format!("{}repaired", self.prefix)

@@ -21,6 +21,7 @@
 //!   the replica turns stale only when its last proof of having missed nothing is older than
 //!   the bound.
 
+mod cap;
 mod follower;
 mod health;
 mod loss;
@@ -29,10 +30,10 @@ mod reload;
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
+use self::cap::{Dropped, Range};
 use self::follower::follow;
 use self::health::{Freshness, watch};
 use self::node::{Change, Event, Inner};
@@ -55,6 +56,10 @@ pub const DEFAULT_STALENESS: Duration = Duration::from_secs(5);
 /// about 200 MB at the measured size per entry.
 pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
 
+/// How many logouts of one subject a node holds before they fold into one "log out
+/// everywhere" of that subject, by default.
+pub const DEFAULT_LOGOUTS_PER_SUBJECT: usize = 8;
+
 /// About how many events the stream keeps (`XADD ... MAXLEN ~`), by default. A node that falls
 /// further behind than this reloads everything.
 pub const DEFAULT_STREAM_LEN: usize = 100_000;
@@ -73,11 +78,16 @@ pub const DEFAULT_STREAM_LEN: usize = 100_000;
 /// turns into accept (and a logged error) or reject. A revocation made while Redis is
 /// unreachable is enforced by its node at once and published when Redis is back.
 ///
-/// **Memory.** Entries leave memory when the sessions they concern would have expired. At
-/// most [`DEFAULT_MAX_ENTRIES`] (configurable) are held: past the cap a node drops the
-/// subjects whose entries end soonest, logs an error, and until it can hold everything again
-/// answers sessions it knows nothing against as stale (the failure policy decides), so a cap
-/// too small never silently forgets a revocation under [`FailurePolicy::Reject`](super::FailurePolicy::Reject).
+/// **Memory.** Entries leave memory when the sessions they concern would have expired. Past
+/// [`DEFAULT_LOGOUTS_PER_SUBJECT`] logouts of one subject (configurable), the next one folds
+/// them into a "log out everywhere" of that subject, so one account cannot grow memory by
+/// logging in and out. At most [`DEFAULT_MAX_ENTRIES`] (configurable) are held: past the cap a
+/// node drops the subjects whose entries end soonest, logs an error, and remembers their
+/// buckets (1 MiB for 65,536 buckets of subject digests) until those entries expire: sessions
+/// of such a bucket are looked up in Redis (so [`try_is_revoked`](RevocationStore::try_is_revoked)
+/// returns `None` for them and the adapters await the lookup), and get the failure policy when
+/// Redis cannot answer or has lost data since. A cap bounds memory, never correctness, and only
+/// the dropped subjects' buckets cost a round trip.
 ///
 /// Redis keys: the strict store's (so both can share a prefix and a server), plus
 /// `<prefix>events`, the stream. Works on one server ([`build`](ReplicatedRevocationsBuilder::build))
@@ -112,6 +122,7 @@ pub struct ReplicatedRevocationsBuilder {
     timeout: Duration,
     staleness: Duration,
     max_entries: usize,
+    fold_after: usize,
     stream_len: usize,
 }
 
@@ -122,6 +133,7 @@ impl Default for ReplicatedRevocationsBuilder {
             timeout: DEFAULT_STORE_TIMEOUT,
             staleness: DEFAULT_STALENESS,
             max_entries: DEFAULT_MAX_ENTRIES,
+            fold_after: DEFAULT_LOGOUTS_PER_SUBJECT,
             stream_len: DEFAULT_STREAM_LEN,
         }
     }
@@ -153,6 +165,16 @@ impl ReplicatedRevocationsBuilder {
     /// for what happens past it.
     pub fn max_entries(mut self, max: usize) -> ReplicatedRevocationsBuilder {
         self.max_entries = max.max(1);
+        self
+    }
+
+    /// How many logouts of one subject a node holds (default
+    /// [`DEFAULT_LOGOUTS_PER_SUBJECT`], at least 1). The next logout of that subject folds them
+    /// into one "log out everywhere": every session of the subject signed in before it is
+    /// revoked (its other devices too), and the subject holds two entries at most until its
+    /// next logouts, so memory grows with users, not with one account's logins.
+    pub fn logouts_per_subject(mut self, max: usize) -> ReplicatedRevocationsBuilder {
+        self.fold_after = max.max(1);
         self
     }
 
@@ -194,7 +216,8 @@ impl ReplicatedRevocationsBuilder {
         let inner = Arc::new(Inner {
             set: RwLock::new(RevocationSet::default()),
             freshness: Freshness::new(self.staleness),
-            overflowed: AtomicBool::new(false),
+            dropped: Dropped::default(),
+            fold_after: self.fold_after,
             pending: Mutex::new(VecDeque::new()),
             writer,
             keys: Keys { prefix: self.prefix },
@@ -229,7 +252,7 @@ impl ReplicatedRevocations {
     /// Whether this node is current: it loaded everything and heard from Redis within the
     /// staleness bound, and holds every entry (under its cap).
     pub fn is_current(&self) -> bool {
-        self.inner.freshness.is_current() && !self.inner.overflowed.load(Ordering::SeqCst)
+        self.inner.freshness.is_current()
     }
 
     /// Waits until this node is current, at most `limit`.
@@ -263,26 +286,64 @@ impl ReplicatedRevocations {
         self.inner.pending.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 
-    fn answer(&self, query: &Query<'_>) -> Result<bool, StoreError> {
+    /// The answer from memory; `None` when the subject's entries may have been dropped at the
+    /// cap and only Redis can answer.
+    fn answer(&self, query: &Query<'_>) -> Option<Result<bool, StoreError>> {
         let known = {
             let set = self.inner.set.read().unwrap_or_else(PoisonError::into_inner);
             set.answer(query, || to_unix(SystemTime::now()))
         };
-        match known {
-            Some(true) => Ok(true),
-            _ if self.is_current() => Ok(false),
-            _ => Err(StoreError("revocation replica is stale (see the logged cause)".to_owned())),
+        if known == Some(true) {
+            return Some(Ok(true));
         }
+        match self.inner.dropped.range(query.subject, || to_unix(SystemTime::now())) {
+            Range::Held if self.is_current() => Some(Ok(false)),
+            Range::Held => Some(Err(StoreError(
+                "revocation replica is stale (see the logged cause)".to_owned(),
+            ))),
+            Range::Strict => None,
+            Range::Lost => Some(Err(StoreError(
+                "revocation entries dropped at the cap may have been lost by Redis".to_owned(),
+            ))),
+        }
+    }
+
+    /// A generation greater than every stamp given so far: Redis's, or this node's when Redis
+    /// cannot answer (or this node's earlier revocations still wait for it).
+    async fn mint(&self) -> u64 {
+        let inner = &self.inner;
+        let queued = !inner.pending.lock().unwrap_or_else(PoisonError::into_inner).is_empty();
+        let given = if queued {
+            Err(StoreError("earlier revocations are queued".to_owned()))
+        } else {
+            let mut connection = inner.writer.clone();
+            let mut next = eval(NEXT_GENERATION, inner.keys.generation());
+            next.arg(0);
+            match bounded(inner.timeout, next.query_async::<String>(&mut connection)).await {
+                Ok(text) => parse_generation(&text),
+                Err(error) => Err(error),
+            }
+        };
+        given.unwrap_or_else(|error| {
+            tracing::warn!(%error, "revocation generation given by this node: Redis unavailable");
+            let latest = inner.set.read().unwrap_or_else(PoisonError::into_inner).latest;
+            next_generation(latest, SystemTime::now())
+        })
     }
 }
 
 impl RevocationStore for ReplicatedRevocations {
     fn is_revoked<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(std::future::ready(self.answer(&query)))
+        Box::pin(async move {
+            match self.answer(&query) {
+                Some(answer) => answer,
+                None => self.inner.lookup(&query).await,
+            }
+        })
     }
 
     fn try_is_revoked(&self, query: &Query<'_>) -> Option<Result<bool, StoreError>> {
-        Some(self.answer(query))
+        self.answer(query)
     }
 
     /// The latest generation this node knows; before its first full load, Redis's counter
@@ -312,8 +373,31 @@ impl RevocationStore for ReplicatedRevocations {
         lineage: SessionId,
         until: u64,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        let event = Event { subject: subject.to_vec(), change: Change::Lineage(lineage), until };
         Box::pin(async move {
+            // Past a few logouts of one subject, they fold into one "log out everywhere": every
+            // logged-out session signed in before it, so the generation covers them, and one
+            // account cannot grow every node's memory by logging in and out in a loop.
+            let held: Option<(Vec<SessionId>, u64)> = {
+                let set = self.inner.set.read().unwrap_or_else(PoisonError::into_inner);
+                set.subjects.get(subject).filter(|e| e.lineages.len() >= self.inner.fold_after).map(
+                    |entry| (entry.lineages.iter().map(|&(id, _)| id).collect(), entry.until()),
+                )
+            };
+            let subject = subject.to_vec();
+            let event = match held {
+                None => Event { subject, change: Change::Lineage(lineage), until, covers: vec![] },
+                Some((mut covers, held_until)) => {
+                    // Minted after every covered logout was recorded: greater than their stamps.
+                    let generation = self.mint().await;
+                    covers.push(lineage);
+                    tracing::info!(
+                        logouts = covers.len(),
+                        "logouts of one subject folded into a \"log out everywhere\""
+                    );
+                    let change = Change::Generation(generation);
+                    Event { subject, change, until: until.max(held_until), covers }
+                }
+            };
             self.inner.revoke(event).await;
             Ok(())
         })
@@ -325,27 +409,10 @@ impl RevocationStore for ReplicatedRevocations {
         until: u64,
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
-            let inner = &self.inner;
-            let queued = !inner.pending.lock().unwrap_or_else(PoisonError::into_inner).is_empty();
-            let given = if queued {
-                Err(StoreError("earlier revocations are queued".to_owned()))
-            } else {
-                let mut connection = inner.writer.clone();
-                let mut next = eval(NEXT_GENERATION, inner.keys.generation());
-                next.arg(0);
-                match bounded(inner.timeout, next.query_async::<String>(&mut connection)).await {
-                    Ok(text) => parse_generation(&text),
-                    Err(error) => Err(error),
-                }
-            };
-            let generation = given.unwrap_or_else(|error| {
-                tracing::warn!(%error, "revocation generation given by this node: Redis unavailable");
-                let latest = inner.set.read().unwrap_or_else(PoisonError::into_inner).latest;
-                next_generation(latest, SystemTime::now())
-            });
-            let event =
-                Event { subject: subject.to_vec(), change: Change::Generation(generation), until };
-            inner.revoke(event).await;
+            let generation = self.mint().await;
+            let change = Change::Generation(generation);
+            let event = Event { subject: subject.to_vec(), change, until, covers: vec![] };
+            self.inner.revoke(event).await;
             Ok(generation)
         })
     }

@@ -1,7 +1,6 @@
 //! The follower task: a full load, then the stream, reloading whenever it cannot be sure it
 //! saw every event.
 use std::sync::Weak;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
@@ -95,6 +94,10 @@ async fn tail(
             tracing::warn!("revocation stream lost events this node had not read: reloading");
             return Ok(());
         }
+        if inner.freshness.hold_ended() {
+            // Before any proof counts: load again what others wrote during the hold.
+            return Ok(());
+        }
         if caught_up {
             // Every event added before `XINFO` answered has been read.
             inner.freshness.heard(asked);
@@ -111,12 +114,9 @@ async fn tail(
         let unix_now = to_unix(SystemTime::now());
         if unix_now != last_expiry {
             last_expiry = unix_now;
-            let mut set = inner.set();
-            set.expire(unix_now);
-            if inner.overflowed.load(Ordering::SeqCst) && set.entries < inner.max_entries / 10 * 9 {
-                tracing::warn!("revocation replica has room again: reloading");
-                return Ok(());
-            }
+            inner.set().expire(unix_now);
+            // Room again changes nothing for what was dropped: only its expiry does.
+            inner.dropped.expire(unix_now);
         }
     }
 }
@@ -188,6 +188,7 @@ fn entry_event(entry: &Value) -> Option<Event> {
     let mut subject = None;
     let mut change = None;
     let mut until = None;
+    let mut covers = Vec::new();
     for pair in fields.chunks(2) {
         let [name, value] = pair else { continue };
         let value_bytes = match value {
@@ -202,10 +203,16 @@ fn entry_event(entry: &Value) -> Option<Event> {
                 change = Some(Change::Lineage(SessionId(id.try_into().ok()?)));
             }
             "u" => until = Some(text(value)?.parse().ok()?),
+            "c" => {
+                let ids = from_hex(&text(value)?)?;
+                for id in ids.chunks_exact(crate::format::SESSION_ID_LEN) {
+                    covers.push(SessionId(id.try_into().ok()?));
+                }
+            }
             _ => {}
         }
     }
-    Some(Event { subject: subject?, change: change?, until: until? })
+    Some(Event { subject: subject?, change: change?, until: until?, covers })
 }
 
 fn text(value: &Value) -> Option<String> {

@@ -28,6 +28,8 @@ pub(super) struct Freshness {
     current: AtomicBool,
     /// Proofs taken before this (milliseconds since `origin`) do not count.
     not_before: AtomicU64,
+    /// A hold is set and the follower has not reloaded after its end yet.
+    holding: AtomicBool,
     /// A failure was logged since the last proof (one warning per outage, not per retry).
     failing: AtomicBool,
     staleness: Duration,
@@ -42,6 +44,7 @@ impl Freshness {
             heard: AtomicU64::new(NEVER),
             current: AtomicBool::new(false),
             not_before: AtomicU64::new(0),
+            holding: AtomicBool::new(false),
             failing: AtomicBool::new(false),
             staleness,
         }
@@ -55,6 +58,24 @@ impl Freshness {
     /// Proofs taken before `at` will not count.
     pub(super) fn hold_until(&self, at: Instant) {
         self.not_before.fetch_max(self.millis(at), Ordering::SeqCst);
+        self.holding.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a hold has ended and the follower has not reloaded since: it then loads
+    /// everything again, since what the other nodes wrote meanwhile (lost buckets) is not all
+    /// on the stream, and holds again while they are still writing back.
+    pub(super) fn hold_ended(&self) -> bool {
+        self.holding() && self.millis(Instant::now()) >= self.not_before.load(Ordering::SeqCst)
+    }
+
+    /// Whether a hold was set and not released.
+    pub(super) fn holding(&self) -> bool {
+        self.holding.load(Ordering::SeqCst)
+    }
+
+    /// The hold is over: proofs count again.
+    pub(super) fn release(&self) {
+        self.holding.store(false, Ordering::SeqCst);
     }
 
     fn millis(&self, at: Instant) -> u64 {

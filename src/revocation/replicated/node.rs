@@ -1,15 +1,16 @@
 //! What one node holds (its replica, its queue of unwritten revocations) and how it writes
 //! its own revocations to Redis.
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
-use super::super::StoreError;
 use super::super::memory::RevocationSet;
 use super::super::redis::{
-    Connection, Keys, NEXT_GENERATION, Scripts, bounded, eval, lineage_field, subject_hex,
+    Connection, Keys, NEXT_GENERATION, Scripts, bounded, eval, lineage_field, parse_subject_field,
+    subject_hex,
 };
+use super::super::{Query, StoreError};
+use super::cap::Dropped;
 use super::health::Freshness;
 use crate::session::SessionId;
 use crate::time::to_unix;
@@ -19,8 +20,8 @@ pub(super) struct Inner {
     pub(super) set: RwLock<RevocationSet>,
     /// The follower heard from Redis within the bound and has loaded everything.
     pub(super) freshness: Freshness,
-    /// Entries were dropped at the cap: a miss may be a forgotten revocation.
-    pub(super) overflowed: AtomicBool,
+    /// Where entries were dropped at the cap, until they expire.
+    pub(super) dropped: Dropped,
     /// This node's revocations not yet written to Redis.
     pub(super) pending: Mutex<VecDeque<Event>>,
     pub(super) writer: Connection,
@@ -30,6 +31,8 @@ pub(super) struct Inner {
     pub(super) timeout: Duration,
     pub(super) staleness: Duration,
     pub(super) max_entries: usize,
+    /// Logouts of one subject held before they fold into a "log out everywhere".
+    pub(super) fold_after: usize,
     pub(super) stream_len: usize,
 }
 
@@ -39,6 +42,8 @@ pub(super) struct Event {
     pub(super) subject: Vec<u8>,
     pub(super) change: Change,
     pub(super) until: u64,
+    /// Lineages of the subject a generation covers (folded logouts): dropped everywhere.
+    pub(super) covers: Vec<SessionId>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -58,9 +63,12 @@ impl Inner {
         for event in events {
             match event.change {
                 Change::Generation(generation) => {
-                    set.add_generation(&event.subject, generation, event.until)
+                    set.add_generation(&event.subject, generation, event.until);
+                    set.remove_lineages(&event.subject, &event.covers);
                 }
-                Change::Lineage(lineage) => set.add_lineage(&event.subject, lineage, event.until),
+                Change::Lineage(lineage) => {
+                    set.add_lineage(&event.subject, lineage, event.until);
+                }
             };
         }
         self.enforce_cap(&mut set, events.last().map(|event| &event.subject[..]));
@@ -72,13 +80,13 @@ impl Inner {
         }
         set.expire(to_unix(SystemTime::now()));
         let dropped = set.shrink_to(self.max_entries, keep);
-        if dropped > 0 {
-            self.overflowed.store(true, Ordering::SeqCst);
+        if self.dropped.record(&dropped) {
             tracing::error!(
-                dropped,
+                subjects = dropped.len(),
                 cap = self.max_entries,
-                "revocation replica over its cap: dropped the entries ending soonest; sessions \
-                 it knows nothing against get the failure policy until it fits again"
+                "revocation replica over its cap: dropped the subjects whose entries end \
+                 soonest; their sessions are looked up in Redis (or get the failure policy \
+                 when it cannot answer) until those entries expire"
             );
         }
     }
@@ -105,10 +113,52 @@ impl Inner {
             }
         };
         bounded(self.timeout, record.query_async::<()>(&mut connection)).await?;
+        let covers: String = event.covers.iter().map(ToString::to_string).collect();
+        if !event.covers.is_empty() {
+            // The generation is recorded: the logouts it covers may go.
+            let mut delete = ::redis::cmd("HDEL");
+            delete.arg(self.keys.subject(&event.subject));
+            for lineage in &event.covers {
+                delete.arg(lineage_field(*lineage));
+            }
+            bounded(self.timeout, delete.query_async::<()>(&mut connection)).await?;
+        }
         let mut add = ::redis::cmd("XADD");
         add.arg(self.keys.stream()).arg("MAXLEN").arg("~").arg(self.stream_len).arg("*");
         add.arg("s").arg(&event.subject[..]).arg(field).arg(value).arg("u").arg(event.until);
+        if !covers.is_empty() {
+            add.arg("c").arg(covers);
+        }
         bounded(self.timeout, add.query_async::<()>(&mut connection)).await
+    }
+
+    /// The strict answer for a session whose subject's entries may have been dropped at the
+    /// cap: this node's queued revocations, then Redis (one `HMGET`).
+    pub(super) async fn lookup(&self, query: &Query<'_>) -> Result<bool, StoreError> {
+        let queued = self.pending.lock().unwrap_or_else(PoisonError::into_inner).iter().any(|e| {
+            *e.subject == *query.subject
+                && match e.change {
+                    Change::Generation(generation) => query.generation < generation,
+                    Change::Lineage(lineage) => lineage == query.lineage,
+                }
+        });
+        if queued {
+            return Ok(true);
+        }
+        let mut command = ::redis::cmd("HMGET");
+        command.arg(self.keys.subject(query.subject)).arg("g").arg(lineage_field(query.lineage));
+        let mut connection = self.writer.clone();
+        let values: Vec<Option<String>> =
+            bounded(self.timeout, command.query_async(&mut connection)).await?;
+        let [generation, lineage] = values.as_slice() else {
+            return Err(StoreError(format!(
+                "Redis answered HMGET of 2 fields with {}",
+                values.len()
+            )));
+        };
+        let generation = generation.as_deref().map(parse_subject_field).transpose()?;
+        Ok(lineage.is_some()
+            || generation.is_some_and(|(generation, _)| query.generation < generation))
     }
 
     /// Applies an own revocation at once, then writes it, or queues it when Redis fails.

@@ -1,12 +1,13 @@
 //! The full load of every subject hash, and the write-back after Redis lost its data.
 use std::sync::PoisonError;
-use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use tokio::time::Instant;
 
 use super::super::StoreError;
-use super::super::redis::{Connection, Primary, bounded, parse_generation, parse_subject_field};
+use super::super::redis::{
+    Connection, Primary, bounded, eval, parse_generation, parse_subject_field,
+};
 use super::follower::{Position, stream_position};
 use super::loss::{
     Watermarks, claim_mark, record_repaired, repaired, warn_about_eviction, watermarks,
@@ -34,6 +35,7 @@ pub(super) async fn reload(
     let lost = known.as_ref().and_then(|known| known.loss(&seen));
     let (mark, age) = claim_mark(inner, connection, limit).await?;
     seen.set_mark(mark);
+    let newcomer = known.is_none() || inner.freshness.holding();
     if known.is_none() {
         warn_about_eviction(&policies);
         let unrepaired = repaired(inner, connection, limit).await? < seen.evicted();
@@ -45,6 +47,12 @@ pub(super) async fn reload(
                 if unrepaired { inner.staleness } else { inner.staleness.saturating_sub(age) };
             inner.freshness.hold_until(Instant::now() + hold);
         }
+    }
+    if newcomer && recovering(inner, connection, limit).await? {
+        // Other nodes are writing back what Redis lost: wait for them.
+        inner.freshness.hold_until(Instant::now() + inner.staleness / 3);
+    } else if known.is_some() {
+        inner.freshness.release();
     }
     // The position first: events written during the load are read again (merging is
     // idempotent), none is missed.
@@ -83,6 +91,14 @@ pub(super) async fn reload(
     let counter: Option<String> =
         bounded(limit, ::redis::cmd("GET").arg(inner.keys.generation()).query_async(connection))
             .await?;
+    let buckets: Vec<(String, String)> =
+        bounded(limit, ::redis::cmd("HGETALL").arg(inner.keys.lost()).query_async(connection))
+            .await?;
+    let buckets: Vec<(usize, u64)> = buckets
+        .iter()
+        .filter_map(|(bucket, until)| Some((bucket.parse().ok()?, until.parse().ok()?)))
+        .collect();
+    inner.dropped.merge_lost(&buckets, to_unix(SystemTime::now()));
     let subjects = read_hashes(&loaded);
     {
         let mut set = inner.set();
@@ -98,14 +114,14 @@ pub(super) async fn reload(
                 Change::Lineage(lineage) => set.add_lineage(&event.subject, lineage, event.until),
             };
         }
-        if set.entries <= inner.max_entries {
-            inner.overflowed.store(false, Ordering::SeqCst);
-        }
         inner.enforce_cap(&mut set, None);
     }
     if let Some(cause) = lost {
         tracing::warn!(cause, "Redis lost data: writing back the revocations this node knows");
-        write_back(inner).await?;
+        announce_recovery(inner, connection, limit).await?;
+        // The lost buckets first: small, and what a node started meanwhile needs most.
+        write_lost(inner, connection, limit).await?;
+        write_back(inner, connection, limit).await?;
         // What the write-back itself evicted (a full Redis under an evicting policy) is not
         // a new loss: without this, nodes would write back in a loop.
         let (after, _) = watermarks(inner, connection, &primaries, limit).await?;
@@ -140,14 +156,76 @@ fn read_hashes(hashes: &[Vec<(String, String)>]) -> Vec<Event> {
             } else {
                 continue;
             };
-            events.push(Event { subject: subject.clone(), change: change.0, until: change.1 });
+            events.push(Event {
+                subject: subject.clone(),
+                change: change.0,
+                until: change.1,
+                covers: Vec::new(),
+            });
         }
     }
     events
 }
 
+/// Says "writing back" for the next staleness bound (`<prefix>recovering`, expiring): nodes
+/// started meanwhile wait instead of answering from a Redis still missing entries.
+async fn announce_recovery(
+    inner: &Inner,
+    connection: &mut Connection,
+    limit: std::time::Duration,
+) -> Result<(), StoreError> {
+    let mut set = ::redis::cmd("SET");
+    set.arg(inner.keys.recovering()).arg(1).arg("PX");
+    set.arg(u64::try_from(inner.staleness.as_millis()).unwrap_or(u64::MAX).max(1));
+    bounded(limit, set.query_async::<()>(connection)).await
+}
+
+/// Whether some node is writing back what Redis lost.
+async fn recovering(
+    inner: &Inner,
+    connection: &mut Connection,
+    limit: std::time::Duration,
+) -> Result<bool, StoreError> {
+    let mut exists = ::redis::cmd("EXISTS");
+    exists.arg(inner.keys.recovering());
+    Ok(bounded(limit, exists.query_async::<u64>(connection)).await? > 0)
+}
+
+/// Raises a lost bucket's until. `KEYS[1]`: the lost buckets; `ARGV`: bucket, until.
+const RAISE_LOST: &str = r"
+local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if tonumber(ARGV[2]) > current then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+";
+
+/// Redis lost data: what this node dropped at its cap may be gone everywhere. Records its
+/// buckets as lost, here and in Redis (for nodes started later).
+async fn write_lost(
+    inner: &Inner,
+    connection: &mut Connection,
+    limit: std::time::Duration,
+) -> Result<(), StoreError> {
+    let lost = inner.dropped.redis_lost(to_unix(SystemTime::now()));
+    if lost.is_empty() {
+        return Ok(());
+    }
+    tracing::error!(
+        buckets = lost.len(),
+        "Redis lost data while this node held less than everything (its cap): sessions of the \
+         subjects it dropped get the failure policy until those entries expire"
+    );
+    let mut pipe = ::redis::pipe();
+    for (bucket, until) in lost {
+        pipe.add_command(eval(RAISE_LOST, inner.keys.lost())).arg(bucket).arg(until).ignore();
+    }
+    bounded(limit, pipe.query_async::<()>(connection)).await
+}
+
 /// Writes every entry this node holds back to Redis (after Redis lost its data).
-async fn write_back(inner: &Inner) -> Result<(), StoreError> {
+async fn write_back(
+    inner: &Inner,
+    connection: &mut Connection,
+    limit: std::time::Duration,
+) -> Result<(), StoreError> {
     let events: Vec<Event> = {
         let set = inner.set.read().unwrap_or_else(PoisonError::into_inner);
         set.subjects
@@ -157,17 +235,22 @@ async fn write_back(inner: &Inner) -> Result<(), StoreError> {
                     subject: subject.to_vec(),
                     change: Change::Generation(entry.generation),
                     until: entry.generation_until,
+                    covers: Vec::new(),
                 });
                 let lineages = entry.lineages.iter().map(|&(lineage, until)| Event {
                     subject: subject.to_vec(),
                     change: Change::Lineage(lineage),
                     until,
+                    covers: Vec::new(),
                 });
                 generation.into_iter().chain(lineages).collect::<Vec<_>>()
             })
             .collect()
     };
-    for event in &events {
+    for (i, event) in events.iter().enumerate() {
+        if i % 256 == 255 {
+            announce_recovery(inner, connection, limit).await?;
+        }
         inner.write(event).await?;
     }
     Ok(())
