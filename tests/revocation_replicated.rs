@@ -626,3 +626,104 @@ async fn data_lost_without_a_restart_is_written_back() {
         assert_eq!(subjects(), 20, "{loss:?}: written back");
     }
 }
+
+/// A TCP proxy in front of Redis for one node: cutting it partitions that node alone.
+struct Proxy {
+    port: u16,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(upstream: u16) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let port = listener.local_addr().expect("bound").port();
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let accept = {
+            let (open, links) = (open.clone(), links.clone());
+            tokio::spawn(async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if !open.load(std::sync::atomic::Ordering::SeqCst) {
+                        continue; // dropped: the connection is closed at once
+                    }
+                    let link = tokio::spawn(async move {
+                        let Ok(mut server) =
+                            tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                        else {
+                            return;
+                        };
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    });
+                    links.lock().expect("not poisoned").push(link);
+                }
+            })
+        };
+        Proxy { port, open, links, accept }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Closes every connection and refuses new ones.
+    fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().expect("not poisoned").drain(..) {
+            link.abort();
+        }
+    }
+
+    fn heal(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+/// "Log out everywhere" on a node cut off from Redis whose clock is behind the fleet's
+/// generations (here: the fleet's counter 30 s ahead, the same thing seen from the node): the
+/// call enforces it at once where it was made, and when the node reconnects Redis gives it a
+/// generation after every stamp given meanwhile, so the sessions signed in before the call are
+/// refused on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_out_everywhere_on_a_partitioned_node_behind_the_fleet_holds() {
+    let redis = RedisServer::start();
+    let proxy = Proxy::start(redis.port()).await;
+    let fleet_node = Node::start(&redis, FailurePolicy::Reject);
+    let store = ReplicatedRevocations::builder()
+        .prefix(PREFIX)
+        .staleness(STALENESS)
+        .build(&proxy.url())
+        .expect("a valid URL");
+    let revocation = Revocation::new(store.clone(), "user").failure_policy(FailurePolicy::Reject);
+    let cut_off = Node { store, revocation };
+    all_current(&[&fleet_node, &cut_off]).await;
+    let before = fleet_node.login("ada").await;
+
+    proxy.cut();
+    // The fleet moves on: its generations run 30 s ahead of the cut-off node's clock.
+    let mut raw = redis::Client::open(redis.url()).expect("URL").get_connection().expect("up");
+    let ahead = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_micros()
+        as u64
+        + 30_000_000;
+    let () = redis::cmd("SET").arg(format!("{PREFIX}gen")).arg(ahead).query(&mut raw).unwrap();
+    let other = fleet_node.login("zed").await;
+    fleet_node.logout_everywhere("zed").await;
+    until_all(&[&fleet_node], &other, REVOKED).await;
+    let signed_in_meanwhile = fleet_node.login("ada").await;
+
+    cut_off.logout_everywhere("ada").await;
+    assert_eq!(cut_off.verdict(&before), REVOKED, "enforced at once where it was made");
+    proxy.heal();
+    until_all(&[&fleet_node, &cut_off], &before, REVOKED).await;
+    until_all(&[&fleet_node, &cut_off], &signed_in_meanwhile, REVOKED).await;
+    let after = fleet_node.login("ada").await;
+    until_all(&[&fleet_node, &cut_off], &after, Ok(())).await;
+}

@@ -310,7 +310,7 @@ impl ReplicatedRevocations {
 
     /// A generation greater than every stamp given so far: Redis's, or this node's when Redis
     /// cannot answer (or this node's earlier revocations still wait for it).
-    async fn mint(&self) -> u64 {
+    async fn mint(&self) -> (u64, bool) {
         let inner = &self.inner;
         let queued = !inner.pending.lock().unwrap_or_else(PoisonError::into_inner).is_empty();
         let given = if queued {
@@ -324,10 +324,10 @@ impl ReplicatedRevocations {
                 Err(error) => Err(error),
             }
         };
-        given.unwrap_or_else(|error| {
+        given.map(|generation| (generation, false)).unwrap_or_else(|error| {
             tracing::warn!(%error, "revocation generation given by this node: Redis unavailable");
             let latest = inner.set.read().unwrap_or_else(PoisonError::into_inner).latest;
-            next_generation(latest, SystemTime::now())
+            (next_generation(latest, SystemTime::now()), true)
         })
     }
 }
@@ -385,17 +385,20 @@ impl RevocationStore for ReplicatedRevocations {
             };
             let subject = subject.to_vec();
             let event = match held {
-                None => Event { subject, change: Change::Lineage(lineage), until, covers: vec![] },
+                None => {
+                    let change = Change::Lineage(lineage);
+                    Event { subject, change, until, covers: vec![], offline: false }
+                }
                 Some((mut covers, held_until)) => {
                     // Minted after every covered logout was recorded: greater than their stamps.
-                    let generation = self.mint().await;
+                    let (generation, offline) = self.mint().await;
                     covers.push(lineage);
                     tracing::info!(
                         logouts = covers.len(),
                         "logouts of one subject folded into a \"log out everywhere\""
                     );
                     let change = Change::Generation(generation);
-                    Event { subject, change, until: until.max(held_until), covers }
+                    Event { subject, change, until: until.max(held_until), covers, offline }
                 }
             };
             self.inner.revoke(event).await;
@@ -409,9 +412,10 @@ impl RevocationStore for ReplicatedRevocations {
         until: u64,
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
-            let generation = self.mint().await;
+            let (generation, offline) = self.mint().await;
             let change = Change::Generation(generation);
-            let event = Event { subject: subject.to_vec(), change, until, covers: vec![] };
+            let subject = subject.to_vec();
+            let event = Event { subject, change, until, covers: vec![], offline };
             self.inner.revoke(event).await;
             Ok(generation)
         })

@@ -212,7 +212,7 @@ fn entry_event(entry: &Value) -> Option<Event> {
             _ => {}
         }
     }
-    Some(Event { subject: subject?, change: change?, until: until?, covers })
+    Some(Event { subject: subject?, change: change?, until: until?, covers, offline: false })
 }
 
 fn text(value: &Value) -> Option<String> {

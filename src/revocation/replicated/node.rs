@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use super::super::memory::RevocationSet;
 use super::super::redis::{
-    Connection, Keys, NEXT_GENERATION, Scripts, bounded, eval, lineage_field, parse_subject_field,
-    subject_hex,
+    Connection, Keys, NEXT_GENERATION, Scripts, bounded, eval, lineage_field, parse_generation,
+    parse_subject_field, subject_hex,
 };
 use super::super::{Query, StoreError};
 use super::cap::Dropped;
@@ -44,6 +44,8 @@ pub(super) struct Event {
     pub(super) until: u64,
     /// Lineages of the subject a generation covers (folded logouts): dropped everywhere.
     pub(super) covers: Vec<SessionId>,
+    /// A generation this node gave without Redis: given again by Redis when written.
+    pub(super) offline: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -96,11 +98,26 @@ impl Inner {
         let mut connection = self.writer.clone();
         let key = self.keys.subject(&event.subject);
         let (record, field, value) = match event.change {
-            Change::Generation(generation) => {
+            Change::Generation(mut generation) => {
                 // Raises the counter to a generation given while Redis was unreachable.
                 let mut raise = eval(NEXT_GENERATION, self.keys.generation());
                 raise.arg(generation);
                 bounded(self.timeout, raise.query_async::<String>(&mut connection)).await?;
+                if event.offline {
+                    // Given from this node's clock, it may be smaller than stamps other nodes
+                    // gave meanwhile (a partition, a clock behind): Redis gives it again, after
+                    // every stamp given so far. Sessions signed in between the call and now
+                    // are revoked too: the safe side, never a revocation that misses.
+                    let mut next = eval(NEXT_GENERATION, self.keys.generation());
+                    next.arg(0);
+                    let text =
+                        bounded(self.timeout, next.query_async::<String>(&mut connection)).await?;
+                    generation = parse_generation(&text)?.max(generation);
+                    let mut again = event.clone();
+                    again.change = Change::Generation(generation);
+                    again.offline = false;
+                    self.apply(std::slice::from_ref(&again));
+                }
                 let mut record = eval(&self.scripts.revoke_subject, key);
                 record.arg(generation).arg(event.until).arg(subject_hex(&event.subject));
                 (record, "g", generation.to_string())

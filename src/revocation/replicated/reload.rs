@@ -161,6 +161,7 @@ fn read_hashes(hashes: &[Vec<(String, String)>]) -> Vec<Event> {
                 change: change.0,
                 until: change.1,
                 covers: Vec::new(),
+                offline: false,
             });
         }
     }
@@ -236,12 +237,14 @@ async fn write_back(
                     change: Change::Generation(entry.generation),
                     until: entry.generation_until,
                     covers: Vec::new(),
+                    offline: false,
                 });
                 let lineages = entry.lineages.iter().map(|&(lineage, until)| Event {
                     subject: subject.to_vec(),
                     change: Change::Lineage(lineage),
                     until,
                     covers: Vec::new(),
+                    offline: false,
                 });
                 generation.into_iter().chain(lineages).collect::<Vec<_>>()
             })
