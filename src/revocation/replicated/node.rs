@@ -96,41 +96,27 @@ impl Inner {
     /// Writes one event to Redis: the durable entry, then the stream.
     pub(super) async fn write(&self, event: &Event) -> Result<(), StoreError> {
         let mut connection = self.writer.clone();
-        let key = self.keys.subject(&event.subject);
-        let (record, field, value) = match event.change {
-            Change::Generation(mut generation) => {
-                // Raises the counter to a generation given while Redis was unreachable.
-                let mut raise = eval(NEXT_GENERATION, self.keys.generation());
-                raise.arg(generation);
-                bounded(self.timeout, raise.query_async::<String>(&mut connection)).await?;
-                if event.offline {
-                    // Given from this node's clock, it may be smaller than stamps other nodes
-                    // gave meanwhile (a partition, a clock behind): Redis gives it again, after
-                    // every stamp given so far. Sessions signed in between the call and now
-                    // are revoked too: the safe side, never a revocation that misses.
-                    let mut next = eval(NEXT_GENERATION, self.keys.generation());
-                    next.arg(0);
-                    let text =
-                        bounded(self.timeout, next.query_async::<String>(&mut connection)).await?;
-                    generation = parse_generation(&text)?.max(generation);
-                    let mut again = event.clone();
-                    again.change = Change::Generation(generation);
-                    again.offline = false;
-                    self.apply(std::slice::from_ref(&again));
-                }
-                let mut record = eval(&self.scripts.revoke_subject, key);
-                record.arg(generation).arg(event.until).arg(subject_hex(&event.subject));
-                (record, "g", generation.to_string())
+        let mut event = event.clone();
+        if let Change::Generation(generation) = event.change {
+            // Raises the counter to a generation given while Redis was unreachable.
+            let mut raise = eval(NEXT_GENERATION, self.keys.generation());
+            raise.arg(generation);
+            bounded(self.timeout, raise.query_async::<String>(&mut connection)).await?;
+            if event.offline {
+                // Given from this node's clock, it may be smaller than stamps other nodes gave
+                // meanwhile (a partition, a clock behind): Redis gives it again, after every
+                // stamp given so far. Sessions signed in between the call and now are revoked
+                // too: the safe side, never a revocation that misses.
+                let mut next = eval(NEXT_GENERATION, self.keys.generation());
+                next.arg(0);
+                let text =
+                    bounded(self.timeout, next.query_async::<String>(&mut connection)).await?;
+                event.change = Change::Generation(parse_generation(&text)?.max(generation));
+                event.offline = false;
+                self.apply(std::slice::from_ref(&event));
             }
-            Change::Lineage(lineage) => {
-                let mut record = eval(&self.scripts.revoke_lineage, key);
-                record.arg(lineage_field(lineage)).arg(event.until);
-                record.arg(subject_hex(&event.subject));
-                (record, "l", lineage.to_string())
-            }
-        };
-        bounded(self.timeout, record.query_async::<()>(&mut connection)).await?;
-        let covers: String = event.covers.iter().map(ToString::to_string).collect();
+        }
+        bounded(self.timeout, self.record(&event).query_async::<()>(&mut connection)).await?;
         if !event.covers.is_empty() {
             // The generation is recorded: the logouts it covers may go.
             let mut delete = ::redis::cmd("HDEL");
@@ -140,13 +126,41 @@ impl Inner {
             }
             bounded(self.timeout, delete.query_async::<()>(&mut connection)).await?;
         }
+        bounded(self.timeout, self.publish(&event).query_async::<()>(&mut connection)).await
+    }
+
+    /// The command recording `event` durably (its generation already given).
+    pub(super) fn record(&self, event: &Event) -> ::redis::Cmd {
+        let key = self.keys.subject(&event.subject);
+        match event.change {
+            Change::Generation(generation) => {
+                let mut record = eval(&self.scripts.revoke_subject, key);
+                record.arg(generation).arg(event.until).arg(subject_hex(&event.subject));
+                record
+            }
+            Change::Lineage(lineage) => {
+                let mut record = eval(&self.scripts.revoke_lineage, key);
+                record.arg(lineage_field(lineage)).arg(event.until);
+                record.arg(subject_hex(&event.subject));
+                record
+            }
+        }
+    }
+
+    /// The command adding `event` to the stream.
+    pub(super) fn publish(&self, event: &Event) -> ::redis::Cmd {
+        let (field, value) = match event.change {
+            Change::Generation(generation) => ("g", generation.to_string()),
+            Change::Lineage(lineage) => ("l", lineage.to_string()),
+        };
         let mut add = ::redis::cmd("XADD");
         add.arg(self.keys.stream()).arg("MAXLEN").arg("~").arg(self.stream_len).arg("*");
         add.arg("s").arg(&event.subject[..]).arg(field).arg(value).arg("u").arg(event.until);
+        let covers: String = event.covers.iter().map(ToString::to_string).collect();
         if !covers.is_empty() {
             add.arg("c").arg(covers);
         }
-        bounded(self.timeout, add.query_async::<()>(&mut connection)).await
+        add
     }
 
     /// The strict answer for a session whose subject's entries may have been dropped at the

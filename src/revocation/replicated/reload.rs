@@ -6,7 +6,7 @@ use tokio::time::Instant;
 
 use super::super::StoreError;
 use super::super::redis::{
-    Connection, Primary, bounded, eval, parse_generation, parse_subject_field,
+    Connection, NEXT_GENERATION, Primary, bounded, eval, parse_generation, parse_subject_field,
 };
 use super::follower::{Position, stream_position};
 use super::loss::{
@@ -250,14 +250,41 @@ async fn write_back(
             })
             .collect()
     };
-    for (i, event) in events.iter().enumerate() {
-        if i % 256 == 255 {
-            announce_recovery(inner, connection, limit).await?;
+    if !matches!(connection, Connection::Single(_)) {
+        // A cluster routes each command to its own shard: one entry at a time.
+        for (i, event) in events.iter().enumerate() {
+            if i % 256 == 255 {
+                announce_recovery(inner, connection, limit).await?;
+            }
+            inner.write(event).await?;
         }
-        inner.write(event).await?;
+        return Ok(());
+    }
+    // One server: pipelined, a batch per round trip. The counter is raised once, to the
+    // largest generation, before any entry.
+    let largest = events.iter().filter_map(|event| match event.change {
+        Change::Generation(generation) => Some(generation),
+        Change::Lineage(_) => None,
+    });
+    if let Some(largest) = largest.max() {
+        let mut raise = eval(NEXT_GENERATION, inner.keys.generation());
+        raise.arg(largest);
+        bounded(limit, raise.query_async::<String>(connection)).await?;
+    }
+    for batch in events.chunks(WRITE_BATCH) {
+        announce_recovery(inner, connection, limit).await?;
+        let mut pipe = ::redis::pipe();
+        for event in batch {
+            pipe.add_command(inner.record(event)).ignore();
+            pipe.add_command(inner.publish(event)).ignore();
+        }
+        bounded(limit, pipe.query_async::<()>(connection)).await?;
     }
     Ok(())
 }
+
+/// Entries per pipelined round trip of a write-back.
+const WRITE_BATCH: usize = 1_000;
 
 pub(super) fn from_hex(text: &str) -> Option<Vec<u8>> {
     if text.len() % 2 != 0 {
