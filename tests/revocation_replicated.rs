@@ -727,3 +727,55 @@ async fn log_out_everywhere_on_a_partitioned_node_behind_the_fleet_holds() {
     let after = fleet_node.login("ada").await;
     until_all(&[&fleet_node, &cut_off], &after, Ok(())).await;
 }
+
+/// A node restarted while Redis is down keeps refusing what it knew, from its snapshot (a file
+/// of mode 0600, written atomically); a brand-new node, without one, knows nothing and answers
+/// by the failure policy (here accept).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_while_redis_is_down_enforces_its_snapshot() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("replica");
+    let node_with = |redis: &RedisServer, snapshot: Option<&std::path::Path>| {
+        let mut builder = ReplicatedRevocations::builder().prefix(PREFIX).staleness(STALENESS);
+        if let Some(path) = snapshot {
+            builder = builder.snapshot(path);
+        }
+        let store = builder.build(&redis.url()).expect("a valid URL");
+        let revocation = Revocation::new(store.clone(), "user");
+        Node { store, revocation }
+    };
+    let mut redis = RedisServer::start();
+    let node = node_with(&redis, Some(&path));
+    node.ready().await;
+    let logged_out = node.login("ada").await;
+    let everywhere = node.login("cy").await;
+    let valid = node.login("bob").await;
+    node.logout(&logged_out).await;
+    node.logout_everywhere("cy").await;
+    let started = Instant::now();
+    while !path.exists() {
+        assert!(started.elapsed() < PATIENCE, "no snapshot written");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Written once per bound: the next one holds both revocations.
+    tokio::time::sleep(STALENESS * 2).await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).expect("written").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "it names users");
+    }
+    drop(node);
+    redis.stop();
+
+    let restarted = node_with(&redis, Some(&path));
+    let blank = node_with(&redis, None);
+    // (session, restarted with its snapshot, brand-new)
+    let table =
+        [(&logged_out, REVOKED, Ok(())), (&everywhere, REVOKED, Ok(())), (&valid, Ok(()), Ok(()))];
+    for (session, with_snapshot, without) in table {
+        assert_eq!(restarted.verdict(session), with_snapshot);
+        assert_eq!(blank.verdict(session), without);
+    }
+    assert!(!restarted.store.is_current(), "Redis is down: not current, only what it knew");
+}

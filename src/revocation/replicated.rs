@@ -27,6 +27,7 @@ mod health;
 mod loss;
 mod node;
 mod reload;
+mod snapshot;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -123,6 +124,7 @@ pub struct ReplicatedRevocationsBuilder {
     staleness: Duration,
     max_entries: usize,
     fold_after: usize,
+    snapshot: Option<std::path::PathBuf>,
     stream_len: usize,
 }
 
@@ -134,6 +136,7 @@ impl Default for ReplicatedRevocationsBuilder {
             staleness: DEFAULT_STALENESS,
             max_entries: DEFAULT_MAX_ENTRIES,
             fold_after: DEFAULT_LOGOUTS_PER_SUBJECT,
+            snapshot: None,
             stream_len: DEFAULT_STREAM_LEN,
         }
     }
@@ -178,6 +181,16 @@ impl ReplicatedRevocationsBuilder {
         self
     }
 
+    /// A file where the node keeps a snapshot of what it holds (none by default): written
+    /// atomically (mode 0600: it names users) at most once per staleness bound when something
+    /// changed, and loaded when the store is built, so a node restarted while Redis is down
+    /// keeps refusing what it knew. A node without one (or a brand-new node) knows nothing
+    /// until it reaches Redis: the failure policy answers every session meanwhile.
+    pub fn snapshot(mut self, path: impl Into<std::path::PathBuf>) -> ReplicatedRevocationsBuilder {
+        self.snapshot = Some(path.into());
+        self
+    }
+
     /// About how many events the stream keeps (default [`DEFAULT_STREAM_LEN`]).
     pub fn stream_len(mut self, len: usize) -> ReplicatedRevocationsBuilder {
         self.stream_len = len.max(1);
@@ -213,9 +226,14 @@ impl ReplicatedRevocationsBuilder {
     }
 
     fn start(self, writer: Connection, follower: Connection) -> ReplicatedRevocations {
+        let mut set = RevocationSet::default();
+        if let Some(path) = &self.snapshot {
+            snapshot::load(path, &mut set, to_unix(SystemTime::now()));
+        }
         let inner = Arc::new(Inner {
-            set: RwLock::new(RevocationSet::default()),
+            set: RwLock::new(set),
             freshness: Freshness::new(self.staleness),
+            changed: std::sync::atomic::AtomicBool::new(false),
             dropped: Dropped::default(),
             fold_after: self.fold_after,
             pending: Mutex::new(VecDeque::new()),
@@ -229,6 +247,9 @@ impl ReplicatedRevocationsBuilder {
         });
         tokio::spawn(follow(Arc::downgrade(&inner), follower));
         tokio::spawn(watch(Arc::downgrade(&inner)));
+        if let Some(path) = self.snapshot {
+            tokio::spawn(snapshot::keep(Arc::downgrade(&inner), path));
+        }
         ReplicatedRevocations { inner }
     }
 }

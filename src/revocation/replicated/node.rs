@@ -1,6 +1,7 @@
 //! What one node holds (its replica, its queue of unwritten revocations) and how it writes
 //! its own revocations to Redis.
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -20,6 +21,8 @@ pub(super) struct Inner {
     pub(super) set: RwLock<RevocationSet>,
     /// The follower heard from Redis within the bound and has loaded everything.
     pub(super) freshness: Freshness,
+    /// Something was added since the last snapshot.
+    pub(super) changed: AtomicBool,
     /// Where entries were dropped at the cap, until they expire.
     pub(super) dropped: Dropped,
     /// This node's revocations not yet written to Redis.
@@ -61,6 +64,9 @@ impl Inner {
 
     /// Applies an event to memory, then enforces the cap.
     pub(super) fn apply(&self, events: &[Event]) {
+        if !events.is_empty() {
+            self.changed.store(true, Ordering::SeqCst);
+        }
         let mut set = self.set();
         for event in events {
             match event.change {

@@ -115,6 +115,7 @@ pub(super) async fn reload(
             };
         }
         inner.enforce_cap(&mut set, None);
+        inner.changed.store(true, std::sync::atomic::Ordering::SeqCst);
     }
     if let Some(cause) = lost {
         tracing::warn!(cause, "Redis lost data: writing back the revocations this node knows");
