@@ -137,15 +137,35 @@ impl Inner {
 
     /// The command recording `event` durably (its generation already given).
     pub(super) fn record(&self, event: &Event) -> ::redis::Cmd {
+        self.record_by(event, None)
+    }
+
+    /// [`record`](Inner::record), by the scripts' digests when given (`EVALSHA`, for the
+    /// write-back: the script text is not sent once per entry).
+    pub(super) fn record_by(
+        &self,
+        event: &Event,
+        digests: Option<&(String, String)>,
+    ) -> ::redis::Cmd {
         let key = self.keys.subject(&event.subject);
+        let script = |text: &str, digest: Option<&String>, key: String| match digest {
+            Some(digest) => {
+                let mut command = ::redis::cmd("EVALSHA");
+                command.arg(digest).arg(1).arg(key);
+                command
+            }
+            None => eval(text, key),
+        };
         match event.change {
             Change::Generation(generation) => {
-                let mut record = eval(&self.scripts.revoke_subject, key);
+                let digest = digests.map(|(subject, _)| subject);
+                let mut record = script(&self.scripts.revoke_subject, digest, key);
                 record.arg(generation).arg(event.until).arg(subject_hex(&event.subject));
                 record
             }
             Change::Lineage(lineage) => {
-                let mut record = eval(&self.scripts.revoke_lineage, key);
+                let digest = digests.map(|(_, lineage)| lineage);
+                let mut record = script(&self.scripts.revoke_lineage, digest, key);
                 record.arg(lineage_field(lineage)).arg(event.until);
                 record.arg(subject_hex(&event.subject));
                 record

@@ -272,11 +272,21 @@ async fn write_back(
         raise.arg(largest);
         bounded(limit, raise.query_async::<String>(connection)).await?;
     }
+    let load = |script: &str| {
+        let mut command = ::redis::cmd("SCRIPT");
+        command.arg("LOAD").arg(script);
+        command
+    };
+    let subject: String =
+        bounded(limit, load(&inner.scripts.revoke_subject).query_async(connection)).await?;
+    let lineage: String =
+        bounded(limit, load(&inner.scripts.revoke_lineage).query_async(connection)).await?;
+    let digests = (subject, lineage);
     for batch in events.chunks(WRITE_BATCH) {
         announce_recovery(inner, connection, limit).await?;
         let mut pipe = ::redis::pipe();
         for event in batch {
-            pipe.add_command(inner.record(event)).ignore();
+            pipe.add_command(inner.record_by(event, Some(&digests))).ignore();
             pipe.add_command(inner.publish(event)).ignore();
         }
         bounded(limit, pipe.query_async::<()>(connection)).await?;
