@@ -71,8 +71,8 @@ pub use self::memory::MemoryRevocations;
 pub use self::redis::{DEFAULT_KEY_PREFIX, RedisRevocations, RedisRevocationsBuilder};
 #[cfg(feature = "redis")]
 pub use self::replicated::{
-    DEFAULT_MAX_ENTRIES, DEFAULT_STALENESS, DEFAULT_STREAM_LEN, ReplicatedRevocations,
-    ReplicatedRevocationsBuilder,
+    DEFAULT_LOGOUTS_PER_SUBJECT, DEFAULT_MAX_ENTRIES, DEFAULT_STALENESS, DEFAULT_STREAM_LEN,
+    ReplicatedRevocations, ReplicatedRevocationsBuilder,
 };
 pub use self::subject::{STAMP_KEY, Subject, SubjectError};
 use self::subject::{Stamp, tag};
@@ -355,12 +355,20 @@ impl Revocation {
     /// [`needs_stamp`](Revocation::needs_stamp); call it yourself before sealing when you use
     /// [`SessionCodec`](crate::SessionCodec) directly. A session without a subject is left
     /// alone. When the store cannot answer, the stamp takes this node's clock in microseconds
-    /// (generations are close to the store's clock in microseconds), with a warning.
+    /// less [`OFFLINE_STAMP_MARGIN`] (generations are close to the store's clock in
+    /// microseconds), with a warning: a node whose clock runs fast by up to the margin still
+    /// stamps earlier than a later "log out everywhere", and a "log out everywhere" made within
+    /// the margin before such a sign-in revokes it too (the safe side).
     ///
     /// # Errors
     ///
     /// [`RevokeError::Subject`] when the session's subject is not of the configured shape.
     pub async fn stamp(&self, session: &mut Session) -> Result<(), RevokeError> {
+        self.stamp_at(session, SystemTime::now()).await
+    }
+
+    /// [`stamp`](Revocation::stamp) with this node's time given.
+    async fn stamp_at(&self, session: &mut Session, now: SystemTime) -> Result<(), RevokeError> {
         let Some(subject) = self.subject.extract(|key| session.get_raw(key))? else {
             return Ok(());
         };
@@ -368,8 +376,10 @@ impl Revocation {
         let generation = match self.store.generation().await {
             Ok(generation) => generation,
             Err(error) => {
-                tracing::warn!(%error, "revocation store unavailable at sign-in; stamping with this node's clock");
-                next_generation(0, SystemTime::now()).saturating_sub(1)
+                tracing::warn!(%error, "revocation store unavailable at sign-in; stamping with this node's clock, less the margin");
+                let earlier =
+                    now.checked_sub(OFFLINE_STAMP_MARGIN).unwrap_or(SystemTime::UNIX_EPOCH);
+                next_generation(0, earlier).saturating_sub(1)
             }
         };
         let mut lineage = SessionId([0; crate::format::SESSION_ID_LEN]);
@@ -444,5 +454,67 @@ impl fmt::Debug for Revocation {
     }
 }
 
+/// How far ahead of the store's clock a node's clock may run and still stamp a sign-in made
+/// while the store cannot answer earlier than any later "log out everywhere": the default
+/// clock skew of [`SessionConfig`].
+pub const OFFLINE_STAMP_MARGIN: Duration = Duration::from_secs(60);
+
 /// How long the Redis stores wait to connect or for an answer, by default.
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(100);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Key, KeyRing, SessionCodec};
+
+    /// A store that cannot give a generation (unreachable at sign-in) but records revocations
+    /// in memory, at the store's (true) time.
+    struct Unreachable(MemoryRevocations);
+
+    impl RevocationStore for Unreachable {
+        fn is_revoked<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<bool, StoreError>> {
+            self.0.is_revoked(query)
+        }
+        fn generation(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+            Box::pin(std::future::ready(Err(StoreError("unreachable".to_owned()))))
+        }
+        fn revoke_lineage<'a>(
+            &'a self,
+            subject: &'a [u8],
+            lineage: SessionId,
+            until: u64,
+        ) -> BoxFuture<'a, Result<(), StoreError>> {
+            self.0.revoke_lineage(subject, lineage, until)
+        }
+        fn revoke_subject<'a>(
+            &'a self,
+            subject: &'a [u8],
+            until: u64,
+        ) -> BoxFuture<'a, Result<u64, StoreError>> {
+            self.0.revoke_subject(subject, until)
+        }
+    }
+
+    /// A sign-in stamped while the store is unreachable, on a node whose clock runs fast, must
+    /// not escape a "log out everywhere" made after it (issue 23, item 3's mirror case).
+    #[tokio::test]
+    async fn an_offline_stamp_from_a_fast_clock_is_still_revoked_later() {
+        let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+        let true_now = SystemTime::now();
+        // (how fast the signing-in node's clock runs, revoked by a later "log out everywhere"?)
+        let table = [(0, true), (1, true), (30, true), (59, true)];
+        for (fast, revoked) in table {
+            let revocation = Revocation::new(Unreachable(MemoryRevocations::new()), "user");
+            let mut session = Session::new();
+            session.insert("user", "ada").expect("a string");
+            let node_clock = true_now + Duration::from_secs(fast);
+            revocation.stamp_at(&mut session, node_clock).await.expect("a string subject");
+            let header = codec.seal(&mut session, node_clock).expect("seals").request_header();
+            // The store is back; the user logs out everywhere, a moment later in true time.
+            revocation.revoke_subject(&"ada", true_now, codec.config()).await.expect("recorded");
+            let opened = codec.open(&header, true_now).expect("opens within the skew");
+            let verdict = revocation.check(&opened).await;
+            assert_eq!(verdict.is_err(), revoked, "clock {fast} s fast: {verdict:?}");
+        }
+    }
+}

@@ -45,9 +45,22 @@ impl Node {
     }
 
     fn start_with(redis: &RedisServer, policy: FailurePolicy, max_entries: usize) -> Node {
+        Node::build(redis, policy, max_entries, STALENESS)
+    }
+
+    fn start_grace(redis: &RedisServer, policy: FailurePolicy, staleness: Duration) -> Node {
+        Node::build(redis, policy, usize::MAX, staleness)
+    }
+
+    fn build(
+        redis: &RedisServer,
+        policy: FailurePolicy,
+        max_entries: usize,
+        staleness: Duration,
+    ) -> Node {
         let store = ReplicatedRevocations::builder()
             .prefix(PREFIX)
-            .staleness(STALENESS)
+            .staleness(staleness)
             .max_entries(max_entries)
             .build(&redis.url())
             .expect("a valid URL, inside a runtime");
@@ -79,6 +92,11 @@ impl Node {
     async fn logout_everywhere(&self, user: &str) {
         let config = codec().config().clone();
         self.revocation.revoke_subject(&user, SystemTime::now(), &config).await.expect("recorded");
+    }
+
+    /// The verdict as the adapters get it: at once when memory answers, else after a lookup.
+    async fn check(&self, session: &Session) -> Result<(), RejectReason> {
+        self.revocation.check(session).await
     }
 
     fn verdict(&self, session: &Session) -> Result<(), RejectReason> {
@@ -175,7 +193,9 @@ async fn checks_send_no_command_to_redis() {
         })
         .filter(|(name, _)| !name.starts_with("config") && !name.starts_with("info"))
         .collect();
-    let others: Vec<_> = calls.iter().filter(|(name, _)| !name.starts_with("x")).collect();
+    // The follower's: the stream, and a look at the mark (lost data) every third of the bound.
+    let follower = |name: &str| name.starts_with("x") || name == "get";
+    let others: Vec<_> = calls.iter().filter(|(name, _)| !follower(name)).collect();
     assert!(others.is_empty(), "commands other than the follower's: {others:?}");
     let follower: u64 = calls.iter().map(|(_, n)| n).sum();
     assert!(follower < 100, "{follower} follower commands during {} checks", 8 * CHECKS);
@@ -318,25 +338,444 @@ async fn a_stream_trimmed_past_a_node_s_position_makes_it_reload() {
     until_all(&[&node], &valid, Ok(())).await;
 }
 
-/// The cap: past it, the node drops the entries ending soonest and answers sessions it knows
-/// nothing against by the failure policy, instead of silently accepting them.
+/// The cap: past it, a node drops the subjects whose entries end soonest, and answers their
+/// sessions by a strict lookup in Redis (`check`, not `try_check`, which cannot wait); every
+/// other session is answered from memory as before (the blast radius is the dropped subjects,
+/// not the site). Redis down: the dropped ones get the failure policy, the others the bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn past_the_cap_unknown_sessions_get_the_failure_policy() {
-    let redis = RedisServer::start();
+async fn past_the_cap_dropped_subjects_are_looked_up_in_redis() {
+    let mut redis = RedisServer::start();
     let node = Node::start_with(&redis, FailurePolicy::Reject, 3);
     node.ready().await;
     let valid = node.login("zed").await;
-    for user in ["a", "b", "c"] {
+    let mut revoked = Vec::new();
+    for user in ["a", "b", "c", "d", "e"] {
         let session = node.login(user).await;
         node.logout(&session).await;
+        revoked.push(session);
     }
-    assert_eq!(node.store.len(), 3);
-    assert!(node.store.is_current());
-    assert_eq!(node.verdict(&valid), Ok(()));
-    let fourth = node.login("d").await;
-    node.logout(&fourth).await;
     assert_eq!(node.store.len(), 3, "held at the cap");
-    assert!(!node.store.is_current(), "it may have forgotten a revocation");
+    assert!(node.store.is_current(), "it knows where it dropped what");
+    // (session, with Redis up, with Redis down past the bound)
+    let unavailable = Err(RejectReason::RevocationUnavailable);
+    let mut table = vec![(&valid, Ok(()), unavailable)];
+    table.extend(revoked.iter().take(2).map(|session| (session, REVOKED, unavailable)));
+    table.extend(revoked.iter().skip(2).map(|session| (session, REVOKED, REVOKED)));
+    for &(session, up, _) in &table {
+        assert_eq!(node.check(session).await, up, "Redis up");
+    }
+    assert!(node.store.is_current(), "lookups prove Redis answers; the node stays current");
+    redis.stop();
+    tokio::time::sleep(STALENESS + Duration::from_millis(100)).await;
+    for &(session, _, down) in &table {
+        assert_eq!(node.check(session).await, down, "Redis down");
+    }
+}
+
+/// One account logging in and out in a loop: past a few logouts its entries fold into one "log
+/// out everywhere", on the node that revoked and on the others, so memory does not grow with
+/// the loop; every logged-out session stays refused everywhere, and the next sign-in is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_account_logging_in_and_out_cannot_grow_the_replicas() {
+    let redis = RedisServer::start();
+    let nodes: Vec<Node> = (0..2).map(|_| Node::start(&redis, FailurePolicy::Reject)).collect();
+    let fleet: Vec<&Node> = nodes.iter().collect();
+    all_current(&fleet).await;
+    let mut revoked = Vec::new();
+    for round in 0..60 {
+        let session = nodes[0].login("mallory").await;
+        nodes[0].logout(&session).await;
+        revoked.push(session);
+        assert!(nodes[0].store.len() <= 9, "round {round}: {} entries", nodes[0].store.len());
+    }
+    let after = nodes[1].login("mallory").await;
+    for session in &revoked {
+        until_all(&fleet, session, REVOKED).await;
+    }
+    until_all(&fleet, &after, Ok(())).await;
+    for node in &fleet {
+        assert!(node.store.len() <= 9, "{} entries", node.store.len());
+    }
+    let late = Node::start(&redis, FailurePolicy::Reject);
+    late.ready().await;
+    assert!(late.store.len() <= 9, "Redis holds the folded entries: {}", late.store.len());
+    for session in &revoked {
+        assert_eq!(late.verdict(session), REVOKED);
+    }
+}
+
+/// The issue's case: cap 50 on every node, 80 users log out, Redis restarts empty. What every
+/// node dropped is gone from Redis too: those sessions get the failure policy (never "not
+/// revoked"), on the nodes that dropped them and on a node started afterwards, until they
+/// expire; every other session is answered as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_cap_then_an_empty_restart_nothing_comes_back() {
+    let mut redis = RedisServer::start();
+    let nodes: Vec<Node> =
+        (0..3).map(|_| Node::start_with(&redis, FailurePolicy::Reject, 50)).collect();
+    let fleet: Vec<&Node> = nodes.iter().collect();
+    all_current(&fleet).await;
+    let mut valid = Vec::new();
+    for user in 0..20 {
+        valid.push(nodes[user % 3].login(&format!("valid-{user}")).await);
+    }
+    let mut revoked = Vec::new();
+    for user in 0..80 {
+        let session = nodes[user % 3].login(&format!("user-{user}")).await;
+        nodes[user % 3].logout(&session).await;
+        revoked.push(session);
+    }
+    let port = redis.port();
+    redis.stop();
+    let redis = RedisServer::start_on(port).expect("the port is still free");
+    all_current(&fleet).await;
+    let late = Node::start_with(&redis, FailurePolicy::Reject, 50);
+    late.ready().await;
+    let mut everyone = fleet.clone();
+    everyone.push(&late);
+    let unavailable = Err(RejectReason::RevocationUnavailable);
+    for (i, node) in everyone.iter().enumerate() {
+        for (user, session) in revoked.iter().enumerate() {
+            let verdict = node.check(session).await;
+            assert!(
+                verdict == REVOKED || verdict == unavailable,
+                "node {i}, user-{user}: {verdict:?}"
+            );
+        }
+        for (user, session) in valid.iter().enumerate() {
+            assert_eq!(node.check(session).await, Ok(()), "node {i}, valid-{user}");
+        }
+    }
+}
+
+/// A longer staleness bound, for blips a loaded machine must fit inside with room to spare.
+const GRACE: Duration = Duration::from_secs(3);
+
+/// A Redis fault shorter than the bound.
+#[derive(Debug, Clone, Copy)]
+enum Blip {
+    /// SIGKILL, then an empty server on the same port at once.
+    KilledRestartedEmpty,
+    /// SIGSTOP for this long, then SIGCONT.
+    Paused(Duration),
+}
+
+/// The staleness bound is a grace period: a blip of Redis shorter than the bound changes no
+/// answer, so under `Reject` no never-revoked session is refused and every revoked one stays
+/// refused, sampled every millisecond from before the fault until the node heard a revocation
+/// made after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blip_shorter_than_the_bound_changes_no_answer() {
+    let blips = [Blip::KilledRestartedEmpty, Blip::Paused(GRACE * 2 / 5)];
+    for blip in blips {
+        let mut redis = RedisServer::start();
+        let node = std::sync::Arc::new(Node::start_grace(&redis, FailurePolicy::Reject, GRACE));
+        let other = Node::start_grace(&redis, FailurePolicy::Reject, GRACE);
+        node.ready().await;
+        other.ready().await;
+        let valid = node.login("ada").await;
+        let revoked = node.login("bob").await;
+        node.logout(&revoked).await;
+
+        let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let sampler = {
+            let (node, sampling) = (node.clone(), sampling.clone());
+            let (valid, revoked) = (valid.clone(), revoked.clone());
+            tokio::spawn(async move {
+                let (mut samples, mut wrong) = (0u64, Vec::new());
+                while sampling.load(std::sync::atomic::Ordering::SeqCst) {
+                    for (session, expected) in [(&valid, Ok(())), (&revoked, REVOKED)] {
+                        let verdict = node.verdict(session);
+                        if verdict != expected {
+                            wrong.push(verdict);
+                        }
+                    }
+                    samples += 1;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                (samples, wrong)
+            })
+        };
+        let started = Instant::now();
+        let _redis = match blip {
+            Blip::KilledRestartedEmpty => {
+                let port = redis.port();
+                redis.stop();
+                RedisServer::start_on(port).expect("the port is still free")
+            }
+            Blip::Paused(pause) => {
+                redis.pause();
+                tokio::time::sleep(pause).await;
+                redis.resume();
+                redis
+            }
+        };
+        // Over when the node heard a revocation made on another node after the fault.
+        let after = other.login("cy").await;
+        other.logout(&after).await;
+        until_all(&[&node], &after, REVOKED).await;
+        let blip_took = started.elapsed();
+        sampling.store(false, std::sync::atomic::Ordering::SeqCst);
+        let (samples, wrong) = sampler.await.expect("the sampler runs");
+        assert!(blip_took < GRACE, "{blip:?} took {blip_took:?}: not a blip on this machine");
+        assert!(samples > 10, "{blip:?}: only {samples} samples");
+        assert!(wrong.is_empty(), "{blip:?}: {} wrong answers: {:?}", wrong.len(), wrong);
+        assert!(node.store.is_current(), "{blip:?}");
+    }
+}
+
+/// Past the bound, and not before: Redis killed for good, the node turns stale when the bound
+/// has run out since it last heard from Redis, not at the first connection error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_turns_stale_when_the_bound_runs_out() {
+    let mut redis = RedisServer::start();
+    let node = Node::start(&redis, FailurePolicy::Reject);
+    node.ready().await;
+    let valid = node.login("ada").await;
+    redis.stop();
+    let killed = Instant::now();
+    while node.store.is_current() {
+        assert!(killed.elapsed() < PATIENCE, "never turned stale");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let stale_after = killed.elapsed();
+    // The last proof may be up to a third of the bound old (the follower's block) when Redis
+    // dies; the watchdog's own slack is a few milliseconds.
+    assert!(stale_after >= STALENESS * 2 / 3, "stale {stale_after:?} after the kill");
+    assert!(stale_after <= STALENESS + Duration::from_millis(500), "{stale_after:?}");
     assert_eq!(node.verdict(&valid), Err(RejectReason::RevocationUnavailable));
-    assert_eq!(node.verdict(&fourth), REVOKED, "the newest revocation is kept");
+}
+
+/// Data lost without a restart (same run id): how a test makes Redis lose it.
+#[derive(Debug, Clone, Copy)]
+enum Loss {
+    FlushAll,
+    /// `maxmemory` reached under `volatile-lru`: filler keys with an expiry push the subjects'
+    /// hashes (which expire too) out.
+    Eviction,
+}
+
+/// Data lost without a restart is detected and written back: after `FLUSHALL`, or evictions
+/// under `volatile-lru`, the nodes that knew the revocations write them back, so a node started
+/// afterwards refuses every one of them (and accepts the others) as soon as it calls itself
+/// current.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_lost_without_a_restart_is_written_back() {
+    for loss in [Loss::FlushAll, Loss::Eviction] {
+        let redis = match loss {
+            Loss::FlushAll => RedisServer::start(),
+            Loss::Eviction => RedisServer::start_with(&[
+                "--maxmemory",
+                "4mb",
+                "--maxmemory-policy",
+                "volatile-lru",
+                "--maxmemory-samples",
+                "10",
+            ]),
+        };
+        let nodes: Vec<Node> = (0..2).map(|_| Node::start(&redis, FailurePolicy::Reject)).collect();
+        let fleet: Vec<&Node> = nodes.iter().collect();
+        all_current(&fleet).await;
+        let valid = nodes[0].login("valid").await;
+        let mut revoked = Vec::new();
+        for user in 0..20 {
+            let session = nodes[user % 2].login(&format!("user-{user}")).await;
+            if user % 4 == 0 {
+                nodes[user % 2].logout_everywhere(&format!("user-{user}")).await;
+            } else {
+                nodes[user % 2].logout(&session).await;
+            }
+            revoked.push(session);
+        }
+        for session in &revoked {
+            until_all(&fleet, session, REVOKED).await;
+        }
+        let mut raw = redis::Client::open(redis.url()).expect("URL").get_connection().expect("up");
+        let subjects = || {
+            let mut raw = redis::Client::open(redis.url()).expect("URL").get_connection().unwrap();
+            let keys: Vec<String> =
+                redis::cmd("KEYS").arg(format!("{PREFIX}sub:*")).query(&mut raw).expect("KEYS");
+            keys.len()
+        };
+        match loss {
+            Loss::FlushAll => {
+                let () = redis::cmd("FLUSHALL").query(&mut raw).expect("FLUSHALL");
+            }
+            Loss::Eviction => {
+                let filler = "x".repeat(4096);
+                let mut key = 0;
+                while subjects() == 20 {
+                    let mut pipe = redis::pipe();
+                    for _ in 0..100 {
+                        pipe.cmd("SET").arg(format!("filler:{key}")).arg(&filler);
+                        pipe.arg("EX").arg(3600).ignore();
+                        key += 1;
+                    }
+                    let () = pipe.query(&mut raw).expect("SET filler");
+                    assert!(key < 100_000, "no subject hash was ever evicted");
+                }
+            }
+        }
+        assert!(subjects() < 20, "{loss:?}: Redis lost no entry");
+        let late = Node::start(&redis, FailurePolicy::Reject);
+        late.ready().await;
+        for session in &revoked {
+            assert_eq!(late.verdict(session), REVOKED, "{loss:?}: a revocation came back");
+        }
+        assert_eq!(late.verdict(&valid), Ok(()), "{loss:?}");
+        assert_eq!(subjects(), 20, "{loss:?}: written back");
+    }
+}
+
+/// A TCP proxy in front of Redis for one node: cutting it partitions that node alone.
+struct Proxy {
+    port: u16,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(upstream: u16) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let port = listener.local_addr().expect("bound").port();
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let accept = {
+            let (open, links) = (open.clone(), links.clone());
+            tokio::spawn(async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if !open.load(std::sync::atomic::Ordering::SeqCst) {
+                        continue; // dropped: the connection is closed at once
+                    }
+                    let link = tokio::spawn(async move {
+                        let Ok(mut server) =
+                            tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                        else {
+                            return;
+                        };
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    });
+                    links.lock().expect("not poisoned").push(link);
+                }
+            })
+        };
+        Proxy { port, open, links, accept }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Closes every connection and refuses new ones.
+    fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().expect("not poisoned").drain(..) {
+            link.abort();
+        }
+    }
+
+    fn heal(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+/// "Log out everywhere" on a node cut off from Redis whose clock is behind the fleet's
+/// generations (here: the fleet's counter 30 s ahead, the same thing seen from the node): the
+/// call enforces it at once where it was made, and when the node reconnects Redis gives it a
+/// generation after every stamp given meanwhile, so the sessions signed in before the call are
+/// refused on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_out_everywhere_on_a_partitioned_node_behind_the_fleet_holds() {
+    let redis = RedisServer::start();
+    let proxy = Proxy::start(redis.port()).await;
+    let fleet_node = Node::start(&redis, FailurePolicy::Reject);
+    let store = ReplicatedRevocations::builder()
+        .prefix(PREFIX)
+        .staleness(STALENESS)
+        .build(&proxy.url())
+        .expect("a valid URL");
+    let revocation = Revocation::new(store.clone(), "user").failure_policy(FailurePolicy::Reject);
+    let cut_off = Node { store, revocation };
+    all_current(&[&fleet_node, &cut_off]).await;
+    let before = fleet_node.login("ada").await;
+
+    proxy.cut();
+    // The fleet moves on: its generations run 30 s ahead of the cut-off node's clock.
+    let mut raw = redis::Client::open(redis.url()).expect("URL").get_connection().expect("up");
+    let ahead = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_micros()
+        as u64
+        + 30_000_000;
+    let () = redis::cmd("SET").arg(format!("{PREFIX}gen")).arg(ahead).query(&mut raw).unwrap();
+    let other = fleet_node.login("zed").await;
+    fleet_node.logout_everywhere("zed").await;
+    until_all(&[&fleet_node], &other, REVOKED).await;
+    let signed_in_meanwhile = fleet_node.login("ada").await;
+
+    cut_off.logout_everywhere("ada").await;
+    assert_eq!(cut_off.verdict(&before), REVOKED, "enforced at once where it was made");
+    proxy.heal();
+    until_all(&[&fleet_node, &cut_off], &before, REVOKED).await;
+    until_all(&[&fleet_node, &cut_off], &signed_in_meanwhile, REVOKED).await;
+    let after = fleet_node.login("ada").await;
+    until_all(&[&fleet_node, &cut_off], &after, Ok(())).await;
+}
+
+/// A node restarted while Redis is down keeps refusing what it knew, from its snapshot (a file
+/// of mode 0600, written atomically); a brand-new node, without one, knows nothing and answers
+/// by the failure policy (here accept).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_while_redis_is_down_enforces_its_snapshot() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("replica");
+    let node_with = |redis: &RedisServer, snapshot: Option<&std::path::Path>| {
+        let mut builder = ReplicatedRevocations::builder().prefix(PREFIX).staleness(STALENESS);
+        if let Some(path) = snapshot {
+            builder = builder.snapshot(path);
+        }
+        let store = builder.build(&redis.url()).expect("a valid URL");
+        let revocation = Revocation::new(store.clone(), "user");
+        Node { store, revocation }
+    };
+    let mut redis = RedisServer::start();
+    let node = node_with(&redis, Some(&path));
+    node.ready().await;
+    let logged_out = node.login("ada").await;
+    let everywhere = node.login("cy").await;
+    let valid = node.login("bob").await;
+    node.logout(&logged_out).await;
+    node.logout_everywhere("cy").await;
+    let started = Instant::now();
+    while !path.exists() {
+        assert!(started.elapsed() < PATIENCE, "no snapshot written");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Written once per bound: the next one holds both revocations.
+    tokio::time::sleep(STALENESS * 2).await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).expect("written").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "it names users");
+    }
+    drop(node);
+    redis.stop();
+
+    let restarted = node_with(&redis, Some(&path));
+    let blank = node_with(&redis, None);
+    // (session, restarted with its snapshot, brand-new)
+    let table =
+        [(&logged_out, REVOKED, Ok(())), (&everywhere, REVOKED, Ok(())), (&valid, Ok(()), Ok(()))];
+    for (session, with_snapshot, without) in table {
+        assert_eq!(restarted.verdict(session), with_snapshot);
+        assert_eq!(blank.verdict(session), without);
+    }
+    assert!(!restarted.store.is_current(), "Redis is down: not current, only what it knew");
 }

@@ -120,17 +120,18 @@ impl RevocationSet {
     }
 
     /// Drops the subjects whose revocations end soonest, except `keep` (the newest), until at
-    /// most `cap` entries are left; returns how many were dropped.
+    /// most `cap` entries are left; returns the subjects dropped, each with until when its
+    /// entries mattered.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))] // for the replicated store's cap
-    pub(crate) fn shrink_to(&mut self, cap: usize, keep: Option<&[u8]>) -> usize {
+    pub(crate) fn shrink_to(&mut self, cap: usize, keep: Option<&[u8]>) -> Vec<(Box<[u8]>, u64)> {
+        let mut dropped = Vec::new();
         if self.entries <= cap {
-            return 0;
+            return dropped;
         }
         let mut by_end: Vec<(u64, Box<[u8]>)> =
             self.subjects.iter().map(|(subject, entry)| (entry.until(), subject.clone())).collect();
         by_end.sort_unstable();
-        let before = self.entries;
-        for (_, subject) in by_end {
+        for (until, subject) in by_end {
             if self.entries <= cap {
                 break;
             }
@@ -139,9 +140,19 @@ impl RevocationSet {
             }
             if let Some(entry) = self.subjects.remove(&subject) {
                 self.entries -= entry.len();
+                dropped.push((subject, until));
             }
         }
-        before - self.entries
+        dropped
+    }
+
+    /// Removes lineages of `subject` that a generation revocation now covers.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // for the replicated store's folding
+    pub(crate) fn remove_lineages(&mut self, subject: &[u8], covered: &[SessionId]) {
+        let Some(entry) = self.subjects.get_mut(subject) else { return };
+        let before = entry.lineages.len();
+        entry.lineages.retain(|(lineage, _)| !covered.contains(lineage));
+        self.entries -= before - entry.lineages.len();
     }
 }
 
@@ -247,13 +258,14 @@ mod tests {
         set.add_generation(b"a", 7, 40);
         assert_eq!(set.entries, 5);
         // "d" ends soonest but is the newest: kept; then "b", then "c" go.
-        assert_eq!(set.shrink_to(3, Some(b"d")), 2);
+        let dropped = set.shrink_to(3, Some(b"d"));
+        assert_eq!(dropped, [(b"b"[..].into(), 10), (b"c"[..].into(), 20)]);
         let mut left: Vec<&[u8]> = set.subjects.keys().map(|s| &s[..]).collect();
         left.sort();
         assert_eq!(left, [&b"a"[..], b"d"]);
         assert_eq!(set.entries, 3);
         set.expire(31);
         assert_eq!(set.entries, 1, "only a's generation is left");
-        assert_eq!(set.shrink_to(1, None), 0);
+        assert_eq!(set.shrink_to(1, None), []);
     }
 }

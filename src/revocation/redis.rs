@@ -85,6 +85,27 @@ impl Keys {
         format!("{}gen", self.prefix)
     }
 
+    /// The mark whose disappearance tells the replicated store that Redis lost data.
+    pub(super) fn mark(&self) -> String {
+        format!("{}mark", self.prefix)
+    }
+
+    /// Set (expiring) while a replicated node writes back what Redis lost.
+    pub(super) fn recovering(&self) -> String {
+        format!("{}recovering", self.prefix)
+    }
+
+    /// The buckets of subjects dropped at a node's cap whose entries Redis may have lost
+    /// (the replicated store).
+    pub(super) fn lost(&self) -> String {
+        format!("{}lost", self.prefix)
+    }
+
+    /// How many evictions the replicated store's nodes have written back after.
+    pub(super) fn repaired(&self) -> String {
+        format!("{}repaired", self.prefix)
+    }
+
     /// The stream of revocation events (the replicated store).
     pub(super) fn stream(&self) -> String {
         format!("{}events", self.prefix)

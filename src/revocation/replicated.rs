@@ -14,21 +14,33 @@
 //!   which covers a restarted or failed-over Redis; when the stream was trimmed past its
 //!   position, seen from `XINFO STREAM`'s `max-deleted-entry-id`), it loads every subject hash
 //!   again and merges them: merging only ever adds, so nothing known is forgotten before it
-//!   expires. When Redis's run id changed (a restart, perhaps empty), it also writes back
-//!   everything it knows, so a node started afterwards learns it.
+//!   expires. When Redis lost data (a new run id, the mark key gone, evictions: see
+//!   `loss.rs`), it also writes back everything it knows, so a node started afterwards learns
+//!   it;
+//! * the staleness bound is a grace period (`health.rs`): a failed command changes no answer;
+//!   the replica turns stale only when its last proof of having missed nothing is older than
+//!   the bound.
+
+mod cap;
+mod follower;
+mod health;
+mod loss;
+mod node;
+mod reload;
+mod snapshot;
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
-use ::redis::Value;
-
+use self::cap::{Dropped, Range};
+use self::follower::follow;
+use self::health::{Freshness, watch};
+use self::node::{Change, Event, Inner};
 use super::memory::RevocationSet;
 use super::redis::{
-    Connection, Keys, NEXT_GENERATION, Scripts, bounded, cluster, connect, eval, lineage_field,
-    parse_generation, parse_subject_field, subject_hex,
+    Connection, Keys, NEXT_GENERATION, Scripts, bounded, cluster, connect, eval, parse_generation,
 };
 use super::{
     BoxFuture, DEFAULT_KEY_PREFIX, DEFAULT_STORE_TIMEOUT, Query, RevocationStore, StoreError,
@@ -45,18 +57,13 @@ pub const DEFAULT_STALENESS: Duration = Duration::from_secs(5);
 /// about 200 MB at the measured size per entry.
 pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
 
+/// How many logouts of one subject a node holds before they fold into one "log out
+/// everywhere" of that subject, by default.
+pub const DEFAULT_LOGOUTS_PER_SUBJECT: usize = 8;
+
 /// About how many events the stream keeps (`XADD ... MAXLEN ~`), by default. A node that falls
 /// further behind than this reloads everything.
 pub const DEFAULT_STREAM_LEN: usize = 100_000;
-
-/// Events read per `XREAD`.
-const READ_BATCH: usize = 1_000;
-
-/// Keys per `SCAN` step of a reload.
-const SCAN_BATCH: usize = 1_000;
-
-/// How long the follower waits before trying Redis again after a failure.
-const RETRY: Duration = Duration::from_millis(100);
 
 /// Revocations replicated to every node's memory through Redis: checks never leave the
 /// process (no round trip, no dependency on Redis per request), at the price of a bounded
@@ -72,11 +79,16 @@ const RETRY: Duration = Duration::from_millis(100);
 /// turns into accept (and a logged error) or reject. A revocation made while Redis is
 /// unreachable is enforced by its node at once and published when Redis is back.
 ///
-/// **Memory.** Entries leave memory when the sessions they concern would have expired. At
-/// most [`DEFAULT_MAX_ENTRIES`] (configurable) are held: past the cap a node drops the
-/// subjects whose entries end soonest, logs an error, and until it can hold everything again
-/// answers sessions it knows nothing against as stale (the failure policy decides), so a cap
-/// too small never silently forgets a revocation under [`FailurePolicy::Reject`](super::FailurePolicy::Reject).
+/// **Memory.** Entries leave memory when the sessions they concern would have expired. Past
+/// [`DEFAULT_LOGOUTS_PER_SUBJECT`] logouts of one subject (configurable), the next one folds
+/// them into a "log out everywhere" of that subject, so one account cannot grow memory by
+/// logging in and out. At most [`DEFAULT_MAX_ENTRIES`] (configurable) are held: past the cap a
+/// node drops the subjects whose entries end soonest, logs an error, and remembers their
+/// buckets (1 MiB for 65,536 buckets of subject digests) until those entries expire: sessions
+/// of such a bucket are looked up in Redis (so [`try_is_revoked`](RevocationStore::try_is_revoked)
+/// returns `None` for them and the adapters await the lookup), and get the failure policy when
+/// Redis cannot answer or has lost data since. A cap bounds memory, never correctness, and only
+/// the dropped subjects' buckets cost a round trip.
 ///
 /// Redis keys: the strict store's (so both can share a prefix and a server), plus
 /// `<prefix>events`, the stream. Works on one server ([`build`](ReplicatedRevocationsBuilder::build))
@@ -111,6 +123,8 @@ pub struct ReplicatedRevocationsBuilder {
     timeout: Duration,
     staleness: Duration,
     max_entries: usize,
+    fold_after: usize,
+    snapshot: Option<std::path::PathBuf>,
     stream_len: usize,
 }
 
@@ -121,6 +135,8 @@ impl Default for ReplicatedRevocationsBuilder {
             timeout: DEFAULT_STORE_TIMEOUT,
             staleness: DEFAULT_STALENESS,
             max_entries: DEFAULT_MAX_ENTRIES,
+            fold_after: DEFAULT_LOGOUTS_PER_SUBJECT,
+            snapshot: None,
             stream_len: DEFAULT_STREAM_LEN,
         }
     }
@@ -152,6 +168,26 @@ impl ReplicatedRevocationsBuilder {
     /// for what happens past it.
     pub fn max_entries(mut self, max: usize) -> ReplicatedRevocationsBuilder {
         self.max_entries = max.max(1);
+        self
+    }
+
+    /// How many logouts of one subject a node holds (default
+    /// [`DEFAULT_LOGOUTS_PER_SUBJECT`], at least 1). The next logout of that subject folds them
+    /// into one "log out everywhere": every session of the subject signed in before it is
+    /// revoked (its other devices too), and the subject holds two entries at most until its
+    /// next logouts, so memory grows with users, not with one account's logins.
+    pub fn logouts_per_subject(mut self, max: usize) -> ReplicatedRevocationsBuilder {
+        self.fold_after = max.max(1);
+        self
+    }
+
+    /// A file where the node keeps a snapshot of what it holds (none by default): written
+    /// atomically (mode 0600: it names users) at most once per staleness bound when something
+    /// changed, and loaded when the store is built, so a node restarted while Redis is down
+    /// keeps refusing what it knew. A node without one (or a brand-new node) knows nothing
+    /// until it reaches Redis: the failure policy answers every session meanwhile.
+    pub fn snapshot(mut self, path: impl Into<std::path::PathBuf>) -> ReplicatedRevocationsBuilder {
+        self.snapshot = Some(path.into());
         self
     }
 
@@ -190,10 +226,16 @@ impl ReplicatedRevocationsBuilder {
     }
 
     fn start(self, writer: Connection, follower: Connection) -> ReplicatedRevocations {
+        let mut set = RevocationSet::default();
+        if let Some(path) = &self.snapshot {
+            snapshot::load(path, &mut set, to_unix(SystemTime::now()));
+        }
         let inner = Arc::new(Inner {
-            set: RwLock::new(RevocationSet::default()),
-            current: AtomicBool::new(false),
-            overflowed: AtomicBool::new(false),
+            set: RwLock::new(set),
+            freshness: Freshness::new(self.staleness),
+            changed: std::sync::atomic::AtomicBool::new(false),
+            dropped: Dropped::default(),
+            fold_after: self.fold_after,
             pending: Mutex::new(VecDeque::new()),
             writer,
             keys: Keys { prefix: self.prefix },
@@ -204,145 +246,11 @@ impl ReplicatedRevocationsBuilder {
             stream_len: self.stream_len,
         });
         tokio::spawn(follow(Arc::downgrade(&inner), follower));
+        tokio::spawn(watch(Arc::downgrade(&inner)));
+        if let Some(path) = self.snapshot {
+            tokio::spawn(snapshot::keep(Arc::downgrade(&inner), path));
+        }
         ReplicatedRevocations { inner }
-    }
-}
-
-/// What one node holds and shares.
-struct Inner {
-    set: RwLock<RevocationSet>,
-    /// The follower heard from Redis within the bound and has loaded everything.
-    current: AtomicBool,
-    /// Entries were dropped at the cap: a miss may be a forgotten revocation.
-    overflowed: AtomicBool,
-    /// This node's revocations not yet written to Redis.
-    pending: Mutex<VecDeque<Event>>,
-    writer: Connection,
-    keys: Keys,
-    scripts: Scripts,
-    /// The bound of one write.
-    timeout: Duration,
-    staleness: Duration,
-    max_entries: usize,
-    stream_len: usize,
-}
-
-/// One revocation, as applied, written and streamed.
-#[derive(Debug, Clone)]
-struct Event {
-    subject: Vec<u8>,
-    change: Change,
-    until: u64,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Change {
-    Generation(u64),
-    Lineage(SessionId),
-}
-
-impl Inner {
-    fn set(&self) -> std::sync::RwLockWriteGuard<'_, RevocationSet> {
-        self.set.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Applies an event to memory, then enforces the cap.
-    fn apply(&self, events: &[Event]) {
-        let mut set = self.set();
-        for event in events {
-            match event.change {
-                Change::Generation(generation) => {
-                    set.add_generation(&event.subject, generation, event.until)
-                }
-                Change::Lineage(lineage) => set.add_lineage(&event.subject, lineage, event.until),
-            };
-        }
-        self.enforce_cap(&mut set, events.last().map(|event| &event.subject[..]));
-    }
-
-    fn enforce_cap(&self, set: &mut RevocationSet, keep: Option<&[u8]>) {
-        if set.entries <= self.max_entries {
-            return;
-        }
-        set.expire(to_unix(SystemTime::now()));
-        let dropped = set.shrink_to(self.max_entries, keep);
-        if dropped > 0 {
-            self.overflowed.store(true, Ordering::SeqCst);
-            tracing::error!(
-                dropped,
-                cap = self.max_entries,
-                "revocation replica over its cap: dropped the entries ending soonest; sessions \
-                 it knows nothing against get the failure policy until it fits again"
-            );
-        }
-    }
-
-    /// Writes one event to Redis: the durable entry, then the stream.
-    async fn write(&self, event: &Event) -> Result<(), StoreError> {
-        let mut connection = self.writer.clone();
-        let key = self.keys.subject(&event.subject);
-        let (record, field, value) = match event.change {
-            Change::Generation(generation) => {
-                // Raises the counter to a generation given while Redis was unreachable.
-                let mut raise = eval(NEXT_GENERATION, self.keys.generation());
-                raise.arg(generation);
-                bounded(self.timeout, raise.query_async::<String>(&mut connection)).await?;
-                let mut record = eval(&self.scripts.revoke_subject, key);
-                record.arg(generation).arg(event.until).arg(subject_hex(&event.subject));
-                (record, "g", generation.to_string())
-            }
-            Change::Lineage(lineage) => {
-                let mut record = eval(&self.scripts.revoke_lineage, key);
-                record.arg(lineage_field(lineage)).arg(event.until);
-                record.arg(subject_hex(&event.subject));
-                (record, "l", lineage.to_string())
-            }
-        };
-        bounded(self.timeout, record.query_async::<()>(&mut connection)).await?;
-        let mut add = ::redis::cmd("XADD");
-        add.arg(self.keys.stream()).arg("MAXLEN").arg("~").arg(self.stream_len).arg("*");
-        add.arg("s").arg(&event.subject[..]).arg(field).arg(value).arg("u").arg(event.until);
-        bounded(self.timeout, add.query_async::<()>(&mut connection)).await
-    }
-
-    /// Applies an own revocation at once, then writes it, or queues it when Redis fails.
-    async fn revoke(&self, event: Event) {
-        self.apply(std::slice::from_ref(&event));
-        let queued = !self.pending.lock().unwrap_or_else(PoisonError::into_inner).is_empty();
-        if queued {
-            // Keep the order: the follower publishes the queue when Redis is back.
-            self.queue(event);
-            return;
-        }
-        if let Err(error) = self.write(&event).await {
-            tracing::warn!(%error, "revocation enforced here and queued: Redis unavailable");
-            self.queue(event);
-        }
-    }
-
-    fn queue(&self, event: Event) {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner).push_back(event);
-    }
-
-    /// Publishes queued revocations; stops at the first failure.
-    async fn flush(&self) -> Result<(), StoreError> {
-        loop {
-            let next = self.pending.lock().unwrap_or_else(PoisonError::into_inner).front().cloned();
-            let Some(event) = next else { return Ok(()) };
-            self.write(&event).await?;
-            self.pending.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
-        }
-    }
-
-    fn mark_stale(&self, error: &StoreError) {
-        if self.current.swap(false, Ordering::SeqCst) {
-            tracing::error!(
-                %error,
-                staleness = ?self.staleness,
-                "revocation replica lost Redis: known revocations still hold, other sessions \
-                 get the failure policy until it is current again"
-            );
-        }
     }
 }
 
@@ -365,7 +273,7 @@ impl ReplicatedRevocations {
     /// Whether this node is current: it loaded everything and heard from Redis within the
     /// staleness bound, and holds every entry (under its cap).
     pub fn is_current(&self) -> bool {
-        self.inner.current.load(Ordering::SeqCst) && !self.inner.overflowed.load(Ordering::SeqCst)
+        self.inner.freshness.is_current()
     }
 
     /// Waits until this node is current, at most `limit`.
@@ -399,26 +307,64 @@ impl ReplicatedRevocations {
         self.inner.pending.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 
-    fn answer(&self, query: &Query<'_>) -> Result<bool, StoreError> {
+    /// The answer from memory; `None` when the subject's entries may have been dropped at the
+    /// cap and only Redis can answer.
+    fn answer(&self, query: &Query<'_>) -> Option<Result<bool, StoreError>> {
         let known = {
             let set = self.inner.set.read().unwrap_or_else(PoisonError::into_inner);
             set.answer(query, || to_unix(SystemTime::now()))
         };
-        match known {
-            Some(true) => Ok(true),
-            _ if self.is_current() => Ok(false),
-            _ => Err(StoreError("revocation replica is stale (see the logged cause)".to_owned())),
+        if known == Some(true) {
+            return Some(Ok(true));
         }
+        match self.inner.dropped.range(query.subject, || to_unix(SystemTime::now())) {
+            Range::Held if self.is_current() => Some(Ok(false)),
+            Range::Held => Some(Err(StoreError(
+                "revocation replica is stale (see the logged cause)".to_owned(),
+            ))),
+            Range::Strict => None,
+            Range::Lost => Some(Err(StoreError(
+                "revocation entries dropped at the cap may have been lost by Redis".to_owned(),
+            ))),
+        }
+    }
+
+    /// A generation greater than every stamp given so far: Redis's, or this node's when Redis
+    /// cannot answer (or this node's earlier revocations still wait for it).
+    async fn mint(&self) -> (u64, bool) {
+        let inner = &self.inner;
+        let queued = !inner.pending.lock().unwrap_or_else(PoisonError::into_inner).is_empty();
+        let given = if queued {
+            Err(StoreError("earlier revocations are queued".to_owned()))
+        } else {
+            let mut connection = inner.writer.clone();
+            let mut next = eval(NEXT_GENERATION, inner.keys.generation());
+            next.arg(0);
+            match bounded(inner.timeout, next.query_async::<String>(&mut connection)).await {
+                Ok(text) => parse_generation(&text),
+                Err(error) => Err(error),
+            }
+        };
+        given.map(|generation| (generation, false)).unwrap_or_else(|error| {
+            tracing::warn!(%error, "revocation generation given by this node: Redis unavailable");
+            let latest = inner.set.read().unwrap_or_else(PoisonError::into_inner).latest;
+            (next_generation(latest, SystemTime::now()), true)
+        })
     }
 }
 
 impl RevocationStore for ReplicatedRevocations {
     fn is_revoked<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(std::future::ready(self.answer(&query)))
+        Box::pin(async move {
+            match self.answer(&query) {
+                Some(answer) => answer,
+                None => self.inner.lookup(&query).await,
+            }
+        })
     }
 
     fn try_is_revoked(&self, query: &Query<'_>) -> Option<Result<bool, StoreError>> {
-        Some(self.answer(query))
+        self.answer(query)
     }
 
     /// The latest generation this node knows; before its first full load, Redis's counter
@@ -427,7 +373,7 @@ impl RevocationStore for ReplicatedRevocations {
     fn generation(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
             let latest = self.inner.set.read().unwrap_or_else(PoisonError::into_inner).latest;
-            if self.inner.current.load(Ordering::SeqCst) {
+            if self.inner.freshness.is_current() {
                 return Ok(latest);
             }
             let mut connection = self.inner.writer.clone();
@@ -448,8 +394,34 @@ impl RevocationStore for ReplicatedRevocations {
         lineage: SessionId,
         until: u64,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        let event = Event { subject: subject.to_vec(), change: Change::Lineage(lineage), until };
         Box::pin(async move {
+            // Past a few logouts of one subject, they fold into one "log out everywhere": every
+            // logged-out session signed in before it, so the generation covers them, and one
+            // account cannot grow every node's memory by logging in and out in a loop.
+            let held: Option<(Vec<SessionId>, u64)> = {
+                let set = self.inner.set.read().unwrap_or_else(PoisonError::into_inner);
+                set.subjects.get(subject).filter(|e| e.lineages.len() >= self.inner.fold_after).map(
+                    |entry| (entry.lineages.iter().map(|&(id, _)| id).collect(), entry.until()),
+                )
+            };
+            let subject = subject.to_vec();
+            let event = match held {
+                None => {
+                    let change = Change::Lineage(lineage);
+                    Event { subject, change, until, covers: vec![], offline: false }
+                }
+                Some((mut covers, held_until)) => {
+                    // Minted after every covered logout was recorded: greater than their stamps.
+                    let (generation, offline) = self.mint().await;
+                    covers.push(lineage);
+                    tracing::info!(
+                        logouts = covers.len(),
+                        "logouts of one subject folded into a \"log out everywhere\""
+                    );
+                    let change = Change::Generation(generation);
+                    Event { subject, change, until: until.max(held_until), covers, offline }
+                }
+            };
             self.inner.revoke(event).await;
             Ok(())
         })
@@ -461,27 +433,11 @@ impl RevocationStore for ReplicatedRevocations {
         until: u64,
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
-            let inner = &self.inner;
-            let queued = !inner.pending.lock().unwrap_or_else(PoisonError::into_inner).is_empty();
-            let given = if queued {
-                Err(StoreError("earlier revocations are queued".to_owned()))
-            } else {
-                let mut connection = inner.writer.clone();
-                let mut next = eval(NEXT_GENERATION, inner.keys.generation());
-                next.arg(0);
-                match bounded(inner.timeout, next.query_async::<String>(&mut connection)).await {
-                    Ok(text) => parse_generation(&text),
-                    Err(error) => Err(error),
-                }
-            };
-            let generation = given.unwrap_or_else(|error| {
-                tracing::warn!(%error, "revocation generation given by this node: Redis unavailable");
-                let latest = inner.set.read().unwrap_or_else(PoisonError::into_inner).latest;
-                next_generation(latest, SystemTime::now())
-            });
-            let event =
-                Event { subject: subject.to_vec(), change: Change::Generation(generation), until };
-            inner.revoke(event).await;
+            let (generation, offline) = self.mint().await;
+            let change = Change::Generation(generation);
+            let subject = subject.to_vec();
+            let event = Event { subject, change, until, covers: vec![], offline };
+            self.inner.revoke(event).await;
             Ok(generation)
         })
     }
@@ -497,341 +453,4 @@ impl fmt::Debug for ReplicatedRevocations {
             .field("staleness", &self.inner.staleness)
             .finish_non_exhaustive()
     }
-}
-
-/// The follower: load, then read the stream, until the store is dropped.
-async fn follow(inner: Weak<Inner>, mut connection: Connection) {
-    let mut run_ids: Option<Vec<String>> = None;
-    loop {
-        let Some(strong) = inner.upgrade() else { return };
-        let position = match reload(&strong, &mut connection, &mut run_ids).await {
-            Ok(position) => position,
-            Err(error) => {
-                strong.mark_stale(&error);
-                drop(strong);
-                tokio::time::sleep(RETRY).await;
-                continue;
-            }
-        };
-        drop(strong);
-        if let Err(error) = tail(&inner, &mut connection, position).await {
-            let Some(strong) = inner.upgrade() else { return };
-            strong.mark_stale(&error);
-            drop(strong);
-            tokio::time::sleep(RETRY).await;
-        }
-    }
-}
-
-/// Reads the stream from `position` until something makes a reload necessary (`Err` for a
-/// failure, `Ok` for lost events or a cap that has room again) or the store is dropped.
-///
-/// Lost events (the stream trimmed past this node's position, or recreated): whenever the
-/// node has read everything there is to read, it must have read every entry added since its
-/// position was taken; `XINFO STREAM`'s `entries-added` says how many that is.
-async fn tail(
-    weak: &Weak<Inner>,
-    connection: &mut Connection,
-    mut position: Position,
-) -> Result<(), StoreError> {
-    let mut last_expiry = 0;
-    loop {
-        let Some(inner) = weak.upgrade() else { return Ok(()) };
-        let block = inner.staleness / 3;
-        let limit = inner.staleness - block;
-        if inner.flush().await.is_err() {
-            tracing::debug!("queued revocations still wait for Redis");
-        }
-        let mut read = ::redis::cmd("XREAD");
-        read.arg("COUNT").arg(READ_BATCH).arg("BLOCK").arg(block.as_millis().max(1) as u64);
-        read.arg("STREAMS").arg(inner.keys.stream()).arg(&position.last);
-        let keys = inner.keys.clone();
-        // The store may be dropped while this waits: hold only a weak reference meanwhile.
-        drop(inner);
-        let reply: Value = bounded(limit, read.query_async(connection)).await?;
-        let Some(inner) = weak.upgrade() else { return Ok(()) };
-        let (events, last, read_count) = parse_read(&reply);
-        inner.apply(&events);
-        if let Some(last) = last {
-            position.last = last;
-        }
-        position.added += read_count;
-        let now = stream_position_of(&keys, connection, limit).await?;
-        inner.current.store(true, Ordering::SeqCst);
-        // Caught up (at the last id, or nothing left to read after the position), yet fewer
-        // entries read than were added: some were trimmed unread. Fewer added than read: the
-        // stream was recreated. (An entry added between the read and `XINFO` can only cause
-        // an unneeded reload.)
-        let caught_up = now.last == position.last || read_count == 0;
-        let lost = (caught_up && now.added > position.added) || now.added < position.added;
-        if lost {
-            tracing::warn!("revocation stream lost events this node had not read: reloading");
-            return Ok(());
-        }
-        let unix_now = to_unix(SystemTime::now());
-        if unix_now != last_expiry {
-            last_expiry = unix_now;
-            let mut set = inner.set();
-            set.expire(unix_now);
-            if inner.overflowed.load(Ordering::SeqCst) && set.entries < inner.max_entries / 10 * 9 {
-                tracing::warn!("revocation replica has room again: reloading");
-                return Ok(());
-            }
-        }
-    }
-}
-
-/// Loads every subject hash and merges it into memory; returns the stream position to
-/// follow from. Writes back everything this node knows when Redis's run id changed.
-async fn reload(
-    inner: &Inner,
-    connection: &mut Connection,
-    run_ids: &mut Option<Vec<String>>,
-) -> Result<Position, StoreError> {
-    let limit = inner.staleness;
-    let primaries = bounded(limit, connection.primaries()).await?;
-    let mut ids = Vec::new();
-    for primary in &primaries {
-        let mut info = ::redis::cmd("INFO");
-        info.arg("server");
-        let server: String = bounded(limit, connection.query_at(&info, primary)).await?;
-        let id = server.lines().find_map(|line| line.strip_prefix("run_id:"));
-        ids.push(id.unwrap_or_default().trim().to_owned());
-    }
-    ids.sort();
-    let restarted = run_ids.as_ref().is_some_and(|known| *known != ids);
-    // The position first: events written during the load are read again (merging is
-    // idempotent), none is missed.
-    let position = stream_position(inner, connection, limit).await?;
-    let mut loaded = Vec::new();
-    for primary in &primaries {
-        let mut cursor = 0u64;
-        loop {
-            let mut scan = ::redis::cmd("SCAN");
-            scan.arg(cursor).arg("MATCH").arg(inner.keys.subject_pattern()).arg("COUNT");
-            scan.arg(SCAN_BATCH);
-            let (next, keys): (u64, Vec<String>) =
-                bounded(limit, connection.query_at(&scan, primary)).await?;
-            if primary.is_none() && !keys.is_empty() {
-                let mut pipe = ::redis::pipe();
-                for key in &keys {
-                    pipe.cmd("HGETALL").arg(key);
-                }
-                let hashes: Vec<Vec<(String, String)>> =
-                    bounded(limit, pipe.query_async(connection)).await?;
-                loaded.extend(hashes);
-            } else {
-                // A cluster routes each key to its primary.
-                for key in &keys {
-                    let mut all = ::redis::cmd("HGETALL");
-                    all.arg(key);
-                    loaded.push(bounded(limit, all.query_async(connection)).await?);
-                }
-            }
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-        }
-    }
-    let counter: Option<String> =
-        bounded(limit, ::redis::cmd("GET").arg(inner.keys.generation()).query_async(connection))
-            .await?;
-    let subjects = read_hashes(&loaded);
-    {
-        let mut set = inner.set();
-        if let Some(counter) = counter.as_deref().map(parse_generation).transpose()? {
-            set.latest = set.latest.max(counter);
-        }
-        set.expire(to_unix(SystemTime::now()));
-        for event in &subjects {
-            match event.change {
-                Change::Generation(generation) => {
-                    set.add_generation(&event.subject, generation, event.until)
-                }
-                Change::Lineage(lineage) => set.add_lineage(&event.subject, lineage, event.until),
-            };
-        }
-        if set.entries <= inner.max_entries {
-            inner.overflowed.store(false, Ordering::SeqCst);
-        }
-        inner.enforce_cap(&mut set, None);
-    }
-    if restarted {
-        tracing::warn!(
-            "Redis restarted (new run id): writing back the revocations this node knows"
-        );
-        write_back(inner).await?;
-    }
-    *run_ids = Some(ids);
-    inner.flush().await?;
-    inner.current.store(true, Ordering::SeqCst);
-    Ok(position)
-}
-
-/// Where the stream stands: the last id it gave and how many entries were ever added to it
-/// (`XINFO STREAM`; a missing stream has given none).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Position {
-    last: String,
-    added: u64,
-}
-
-async fn stream_position(
-    inner: &Inner,
-    connection: &mut Connection,
-    limit: Duration,
-) -> Result<Position, StoreError> {
-    stream_position_of(&inner.keys, connection, limit).await
-}
-
-async fn stream_position_of(
-    keys: &Keys,
-    connection: &mut Connection,
-    limit: Duration,
-) -> Result<Position, StoreError> {
-    let mut info = ::redis::cmd("XINFO");
-    info.arg("STREAM").arg(keys.stream());
-    match bounded(limit, info.query_async::<Value>(connection)).await {
-        Ok(info) => Ok(Position {
-            last: info_field(&info, "last-generated-id").unwrap_or_else(|| "0-0".to_owned()),
-            added: info_field(&info, "entries-added").and_then(|n| n.parse().ok()).unwrap_or(0),
-        }),
-        // No stream yet.
-        Err(error) if error.0.contains("no such key") => {
-            Ok(Position { last: "0-0".to_owned(), added: 0 })
-        }
-        Err(error) => Err(error),
-    }
-}
-
-/// The entries of the subjects' hashes (each names its subject in field `s`).
-fn read_hashes(hashes: &[Vec<(String, String)>]) -> Vec<Event> {
-    let mut events = Vec::new();
-    for fields in hashes {
-        let Some(subject) = fields.iter().find(|(name, _)| name == "s").map(|(_, s)| s) else {
-            continue;
-        };
-        let Some(subject) = from_hex(subject) else { continue };
-        for (name, value) in fields {
-            let change = if name == "g" {
-                match parse_subject_field(value) {
-                    Ok((generation, until)) => (Change::Generation(generation), until),
-                    Err(_) => continue,
-                }
-            } else if let Some(lineage) = name.strip_prefix("l:") {
-                match (from_hex(lineage).and_then(|id| id.try_into().ok()), value.parse()) {
-                    (Some(id), Ok(until)) => (Change::Lineage(SessionId(id)), until),
-                    _ => continue,
-                }
-            } else {
-                continue;
-            };
-            events.push(Event { subject: subject.clone(), change: change.0, until: change.1 });
-        }
-    }
-    events
-}
-
-/// Writes every entry this node holds back to Redis (after Redis lost its data).
-async fn write_back(inner: &Inner) -> Result<(), StoreError> {
-    let events: Vec<Event> = {
-        let set = inner.set.read().unwrap_or_else(PoisonError::into_inner);
-        set.subjects
-            .iter()
-            .flat_map(|(subject, entry)| {
-                let generation = (entry.generation != 0).then(|| Event {
-                    subject: subject.to_vec(),
-                    change: Change::Generation(entry.generation),
-                    until: entry.generation_until,
-                });
-                let lineages = entry.lineages.iter().map(|&(lineage, until)| Event {
-                    subject: subject.to_vec(),
-                    change: Change::Lineage(lineage),
-                    until,
-                });
-                generation.into_iter().chain(lineages).collect::<Vec<_>>()
-            })
-            .collect()
-    };
-    for event in &events {
-        inner.write(event).await?;
-    }
-    Ok(())
-}
-
-fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
-}
-
-/// The events of an `XREAD` reply, the id of the last entry, and how many entries it held.
-fn parse_read(reply: &Value) -> (Vec<Event>, Option<String>, u64) {
-    let mut events = Vec::new();
-    let mut last = None;
-    let mut count = 0;
-    let Value::Array(streams) = reply else { return (events, last, count) };
-    for stream in streams {
-        let Value::Array(parts) = stream else { continue };
-        let Some(Value::Array(entries)) = parts.get(1) else { continue };
-        for entry in entries {
-            count += 1;
-            last = entry_id(entry).or(last);
-            if let Some(event) = entry_event(entry) {
-                events.push(event);
-            }
-        }
-    }
-    (events, last, count)
-}
-
-fn entry_id(entry: &Value) -> Option<String> {
-    let Value::Array(parts) = entry else { return None };
-    text(parts.first()?)
-}
-
-fn entry_event(entry: &Value) -> Option<Event> {
-    let Value::Array(parts) = entry else { return None };
-    let Value::Array(fields) = parts.get(1)? else { return None };
-    let mut subject = None;
-    let mut change = None;
-    let mut until = None;
-    for pair in fields.chunks(2) {
-        let [name, value] = pair else { continue };
-        let value_bytes = match value {
-            Value::BulkString(bytes) => bytes.as_slice(),
-            _ => continue,
-        };
-        match text(name)?.as_str() {
-            "s" => subject = Some(value_bytes.to_vec()),
-            "g" => change = Some(Change::Generation(text(value)?.parse().ok()?)),
-            "l" => {
-                let id = from_hex(&text(value)?)?;
-                change = Some(Change::Lineage(SessionId(id.try_into().ok()?)));
-            }
-            "u" => until = Some(text(value)?.parse().ok()?),
-            _ => {}
-        }
-    }
-    Some(Event { subject: subject?, change: change?, until: until? })
-}
-
-fn text(value: &Value) -> Option<String> {
-    match value {
-        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
-        Value::SimpleString(text) => Some(text.clone()),
-        Value::Int(number) => Some(number.to_string()),
-        _ => None,
-    }
-}
-
-/// A field of an `XINFO STREAM` reply (alternating names and values).
-fn info_field(info: &Value, name: &str) -> Option<String> {
-    let Value::Array(items) = info else { return None };
-    items.chunks(2).find_map(|pair| match pair {
-        [key, value] if text(key).as_deref() == Some(name) => text(value),
-        _ => None,
-    })
 }

@@ -1,0 +1,187 @@
+//! How fresh this node's replica is: the staleness bound as a grace period.
+//!
+//! The replica is *current* while it has proof, from less than the staleness bound ago, that it
+//! missed no revocation: the end of a full load, or a stream read that caught up with the last
+//! event. A failed command proves nothing either way, so it changes no answer by itself: a blip
+//! of Redis shorter than the bound (a restart, a failover, a hung server that resumes) is
+//! answered from memory throughout, and only the bound running out hands sessions to the
+//! failure policy. A watchdog task, not the check, watches the deadline, so answering a session
+//! stays one atomic load.
+
+use std::sync::Weak;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::super::StoreError;
+use super::node::Inner;
+
+/// When the last proof was taken, and whether it is still within the bound.
+#[derive(Debug)]
+pub(super) struct Freshness {
+    /// What `heard` counts from.
+    origin: Instant,
+    /// When the last proof was taken, in milliseconds since `origin` (`NEVER`: no proof yet).
+    heard: AtomicU64,
+    /// A proof within the bound: read by every check.
+    current: AtomicBool,
+    /// Proofs taken before this (milliseconds since `origin`) do not count.
+    not_before: AtomicU64,
+    /// A hold is set and the follower has not reloaded after its end yet.
+    holding: AtomicBool,
+    /// A failure was logged since the last proof (one warning per outage, not per retry).
+    failing: AtomicBool,
+    staleness: Duration,
+}
+
+const NEVER: u64 = u64::MAX;
+
+impl Freshness {
+    pub(super) fn new(staleness: Duration) -> Freshness {
+        Freshness {
+            origin: Instant::now(),
+            heard: AtomicU64::new(NEVER),
+            current: AtomicBool::new(false),
+            not_before: AtomicU64::new(0),
+            holding: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
+            staleness,
+        }
+    }
+
+    /// Whether the replica has proof, within the bound, that it missed nothing.
+    pub(super) fn is_current(&self) -> bool {
+        self.current.load(Ordering::SeqCst)
+    }
+
+    /// Proofs taken before `at` will not count.
+    pub(super) fn hold_until(&self, at: Instant) {
+        self.not_before.fetch_max(self.millis(at), Ordering::SeqCst);
+        self.holding.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a hold has ended and the follower has not reloaded since: it then loads
+    /// everything again, since what the other nodes wrote meanwhile (lost buckets) is not all
+    /// on the stream, and holds again while they are still writing back.
+    pub(super) fn hold_ended(&self) -> bool {
+        self.holding() && self.millis(Instant::now()) >= self.not_before.load(Ordering::SeqCst)
+    }
+
+    /// Whether a hold was set and not released.
+    pub(super) fn holding(&self) -> bool {
+        self.holding.load(Ordering::SeqCst)
+    }
+
+    /// The hold is over: proofs count again.
+    pub(super) fn release(&self) {
+        self.holding.store(false, Ordering::SeqCst);
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.origin).as_millis()).unwrap_or(NEVER - 1)
+    }
+
+    /// Proof, as of `at`, that the replica missed nothing up to then.
+    pub(super) fn heard(&self, at: Instant) {
+        let millis = self.millis(at);
+        if millis < self.not_before.load(Ordering::SeqCst) {
+            return;
+        }
+        let previous = self.heard.load(Ordering::SeqCst);
+        if previous == NEVER || previous < millis {
+            self.heard.store(millis, Ordering::SeqCst);
+        }
+        // A proof older than the bound (a slow load) must not make the node current.
+        if at.elapsed() < self.staleness {
+            self.current.store(true, Ordering::SeqCst);
+        }
+        if self.failing.swap(false, Ordering::SeqCst) {
+            tracing::info!("revocation replica hears from Redis again");
+        }
+    }
+
+    /// A command failed: logged once per outage; answers change only when the bound runs out.
+    pub(super) fn failed(&self, error: &StoreError) {
+        if !self.failing.swap(true, Ordering::SeqCst) {
+            tracing::warn!(
+                %error,
+                staleness = ?self.staleness,
+                "revocation replica cannot reach Redis: answering from memory for at most the \
+                 staleness bound"
+            );
+        }
+    }
+
+    /// When the current proof runs out (`None`: no proof yet).
+    fn deadline(&self) -> Option<Instant> {
+        let heard = self.heard.load(Ordering::SeqCst);
+        (heard != NEVER).then(|| self.origin + Duration::from_millis(heard) + self.staleness)
+    }
+
+    /// Marks the replica stale when its proof ran out; returns when to look again.
+    fn watch_once(&self) -> Instant {
+        let now = Instant::now();
+        match self.deadline() {
+            Some(deadline) if deadline > now => deadline,
+            deadline => {
+                if deadline.is_some() && self.current.swap(false, Ordering::SeqCst) {
+                    tracing::error!(
+                        staleness = ?self.staleness,
+                        "revocation replica has not heard from Redis within the staleness bound: \
+                         known revocations still hold, other sessions get the failure policy \
+                         until it is current again"
+                    );
+                }
+                // Nothing to watch until a new proof arrives: look again soon.
+                now + self.staleness / 8
+            }
+        }
+    }
+}
+
+/// The watchdog: marks the replica stale the moment its last proof is older than the bound,
+/// until the store is dropped.
+pub(super) async fn watch(inner: Weak<Inner>) {
+    loop {
+        let Some(strong) = inner.upgrade() else { return };
+        let next = strong.freshness.watch_once();
+        drop(strong);
+        tokio::time::sleep_until(next).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bound is a grace period: a failure changes nothing, only the proof's age does.
+    #[tokio::test(start_paused = true)]
+    async fn only_the_age_of_the_last_proof_makes_a_replica_stale() {
+        let bound = Duration::from_secs(5);
+        let freshness = Freshness::new(bound);
+        let error = StoreError("connection refused".to_owned());
+        // (time since the proof, failures meanwhile, current?)
+        let table: [(Duration, bool, bool); 4] = [
+            (Duration::ZERO, true, true),
+            (Duration::from_millis(4_900), true, true),
+            (Duration::from_millis(5_000), false, false),
+            (Duration::from_millis(9_000), true, false),
+        ];
+        freshness.heard(Instant::now());
+        let proof = Instant::now();
+        for (age, fail, current) in table {
+            tokio::time::advance((proof + age).saturating_duration_since(Instant::now())).await;
+            if fail {
+                freshness.failed(&error);
+            }
+            freshness.watch_once();
+            assert_eq!(freshness.is_current(), current, "{age:?} after the proof");
+        }
+        // A proof taken before the bound ran out, arriving late, does not revive it.
+        freshness.heard(proof);
+        assert!(!freshness.is_current());
+        freshness.heard(Instant::now());
+        assert!(freshness.is_current());
+    }
+}

@@ -1,0 +1,182 @@
+//! Whether Redis lost data since this node last looked, whatever the cause.
+//!
+//! A new run id catches a restart, but `FLUSHALL`, `FLUSHDB`, a deleted key or an eviction
+//! under an evicting `maxmemory-policy` leave the run id as it was. So a node also watches:
+//!
+//! * a *mark*, `<prefix>mark`: a random token without expiry, set by the first node that finds
+//!   none (with Redis's time). A mark gone or replaced means the keyspace lost it, so it may
+//!   have lost entries too. A node that finds a mark younger than the staleness bound cannot
+//!   tell a new deployment from a flush others have not noticed yet: it waits for the bound
+//!   before it calls itself current, which gives the nodes that knew the data time to notice
+//!   and write it back;
+//! * `evicted_keys` of every primary (`INFO`): any eviction may have taken a subject hash
+//!   (they expire, so `volatile-*` policies evict them first);
+//! * the run ids, as before.
+//!
+//! A node started after evictions that no write-back followed yet (`<prefix>repaired`, the
+//! evictions some node wrote back after, is smaller than `evicted_keys`) waits the bound too.
+//!
+//! When any of them moved, the node writes back everything it holds. At start it also warns
+//! when a primary's `maxmemory-policy` evicts.
+
+use std::time::Duration;
+
+use super::super::StoreError;
+use super::super::redis::{Connection, Primary, bounded, eval};
+use super::node::Inner;
+
+/// Sets the mark when there is none. `KEYS[1]`: the mark; `ARGV[1]`: a random token. Returns
+/// the mark (`<token> <Redis time in ms when it was set>`) and Redis's time in ms.
+const CLAIM_MARK: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. string.format('%d', now), 'NX')
+return {redis.call('GET', KEYS[1]), string.format('%d', now)}
+";
+
+/// What a node saw of Redis, to tell whether it lost data since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Watermarks {
+    /// Each primary's run id and `evicted_keys`, sorted by run id.
+    primaries: Vec<(String, u64)>,
+    /// The mark (`None`: there was none).
+    mark: Option<String>,
+}
+
+impl Watermarks {
+    /// Keys evicted by every primary since it started.
+    pub(super) fn evicted(&self) -> u64 {
+        self.primaries.iter().map(|(_, evicted)| evicted).sum()
+    }
+
+    /// The mark as this node set or found it.
+    pub(super) fn set_mark(&mut self, mark: String) {
+        self.mark = Some(mark);
+    }
+
+    /// What may have been lost between `self` (seen earlier) and `now`; `None`: nothing.
+    pub(super) fn loss(&self, now: &Watermarks) -> Option<&'static str> {
+        let ids = |marks: &Watermarks| marks.primaries.iter().map(|(id, _)| id.clone()).collect();
+        let (before, after): (Vec<String>, Vec<String>) = (ids(self), ids(now));
+        if before != after {
+            return Some("Redis restarted or failed over (new run id)");
+        }
+        if self.mark != now.mark {
+            return Some("the mark key is gone or replaced (FLUSHALL, FLUSHDB or a deleted key)");
+        }
+        let evicted = self.primaries.iter().zip(&now.primaries).any(|(was, is)| is.1 > was.1);
+        evicted.then_some("Redis evicted keys (maxmemory-policy)")
+    }
+}
+
+/// Reads the watermarks: `INFO` of every primary, and the mark (without setting it).
+pub(super) async fn watermarks(
+    inner: &Inner,
+    connection: &mut Connection,
+    primaries: &[Primary],
+    limit: Duration,
+) -> Result<(Watermarks, Vec<String>), StoreError> {
+    let mut seen = Vec::new();
+    let mut policies = Vec::new();
+    for primary in primaries {
+        let info: String =
+            bounded(limit, connection.query_at(&::redis::cmd("INFO"), primary)).await?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .map(|value| value.trim().to_owned())
+        };
+        let evicted = field("evicted_keys").and_then(|n| n.parse().ok()).unwrap_or(0);
+        seen.push((field("run_id").unwrap_or_default(), evicted));
+        policies.push(field("maxmemory_policy").unwrap_or_default());
+    }
+    seen.sort();
+    let mut get = ::redis::cmd("GET");
+    get.arg(inner.keys.mark());
+    let mark: Option<String> = bounded(limit, get.query_async(connection)).await?;
+    Ok((Watermarks { primaries: seen, mark }, policies))
+}
+
+/// Raises `<prefix>repaired`, the evictions a write-back followed, to `evicted`.
+const RAISE: &str = r"
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
+";
+
+/// How many evictions some node has written back after (0: none).
+pub(super) async fn repaired(
+    inner: &Inner,
+    connection: &mut Connection,
+    limit: Duration,
+) -> Result<u64, StoreError> {
+    let mut get = ::redis::cmd("GET");
+    get.arg(inner.keys.repaired());
+    let value: Option<String> = bounded(limit, get.query_async(connection)).await?;
+    Ok(value.and_then(|value| value.parse().ok()).unwrap_or(0))
+}
+
+/// Records that this node wrote back after `evicted` evictions.
+pub(super) async fn record_repaired(
+    inner: &Inner,
+    connection: &mut Connection,
+    evicted: u64,
+    limit: Duration,
+) -> Result<(), StoreError> {
+    let mut raise = eval(RAISE, inner.keys.repaired());
+    raise.arg(evicted);
+    bounded(limit, raise.query_async::<()>(connection)).await
+}
+
+/// Sets the mark if there is none; returns it and its age.
+pub(super) async fn claim_mark(
+    inner: &Inner,
+    connection: &mut Connection,
+    limit: Duration,
+) -> Result<(String, Duration), StoreError> {
+    let mut token = [0u8; 16];
+    getrandom::fill(&mut token).map_err(|_| StoreError("no randomness for a mark".to_owned()))?;
+    let token: String = token.iter().map(|byte| format!("{byte:02x}")).collect();
+    let mut claim = eval(CLAIM_MARK, inner.keys.mark());
+    claim.arg(token);
+    let (mark, now): (String, String) = bounded(limit, claim.query_async(connection)).await?;
+    let set_at = mark.split_once(' ').and_then(|(_, at)| at.parse::<u64>().ok()).unwrap_or(0);
+    let now = now.parse::<u64>().unwrap_or(0);
+    Ok((mark, Duration::from_millis(now.saturating_sub(set_at))))
+}
+
+/// Warns about primaries whose `maxmemory-policy` may evict revocations.
+pub(super) fn warn_about_eviction(policies: &[String]) {
+    for policy in policies.iter().filter(|policy| !policy.is_empty() && *policy != "noeviction") {
+        tracing::warn!(
+            policy = %policy,
+            "Redis's maxmemory-policy evicts keys: an eviction makes every revocation node write \
+             back what it holds, and a revocation evicted from every node's memory is lost; set \
+             maxmemory-policy noeviction on the revocation Redis"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_of_loss_is_told_apart_from_none() {
+        let seen = |primaries: &[(&str, u64)], mark: Option<&str>| Watermarks {
+            primaries: primaries.iter().map(|&(id, n)| (id.to_owned(), n)).collect(),
+            mark: mark.map(str::to_owned),
+        };
+        let before = seen(&[("a", 3), ("b", 0)], Some("m 1"));
+        // (now, lost?)
+        let table = [
+            (seen(&[("a", 3), ("b", 0)], Some("m 1")), false),
+            (seen(&[("a", 3), ("c", 0)], Some("m 1")), true),
+            (seen(&[("a", 3), ("b", 0)], None), true),
+            (seen(&[("a", 3), ("b", 0)], Some("n 2")), true),
+            (seen(&[("a", 4), ("b", 0)], Some("m 1")), true),
+        ];
+        for (now, lost) in table {
+            assert_eq!(before.loss(&now).is_some(), lost, "{now:?}");
+        }
+    }
+}
