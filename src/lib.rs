@@ -125,7 +125,7 @@ pub use config::{
     DEFAULT_COMPRESSION_THRESHOLD, DEFAULT_COOKIE_BUDGET, DEFAULT_MAX_COOKIE_HEADER,
     DEFAULT_MAX_STATE_SIZE, HOST_PREFIX, SameSite, SessionConfig, SessionConfigBuilder,
 };
-pub use csrf::{CSRF_FIELD, CSRF_HEADER, CSRF_KEY};
+pub use csrf::{CSRF_FIELD, CSRF_HEADER};
 pub use error::{ConfigError, RejectReason, Rejected, Rejection, SealError, ValueError};
 pub use flash::FLASH_KEY;
 pub use format::Mode;
@@ -134,7 +134,7 @@ pub use keys::{
     FileWatcher, Key, KeyId, KeyInfo, KeyLengthError, KeyRing, KeyRingError, SharedKeyRing,
 };
 pub use random::Randomness;
-pub use session::{MAX_KEY_LEN, Session, SessionId};
+pub use session::{CSRF_KEY, MAX_KEY_LEN, Session, SessionId};
 pub use size::SessionSize;
 
 /// The README's examples, compiled and run as doctests.
