@@ -145,7 +145,8 @@ pub use size::SessionSize;
     feature = "redis",
     feature = "tower-sessions",
     feature = "actix-session",
-    feature = "actix-web-flash-messages"
+    feature = "actix-web-flash-messages",
+    feature = "poem"
 ))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -1,5 +1,5 @@
 //! The acceptance suite of the framework adapters: one set of tests, written once as functions
-//! generic over [`TestServer`], run against the axum and the actix-web adapters through real
+//! generic over [`TestServer`], run against the axum, actix-web and Poem adapters through real
 //! servers on 127.0.0.1, driven by a reqwest client with a cookie jar as a browser would.
 //!
 //! Time is a [`ManualClock`] shared by the test and the server; no test sleeps. The session
@@ -8,7 +8,7 @@
 //! cookies are split at 2,048 bytes, so that a session spans three cookies within the default
 //! Cookie header budget.
 
-#![cfg(any(feature = "axum", feature = "actix-web"))]
+#![cfg(any(feature = "axum", feature = "actix-web", feature = "poem"))]
 
 #[path = "common/servers.rs"]
 mod servers;
@@ -919,3 +919,5 @@ macro_rules! suite_for {
 suite_for!(axum_adapter, crate::servers::Axum);
 #[cfg(feature = "actix-web")]
 suite_for!(actix_adapter, crate::servers::Actix);
+#[cfg(feature = "poem")]
+suite_for!(poem_adapter, crate::servers::Poem);

@@ -1,0 +1,197 @@
+//! The request lifecycle every adapter shares, written once: open the session into the
+//! request's handle, admit it through revocation (waiting only when the store has to be asked),
+//! run the handler, finish (stamp a sign-in, record a logout, seal), append the session's
+//! headers, or answer the adapter's error when the session could not be saved.
+//!
+//! A framework adapter says only how to read its headers (it hands [`Shared::open`] the bytes),
+//! what goes into the request for the handler (the [`Carrier`] it builds from the admitted
+//! handle) and how to append a header or answer an error (its [`Answer`]). Nothing here names
+//! `http`, `tower` or `actix` types, so a fix to how a response is finished lands here once.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+
+use super::Shared;
+use crate::error::SealError;
+use crate::handle::SessionHandle;
+
+/// The session's headers to append, or why it could not be saved: `Some` with a seal error
+/// (for the adapter's save-error page), `None` when there is nothing to tell a page (a header
+/// the framework refused, a bridge's write-back that failed; logged where it happened).
+pub(crate) type Finished = Result<Vec<(String, String)>, Option<SealError>>;
+
+/// What a request holds its session in while the handler runs, and how it is finished.
+pub(crate) trait Carrier: Clone + Send + 'static {
+    /// Step 3 without waiting, when nothing has to be awaited (the usual case): `None` when a
+    /// revocation store (or a bridge's write-back) has to be waited for.
+    fn finish_now(&self, shared: &Shared) -> Option<Finished>;
+
+    /// Step 3, waiting for what has to be waited for.
+    fn finish(self, shared: &Shared) -> impl Future<Output = Finished> + Send;
+}
+
+/// The plain handle: what the handler changed is in it.
+impl Carrier for SessionHandle {
+    fn finish_now(&self, shared: &Shared) -> Option<Finished> {
+        let mut session = self.lock();
+        if shared.finish_waits(&session) {
+            return None;
+        }
+        Some(shared.finish_now(&mut session).map_err(Some))
+    }
+
+    async fn finish(self, shared: &Shared) -> Finished {
+        // Taken before waiting: the handle's lock is never held across an await.
+        let session = self.take();
+        shared.finish(session).await.map_err(Some)
+    }
+}
+
+/// How an adapter answers: its shared state, how a header goes onto its response type `R`,
+/// and what it answers once the headers are on (or could not be made).
+pub(crate) trait Answer<R> {
+    /// The response the framework gets back (actix changes the body type).
+    type Output;
+
+    /// The codec, clock and revocation check this adapter uses.
+    fn shared(&self) -> &Shared;
+
+    /// Appends one of the session's headers; `Err` when the framework refuses it (the codec
+    /// made it, so not a client's doing). The application's own headers are kept.
+    fn append(response: &mut R, name: String, value: String) -> Result<(), ()>;
+
+    /// The response with the headers on (`Ok`), or the answer for a session that could not be
+    /// saved: the adapter's save-error page for a seal error when it has one, an empty 500
+    /// otherwise. The handler's response is dropped then: it may reveal state that was not kept.
+    fn answer(&self, response: R, saved: Result<(), Option<SealError>>) -> Self::Output;
+}
+
+/// Steps 3 and 4 on a finished session: the headers appended, or the error answered.
+pub(crate) fn respond<R, A: Answer<R>>(
+    adapter: &A,
+    mut response: R,
+    headers: Finished,
+) -> A::Output {
+    let saved = headers.and_then(|pairs| {
+        pairs
+            .into_iter()
+            .try_for_each(|(name, value)| A::append(&mut response, name, value))
+            .map_err(|()| None)
+    });
+    adapter.answer(response, saved)
+}
+
+/// The whole lifecycle as one future, for a framework whose middleware boxes a future anyway
+/// (actix-web, Poem) and for a revocation check that has to wait. `handle` holds the opened
+/// session, `admitted` whether [`Shared::open`] already admitted it; `handler` puts the
+/// admitted handle where the framework's handler finds it and starts the handler.
+pub(crate) async fn run<A, R, E, C, F>(
+    adapter: &A,
+    handle: SessionHandle,
+    admitted: bool,
+    handler: impl FnOnce(SessionHandle) -> (C, F),
+) -> Result<A::Output, E>
+where
+    A: Answer<R>,
+    C: Carrier,
+    F: Future<Output = Result<R, E>>,
+{
+    let shared = adapter.shared();
+    if !admitted {
+        shared.admit_handle(&handle).await;
+    }
+    let (carrier, inner) = handler(handle);
+    let response = inner.await?;
+    let headers = match carrier.finish_now(shared) {
+        Some(headers) => headers,
+        None => carrier.finish(shared).await,
+    };
+    Ok(respond(adapter, response, headers))
+}
+
+pin_project! {
+    /// The lifecycle as a future that allocates nothing of its own in the usual case (the
+    /// session admitted at once, nothing to wait for when finishing): tower's services, which
+    /// routers call for every request.
+    pub struct Lifecycle<F, C, A, T> {
+        #[pin]
+        kind: Kind<F, C, A, T>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, C, A, T> {
+        // The session was admitted without waiting: the handler's future, then the headers.
+        Direct {
+            #[pin]
+            inner: F,
+            carrier: C,
+            adapter: Arc<A>,
+        },
+        // A revocation check, a record to write back, or a revocation to record.
+        Boxed {
+            future: Pin<Box<dyn Future<Output = T> + Send>>,
+        },
+    }
+}
+
+impl<F, C, A, T> Lifecycle<F, C, A, T> {
+    /// The handler's future `inner` already started on an admitted session held by `carrier`.
+    pub(crate) fn direct(inner: F, carrier: C, adapter: Arc<A>) -> Self {
+        Lifecycle { kind: Kind::Direct { inner, carrier, adapter } }
+    }
+
+    /// A lifecycle that has to wait somewhere (see [`run`]).
+    pub(crate) fn boxed(future: impl Future<Output = T> + Send + 'static) -> Self {
+        Lifecycle { kind: Kind::Boxed { future: Box::pin(future) } }
+    }
+}
+
+impl<F, C, A, T> std::fmt::Debug for Lifecycle<F, C, A, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lifecycle").finish_non_exhaustive()
+    }
+}
+
+// The bounds name crate-private traits: the type is public only as a private field of the
+// adapters' own futures, so nothing outside the crate can reach them.
+#[allow(private_bounds)]
+impl<F, C, A, R, O, E> Future for Lifecycle<F, C, A, Result<O, E>>
+where
+    F: Future<Output = Result<R, E>>,
+    C: Carrier,
+    A: Answer<R, Output = O> + Send + Sync + 'static,
+    O: Send + 'static,
+    R: Send + 'static,
+    E: 'static,
+{
+    type Output = Result<O, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut kind = self.project().kind;
+        let (response, carrier, adapter) = match kind.as_mut().project() {
+            KindProj::Boxed { future } => return future.as_mut().poll(cx),
+            KindProj::Direct { inner, carrier, adapter } => match ready!(inner.poll(cx)) {
+                Ok(response) => (response, carrier, adapter),
+                Err(error) => return Poll::Ready(Err(error)),
+            },
+        };
+        if let Some(headers) = carrier.finish_now(adapter.shared()) {
+            return Poll::Ready(Ok(respond(&**adapter, response, headers)));
+        }
+        // A logout to record or a sign-in to stamp in a revocation store.
+        let (carrier, adapter) = (carrier.clone(), Arc::clone(adapter));
+        let mut future: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(async move {
+            let headers = carrier.finish(adapter.shared()).await;
+            Ok(respond(&*adapter, response, headers))
+        });
+        let poll = future.as_mut().poll(cx);
+        kind.set(Kind::Boxed { future });
+        poll
+    }
+}
