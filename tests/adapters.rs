@@ -86,6 +86,8 @@ struct Reply {
     set_cookies: Vec<String>,
     /// The token header, if the response has one.
     token: Option<String>,
+    /// The Cache-Control header, if the response has one.
+    cache_control: Option<String>,
     body: String,
 }
 
@@ -97,10 +99,11 @@ impl Reply {
             .iter()
             .map(|v| v.to_str().expect("ASCII Set-Cookie").to_owned())
             .collect();
-        let token = headers.get(TOKEN_HEADER).map(|v| v.to_str().expect("ASCII").to_owned());
+        let header = |name| headers.get(name).map(|v| v.to_str().expect("ASCII").to_owned());
+        let (token, cache_control) = (header(TOKEN_HEADER), header("cache-control"));
         let status = response.status().as_u16();
         let body = response.text().await.expect("a body");
-        Reply { status, set_cookies, token, body }
+        Reply { status, set_cookies, token, cache_control, body }
     }
 
     fn json(&self) -> Value {
@@ -773,6 +776,31 @@ async fn concurrent_changes_last_response_wins<S: TestServer>() {
     browser.stop().await;
 }
 
+/// Every response carrying the session (cookies or token, stored or removed) tells caches not
+/// to keep it; a response without session headers is left as the application made it.
+async fn session_responses_are_kept_out_of_caches<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    let private = Some("private, no-store");
+    // (request, whether it carries the session, what the response says to caches)
+    let login = browser.login("ada").await;
+    let (_, unchanged) = browser.whoami().await;
+    let own_cookie_only = browser.get("/theme").await;
+    let logout = browser.post("/logout").await;
+    let token =
+        send(bare_client().post(browser.server.url("/login")).header(TOKEN_HEADER, "")).await;
+    let rows = [
+        ("login", login, private),
+        ("unchanged", unchanged, None),
+        ("the application's own cookie", own_cookie_only, None),
+        ("logout", logout, private),
+        ("token login", token, private),
+    ];
+    for (what, reply, expected) in rows {
+        assert_eq!(reply.cache_control.as_deref(), expected, "{}: {what}: {reply:?}", S::NAME);
+    }
+    browser.stop().await;
+}
+
 /// Runs every test of the suite against one adapter, as `<module>::<test>`.
 /// Sends `GET path` over a plain TCP connection with `headers` written byte for byte (HTTP
 /// clients refuse to send bytes outside visible ASCII, which browsers and servers pass through),
@@ -815,6 +843,7 @@ async fn raw_get(server: &Running, path: &str, headers: Vec<(&'static str, Vec<u
         status: status.parse().expect("a numeric status"),
         set_cookies: field("set-cookie").collect(),
         token: field(TOKEN_HEADER).next(),
+        cache_control: field("cache-control").next(),
         body: String::from_utf8(response[end + 4..].to_vec()).expect("a UTF-8 body"),
     }
 }
@@ -910,6 +939,7 @@ macro_rules! suite_for {
                 concurrent_changes_last_response_wins,
                 other_cookies_may_hold_any_byte,
                 token_header_bytes_are_the_token,
+                session_responses_are_kept_out_of_caches,
             ]
         );
     };

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{COOKIE, HeaderName, HeaderValue};
+use actix_web::http::header::{CACHE_CONTROL, COOKIE, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::Shared;
@@ -167,6 +167,14 @@ impl<B: MessageBody + 'static> Answer<ServiceResponse<B>> for State {
         let name = HeaderName::try_from(name).map_err(drop)?;
         response.headers_mut().append(name, HeaderValue::try_from(value).map_err(drop)?);
         Ok(())
+    }
+
+    fn cache_control(response: &ServiceResponse<B>) -> impl Iterator<Item = &[u8]> {
+        response.headers().get_all(CACHE_CONTROL).map(HeaderValue::as_bytes)
+    }
+
+    fn set_cache_control(response: &mut ServiceResponse<B>, value: &'static str) {
+        response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static(value));
     }
 
     /// The configured save-error page for a seal error, or a bare 500.

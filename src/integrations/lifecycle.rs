@@ -64,10 +64,29 @@ pub(crate) trait Answer<R> {
     /// made it, so not a client's doing). The application's own headers are kept.
     fn append(response: &mut R, name: String, value: String) -> Result<(), ()>;
 
+    /// The values of the response's own `Cache-Control` headers.
+    fn cache_control(response: &R) -> impl Iterator<Item = &[u8]>;
+
+    /// Sets `Cache-Control` to `value`, replacing the response's own.
+    fn set_cache_control(response: &mut R, value: &'static str);
+
     /// The response with the headers on (`Ok`), or the answer for a session that could not be
     /// saved: the adapter's save-error page for a seal error when it has one, an empty 500
     /// otherwise. The handler's response is dropped then: it may reveal state that was not kept.
     fn answer(&self, response: R, saved: Result<(), Option<SealError>>) -> Self::Output;
+}
+
+/// What a response carrying the session's Set-Cookie lines or token header tells caches:
+/// `private` keeps shared caches (a CDN, a caching proxy) from storing it and handing the
+/// session to the next client; `no-store` keeps the browser's own cache from keeping the
+/// bearer token on disk.
+pub(crate) const CACHE_CONTROL: &str = "private, no-store";
+
+/// Whether a `Cache-Control` value already forbids every cache to store the response: as
+/// strict as [`CACHE_CONTROL`] or stricter, so it is left alone.
+fn forbids_storing(value: &[u8]) -> bool {
+    let mut directives = value.split(|&b| b == b',');
+    directives.any(|directive| directive.trim_ascii().eq_ignore_ascii_case(b"no-store"))
 }
 
 /// Steps 3 and 4 on a finished session: the headers appended, or the error answered.
@@ -77,6 +96,9 @@ pub(crate) fn respond<R, A: Answer<R>>(
     headers: Finished,
 ) -> A::Output {
     let saved = headers.and_then(|pairs| {
+        if !pairs.is_empty() && !A::cache_control(&response).any(forbids_storing) {
+            A::set_cache_control(&mut response, CACHE_CONTROL);
+        }
         pairs
             .into_iter()
             .try_for_each(|(name, value)| A::append(&mut response, name, value))
@@ -195,3 +217,6 @@ where
         poll
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,10 +1,8 @@
 //! The Poem middleware and extractor (feature `poem`).
 //!
-//! Poem was chosen as the third framework because its `Middleware`/`Endpoint` pair wraps a
-//! handler the way the request lifecycle wants (open, run the handler, finish the response),
-//! with a `Send` future of its own; Rocket's fairings see the request and the response
-//! separately and cannot wrap the handler, and Salvo's `Handler` chain would need its own
-//! depot plumbing for the same result.
+//! Poem is the third framework because its `Middleware`/`Endpoint` pair wraps a handler the
+//! way the request lifecycle wants; Rocket's fairings see the request and the response apart
+//! and cannot wrap one.
 //!
 //! ```no_run
 //! use poem::listener::TcpListener;
@@ -30,7 +28,7 @@
 use std::sync::Arc;
 
 use poem::error::ResponseError;
-use poem::http::header::COOKIE;
+use poem::http::header::{CACHE_CONTROL, COOKIE};
 use poem::http::{HeaderName, HeaderValue, StatusCode};
 use poem::{Endpoint, FromRequest, IntoResponse, Middleware, Request, RequestBody, Response};
 
@@ -62,8 +60,7 @@ super::settings!(
     /// (logout) in it. See [`crate::revocation`].
     ;
     /// Answers `page(&error)` instead of an empty 500 when a response's session cannot be
-    /// saved; none of the session's cookies are written and the handler's response is dropped
-    /// (as the tower layer's `on_save_error` does).
+    /// saved: no session cookie is written and the handler's response is dropped.
     ///
     /// ```
     /// use poem::{IntoResponse, http::StatusCode};
@@ -100,16 +97,14 @@ pub struct SessionEndpoint<E> {
 
 impl<E> std::fmt::Debug for SessionEndpoint<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionEndpoint")
-            .field("shared", &self.state.shared)
-            .finish_non_exhaustive()
+        f.debug_struct("SessionEndpoint").finish_non_exhaustive()
     }
 }
 
 /// What a [`SessionEndpoint`] needs besides the endpoint it wraps.
 struct State {
     shared: Shared,
-    /// What each request's handle measures its session with.
+    /// What each request's handle measures its session with (see `SessionHandle::size`).
     context: Arc<HandleContext>,
     /// The token header's name, parsed once (`None` if it is not a valid header name).
     token_header: Option<HeaderName>,
@@ -129,9 +124,7 @@ impl<E: Endpoint> Endpoint for SessionEndpoint<E> {
         let admitted = state.shared.open(&handle, cookies, token.map(HeaderValue::as_bytes));
         lifecycle::run(state, handle, admitted, |handle| {
             request.extensions_mut().insert(handle.clone());
-            let response =
-                async { self.inner.call(request).await.map(IntoResponse::into_response) };
-            (handle, response)
+            (handle, async { self.inner.call(request).await.map(IntoResponse::into_response) })
         })
         .await
     }
@@ -148,6 +141,14 @@ impl Answer<Response> for State {
         let name = HeaderName::try_from(name).map_err(drop)?;
         response.headers_mut().append(name, HeaderValue::try_from(value).map_err(drop)?);
         Ok(())
+    }
+
+    fn cache_control(response: &Response) -> impl Iterator<Item = &[u8]> {
+        response.headers().get_all(CACHE_CONTROL).iter().map(HeaderValue::as_bytes)
+    }
+
+    fn set_cache_control(response: &mut Response, value: &'static str) {
+        response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static(value));
     }
 
     /// The configured save-error page for a seal error, or a bare 500.
@@ -172,8 +173,7 @@ impl<'a> FromRequest<'a> for SessionHandle {
 }
 
 /// A session value a handler could not read or write answers an empty 500, so handlers can use
-/// `?` on session operations. The reason goes to `tracing` at error level; the client learns
-/// nothing (no key, no value, no reason).
+/// `?` on session operations; the reason goes to `tracing`, the client learns nothing.
 impl ResponseError for ValueError {
     fn status(&self) -> StatusCode {
         StatusCode::INTERNAL_SERVER_ERROR

@@ -30,6 +30,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
+use http::header::CACHE_CONTROL;
 use http::{Extensions, HeaderName, HeaderValue, Response, StatusCode};
 use tower_layer::Layer;
 
@@ -162,6 +163,14 @@ impl<B: Default + 'static> Answer<Response<B>> for State {
         let name = HeaderName::try_from(name).map_err(drop)?;
         response.headers_mut().append(name, HeaderValue::try_from(value).map_err(drop)?);
         Ok(())
+    }
+
+    fn cache_control(response: &Response<B>) -> impl Iterator<Item = &[u8]> {
+        response.headers().get_all(CACHE_CONTROL).iter().map(HeaderValue::as_bytes)
+    }
+
+    fn set_cache_control(response: &mut Response<B>, value: &'static str) {
+        response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static(value));
     }
 
     /// The configured save-error page for a seal error, or a bare 500.
