@@ -310,6 +310,42 @@ fn bind_loopback() -> (std::net::TcpListener, SocketAddr) {
     (listener, addr)
 }
 
+/// What tells a server on a thread to stop gracefully: resolves when the test calls
+/// [`Running::stop`] or drops the [`Running`].
+#[cfg(any(feature = "axum", feature = "poem"))]
+type Signal = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Runs `serve` on a thread of its own with a current-thread tokio runtime, on a bound
+/// (non-blocking) loopback listener, until its [`Signal`].
+#[cfg(any(feature = "axum", feature = "poem"))]
+fn serve_on_thread<F>(
+    serve: impl FnOnce(std::net::TcpListener, Signal) -> F + Send + 'static,
+) -> Running
+where
+    F: std::future::Future<Output = ()>,
+{
+    let (listener, addr) = bind_loopback();
+    listener.set_nonblocking(true).expect("a non-blocking listener");
+    let (stop, stopped) = mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        runtime.block_on(async move {
+            let signal = Box::pin(async move {
+                let _ = tokio::task::spawn_blocking(move || stopped.recv()).await;
+            });
+            serve(listener, signal).await;
+        });
+    });
+    Running {
+        base: format!("http://{addr}"),
+        stop: Some(Stop::Channel(stop)),
+        thread: Some(thread),
+    }
+}
+
 /// The axum adapter: `sealed_session::integrations::tower::SessionLayer`.
 #[cfg(feature = "axum")]
 pub struct Axum;
@@ -323,44 +359,25 @@ impl TestServer for Axum {
         use axum::routing::any;
         use sealed_session::integrations::tower::SessionLayer;
 
-        let (listener, addr) = bind_loopback();
-        listener.set_nonblocking(true).expect("a non-blocking listener");
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a tokio runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
-                let mut router = Router::new().route(QUESTION_ROUTE, any(axum_question));
-                for route in ROUTES {
-                    router = router.route(route, any(axum_handler));
-                }
-                let mut layer = SessionLayer::new(codec).with_clock(clock);
-                if save_error_page {
-                    layer = layer.on_save_error(|_: &sealed_session::SealError| {
-                        use axum::response::IntoResponse;
-                        let status = axum::http::StatusCode::from_u16(SAVE_ERROR_STATUS);
-                        (status.expect("a status"), SAVE_ERROR_BODY).into_response()
-                    });
-                }
-                let app = router.layer(layer);
-                // Stop when told to, or when the `Running` is dropped without being told.
-                let signal = async move {
-                    let _ = tokio::task::spawn_blocking(move || stopped.recv()).await;
-                };
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(signal)
-                    .await
-                    .expect("axum::serve never fails");
-            });
-        });
-        Running {
-            base: format!("http://{addr}"),
-            stop: Some(Stop::Channel(stop)),
-            thread: Some(thread),
-        }
+        serve_on_thread(move |listener, signal| async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
+            let mut router = Router::new().route(QUESTION_ROUTE, any(axum_question));
+            for route in ROUTES {
+                router = router.route(route, any(axum_handler));
+            }
+            let mut layer = SessionLayer::new(codec).with_clock(clock);
+            if save_error_page {
+                layer = layer.on_save_error(|_: &sealed_session::SealError| {
+                    use axum::response::IntoResponse;
+                    let status = axum::http::StatusCode::from_u16(SAVE_ERROR_STATUS);
+                    (status.expect("a status"), SAVE_ERROR_BODY).into_response()
+                });
+            }
+            axum::serve(listener, router.layer(layer))
+                .with_graceful_shutdown(signal)
+                .await
+                .expect("axum::serve never fails");
+        })
     }
 }
 
@@ -500,42 +517,25 @@ impl TestServer for Poem {
         use poem::{EndpointExt as _, IntoResponse as _, Route, Server};
         use sealed_session::integrations::poem::SessionMiddleware;
 
-        let (listener, addr) = bind_loopback();
-        listener.set_nonblocking(true).expect("a non-blocking listener");
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a tokio runtime");
-            runtime.block_on(async move {
-                let acceptor = TcpAcceptor::from_std(listener).expect("an acceptor");
-                let mut route = Route::new().at(QUESTION_ROUTE, poem_question);
-                for path in ROUTES {
-                    route = route.at(*path, poem_handler);
-                }
-                let mut middleware = SessionMiddleware::new(codec).with_clock(clock);
-                if save_error_page {
-                    middleware = middleware.on_save_error(|_: &sealed_session::SealError| {
-                        let status = poem::http::StatusCode::from_u16(SAVE_ERROR_STATUS);
-                        SAVE_ERROR_BODY.with_status(status.expect("a status")).into_response()
-                    });
-                }
-                let signal = async move {
-                    let _ = tokio::task::spawn_blocking(move || stopped.recv()).await;
-                };
-                let timeout = Some(std::time::Duration::from_secs(5));
-                Server::new_with_acceptor(acceptor)
-                    .run_with_graceful_shutdown(route.with(middleware), signal, timeout)
-                    .await
-                    .expect("the poem server runs");
-            });
-        });
-        Running {
-            base: format!("http://{addr}"),
-            stop: Some(Stop::Channel(stop)),
-            thread: Some(thread),
-        }
+        serve_on_thread(move |listener, signal| async move {
+            let acceptor = TcpAcceptor::from_std(listener).expect("an acceptor");
+            let mut route = Route::new().at(QUESTION_ROUTE, poem_question);
+            for path in ROUTES {
+                route = route.at(*path, poem_handler);
+            }
+            let mut middleware = SessionMiddleware::new(codec).with_clock(clock);
+            if save_error_page {
+                middleware = middleware.on_save_error(|_: &sealed_session::SealError| {
+                    let status = poem::http::StatusCode::from_u16(SAVE_ERROR_STATUS);
+                    SAVE_ERROR_BODY.with_status(status.expect("a status")).into_response()
+                });
+            }
+            let timeout = Some(std::time::Duration::from_secs(5));
+            Server::new_with_acceptor(acceptor)
+                .run_with_graceful_shutdown(route.with(middleware), signal, timeout)
+                .await
+                .expect("the poem server runs");
+        })
     }
 }
 
