@@ -20,10 +20,8 @@ use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
 use crate::error::{CsrfError, SealError};
-use crate::session::Session;
+use crate::session::{CSRF_KEY, Session};
 
-/// The session key the CSRF token is stored under.
-pub const CSRF_KEY: &str = "_csrf";
 /// The header a script sends the token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The form field a page sends the token in.

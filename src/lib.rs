@@ -125,7 +125,7 @@ pub use config::{
     DEFAULT_COMPRESSION_THRESHOLD, DEFAULT_COOKIE_BUDGET, DEFAULT_MAX_COOKIE_HEADER,
     DEFAULT_MAX_STATE_SIZE, HOST_PREFIX, SameSite, SessionConfig, SessionConfigBuilder,
 };
-pub use csrf::{CSRF_FIELD, CSRF_HEADER, CSRF_KEY};
+pub use csrf::{CSRF_FIELD, CSRF_HEADER};
 pub use error::{
     ConfigError, CsrfError, RejectReason, Rejected, Rejection, SealError, SessionError, ValueError,
 };
@@ -136,7 +136,7 @@ pub use keys::{
     FileWatcher, Key, KeyId, KeyInfo, KeyLengthError, KeyRing, KeyRingError, SharedKeyRing,
 };
 pub use random::Randomness;
-pub use session::{MAX_KEY_LEN, Session, SessionId, SessionTimes};
+pub use session::{CSRF_KEY, MAX_KEY_LEN, Session, SessionId, SessionTimes};
 pub use size::SessionSize;
 
 /// The README's examples, compiled and run as doctests.
@@ -147,7 +147,8 @@ pub use size::SessionSize;
     feature = "redis",
     feature = "tower-sessions",
     feature = "actix-session",
-    feature = "actix-web-flash-messages"
+    feature = "actix-web-flash-messages",
+    feature = "poem"
 ))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -17,6 +17,11 @@ use crate::values::{Entry, Values};
 /// The longest key a session accepts, in bytes.
 pub const MAX_KEY_LEN: usize = 255;
 
+/// The session key the CSRF token is stored under (see
+/// [`Session::csrf_token`](Session::csrf_token)). It lives here, with the session's values,
+/// because [`Session::renew`] drops it: `csrf.rs` builds on the session, never the reverse.
+pub const CSRF_KEY: &str = "_csrf";
+
 /// A session's random 128-bit id. It changes on [`Session::renew`]; use it in logs and for
 /// revocation, never as a secret.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -302,7 +307,7 @@ impl Session {
     /// It also drops the CSRF token (see [`csrf_token`](Session::csrf_token)): the next page
     /// gets a new one.
     pub fn renew(&mut self) {
-        self.remove_raw(crate::csrf::CSRF_KEY);
+        self.remove_raw(CSRF_KEY);
         self.renew = true;
         self.purged = false;
         self.changed = true;

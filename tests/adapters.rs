@@ -1,5 +1,5 @@
 //! The acceptance suite of the framework adapters: one set of tests, written once as functions
-//! generic over [`TestServer`], run against the axum and the actix-web adapters through real
+//! generic over [`TestServer`], run against the axum, actix-web and Poem adapters through real
 //! servers on 127.0.0.1, driven by a reqwest client with a cookie jar as a browser would.
 //!
 //! Time is a [`ManualClock`] shared by the test and the server; no test sleeps. The session
@@ -8,7 +8,7 @@
 //! cookies are split at 2,048 bytes, so that a session spans three cookies within the default
 //! Cookie header budget.
 
-#![cfg(any(feature = "axum", feature = "actix-web"))]
+#![cfg(any(feature = "axum", feature = "actix-web", feature = "poem"))]
 
 #[path = "common/servers.rs"]
 mod servers;
@@ -86,6 +86,8 @@ struct Reply {
     set_cookies: Vec<String>,
     /// The token header, if the response has one.
     token: Option<String>,
+    /// The Cache-Control header, if the response has one.
+    cache_control: Option<String>,
     body: String,
 }
 
@@ -97,10 +99,11 @@ impl Reply {
             .iter()
             .map(|v| v.to_str().expect("ASCII Set-Cookie").to_owned())
             .collect();
-        let token = headers.get(TOKEN_HEADER).map(|v| v.to_str().expect("ASCII").to_owned());
+        let header = |name| headers.get(name).map(|v| v.to_str().expect("ASCII").to_owned());
+        let (token, cache_control) = (header(TOKEN_HEADER), header("cache-control"));
         let status = response.status().as_u16();
         let body = response.text().await.expect("a body");
-        Reply { status, set_cookies, token, body }
+        Reply { status, set_cookies, token, cache_control, body }
     }
 
     fn json(&self) -> Value {
@@ -870,6 +873,31 @@ async fn concurrent_changes_last_response_wins<S: TestServer>() {
     browser.stop().await;
 }
 
+/// Every response carrying the session (cookies or token, stored or removed) tells caches not
+/// to keep it; a response without session headers is left as the application made it.
+async fn session_responses_are_kept_out_of_caches<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    let private = Some("private, no-store");
+    // (request, whether it carries the session, what the response says to caches)
+    let login = browser.login("ada").await;
+    let (_, unchanged) = browser.whoami().await;
+    let own_cookie_only = browser.get("/theme").await;
+    let logout = browser.post("/logout").await;
+    let token =
+        send(bare_client().post(browser.server.url("/login")).header(TOKEN_HEADER, "")).await;
+    let rows = [
+        ("login", login, private),
+        ("unchanged", unchanged, None),
+        ("the application's own cookie", own_cookie_only, None),
+        ("logout", logout, private),
+        ("token login", token, private),
+    ];
+    for (what, reply, expected) in rows {
+        assert_eq!(reply.cache_control.as_deref(), expected, "{}: {what}: {reply:?}", S::NAME);
+    }
+    browser.stop().await;
+}
+
 /// Runs every test of the suite against one adapter, as `<module>::<test>`.
 /// Sends `GET path` over a plain TCP connection with `headers` written byte for byte (HTTP
 /// clients refuse to send bytes outside visible ASCII, which browsers and servers pass through),
@@ -912,6 +940,7 @@ async fn raw_get(server: &Running, path: &str, headers: Vec<(&'static str, Vec<u
         status: status.parse().expect("a numeric status"),
         set_cookies: field("set-cookie").collect(),
         token: field(TOKEN_HEADER).next(),
+        cache_control: field("cache-control").next(),
         body: String::from_utf8(response[end + 4..].to_vec()).expect("a UTF-8 body"),
     }
 }
@@ -1010,6 +1039,7 @@ macro_rules! suite_for {
                 concurrent_changes_last_response_wins,
                 other_cookies_may_hold_any_byte,
                 token_header_bytes_are_the_token,
+                session_responses_are_kept_out_of_caches,
             ]
         );
     };
@@ -1019,3 +1049,5 @@ macro_rules! suite_for {
 suite_for!(axum_adapter, crate::servers::Axum);
 #[cfg(feature = "actix-web")]
 suite_for!(actix_adapter, crate::servers::Actix);
+#[cfg(feature = "poem")]
+suite_for!(poem_adapter, crate::servers::Poem);

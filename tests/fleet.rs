@@ -18,19 +18,20 @@
 
 #![cfg(all(feature = "axum", feature = "cli"))]
 
+#[path = "common/nginx.rs"]
+mod nginx;
 #[path = "common/processes.rs"]
 mod processes;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::fs::MetadataExt as _;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use processes::{Demo, Guard, build_demo, free_port, require_tool, wait_for_port};
+use nginx::Nginx;
+use processes::{Demo, build_demo};
 use reqwest::cookie::{CookieStore as _, Jar};
 use reqwest::{Client, StatusCode, Url};
 use sealed_session::DEFAULT_COOKIE_BUDGET;
@@ -47,43 +48,16 @@ const WATCH: Duration = Duration::from_millis(2200);
 /// nginx's default `large_client_header_buffers 4 8k`: the longest request header line.
 const NGINX_HEADER_LINE: usize = 8192;
 
-/// nginx in a process group of its own, stopped (TERM, then KILL to the whole group) on drop.
-struct Nginx {
-    process: Guard,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Nginx {
-    fn start(dir: &Path, upstreams: &[u16]) -> Nginx {
-        let nginx = require_tool("/usr/sbin/nginx", "nginx");
-        let port = free_port();
-        let servers: String =
-            upstreams.iter().map(|p| format!("        server 127.0.0.1:{p};\n")).collect();
-        // Run as root, nginx would hand its workers to `nobody`, who cannot use this directory.
-        let root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
-        let user = if root { "user root;" } else { "" };
-        let d = dir.display();
-        let config = format!(
-            "daemon off;
-master_process on;
-{user}
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log notice;
-events {{ worker_connections 1024; }}
-http {{
-    access_log {d}/access.log;
-    client_body_temp_path {d}/client_body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    # Plain round robin; request header buffers left at their defaults (1k, then 4 x 8k).
-    upstream demo {{
+/// nginx in front of the demo instances on `upstreams`: plain round robin, request header
+/// buffers left at their defaults (1k, then 4 x 8k).
+fn start_nginx(dir: &Path, upstreams: &[u16]) -> Nginx {
+    let servers: String =
+        upstreams.iter().map(|p| format!("        server 127.0.0.1:{p};\n")).collect();
+    let site = format!(
+        "    upstream demo {{
 {servers}    }}
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{{port}};
         proxy_next_upstream error timeout;
         proxy_connect_timeout 2s;
         add_header X-Upstream $upstream_addr always;
@@ -98,44 +72,9 @@ http {{
         location /stock/ {{
             proxy_pass http://demo/;
         }}
-    }}
-}}
-"
-        );
-        let conf = dir.join("nginx.conf");
-        std::fs::write(&conf, config).expect("writing nginx.conf");
-        let mut command = Command::new(nginx);
-        command.arg("-c").arg(&conf).arg("-p").arg(dir).arg("-e").arg(dir.join("error.log"));
-        command.stdout(Stdio::null()).stderr(Stdio::inherit()).process_group(0);
-        let process = Guard::spawn(command, "nginx");
-        wait_for_port(port, Duration::from_secs(20), "nginx");
-        Nginx { process, dir: dir.to_path_buf(), port }
-    }
-
-    fn url(&self, path: &str) -> Url {
-        Url::parse(&format!("http://127.0.0.1:{}{path}", self.port)).expect("a URL")
-    }
-
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let pid = self.process.pid().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.process.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let group = format!("-{pid}");
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
-        self.process.kill();
-    }
+    }}"
+    );
+    Nginx::start(dir, &site)
 }
 
 /// The `sealed-session` CLI on a key ring file.
@@ -387,15 +326,18 @@ async fn a_fleet_loses_no_session_when_a_node_dies_mid_rotation() {
     let ports: Vec<u16> = nodes.iter().map(|node| node.port).collect();
     let nginx_dir = dir.path().join("nginx");
     std::fs::create_dir(&nginx_dir).expect("creating the nginx directory");
-    let nginx = Nginx::start(&nginx_dir, &ports);
+    let nginx = start_nginx(&nginx_dir, &ports);
 
     // The users: each runs journeys until the run is over.
     let counts = Arc::new(Counts::default());
     let done = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for u in 0..USERS {
-        let user =
-            User { name: format!("user{u:02}"), base: nginx.url("/"), counts: Arc::clone(&counts) };
+        let user = User {
+            name: format!("user{u:02}"),
+            base: Url::parse(&nginx.url("/")).expect("a URL"),
+            counts: Arc::clone(&counts),
+        };
         let done = Arc::clone(&done);
         tasks.push(tokio::spawn(async move {
             let mut round = 0;
@@ -472,7 +414,7 @@ async fn a_fleet_loses_no_session_when_a_node_dies_mid_rotation() {
     // The largest session the default budget allows, through nginx's default 8 KB header line.
     let jar = Arc::new(Jar::default());
     let browser = client(&jar);
-    let base = nginx.url("/");
+    let base = Url::parse(&nginx.url("/")).expect("a URL");
     let post = async |path: &str, body: String| {
         let token = fetch_token(&browser, &base).await;
         browser

@@ -47,7 +47,7 @@
 //! | `purge` (actix-identity at logout) | [`purge`](crate::Session::purge): every cookie removed, the session revoked |
 //! | `SessionMiddleware`'s TTL and cookie settings | [`SessionConfig`](crate::SessionConfig): idle and absolute timeouts, attributes |
 //!
-//! The handler also gets the [`SessionHandle`] of the same session (for
+//! The handler also gets the [`SessionHandle`](crate::SessionHandle) of the same session (for
 //! [`insert_sensitive`](crate::Session::insert_sensitive), or the flash-message store of the
 //! `actix-web-flash-messages` feature); what it writes there survives unless the handler
 //! changes the same key through `actix_session::Session` or purges the session. A value the
@@ -58,24 +58,13 @@
 //! does; `actix_session::Session` has no `save` to ask earlier, so a handler that may store a
 //! lot checks it first with [`SessionCodec::seal`](crate::SessionCodec::seal) on a copy.
 
-use std::collections::HashMap;
-use std::future::{Future, Ready, ready};
-use std::pin::Pin;
-use std::rc::Rc;
-
 use actix_session::{SessionExt as _, SessionStatus};
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::header::{COOKIE, HeaderName};
-use actix_web::{HttpMessage as _, HttpResponse};
+use actix_web::HttpRequest;
+use actix_web::dev::ServiceRequest;
 use serde_json::Value;
 
 use super::Shared;
-use super::actix::append;
-use crate::clock::Clock;
-use crate::codec::SessionCodec;
-use crate::handle::SessionHandle;
-use crate::revocation::Revocation;
+use super::actix::{Bridge, SessionService, Shown, State};
 use crate::session::Session;
 
 /// Gives every request an `actix_session::Session` sealed by this library. See the
@@ -85,121 +74,21 @@ pub struct ActixSessionMiddleware {
     shared: Shared,
 }
 
-impl ActixSessionMiddleware {
-    /// A middleware sealing and opening sessions with `codec`, reading the system clock.
-    pub fn new(codec: SessionCodec) -> ActixSessionMiddleware {
-        ActixSessionMiddleware { shared: Shared::new(codec) }
-    }
-
-    /// Reads the time from `clock` instead of the system clock (for tests).
-    pub fn with_clock(mut self, clock: impl Clock) -> ActixSessionMiddleware {
-        self.shared.clock = std::sync::Arc::new(clock);
-        self
-    }
-
+super::settings!(
+    ActixSessionMiddleware,
+    "middleware" {  }
     /// Checks every session against `revocation`, and revokes purged sessions (logout) in it.
     /// See [`crate::revocation`].
-    pub fn with_revocation(mut self, revocation: Revocation) -> ActixSessionMiddleware {
-        self.shared.revocation = Some(revocation);
-        self
-    }
-}
+);
 
-impl<S, B> Transform<S, ServiceRequest> for ActixSessionMiddleware
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
-    B: MessageBody + 'static,
-{
-    type Response = ServiceResponse<EitherBody<B>>;
-    type Error = actix_web::Error;
-    type Transform = ActixSessionService<S>;
-    type InitError = ();
-    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+super::actix::transform!(ActixSessionMiddleware, |middleware| {
+    let bridge = Bridge { show, write_back };
+    State::new(&middleware.shared, None, Some(bridge))
+});
 
-    fn new_transform(&self, service: S) -> Self::Future {
-        let token_header = self.shared.codec.config().token_header();
-        let state = State { shared: self.shared.clone(), token_header: token_header.parse().ok() };
-        ready(Ok(ActixSessionService { service: Rc::new(service), state: Rc::new(state) }))
-    }
-}
-
-/// The service [`ActixSessionMiddleware`] wraps around an application.
-#[derive(Debug)]
-pub struct ActixSessionService<S> {
-    service: Rc<S>,
-    state: Rc<State>,
-}
-
-/// What an [`ActixSessionService`] needs besides the service it wraps.
-#[derive(Debug)]
-struct State {
-    shared: Shared,
-    /// The token header's name, parsed once (`None` if it is not a valid header name).
-    token_header: Option<HeaderName>,
-}
-
-impl<S, B> Service<ServiceRequest> for ActixSessionService<S>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
-    B: MessageBody + 'static,
-{
-    type Response = ServiceResponse<EitherBody<B>>;
-    type Error = actix_web::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
-
-    forward_ready!(service);
-
-    fn call(&self, request: ServiceRequest) -> Self::Future {
-        let state = Rc::clone(&self.state);
-        let handle = SessionHandle::default();
-        let mut session = handle.lock();
-        let headers = request.headers();
-        let cookies = headers.get_all(COOKIE).map(actix_web::http::header::HeaderValue::as_bytes);
-        let token = state.token_header.as_ref().and_then(|name| headers.get(name));
-        let token = token.map(actix_web::http::header::HeaderValue::as_bytes);
-        state.shared.load_into(cookies, token, &mut session);
-        let verdict = state.shared.try_check(&session);
-        let admitted = verdict.is_some();
-        if let Some(verdict) = verdict {
-            state.shared.apply(&mut session, verdict);
-        }
-        drop(session);
-
-        let service = Rc::clone(&self.service);
-        Box::pin(async move {
-            let shared = &state.shared;
-            if !admitted {
-                let session = shared.admit(handle.take()).await;
-                *handle.lock() = session;
-            }
-            let shown = show(&handle.lock(), &request);
-            request.extensions_mut().insert(handle.clone());
-            let mut response = service.call(request).await?;
-            write_back(&mut handle.lock(), &response.request().get_session(), shown);
-
-            let waits = shared.finish_waits(&handle.lock());
-            let headers = if waits {
-                shared.finish(handle.take()).await
-            } else {
-                shared.finish_now(&mut handle.lock())
-            };
-            let appended = match headers {
-                Ok(headers) => append(headers, response.headers_mut()),
-                // Already logged by the codec.
-                Err(_) => Err(()),
-            };
-            if appended.is_err() {
-                // Logged by the codec; the body might reveal half-written state, so drop it.
-                let empty = HttpResponse::InternalServerError().finish();
-                return Ok(response.into_response(empty).map_into_right_body());
-            }
-            Ok(response.map_into_left_body())
-        })
-    }
-}
-
-/// The values shown to the handler, as the JSON text `actix_session::Session` holds.
-type Shown = HashMap<String, String>;
+/// The service [`ActixSessionMiddleware`] wraps around an application: the one
+/// [`SessionMiddleware`](super::actix::SessionMiddleware) uses, with the bridge.
+pub type ActixSessionService<S> = SessionService<S>;
 
 /// Fills the request's `actix_session::Session` with the sealed session's values, as JSON; a
 /// value JSON cannot hold is left out. Returns what was shown, to find what the handler changed.
@@ -219,7 +108,8 @@ fn show(session: &Session, request: &ServiceRequest) -> Shown {
 
 /// Writes what the handler did to `actix` onto the sealed session: purge, renew, and the
 /// values it changed or removed.
-fn write_back(session: &mut Session, actix: &actix_session::Session, shown: Shown) {
+fn write_back(session: &mut Session, request: &HttpRequest, shown: Shown) {
+    let actix = request.get_session();
     let status = actix.status();
     if status == SessionStatus::Purged {
         session.purge();

@@ -1,4 +1,4 @@
-//! How [`SessionError`] and [`CsrfError`] answer in axum and actix-web, and the CSRF checks that
+//! How [`SessionError`] and [`CsrfError`] answer in axum, actix-web and Poem, and the CSRF checks that
 //! return them: the one error a handler needs for every session operation.
 //!
 //! A failed CSRF check is the client's doing and answers `403 Forbidden`; every other session
@@ -192,6 +192,48 @@ mod tests {
             let body = actix_web::body::to_bytes(response.into_body()).await.unwrap();
             let expected: &[u8] = if status == 403 { b"invalid CSRF token" } else { b"" };
             assert_eq!(&body[..], expected, "{shown}");
+        }
+    }
+}
+
+#[cfg(feature = "poem")]
+mod poem {
+    use poem::error::ResponseError;
+    use poem::http::StatusCode;
+    use poem::{IntoResponse as _, Response};
+
+    use super::{CsrfError, SessionError, log_fault};
+
+    /// `403 Forbidden`, with a short fixed text.
+    impl ResponseError for CsrfError {
+        fn status(&self) -> StatusCode {
+            StatusCode::FORBIDDEN
+        }
+
+        fn as_response(&self) -> Response {
+            tracing::info!("request refused: no valid CSRF token");
+            Response::builder().status(StatusCode::FORBIDDEN).body("invalid CSRF token")
+        }
+    }
+
+    /// `403` for a failed CSRF check, an empty `500` (reason logged) for anything else.
+    impl ResponseError for SessionError {
+        fn status(&self) -> StatusCode {
+            if self.is_forbidden() {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+
+        fn as_response(&self) -> Response {
+            match self {
+                SessionError::Csrf(csrf) => csrf.as_response(),
+                fault => {
+                    log_fault(fault);
+                    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                }
+            }
         }
     }
 }

@@ -28,26 +28,16 @@
 //! request: about 60 ns more per request than wrapping the router once (`BENCHMARKS.md`).
 
 use std::any::Any;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 
-use axum_core::extract::FromRequestParts;
-use axum_core::response::IntoResponse;
-use http::header::COOKIE;
-use http::request::Parts;
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
-use pin_project_lite::pin_project;
+use http::header::CACHE_CONTROL;
+use http::{Extensions, HeaderName, HeaderValue, Response, StatusCode};
 use tower_layer::Layer;
-use tower_service::Service;
 
 use super::Shared;
-use crate::clock::Clock;
-use crate::codec::SessionCodec;
-use crate::error::{SealError, ValueError};
+use super::lifecycle::Answer;
+use crate::error::SealError;
 use crate::handle::{Context as HandleContext, SessionHandle};
-use crate::revocation::Revocation;
 
 /// Adds a session to every request. See the [module docs](self).
 #[derive(Debug, Clone)]
@@ -61,12 +51,14 @@ pub struct SessionLayer {
 /// What [`SessionLayer::on_save_error`] keeps: a page for responses with bodies of type `B`.
 type SaveErrorPage<B> = Box<dyn Fn(&SealError) -> Response<B> + Send + Sync>;
 
-impl SessionLayer {
-    /// A layer sealing and opening sessions with `codec`, reading the system clock.
-    pub fn new(codec: SessionCodec) -> SessionLayer {
-        SessionLayer { shared: Shared::new(codec), on_save_error: None }
-    }
+super::settings!(
+    SessionLayer,
+    "layer" { on_save_error: None }
+    /// Checks every authenticated session against `revocation`, and revokes purged sessions
+    /// (logout) in it. See [`crate::revocation`].
+);
 
+impl SessionLayer {
     /// Answers `page(&error)` instead of an empty 500 when a response's session cannot be
     /// saved (most often: it grew past the Cookie header budget, [`SealError::TooLarge`]).
     /// None of the session's cookies are written, so the browser keeps the session it had
@@ -100,32 +92,18 @@ impl SessionLayer {
         self.on_save_error = Some(Arc::new(page));
         self
     }
-
-    /// Reads the time from `clock` instead of the system clock (for tests).
-    pub fn with_clock(mut self, clock: impl Clock) -> SessionLayer {
-        self.shared.clock = Arc::new(clock);
-        self
-    }
-
-    /// Checks every authenticated session against `revocation`, and revokes purged sessions
-    /// (logout) in it. See [`crate::revocation`].
-    pub fn with_revocation(mut self, revocation: Revocation) -> SessionLayer {
-        self.shared.revocation = Some(revocation);
-        self
-    }
 }
+
+/// The service and its future, shared with the tower-sessions bridge.
+mod service;
+
+pub(super) use service::{call, lifecycle_service};
 
 impl<S> Layer<S> for SessionLayer {
     type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> SessionService<S> {
-        let token_header = self.shared.codec.config().token_header();
-        let state = State {
-            shared: self.shared.clone(),
-            context: self.shared.context(),
-            token_header: token_header.parse().ok(),
-            on_save_error: self.on_save_error.clone(),
-        };
+        let state = State::new(&self.shared, true, self.on_save_error.clone());
         SessionService { inner, state: Arc::new(state) }
     }
 }
@@ -138,254 +116,80 @@ pub struct SessionService<S> {
     state: Arc<State>,
 }
 
-/// What a [`SessionService`] needs besides the service it wraps.
+/// What a tower service of this crate needs besides the service it wraps (the bridge to
+/// tower-sessions uses it too).
 #[derive(Debug)]
-struct State {
-    shared: Shared,
-    /// What each request's handle measures its session with.
-    context: Arc<HandleContext>,
+pub(super) struct State {
+    pub(super) shared: Shared,
+    /// What each request's handle measures its session with (`None`: unbound handles).
+    context: Option<Arc<HandleContext>>,
     /// The token header's name, parsed once (`None` if it is not a valid header name).
     token_header: Option<HeaderName>,
     on_save_error: Option<Arc<dyn Any + Send + Sync>>,
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: Default + Send + 'static,
-{
-    type Response = Response<ResBody>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future, Result<Response<ResBody>, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let state = Arc::clone(&self.state);
-        let handle = Shared::handle_for(&state.context);
-        let mut session = handle.lock();
-        let headers = request.headers();
-        // As bytes: a byte outside visible ASCII in another cookie must not drop the header.
-        let cookies = headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes);
-        let token = state.token_header.as_ref().and_then(|name| headers.get(name));
-        let token = token.map(HeaderValue::as_bytes);
-        state.shared.load_into(cookies, token, &mut session);
-        let verdict = state.shared.try_check(&session);
-        if let Some(verdict) = verdict {
-            state.shared.apply(&mut session, verdict);
-        }
-        drop(session);
-
-        let kind = match verdict {
-            // The usual case: no revocation check, or one answered from memory. The service
-            // polled ready is called right away.
-            Some(_) => {
-                request.extensions_mut().insert(handle.clone());
-                Kind::Direct { inner: self.inner.call(request), handle, state }
-            }
-            // A check that has to wait (a store across the network): the future calls the
-            // service polled ready, leaving a fresh clone behind.
-            None => Kind::Boxed {
-                future: Box::pin({
-                    let clone = self.inner.clone();
-                    let mut inner = std::mem::replace(&mut self.inner, clone);
-                    async move {
-                        let shared = &state.shared;
-                        let admitted = shared.admit(handle.take()).await;
-                        *handle.lock() = admitted;
-                        request.extensions_mut().insert(handle.clone());
-                        let response = inner.call(request).await?;
-                        Ok(respond(response, shared.finish(handle.take()).await, &state))
-                    }
-                }),
-            },
-        };
-        ResponseFuture { kind }
+impl State {
+    pub(super) fn new(
+        shared: &Shared,
+        bound: bool,
+        on_save_error: Option<Arc<dyn Any + Send + Sync>>,
+    ) -> State {
+        let token_header = shared.codec.config().token_header().parse().ok();
+        let context = bound.then(|| shared.context());
+        State { shared: shared.clone(), context, token_header, on_save_error }
     }
 }
 
-pin_project! {
+lifecycle_service!(
+    SessionService,
+    SessionHandle,
+    |_, handle: SessionHandle, extensions: &mut Extensions| {
+        extensions.insert(handle.clone());
+        handle
+    },
     /// The future a [`SessionService`] returns: the application's response with the session's
     /// headers appended. It allocates nothing of its own unless a revocation store has to be
     /// waited for.
-    pub struct ResponseFuture<F, T> {
-        #[pin]
-        kind: Kind<F, T>,
+);
+
+impl<B: Default + 'static> Answer<Response<B>> for State {
+    type Output = Response<B>;
+
+    fn shared(&self) -> &Shared {
+        &self.shared
     }
-}
 
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F, T> {
-        // The session was admitted without waiting: the application's future, then the headers.
-        Direct {
-            #[pin]
-            inner: F,
-            handle: SessionHandle,
-            state: Arc<State>,
-        },
-        // A revocation check or record that has to wait.
-        Boxed {
-            future: Pin<Box<dyn Future<Output = T> + Send>>,
-        },
-    }
-}
-
-impl<F, T> std::fmt::Debug for ResponseFuture<F, T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl<F, ResBody, E> Future for ResponseFuture<F, Result<Response<ResBody>, E>>
-where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-    ResBody: Default + Send + 'static,
-{
-    type Output = Result<Response<ResBody>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut kind = self.project().kind;
-        let (response, handle, state) = match kind.as_mut().project() {
-            KindProj::Boxed { future } => return future.as_mut().poll(cx),
-            KindProj::Direct { inner, handle, state } => match ready!(inner.poll(cx)) {
-                Ok(response) => (response, handle, state),
-                Err(error) => return Poll::Ready(Err(error)),
-            },
-        };
-        let session = {
-            let mut session = handle.lock();
-            if !state.shared.finish_waits(&session) {
-                let headers = state.shared.finish_now(&mut session);
-                return Poll::Ready(Ok(respond(response, headers, state)));
-            }
-            std::mem::take(&mut *session)
-        };
-        // A logout to record in a revocation store.
-        let state = Arc::clone(state);
-        let mut future: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(async move {
-            let headers = state.shared.finish(session).await;
-            Ok(respond(response, headers, &state))
-        });
-        let poll = future.as_mut().poll(cx);
-        kind.set(Kind::Boxed { future });
-        poll
-    }
-}
-
-/// The response with the session's headers appended; if they could not be made, the
-/// configured save-error page, or a bare 500.
-fn respond<B: Default + 'static>(
-    mut response: Response<B>,
-    headers: Result<Vec<(String, String)>, SealError>,
-    state: &State,
-) -> Response<B> {
-    let error = match headers {
-        Ok(headers) => match append(headers, response.headers_mut()) {
-            Ok(()) => return response,
-            // A header the codec made that `http` refuses: not a client's doing.
-            Err(()) => None,
-        },
-        // Logged by the codec.
-        Err(error) => Some(error),
-    };
-    if let (Some(error), Some(page)) = (&error, &state.on_save_error) {
-        match page.downcast_ref::<SaveErrorPage<B>>() {
-            Some(page) => return page(error),
-            None => tracing::error!(
-                "SessionLayer::on_save_error's page has another body type than the service's \
-                 responses; answering an empty 500"
-            ),
-        }
-    }
-    // The handler's body might reveal state that was not kept, so drop it.
-    response = Response::new(B::default());
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    response
-}
-
-/// The response with the session's headers appended, or a bare 500 if they could not be made
-/// (the bridges, which have no save-error page).
-#[cfg(feature = "tower-sessions")]
-pub(super) fn respond_plain<B: Default>(
-    mut response: Response<B>,
-    headers: Result<Vec<(String, String)>, ()>,
-) -> Response<B> {
-    if headers.and_then(|headers| append(headers, response.headers_mut())).is_err() {
-        // Logged by the codec; the body might reveal half-written state, so drop it.
-        response = Response::new(B::default());
-        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    }
-    response
-}
-
-/// Appends the session's headers; the application's own Set-Cookie headers are kept.
-fn append(pairs: Vec<(String, String)>, headers: &mut http::HeaderMap) -> Result<(), ()> {
-    for (name, value) in pairs {
+    fn append(response: &mut Response<B>, name: String, value: String) -> Result<(), ()> {
         let name = HeaderName::try_from(name).map_err(drop)?;
-        headers.append(name, HeaderValue::try_from(value).map_err(drop)?);
+        response.headers_mut().append(name, HeaderValue::try_from(value).map_err(drop)?);
+        Ok(())
     }
-    Ok(())
-}
 
-/// Extracts the request's session in an axum handler. Fails with a 500 when no
-/// [`SessionLayer`] is installed.
-impl<S: Send + Sync> FromRequestParts<S> for SessionHandle {
-    type Rejection = (StatusCode, &'static str);
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<SessionHandle>().cloned().ok_or((
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "no session: is sealed_session's SessionLayer installed?",
-        ))
+    fn cache_control(response: &Response<B>) -> impl Iterator<Item = &[u8]> {
+        response.headers().get_all(CACHE_CONTROL).iter().map(HeaderValue::as_bytes)
     }
-}
 
-impl SessionHandle {
-    /// Whether the request carries the session's CSRF token: in the
-    /// [`CSRF_HEADER`](crate::CSRF_HEADER) header (`x-csrf-token`) when it has one, otherwise
-    /// in `form_field` (the form's [`CSRF_FIELD`](crate::CSRF_FIELD)). Compared in constant
-    /// time; see [`Session::csrf_token`](crate::Session::csrf_token).
-    ///
-    /// ```
-    /// use http::HeaderMap;
-    /// use sealed_session::{Session, SessionHandle};
-    ///
-    /// let session = SessionHandle::new(Session::new());
-    /// let token = session.csrf_token()?;
-    /// let mut headers = HeaderMap::new();
-    /// assert!(session.verify_csrf_headers(&headers, Some(&token)), "the form field");
-    /// assert!(!session.verify_csrf_headers(&headers, None));
-    /// headers.insert("x-csrf-token", token.parse().unwrap());
-    /// assert!(session.verify_csrf_headers(&headers, None), "the header");
-    /// # Ok::<(), sealed_session::SealError>(())
-    /// ```
-    pub fn verify_csrf_headers(&self, headers: &http::HeaderMap, form_field: Option<&str>) -> bool {
-        let header = headers.get(crate::CSRF_HEADER).and_then(|value| value.to_str().ok());
-        self.verify_csrf(header.or(form_field))
+    fn set_cache_control(response: &mut Response<B>, value: &'static str) {
+        response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static(value));
     }
-}
 
-/// A session value a handler could not read or write answers an empty 500, so handlers can use
-/// `?` on session operations. The reason goes to `tracing` at error level; the client learns
-/// nothing (no key, no value, no reason).
-impl IntoResponse for ValueError {
-    fn into_response(self) -> axum_core::response::Response {
-        tracing::error!(error = %self, "session value error; answering 500");
-        StatusCode::INTERNAL_SERVER_ERROR.into_response()
-    }
-}
-
-/// A session that cannot be sealed (too large for its budget, no active key) answers an empty
-/// 500, the reason logged with `tracing`; for a page of your own at save time, see
-/// [`SessionLayer::on_save_error`].
-impl IntoResponse for SealError {
-    fn into_response(self) -> axum_core::response::Response {
-        tracing::error!(error = %self, "session could not be sealed; answering 500");
-        StatusCode::INTERNAL_SERVER_ERROR.into_response()
+    /// The configured save-error page for a seal error, or a bare 500.
+    fn answer(&self, response: Response<B>, saved: Result<(), Option<SealError>>) -> Response<B> {
+        let error = match saved {
+            Ok(()) => return response,
+            Err(error) => error,
+        };
+        if let (Some(error), Some(page)) = (&error, &self.on_save_error) {
+            match page.downcast_ref::<SaveErrorPage<B>>() {
+                Some(page) => return page(error),
+                None => tracing::error!(
+                    "SessionLayer::on_save_error's page has another body type than the service's \
+                     responses; answering an empty 500"
+                ),
+            }
+        }
+        let mut response = Response::new(B::default());
+        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        response
     }
 }

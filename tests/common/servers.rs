@@ -254,7 +254,8 @@ pub trait TestServer {
 
 /// How to tell a running server to stop.
 enum Stop {
-    Axum(mpsc::Sender<()>),
+    /// A server that stops when the channel says so, or is dropped (axum, Poem).
+    Channel(mpsc::Sender<()>),
     #[cfg(feature = "actix-web")]
     Actix(actix_web::dev::ServerHandle),
 }
@@ -280,7 +281,7 @@ impl Running {
     /// If the server's thread panicked.
     pub async fn stop(mut self) {
         match self.stop.take().expect("stopped once") {
-            Stop::Axum(stop) => {
+            Stop::Channel(stop) => {
                 // The server may already be gone (then its thread's result tells why).
                 let _ = stop.send(());
             }
@@ -298,7 +299,7 @@ impl Drop for Running {
     /// waiting for it).
     fn drop(&mut self) {
         match self.stop.take() {
-            Some(Stop::Axum(stop)) => drop(stop.send(())),
+            Some(Stop::Channel(stop)) => drop(stop.send(())),
             // `stop` sends the command at once; its future only waits for completion.
             #[cfg(feature = "actix-web")]
             Some(Stop::Actix(handle)) => drop(handle.stop(false)),
@@ -311,6 +312,42 @@ fn bind_loopback() -> (std::net::TcpListener, SocketAddr) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
     let addr = listener.local_addr().expect("a bound socket has an address");
     (listener, addr)
+}
+
+/// What tells a server on a thread to stop gracefully: resolves when the test calls
+/// [`Running::stop`] or drops the [`Running`].
+#[cfg(any(feature = "axum", feature = "poem"))]
+type Signal = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Runs `serve` on a thread of its own with a current-thread tokio runtime, on a bound
+/// (non-blocking) loopback listener, until its [`Signal`].
+#[cfg(any(feature = "axum", feature = "poem"))]
+fn serve_on_thread<F>(
+    serve: impl FnOnce(std::net::TcpListener, Signal) -> F + Send + 'static,
+) -> Running
+where
+    F: std::future::Future<Output = ()>,
+{
+    let (listener, addr) = bind_loopback();
+    listener.set_nonblocking(true).expect("a non-blocking listener");
+    let (stop, stopped) = mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        runtime.block_on(async move {
+            let signal = Box::pin(async move {
+                let _ = tokio::task::spawn_blocking(move || stopped.recv()).await;
+            });
+            serve(listener, signal).await;
+        });
+    });
+    Running {
+        base: format!("http://{addr}"),
+        stop: Some(Stop::Channel(stop)),
+        thread: Some(thread),
+    }
 }
 
 /// The axum adapter: `sealed_session::integrations::tower::SessionLayer`.
@@ -326,46 +363,27 @@ impl TestServer for Axum {
         use axum::routing::any;
         use sealed_session::integrations::tower::SessionLayer;
 
-        let (listener, addr) = bind_loopback();
-        listener.set_nonblocking(true).expect("a non-blocking listener");
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a tokio runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
-                let mut router = Router::new()
-                    .route(QUESTION_ROUTE, any(axum_question))
-                    .route(QUESTION_CSRF_ROUTE, any(axum_question_csrf));
-                for route in ROUTES {
-                    router = router.route(route, any(axum_handler));
-                }
-                let mut layer = SessionLayer::new(codec).with_clock(clock);
-                if save_error_page {
-                    layer = layer.on_save_error(|_: &sealed_session::SealError| {
-                        use axum::response::IntoResponse;
-                        let status = axum::http::StatusCode::from_u16(SAVE_ERROR_STATUS);
-                        (status.expect("a status"), SAVE_ERROR_BODY).into_response()
-                    });
-                }
-                let app = router.layer(layer);
-                // Stop when told to, or when the `Running` is dropped without being told.
-                let signal = async move {
-                    let _ = tokio::task::spawn_blocking(move || stopped.recv()).await;
-                };
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(signal)
-                    .await
-                    .expect("axum::serve never fails");
-            });
-        });
-        Running {
-            base: format!("http://{addr}"),
-            stop: Some(Stop::Axum(stop)),
-            thread: Some(thread),
-        }
+        serve_on_thread(move |listener, signal| async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
+            let mut router = Router::new()
+                .route(QUESTION_ROUTE, any(axum_question))
+                .route(QUESTION_CSRF_ROUTE, any(axum_question_csrf));
+            for route in ROUTES {
+                router = router.route(route, any(axum_handler));
+            }
+            let mut layer = SessionLayer::new(codec).with_clock(clock);
+            if save_error_page {
+                layer = layer.on_save_error(|_: &sealed_session::SealError| {
+                    use axum::response::IntoResponse;
+                    let status = axum::http::StatusCode::from_u16(SAVE_ERROR_STATUS);
+                    (status.expect("a status"), SAVE_ERROR_BODY).into_response()
+                });
+            }
+            axum::serve(listener, router.layer(layer))
+                .with_graceful_shutdown(signal)
+                .await
+                .expect("axum::serve never fails");
+        })
     }
 }
 
@@ -508,6 +526,90 @@ async fn actix_handler(
     }
     if let Some(location) = reply.location() {
         response.append_header((actix_web::http::header::LOCATION, location));
+    }
+    response.body(reply.body)
+}
+
+/// The Poem adapter: `sealed_session::integrations::poem::SessionMiddleware`.
+#[cfg(feature = "poem")]
+pub struct Poem;
+
+#[cfg(feature = "poem")]
+impl TestServer for Poem {
+    const NAME: &'static str = "poem";
+
+    fn start_with(codec: SessionCodec, clock: ManualClock, save_error_page: bool) -> Running {
+        use poem::listener::TcpAcceptor;
+        use poem::{EndpointExt as _, IntoResponse as _, Route, Server};
+        use sealed_session::integrations::poem::SessionMiddleware;
+
+        serve_on_thread(move |listener, signal| async move {
+            let acceptor = TcpAcceptor::from_std(listener).expect("an acceptor");
+            let mut route = Route::new()
+                .at(QUESTION_ROUTE, poem_question)
+                .at(QUESTION_CSRF_ROUTE, poem_question_csrf);
+            for path in ROUTES {
+                route = route.at(*path, poem_handler);
+            }
+            let mut middleware = SessionMiddleware::new(codec).with_clock(clock);
+            if save_error_page {
+                middleware = middleware.on_save_error(|_: &sealed_session::SealError| {
+                    let status = poem::http::StatusCode::from_u16(SAVE_ERROR_STATUS);
+                    SAVE_ERROR_BODY.with_status(status.expect("a status")).into_response()
+                });
+            }
+            let timeout = Some(std::time::Duration::from_secs(5));
+            Server::new_with_acceptor(acceptor)
+                .run_with_graceful_shutdown(route.with(middleware), signal, timeout)
+                .await
+                .expect("the poem server runs");
+        })
+    }
+}
+
+#[cfg(feature = "poem")]
+#[poem::handler]
+fn poem_question(session: SessionHandle) -> poem::Result<String> {
+    let answer = question(&session)?;
+    Ok(answer)
+}
+
+#[cfg(feature = "poem")]
+#[poem::handler]
+fn poem_question_csrf(
+    session: SessionHandle,
+    request: &poem::Request,
+) -> Result<String, sealed_session::SessionError> {
+    let header = request.headers().get(sealed_session::CSRF_HEADER);
+    let field = param(request.uri().query().unwrap_or(""), CSRF_FIELD);
+    session.require_csrf(header.and_then(|v| v.to_str().ok()).or(field))?;
+    Ok(question(&session)?)
+}
+
+#[cfg(feature = "poem")]
+#[poem::handler]
+fn poem_handler(session: SessionHandle, request: &poem::Request) -> poem::Response {
+    use poem::http::StatusCode;
+    use poem::http::header::{COOKIE, LOCATION, SET_COOKIE};
+
+    // Lossy, as for axum.
+    let cookies: Vec<String> = request
+        .headers()
+        .get_all(COOKIE)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    let csrf = request.headers().get(sealed_session::CSRF_HEADER);
+    let csrf = csrf.map(|v| v.to_str().expect("ASCII"));
+    let uri = request.uri();
+    let reply = respond_to(uri.path(), uri.query().unwrap_or(""), &cookies, csrf, &session);
+    let mut response =
+        poem::Response::builder().status(StatusCode::from_u16(reply.status).expect("a status"));
+    if let Some(cookie) = reply.set_cookie {
+        response = response.header(SET_COOKIE, cookie);
+    }
+    if let Some(location) = reply.location() {
+        response = response.header(LOCATION, location);
     }
     response.body(reply.body)
 }

@@ -1,0 +1,214 @@
+//! What every adapter shares: the codec, the clock and the revocation check, and the steps of
+//! a request that [`lifecycle`](super::lifecycle) puts in order.
+
+use std::sync::Arc;
+
+use crate::clock::{Clock, SystemClock};
+use crate::codec::SessionCodec;
+use crate::error::{RejectReason, SealError};
+use crate::handle::{Context, SessionHandle};
+use crate::revocation::Revocation;
+use crate::session::Session;
+
+/// What every adapter shares: the codec, the clock it reads, the revocation check, and the
+/// three steps of a request.
+#[derive(Clone)]
+#[allow(dead_code)]
+pub(crate) struct Shared {
+    pub(crate) codec: Arc<SessionCodec>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) revocation: Option<Revocation>,
+}
+
+#[allow(dead_code)]
+impl Shared {
+    pub(crate) fn new(codec: SessionCodec) -> Shared {
+        Shared { codec: Arc::new(codec), clock: Arc::new(SystemClock), revocation: None }
+    }
+
+    /// What the handles of this adapter's requests measure their sessions with (see
+    /// [`handle_for`](Shared::handle_for)); made once, when the adapter is built.
+    pub(crate) fn context(&self) -> Arc<Context> {
+        Arc::new(Context { codec: Arc::clone(&self.codec), clock: Arc::clone(&self.clock) })
+    }
+
+    /// An empty handle for one request, bound to `context` so the handler can measure it
+    /// (the bridges' handles are not bound: their handlers measure through the bridged API).
+    pub(crate) fn handle_for(context: Option<&Arc<Context>>) -> SessionHandle {
+        context.map_or_else(SessionHandle::default, |context| {
+            SessionHandle::bound(Arc::clone(context))
+        })
+    }
+
+    /// Step 1, before the handler: load the session from the request's headers, straight
+    /// into `session` (the handle's own), sparing the hot path a move of the session.
+    /// The headers are passed as the bytes received: see
+    /// [`SessionCodec::open_headers`](crate::SessionCodec::open_headers).
+    pub(crate) fn load_into<'h>(
+        &self,
+        cookies: impl IntoIterator<Item = &'h [u8]>,
+        token: Option<&[u8]>,
+        session: &mut Session,
+    ) {
+        self.codec.load_into(cookies, token, || self.clock.now(), session);
+    }
+
+    /// Steps 1 and 2 as far as they go without waiting: opens the request's session into
+    /// `handle` and admits it when no check is configured or the store answers at once.
+    /// `false` means the check has to wait: call [`admit_handle`](Shared::admit_handle).
+    pub(crate) fn open<'h>(
+        &self,
+        handle: &SessionHandle,
+        cookies: impl IntoIterator<Item = &'h [u8]>,
+        token: Option<&[u8]>,
+    ) -> bool {
+        let mut session = handle.lock();
+        self.load_into(cookies, token, &mut session);
+        let verdict = self.try_check(&session);
+        if let Some(verdict) = verdict {
+            self.apply(&mut session, verdict);
+        }
+        verdict.is_some()
+    }
+
+    /// Step 2 when [`open`](Shared::open) could not admit at once: waits for the check, the
+    /// handle's lock not held meanwhile.
+    pub(crate) async fn admit_handle(&self, handle: &SessionHandle) {
+        let admitted = self.admit(handle.take()).await;
+        *handle.lock() = admitted;
+    }
+
+    /// Step 2, before the handler: a revoked session becomes a fresh one (which removes the
+    /// client's cookies when stored), with a warning.
+    pub(crate) async fn admit(&self, mut session: Session) -> Session {
+        let Some(revocation) = &self.revocation else { return session };
+        let verdict = revocation.check(&session).await;
+        self.apply(&mut session, verdict);
+        session
+    }
+
+    /// Step 2 without waiting: the verdict on `session` when no check is configured or the
+    /// store answers at once (an in-memory store); `None` when the check has to wait (then
+    /// call [`admit`](Shared::admit)).
+    pub(crate) fn try_check(&self, session: &Session) -> Option<Result<(), RejectReason>> {
+        match &self.revocation {
+            Some(revocation) => revocation.try_check(session),
+            None => Some(Ok(())),
+        }
+    }
+
+    /// Applies the revocation verdict on `session`: a rejected one becomes a fresh session.
+    pub(crate) fn apply(&self, session: &mut Session, verdict: Result<(), RejectReason>) {
+        if let Err(reason) = verdict {
+            tracing::warn!(
+                cookie = %self.codec.config().cookie_name(),
+                %reason,
+                "session rejected; continuing with a fresh session"
+            );
+            *session = Session {
+                via_token: session.via_token,
+                ..Session::fresh_replacing(session.client_chunks, reason.coarse())
+            };
+        }
+    }
+
+    /// Step 3, after the handler: the stamp of a session that just signed in, the headers to
+    /// append, and the revocation of a purged session. `Err` means the session could not be
+    /// saved (already logged): answer the adapter's save-error page, with none of the session's
+    /// headers.
+    pub(crate) async fn finish(
+        &self,
+        mut session: Session,
+    ) -> Result<Vec<(String, String)>, SealError> {
+        if let Some(revocation) = &self.revocation {
+            if revocation.needs_stamp(&session) {
+                if let Err(error) = revocation.stamp(&mut session).await {
+                    tracing::error!(%error, "could not stamp the session for revocation");
+                }
+            }
+        }
+        // Before storing: storing a purged session empties it.
+        if let Some(revocation) = &self.revocation {
+            if let Err(error) = revocation.revoke_purged(&session, self.codec.config()).await {
+                // The cookies are removed from this browser either way; only a copy stays
+                // usable until it expires.
+                let id = session.ended().map(|(id, _)| id.to_string()).unwrap_or_default();
+                tracing::error!(%error, session = %id, "could not record the logout for revocation");
+            }
+        }
+        self.codec.store_headers_lazy(&mut session, || self.clock.now())
+    }
+
+    /// Whether step 3 has to wait: a logout to record in a revocation store, or a sign-in to
+    /// stamp. When not, [`finish_now`](Shared::finish_now) does all of it.
+    pub(crate) fn finish_waits(&self, session: &Session) -> bool {
+        self.revocation
+            .as_ref()
+            .is_some_and(|revocation| session.ended().is_some() || revocation.needs_stamp(session))
+    }
+
+    /// Step 3 when [`finish_waits`](Shared::finish_waits) is false: the headers to append.
+    pub(crate) fn finish_now(
+        &self,
+        session: &mut Session,
+    ) -> Result<Vec<(String, String)>, SealError> {
+        self.codec.store_headers_lazy(session, || self.clock.now())
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("codec", &self.codec)
+            .field("revocation", &self.revocation)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::{Key, KeyRing, SessionConfig};
+
+    /// A clock that counts how often it is read.
+    struct CountingClock(Arc<AtomicUsize>);
+
+    impl Clock for CountingClock {
+        fn now(&self) -> SystemTime {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+        }
+    }
+
+    #[test]
+    fn the_clock_is_read_only_when_there_is_a_session() {
+        let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+        let reads = Arc::new(AtomicUsize::new(0));
+        let shared =
+            Shared { clock: Arc::new(CountingClock(Arc::clone(&reads))), ..Shared::new(codec) };
+        let read = || reads.load(Ordering::SeqCst);
+
+        // A visitor, with no cookie or with someone else's: nothing to open, nothing to store.
+        let mut session = Session::new();
+        for header in ["", "theme=dark"] {
+            shared.load_into([header.as_bytes()], None, &mut session);
+            assert!(shared.finish_now(&mut session).expect("nothing to seal").is_empty());
+        }
+        assert_eq!(read(), 0, "a request without a session read the clock");
+
+        // The handler writes: sealing needs the time.
+        session.insert("user", "ada").expect("a string encodes");
+        let headers = shared.finish_now(&mut session).expect("seals");
+        assert_eq!(read(), 1);
+        let cookie = headers[0].1.split(';').next().expect("a name=value pair").to_owned();
+
+        // The cookie comes back: opening checks its expiry, storing checks the refresh.
+        shared.load_into([cookie.as_bytes()], None, &mut session);
+        assert_eq!(session.get::<String>("user").expect("decodes").as_deref(), Some("ada"));
+        assert!(shared.finish_now(&mut session).expect("nothing to seal").is_empty());
+        assert_eq!(read(), 3);
+    }
+}
