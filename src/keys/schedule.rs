@@ -3,8 +3,8 @@
 //! A [`Schedule`] turns one root secret into a key per period: the key of period `n` has the id
 //! `id_base + n`, activates (starts sealing) at `epoch + n × lifetime`, is known (opens) from
 //! `lead` before that, stops sealing when the next key activates and leaves the ring
-//! `retire_after` later (the servers' absolute timeout plus the clock skew: no live session can
-//! carry it any more). Its secret is HKDF-SHA256 of the root over the key id and the period
+//! `retire_after` later (the servers' absolute timeout plus twice the clock skew: no live
+//! session can carry it any more). Its secret is HKDF-SHA256 of the root over the key id and the period
 //! number, so every node that holds the same root computes the same key at the same time
 //! without anyone writing anything: a read-only Kubernetes Secret, an environment variable or a
 //! copy on each node's disk all rotate alike. Only the root is ever rotated by hand.
@@ -65,7 +65,7 @@ const INFO: &[u8] = b"sealed-session v1 period key";
 ///
 /// let policy = RotationPolicy::for_sessions(Duration::from_secs(8 * 3600), Duration::from_secs(60));
 /// assert_eq!(policy.lifetime, Duration::from_secs(90 * 86_400));
-/// assert_eq!(policy.retire_after, Duration::from_secs(8 * 3600 + 60));
+/// assert_eq!(policy.retire_after, Duration::from_secs(8 * 3600 + 2 * 60));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RotationPolicy {
@@ -75,15 +75,24 @@ pub struct RotationPolicy {
     /// fleet (a Secret volume's sync, a rolling deploy); 2 days by default.
     pub lead: Duration,
     /// How long a key still opens after it stopped sealing: the servers' absolute timeout plus
-    /// the clock skew (by default the library's defaults: 12 hours plus 5 minutes).
+    /// twice the clock skew (by default, from the library's defaults: 12 hours plus 2 minutes).
+    ///
+    /// Twice, because two clocks add up: a session last sealed with the old key by a node
+    /// whose clock is behind can carry an issue time from a node ahead (up to one skew later),
+    /// and the node opening it grants its expiry one more skew. With one skew only,
+    /// `tests/scheduled_rotation.rs` (`retirement_covers_...`) rejects such a session in its
+    /// last minute.
     pub retire_after: Duration,
 }
 
 impl RotationPolicy {
     /// The default lifetime and lead, retiring keys once sessions of this absolute timeout,
-    /// with this clock skew, can no longer carry them.
+    /// with this clock skew, can no longer carry them (`absolute_timeout + 2 × clock_skew`).
     pub fn for_sessions(absolute_timeout: Duration, clock_skew: Duration) -> RotationPolicy {
-        RotationPolicy { retire_after: absolute_timeout + clock_skew, ..RotationPolicy::default() }
+        RotationPolicy {
+            retire_after: absolute_timeout + 2 * clock_skew,
+            ..RotationPolicy::default()
+        }
     }
 }
 
@@ -93,7 +102,7 @@ impl Default for RotationPolicy {
         RotationPolicy {
             lifetime: Duration::from_secs(90 * 86_400),
             lead: Duration::from_secs(2 * 86_400),
-            retire_after: config.absolute_timeout() + config.clock_skew(),
+            retire_after: config.absolute_timeout() + 2 * config.clock_skew(),
         }
     }
 }

@@ -64,7 +64,8 @@ mod parse;
 
 pub use fs::{FileWarning, directory_warnings, load_file, load_file_at, load_file_with_warnings};
 pub use parse::{
-    ENV_PREFIX, FILE_VERSION, KeyEntry, KeyRingFile, ScheduleEntry, parse_env, parse_env_at,
+    Due, ENV_PREFIX, FILE_VERSION, KeyEntry, KeyRingFile, ScheduleEntry, due_at, parse_env,
+    parse_env_at,
 };
 
 use super::{KeyId, KeyRingError, ScheduleError};

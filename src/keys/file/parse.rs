@@ -276,6 +276,33 @@ impl KeyRingFile {
     }
 }
 
+/// What the scheduled command (`sealed-session keys rotate --if-due`) finds due in a ring file
+/// at a given time: see [`due_at`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Due {
+    /// The ring in service at that time, to write back when `retired` is not empty.
+    pub ring: KeyRing,
+    /// The file's hand-made keys the schedule's policy has retired by then (they no longer
+    /// open anything, written or not); empty when nothing is due.
+    pub retired: Vec<KeyId>,
+}
+
+/// What is due in the ring file `text` at `now`: derived keys need no write (every node
+/// derives them), so only the hand-made keys the policy retired, which a write drops. The same
+/// file and time always give the same answer, so every node may run it at once.
+///
+/// # Errors
+///
+/// The [`KeyFileError`] of an invalid file.
+pub fn due_at(text: &str, now: SystemTime) -> Result<Due, KeyFileError> {
+    let file = KeyRingFile::parse(text)?;
+    let ring = file.to_ring(now)?;
+    let retired = file.keys.iter().map(|entry| KeyId(entry.id)).filter(|id| !ring.contains(*id));
+    let retired = retired.collect();
+    Ok(Due { ring, retired })
+}
+
 /// Parses the environment variable form (or plain JSON) at the current time.
 ///
 /// # Errors

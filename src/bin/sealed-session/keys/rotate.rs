@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use clap::Args;
 use std::path::Path;
 
-use sealed_session::keys::file::KeyRingFile;
+use sealed_session::keys::file::{Due, due_at};
 use sealed_session::{Key, KeyId};
 
 use super::{FileArg, LockArg};
@@ -93,7 +93,10 @@ pub fn run(args: RotateArgs) -> Result<(), Failure> {
 /// `keys rotate --if-due`: drops the hand-made keys the schedule's policy has retired (the ring
 /// at `now` no longer holds them) and prints the state.
 fn if_due(path: &Path, lock: &ring_file::RingLock, now: SystemTime) -> Result<(), Failure> {
-    let ring = ring_file::load(path, now)?;
+    // Loaded first for its checks and warnings (permissions, directory), then evaluated.
+    ring_file::load(path, now)?;
+    let text = std::fs::read_to_string(path).map_err(|error| Failure::io("read", path, &error))?;
+    let Due { ring, retired, .. } = due_at(&text, now)?;
     let Some(schedule) = ring.schedule() else {
         return Err(Failure::new(
             Kind::Refused,
@@ -103,10 +106,7 @@ fn if_due(path: &Path, lock: &ring_file::RingLock, now: SystemTime) -> Result<()
             ),
         ));
     };
-    let text = std::fs::read_to_string(path).map_err(|error| Failure::io("read", path, &error))?;
-    let in_file: Vec<KeyId> = KeyRingFile::parse(&text)?.keys.iter().map(|e| KeyId(e.id)).collect();
-    let retired: Vec<String> =
-        in_file.iter().filter(|id| !ring.contains(**id)).map(ToString::to_string).collect();
+    let retired: Vec<String> = retired.iter().map(ToString::to_string).collect();
     let current = ring.current_id(now).map_or("none".to_owned(), |id| id.to_string());
     let next = ring
         .keys()

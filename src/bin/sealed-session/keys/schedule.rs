@@ -38,7 +38,7 @@ pub struct ScheduleArgs {
     #[arg(long, value_name = "DURATION", default_value = "2days")]
     lead: humantime::Duration,
 
-    /// The servers' absolute session timeout: a key leaves the ring this long (plus
+    /// The servers' absolute session timeout: a key leaves the ring this long (plus twice
     /// --clock-skew) after it stopped sealing.
     #[arg(long, value_name = "DURATION", default_value_t = SessionConfig::default().absolute_timeout().into())]
     absolute_timeout: humantime::Duration,
@@ -70,7 +70,7 @@ pub fn run(args: ScheduleArgs) -> Result<(), Failure> {
     let policy = RotationPolicy {
         lifetime: *args.lifetime,
         lead: *args.lead,
-        retire_after: *args.absolute_timeout + *args.clock_skew,
+        retire_after: *args.absolute_timeout + 2 * *args.clock_skew,
     };
     let replacing = ring.schedule().is_some();
     if replacing && !args.new_root && !args.emergency {
