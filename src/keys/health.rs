@@ -140,3 +140,53 @@ impl SharedKeyRing {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{Key, KeyRing, RotationPolicy, Schedule};
+
+    #[test]
+    fn states_follow_the_schedule_and_reload_errors_show_until_a_good_reload() {
+        let epoch: u64 = 1_800_000_000;
+        let (day, base) = (86_400, 0x8000_0000);
+        let policy = RotationPolicy {
+            lifetime: Duration::from_secs(30 * day),
+            lead: Duration::from_secs(day),
+            retire_after: Duration::from_secs(3600),
+        };
+        let mut ring = KeyRing::new();
+        ring.insert(KeyId(1), Key::generate(), from_unix(0), from_unix(0)).unwrap();
+        let schedule = Schedule::new(Key::generate(), KeyId(base), from_unix(epoch), policy);
+        ring.set_schedule(schedule.unwrap(), from_unix(0)).unwrap();
+        let keys = SharedKeyRing::new(ring);
+        use KeyState::{Current, Pending, Retiring};
+        let cases = [
+            (epoch - 10, vec![(1, Current), (base, Pending)], None),
+            (epoch + 10, vec![(1, Retiring), (base, Current)], Some(0)),
+            (epoch + 3600, vec![(base, Current)], Some(0)),
+            (epoch + 30 * day - 10, vec![(base, Current), (base + 1, Pending)], Some(0)),
+        ];
+        for (now, expected, period) in cases {
+            let health = keys.health(from_unix(now));
+            let states: Vec<(u32, KeyState)> =
+                health.keys.iter().map(|key| (key.id.0, key.state)).collect();
+            assert_eq!(states, expected, "at {now}");
+            assert_eq!(health.period, period, "at {now}");
+            let retiring = health.keys.iter().find(|key| key.state == Retiring);
+            if let Some(key) = retiring {
+                assert_eq!(key.retires_at, Some(from_unix(epoch + 3600)));
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing.json");
+        assert!(keys.reload_from_file(&path).is_err());
+        let health = keys.health(SystemTime::now());
+        let (_, message) = health.last_reload_error.expect("the failed reload is reported");
+        assert!(message.contains("missing.json"), "{message}");
+        keys.replace(KeyRing::single(Key::generate()));
+        let health = keys.health(SystemTime::now());
+        assert_eq!(health.last_reload_error, None);
+        assert!(health.ring_age.is_some_and(|age| age < Duration::from_secs(60)));
+    }
+}
