@@ -102,8 +102,8 @@ pub fn run(args: ScheduleArgs) -> Result<(), Failure> {
         "{verb} {}: key ids from {id_base}, a new key every {}, each known {} before it seals \
          and retired {} after; first key {id_base} seals from {}\n",
         path.display(),
-        output::duration(policy.lifetime),
-        output::duration(policy.lead),
+        days_or_duration(policy.lifetime),
+        days_or_duration(policy.lead),
         output::duration(policy.retire_after),
         output::rfc3339(epoch),
     ))
@@ -137,4 +137,13 @@ fn keep_old_keys(
         }
     }
     Ok(())
+}
+
+/// `90 days` rather than humantime's `2months 29days 2h 52m 48s` (it counts months of 30.44 days).
+fn days_or_duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    match secs % 86_400 {
+        0 if secs > 0 => format!("{} days", secs / 86_400),
+        _ => output::duration(duration),
+    }
 }
