@@ -163,3 +163,18 @@ fn a_hand_made_key_never_takes_an_id_of_the_schedule() {
     assert!(ids.iter().all(|id| !(base..base + 65_536).contains(id)), "{ids:?} vs {base}");
     assert!(load_file(&path).is_ok());
 }
+
+#[test]
+fn list_takes_retirement_from_the_schedules_policy() {
+    let (_dir, path) = ring();
+    let args = ["schedule", "--lead", "1s", "--lifetime", "1h", "--absolute-timeout", "5h"];
+    keys(&path, &[&args[..], &["--clock-skew", "30s"]].concat()).success();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let listing: Value =
+        serde_json::from_str(&stdout(keys(&path, &["list", "--json"]).success())).unwrap();
+    // 5h + 2 x 30s, not the CLI's default absolute timeout of 12h.
+    assert_eq!(listing["absolute_timeout_secs"], 5 * 3600 + 60);
+    let states: Vec<&str> =
+        listing["keys"].as_array().unwrap().iter().map(|k| k["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["accepted", "current"]);
+}

@@ -101,8 +101,12 @@ pub fn statuses(ring: &KeyRing, now: SystemTime, absolute_timeout: Duration) -> 
 /// Key ring (3) when the file cannot be loaded; I/O (5) when stdout fails.
 pub fn run(args: ListArgs) -> Result<(), Failure> {
     let now = SystemTime::now();
-    let timeout = *args.timeout.absolute_timeout;
     let ring = ring_file::load(&args.file.file, now)?;
+    // With a schedule, retirement comes from its policy (and happens by itself), not from
+    // --absolute-timeout.
+    let timeout = ring
+        .schedule()
+        .map_or(*args.timeout.absolute_timeout, |schedule| schedule.policy().retire_after);
     let statuses = statuses(&ring, now, timeout);
     let text =
         if args.json { as_json(&statuses, now, timeout) } else { as_table(&statuses, timeout) };
