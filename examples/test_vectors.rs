@@ -33,8 +33,8 @@ use sealed_session::format::{
 };
 use sealed_session::keys::file::{self as keys_file, KeyFileError, KeyRingFile};
 use sealed_session::{
-    Key, KeyId, KeyRing, KeyRingError, Mode, RejectReason, Session, SessionCodec, SessionConfig,
-    SetCookies,
+    Key, KeyId, KeyRing, KeyRingError, Mode, RejectReason, RotationPolicy, Schedule, Session,
+    SessionCodec, SessionConfig, SetCookies,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -1051,6 +1051,7 @@ pub fn ring_error_name(error: &KeyFileError) -> &'static str {
         KeyFileError::Ring(KeyRingError::ActivatesBeforeCreated(_)) => "activates_before_created",
         KeyFileError::NoActiveKey => "no_active_key",
         KeyFileError::Empty => "empty",
+        KeyFileError::Schedule(_) => "invalid_schedule",
         _ => "unnamed",
     }
 }
@@ -2355,7 +2356,7 @@ fn ring_file_vectors() -> Vec<RingFileVector> {
             expected: None,
             expected_error: Some(error.to_owned()),
         };
-    vec![
+    let mut vectors = vec![
         ok(
             "ring_file",
             "A key ring file as `keys init` and `keys rotate` write it: three keys, \
@@ -2558,6 +2559,101 @@ fn ring_file_vectors() -> Vec<RingFileVector> {
             format!("{{\"version\":4294967296,\"keys\":[{}]}}", entry(1, &good, T0, T0)),
             "invalid_json",
         ),
+    ];
+    vectors.extend(schedule_vectors());
+    vectors
+}
+
+/// Key ring files with a schedule (FORMAT.md section 2.3): the keys in service at `now` are
+/// derived from the root, and `expected.keys` lists them with their secrets.
+fn schedule_vectors() -> Vec<RingFileVector> {
+    const DAY: u64 = 86_400;
+    let root = Key::from_bytes([0x5a; 32]);
+    let policy = RotationPolicy {
+        lifetime: Duration::from_secs(30 * DAY),
+        lead: Duration::from_secs(DAY),
+        retire_after: Duration::from_secs(12 * 3600 + 120),
+    };
+    let older = OLDER.entry();
+    let ring_text = |epoch: u64| {
+        let mut ring = KeyRing::new();
+        let secret = Key::try_from_slice(&from_hex(&older.secret_hex).expect("hex")).expect("32");
+        ring.insert(KeyId(older.id), secret, at(older.created_at), at(older.activates_at))
+            .expect("valid");
+        let schedule = Schedule::new(root.clone(), KeyId(0x8000_0000), at(epoch), policy)
+            .expect("valid schedule");
+        // Taken before the epoch, so the hand-made key is still in the file.
+        ring.set_schedule(schedule, at(older.activates_at)).expect("no collision");
+        (ring.clone(), KeyRingFile::from_ring(&ring).to_json().to_string())
+    };
+    let expect = |ring: &KeyRing| {
+        let now = ring.at(at(T0));
+        RingFileExpected {
+            keys: now
+                .keys()
+                .map(|k| RingFileKey {
+                    id: k.id.0,
+                    secret_hex: to_hex(now.secret(k.id).expect("listed").expose_secret()),
+                    created_at: k.created_at.duration_since(UNIX_EPOCH).unwrap().as_secs(),
+                    activates_at: k.activates_at.duration_since(UNIX_EPOCH).unwrap().as_secs(),
+                })
+                .collect(),
+            current_key_id: now.current_id(at(T0)).expect("a current key").0,
+        }
+    };
+    let vector = |name: &str, description: &str, text: String, expected, error: Option<&str>| {
+        RingFileVector {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            form: "file".to_owned(),
+            text,
+            now: T0,
+            expected,
+            expected_error: error.map(str::to_owned),
+        }
+    };
+    let (pending, pending_text) = ring_text(T0 + 2 * 3600);
+    let (turned, turned_text) = ring_text(T0 - 30 * DAY - 3600);
+    let collision =
+        pending_text.replacen(&format!("\"id\": {}", older.id), "\"id\": 2147483653", 1);
+    let short = turned_text.replacen(&format!("\"lifetime\": {}", 30 * DAY), "\"lifetime\": 60", 1);
+    let strip = |text: &str| {
+        text.lines().filter(|line| !line.contains("\"sha256\"")).collect::<Vec<_>>().join("\n")
+    };
+    vec![
+        vector(
+            "ring_schedule_first_key_pending",
+            "A hand-made key and a schedule whose period 0 activates in two hours: the derived \
+            key (id_base) opens already (its lead is a day) and the hand-made key still seals.",
+            pending_text,
+            Some(expect(&pending)),
+            None,
+        ),
+        vector(
+            "ring_schedule_one_hour_into_period_1",
+            "The schedule's period 1 activated an hour ago and its key seals. The hand-made key \
+            activated inside period 0 (twenty days ago), so it superseded period 0's key, which \
+            retired retire_after later and is out of service though derivable; the hand-made \
+            key still opens until retire_after past period 1's activation.",
+            turned_text,
+            Some(expect(&turned)),
+            None,
+        ),
+        vector(
+            "ring_schedule_id_collision",
+            "A hand-made key with id 0x80000005, inside the schedule's block (id_base \
+            0x80000000 and the next 65,535 ids): one id would name two secrets.",
+            strip(&collision),
+            None,
+            Some("duplicate_id"),
+        ),
+        vector(
+            "ring_schedule_lifetime_too_short",
+            "A schedule whose key lifetime is 60 seconds (under an hour).",
+            strip(&short),
+            None,
+            Some("invalid_schedule"),
+        ),
     ]
 }
 
@@ -2570,21 +2666,16 @@ fn check_ring_file(vector: &RingFileVector) -> Result<(), String> {
     };
     match (&vector.expected, &vector.expected_error, loaded) {
         (Some(expected), None, Ok(ring)) => {
-            let form = KeyRingFile::from_ring(&ring);
-            let keys: Vec<RingFileKey> = form
-                .keys
-                .iter()
-                .map(|k| {
-                    Ok(RingFileKey {
-                        id: k.id,
-                        secret_hex: to_hex(
-                            &BASE64.decode(k.secret.as_bytes()).map_err(|e| e.to_string())?,
-                        ),
-                        created_at: k.created_at,
-                        activates_at: k.activates_at,
-                    })
+            // Every key in service at `now`, derived ones (section 2.3) included.
+            let keys: Vec<RingFileKey> = ring
+                .keys()
+                .map(|k| RingFileKey {
+                    id: k.id.0,
+                    secret_hex: to_hex(ring.secret(k.id).expect("listed").expose_secret()),
+                    created_at: k.created_at.duration_since(UNIX_EPOCH).unwrap().as_secs(),
+                    activates_at: k.activates_at.duration_since(UNIX_EPOCH).unwrap().as_secs(),
                 })
-                .collect::<Result<_, String>>()?;
+                .collect();
             same("keys", &keys, &expected.keys)?;
             same(
                 "current key",

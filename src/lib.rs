@@ -133,7 +133,8 @@ pub use flash::FLASH_KEY;
 pub use format::Mode;
 pub use handle::SessionHandle;
 pub use keys::{
-    FileWatcher, Key, KeyId, KeyInfo, KeyLengthError, KeyRing, KeyRingError, SharedKeyRing,
+    FileWatcher, Key, KeyHealth, KeyId, KeyInfo, KeyLengthError, KeyRing, KeyRingError,
+    KeyRingHealth, KeyState, ReplicaHealth, RotationPolicy, Schedule, ScheduleError, SharedKeyRing,
 };
 pub use random::Randomness;
 pub use session::{CSRF_KEY, MAX_KEY_LEN, Session, SessionId, SessionTimes};

@@ -558,9 +558,10 @@ class RingError(Exception):
         self.reason = reason
 
 
-def parse_ring(text, form="file"):
+def parse_ring(text, form="file", now=None):
     """§2.1: a key ring file's text, or (form "env") an environment value, as a list of keys
-    {id, secret, created_at, activates_at} in file order. Raises RingError."""
+    {id, secret, created_at, activates_at} in file order; with a schedule (§2.3), the keys in
+    service at `now` (hand-made ones first, then derived ones by period). Raises RingError."""
     if form == "env":
         text = text.strip(WHITESPACE)
         if text.startswith("ssk1."):
@@ -592,8 +593,15 @@ def parse_ring(text, form="file"):
     if isinstance(doc, dict) and "sha256" in doc and doc["sha256"] is None:
         del doc["sha256"]  # §2.1: null is the same as no field
     fields = {"id": 32, "secret": None, "created_at": 64, "activates_at": 64}
+    sched_fields = {"id_base": 32, "root": None, "epoch": 64, "lifetime": 64, "lead": 64,
+                    "retire_after": 64}
+    sched = doc.get("schedule") if isinstance(doc, dict) else None
     shape = (isinstance(doc, dict)
-             and doc.keys() in ({"version", "keys"}, {"version", "sha256", "keys"})
+             and doc.keys() - {"schedule"} in ({"version", "keys"}, {"version", "sha256", "keys"})
+             and ("schedule" not in doc
+                  or (isinstance(sched, dict) and sched.keys() == sched_fields.keys()
+                      and isinstance(sched["root"], str)
+                      and all(uint(sched[f], bits) for f, bits in sched_fields.items() if bits)))
              and isinstance(doc.get("sha256", ""), str)
              and uint(doc["version"], 32) and isinstance(doc["keys"], list)
              and all(isinstance(k, dict) and k.keys() == fields.keys()
@@ -609,11 +617,13 @@ def parse_ring(text, form="file"):
         canonical = {"version": doc["version"],
                      "keys": [{f: k[f] for f in ("id", "secret", "created_at", "activates_at")}
                               for k in doc["keys"]]}
+        if "schedule" in doc:
+            canonical["schedule"] = {f: sched[f] for f in sched_fields}
         text = json.dumps(canonical, separators=(",", ":"), ensure_ascii=False)
         digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
         if not hmac.compare_digest(digest, doc["sha256"].encode()):
             raise RingError("checksum")
-    if not doc["keys"]:
+    if not doc["keys"] and "schedule" not in doc:
         raise RingError("empty")
     keys, seen = [], set()
     for k in doc["keys"]:
@@ -629,13 +639,69 @@ def parse_ring(text, form="file"):
             raise RingError("activates_before_created")
         seen.add(k["id"])
         keys.append(dict(k, secret=secret))
-    return keys
+    if "schedule" not in doc:
+        return keys
+    return scheduled_keys(keys, sched, now)
+
+
+PERIODS = 1 << 16
+
+
+def scheduled_keys(keys, sched, now):
+    """§2.3: the hand-made `keys` and the keys derived from the schedule, in service at `now`."""
+    try:
+        root = b64decode_strict(sched["root"])
+    except Rejected:
+        raise RingError("secret_encoding") from None
+    if len(root) != 32:
+        raise RingError("secret_length")
+    base, epoch, life = sched["id_base"], sched["epoch"], sched["lifetime"]
+    lead, retire = sched["lead"], sched["retire_after"]
+    if life < 3600 or not 0 < lead < life or base + PERIODS - 1 >= 1 << 32:
+        raise RingError("invalid_schedule")
+    if any(base <= k["id"] < base + PERIODS for k in keys):
+        raise RingError("duplicate_id")
+
+    def activates(n):
+        return epoch + n * life
+
+    def retires(at):
+        """retire_after past the first activation, hand-made or derived, later than `at`."""
+        later = [k["activates_at"] for k in keys if k["activates_at"] > at]
+        if at < epoch:
+            later.append(epoch)
+        else:
+            n = min((at - epoch) // life, PERIODS - 1)
+            if n + 1 < PERIODS:
+                later.append(activates(n + 1))
+        return min(later) + retire if later else None
+
+    def live(at):
+        end = retires(at)
+        return end is None or now < end
+
+    out = [k for k in keys if live(k["activates_at"])]
+    if now + lead >= epoch:
+        newest = min((now + lead - epoch) // life, PERIODS - 1)
+        for n in range(newest + 1):
+            if activates(n) - lead <= now and live(activates(n)):
+                out.append({"id": base + n, "secret": period_key(root, base + n, n),
+                            "created_at": max(activates(n) - lead, 0),
+                            "activates_at": activates(n)})
+    return out
+
+
+def period_key(root, key_id, n):
+    """§2.3: HKDF-SHA256(salt "sealed-session v1 schedule", IKM root,
+    info "sealed-session v1 period key" || id u32 BE || n u32 BE), 32 bytes."""
+    info = b"sealed-session v1 period key" + key_id.to_bytes(4, "big") + n.to_bytes(4, "big")
+    return HKDF(hashes.SHA256(), 32, b"sealed-session v1 schedule", info).derive(root)
 
 
 def check_ring_file(v):
     """Returns a list of problems with one key ring file vector."""
     try:
-        keys = parse_ring(v["text"], v["form"])
+        keys = parse_ring(v["text"], v["form"], v["now"])
         if current_key(keys, v["now"]) is None:
             raise RingError("no_active_key")
     except RingError as error:
@@ -683,7 +749,7 @@ def load_ring(path, now):
     with open(path, encoding="utf-8") as f:
         text = f.read()
     try:
-        keys = parse_ring(text)
+        keys = parse_ring(text, now=now)
         if current_key(keys, now) is None:
             raise RingError("no_active_key")
     except RingError as error:

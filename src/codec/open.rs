@@ -288,7 +288,7 @@ impl SessionCodec {
         session: &mut Session,
     ) -> Result<(), RejectReason> {
         let key_id = KeyId(header.key_id);
-        let ring = self.keys.load();
+        let ring = self.keys.load_at(now);
         let key = ring.get(key_id).ok_or(RejectReason::UnknownKey(key_id))?;
         // Check the length before copying anything.
         let encoded_len: usize = parts.iter().map(|part| part.len()).sum();

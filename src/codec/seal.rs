@@ -111,7 +111,7 @@ impl SessionCodec {
         }
         let Some(meta) = session.meta else { return false };
         let now = to_unix(now);
-        if self.keys.load().current(now).is_some_and(|key| Some(key.id) != session.key_id) {
+        if self.keys.load_at(now).current(now).is_some_and(|key| Some(key.id) != session.key_id) {
             return true;
         }
         now.saturating_sub(meta.last_refresh) >= self.config.refresh_interval.as_secs()
@@ -226,7 +226,7 @@ impl SessionCodec {
         entropy: &mut dyn FnMut(&mut [u8]) -> Result<(), SealError>,
     ) -> Result<CookieLines, SealError> {
         let now_unix = to_unix(now);
-        let ring = self.keys.load();
+        let ring = self.keys.load_at(now_unix);
         let unsealed = self.frame(&ring, session, now_unix, entropy)?;
 
         // Lay the token out across cookies before sealing: the chunk count is authenticated.
@@ -277,7 +277,7 @@ impl SessionCodec {
     pub fn seal_token(&self, session: &mut Session, now: SystemTime) -> Result<String, SealError> {
         let source = self.config.randomness;
         let mut entropy = |buf: &mut [u8]| random::fill(source, buf);
-        let ring = self.keys.load();
+        let ring = self.keys.load_at(to_unix(now));
         let unsealed = self.frame(&ring, session, to_unix(now), &mut entropy)?;
         let budget = self.config.cookie_budget;
         if unsealed.encoded_len > budget {

@@ -15,11 +15,16 @@
 //! A token names its key by id, and is opened with that key alone.
 
 pub mod file;
+mod health;
+pub mod schedule;
 mod shared;
 
+pub use health::{KeyHealth, KeyRingHealth, KeyState, ReplicaHealth};
+pub use schedule::{RotationPolicy, Schedule, ScheduleError};
 pub use shared::{FileWatcher, SharedKeyRing};
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use hkdf::Hkdf;
@@ -194,9 +199,27 @@ pub enum KeyRingError {
 /// assert!(ring.contains(KeyId(2)));
 /// # Ok::<(), sealed_session::KeyRingError>(())
 /// ```
-#[derive(Clone, Default)]
+///
+/// A ring may also carry a [`Schedule`]: keys derived per period from one root secret, which
+/// join and leave the ring as time passes (see [`schedule`]). [`at`](KeyRing::at) gives the
+/// ring in service at a time; a [`SharedKeyRing`] moves on by itself.
+#[derive(Clone)]
 pub struct KeyRing {
-    keys: Vec<RingKey>,
+    /// The keys in service: every hand-made key, and with a schedule the derived keys of the
+    /// time the ring was taken at, hand-made keys past their retirement left out.
+    keys: Vec<Arc<RingKey>>,
+    /// With a schedule, every hand-made key (`keys` holds those still in service).
+    explicit: Vec<Arc<RingKey>>,
+    schedule: Option<Arc<Schedule>>,
+    /// Unix seconds from which `keys` is out of date (a derived key joins or a key retires);
+    /// `u64::MAX` without a schedule. Checked by every request: one comparison.
+    valid_until: u64,
+}
+
+impl Default for KeyRing {
+    fn default() -> KeyRing {
+        KeyRing { keys: Vec::new(), explicit: Vec::new(), schedule: None, valid_until: u64::MAX }
+    }
 }
 
 impl KeyRing {
@@ -209,7 +232,7 @@ impl KeyRing {
     /// an ephemeral development ring uses.
     pub fn single(key: Key) -> KeyRing {
         let mut ring = KeyRing::new();
-        ring.keys.push(RingKey::new(KeyId(1), key, 0, 0));
+        ring.keys.push(Arc::new(RingKey::new(KeyId(1), key, 0, 0)));
         ring
     }
 
@@ -217,7 +240,7 @@ impl KeyRing {
     ///
     /// # Errors
     ///
-    /// [`KeyRingError::DuplicateId`] if the id is taken, and
+    /// [`KeyRingError::DuplicateId`] if the id is taken (or belongs to the ring's schedule), and
     /// [`KeyRingError::ActivatesBeforeCreated`] if the times are out of order.
     pub fn insert(
         &mut self,
@@ -226,22 +249,169 @@ impl KeyRing {
         created_at: SystemTime,
         activates_at: SystemTime,
     ) -> Result<(), KeyRingError> {
-        if self.contains(id) {
+        if self.contains(id)
+            || self.explicit.iter().any(|key| key.id == id)
+            || self.schedule.as_ref().is_some_and(|schedule| schedule.owns(id))
+        {
             return Err(KeyRingError::DuplicateId(id));
         }
         let (created_at, activates_at) = (to_unix(created_at), to_unix(activates_at));
         if activates_at < created_at {
             return Err(KeyRingError::ActivatesBeforeCreated(id));
         }
-        self.keys.push(RingKey::new(id, key, created_at, activates_at));
+        let key = Arc::new(RingKey::new(id, key, created_at, activates_at));
+        if self.schedule.is_some() {
+            self.explicit.push(Arc::clone(&key));
+            // A hand-made key can shorten a derived key's life (it activates in between).
+            self.valid_until = 0;
+        }
+        self.keys.push(key);
         Ok(())
     }
 
     /// Removes a key, returning whether it was there. Tokens sealed with it no longer open.
+    /// A derived key cannot be removed alone: replace the schedule.
     pub fn remove(&mut self, id: KeyId) -> bool {
+        if self.schedule.as_ref().is_some_and(|schedule| schedule.owns(id)) {
+            return false;
+        }
         let before = self.keys.len();
         self.keys.retain(|key| key.id != id);
+        self.explicit.retain(|key| key.id != id);
         self.keys.len() != before
+    }
+
+    /// Puts keys derived from `schedule` in the ring, taken at `now` (see [`at`](KeyRing::at)),
+    /// replacing any schedule it had.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyRingError::DuplicateId`] if a hand-made key's id is in the schedule's block.
+    pub fn set_schedule(
+        &mut self,
+        schedule: Schedule,
+        now: SystemTime,
+    ) -> Result<(), KeyRingError> {
+        let explicit: Vec<Arc<RingKey>> = match &self.schedule {
+            Some(_) => std::mem::take(&mut self.explicit),
+            None => std::mem::take(&mut self.keys),
+        };
+        if let Some(key) = explicit.iter().find(|key| schedule.owns(key.id)) {
+            let id = key.id;
+            match &self.schedule {
+                Some(_) => self.explicit = explicit,
+                None => self.keys = explicit,
+            }
+            return Err(KeyRingError::DuplicateId(id));
+        }
+        let ring = KeyRing {
+            keys: Vec::new(),
+            explicit,
+            schedule: Some(Arc::new(schedule)),
+            valid_until: 0,
+        };
+        *self = ring.materialize(to_unix(now), &[]);
+        Ok(())
+    }
+
+    /// Removes the schedule, leaving the hand-made keys (the derived keys leave the ring).
+    pub fn clear_schedule(&mut self) -> Option<Schedule> {
+        let schedule = self.schedule.take()?;
+        self.keys = std::mem::take(&mut self.explicit);
+        self.valid_until = u64::MAX;
+        Some(Arc::unwrap_or_clone(schedule))
+    }
+
+    /// The ring's schedule, if it has one.
+    pub fn schedule(&self) -> Option<&Schedule> {
+        self.schedule.as_deref()
+    }
+
+    /// Whether the key is one the schedule derives (not hand-made).
+    pub fn is_derived(&self, id: KeyId) -> bool {
+        self.schedule.as_ref().is_some_and(|schedule| schedule.owns(id))
+    }
+
+    /// The ring in service at `now`. Without a schedule, the same ring. With one: the derived
+    /// keys known at `now` and not yet retired, and the hand-made keys not yet retired, where a
+    /// key retires the policy's `retire_after` once a later key activated.
+    pub fn at(&self, now: SystemTime) -> KeyRing {
+        if self.schedule.is_none() {
+            return self.clone();
+        }
+        self.materialize(to_unix(now), &self.keys)
+    }
+
+    /// Whether the ring is still the one in service at `now` (cheap: the request path asks).
+    #[inline]
+    pub(crate) fn fresh_at(&self, now: u64) -> bool {
+        now < self.valid_until
+    }
+
+    /// When a key retires: `retire_after` after the first activation later than its own, or
+    /// never (`u64::MAX`).
+    fn retires_at(&self, schedule: &Schedule, activates_at: u64) -> u64 {
+        let derived_next = match activates_at.checked_sub(schedule.epoch_secs()) {
+            None => Some(schedule.epoch_secs()),
+            Some(_) => {
+                let n = schedule.period_at(from_unix(activates_at)).unwrap_or(0);
+                (n + 1 < schedule::MAX_PERIODS).then(|| schedule.activates(n + 1))
+            }
+        };
+        let explicit_next =
+            self.explicit.iter().map(|key| key.activates_at).filter(|&at| at > activates_at).min();
+        match derived_next.into_iter().chain(explicit_next).min() {
+            Some(next) => next.saturating_add(schedule.retire_after_secs()),
+            None => u64::MAX,
+        }
+    }
+
+    /// The ring at `now`, reusing the derived keys of `reuse` (deriving costs an HKDF and a
+    /// cipher setup per key).
+    fn materialize(&self, now: u64, reuse: &[Arc<RingKey>]) -> KeyRing {
+        let schedule = self.schedule.as_ref().expect("materialize needs a schedule");
+        let mut keys = Vec::new();
+        let mut valid_until = u64::MAX;
+        for key in &self.explicit {
+            let retires = self.retires_at(schedule, key.activates_at);
+            if now < retires {
+                keys.push(Arc::clone(key));
+                valid_until = valid_until.min(retires);
+            }
+        }
+        match schedule.candidate_periods(now) {
+            // Before the epoch's lead no period is known: the first one joins then.
+            None => valid_until = valid_until.min(schedule.known_from(0)),
+            Some(periods) => {
+                let newest = *periods.end();
+                for n in periods {
+                    let (known, activates) = (schedule.known_from(n), schedule.activates(n));
+                    let retires = self.retires_at(schedule, activates);
+                    if known > now || now >= retires {
+                        continue;
+                    }
+                    valid_until = valid_until.min(retires);
+                    let id = KeyId(schedule.id_base().0 + n);
+                    let key = match reuse.iter().find(|key| key.id == id) {
+                        Some(key) => Arc::clone(key),
+                        None => {
+                            let (id, secret) = schedule.derive(n);
+                            Arc::new(RingKey::new(id, secret, known, activates))
+                        }
+                    };
+                    keys.push(key);
+                }
+                if newest + 1 < schedule::MAX_PERIODS {
+                    valid_until = valid_until.min(schedule.known_from(newest + 1).max(now + 1));
+                }
+            }
+        }
+        KeyRing {
+            keys,
+            explicit: self.explicit.clone(),
+            schedule: Some(Arc::clone(schedule)),
+            valid_until,
+        }
     }
 
     /// Whether a key with this id is in the ring.
@@ -284,16 +454,24 @@ impl KeyRing {
             .iter()
             .filter(|key| key.activates_at <= now)
             .max_by_key(|key| (key.activates_at, key.created_at, key.id))
+            .map(|key| &**key)
     }
 
     pub(crate) fn get(&self, id: KeyId) -> Option<&RingKey> {
-        self.keys.iter().find(|key| key.id == id)
+        self.keys.iter().find(|key| key.id == id).map(|key| &**key)
     }
 }
 
 impl fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.keys()).finish()
+        match &self.schedule {
+            None => f.debug_list().entries(self.keys()).finish(),
+            Some(schedule) => f
+                .debug_struct("KeyRing")
+                .field("keys", &self.keys().collect::<Vec<_>>())
+                .field("schedule", schedule)
+                .finish(),
+        }
     }
 }
 

@@ -26,14 +26,28 @@ use super::file::{KeyFileError, load_file_at};
 /// keys.replace(KeyRing::single(Key::generate()));
 /// assert_eq!(codec.keys().snapshot().len(), 1);
 /// ```
+///
+/// A ring with a [`Schedule`](super::Schedule) moves on by itself: the request that first sees
+/// a time past the ring's next change (a derived key joins, a key retires) derives the ring of
+/// that time and puts it in service; every other request pays one comparison.
 #[derive(Clone)]
 pub struct SharedKeyRing(Arc<Inner>);
 
-/// What the clones of a [`SharedKeyRing`] share: the ring in service and, when the ring watches
-/// its own file, that watch (stopped when the last clone goes).
+/// What the clones of a [`SharedKeyRing`] share: the ring in service, what the last loads did
+/// and, when the ring watches its own file, that watch (stopped when the last clone goes).
 struct Inner {
     ring: ArcSwap<KeyRing>,
+    status: Mutex<Status>,
     watcher: Mutex<Option<FileWatcher>>,
+}
+
+/// What the last loads did, for [`health`](SharedKeyRing::health).
+#[derive(Default, Clone)]
+pub(super) struct Status {
+    /// When the ring in service was put there by `new`, `replace` or a reload.
+    pub(super) loaded_at: Option<SystemTime>,
+    /// The last reload that failed, and why, until a reload succeeds.
+    pub(super) last_error: Option<(SystemTime, String)>,
 }
 
 impl SharedKeyRing {
@@ -41,6 +55,7 @@ impl SharedKeyRing {
     pub fn new(ring: KeyRing) -> SharedKeyRing {
         SharedKeyRing(Arc::new(Inner {
             ring: ArcSwap::from_pointee(ring),
+            status: Mutex::new(Status { loaded_at: Some(SystemTime::now()), last_error: None }),
             watcher: Mutex::new(None),
         }))
     }
@@ -91,12 +106,61 @@ impl SharedKeyRing {
     /// Puts `ring` in service for every holder of this handle.
     pub fn replace(&self, ring: KeyRing) {
         self.0.ring.store(Arc::new(ring));
+        let mut status = self.0.status.lock().unwrap_or_else(PoisonError::into_inner);
+        status.loaded_at = Some(SystemTime::now());
+        status.last_error = None;
     }
 
-    /// A cheap, short-lived view of the ring in service, for one request.
+    /// The ring in service at `now`: with a schedule, moved on to `now` first if a key joined
+    /// or retired since it was taken.
+    pub fn snapshot_at(&self, now: SystemTime) -> Arc<KeyRing> {
+        arc_swap::Guard::into_inner(self.load_at(crate::time::to_unix(now)))
+    }
+
+    /// A cheap, short-lived view of the ring in service at `now` (Unix seconds), for one
+    /// request.
     #[inline]
-    pub(crate) fn load(&self) -> arc_swap::Guard<Arc<KeyRing>> {
-        self.0.ring.load()
+    pub(crate) fn load_at(&self, now: u64) -> arc_swap::Guard<Arc<KeyRing>> {
+        let ring = self.0.ring.load();
+        if ring.fresh_at(now) { ring } else { self.advance(ring, now) }
+    }
+
+    /// Derives the ring of `now` and puts it in service, unless a reload replaced the ring
+    /// meanwhile (compare-and-swap: a reload always wins over a derived ring of the old one).
+    #[cold]
+    fn advance(
+        &self,
+        stale: arc_swap::Guard<Arc<KeyRing>>,
+        now: u64,
+    ) -> arc_swap::Guard<Arc<KeyRing>> {
+        let fresh = Arc::new(stale.at(crate::time::from_unix(now)));
+        let previous = self.0.ring.compare_and_swap(&*stale, Arc::clone(&fresh));
+        if Arc::ptr_eq(&previous, &stale) {
+            tracing::info!(
+                keys = fresh.len(),
+                current = ?fresh.current(now).map(|key| key.id),
+                "key ring moved on by its schedule"
+            );
+            arc_swap::Guard::from_inner(fresh)
+        } else {
+            // Someone else put a ring in service; use it (it moves on by itself in turn).
+            drop(previous);
+            let ring = self.0.ring.load();
+            if ring.fresh_at(now) {
+                ring
+            } else {
+                arc_swap::Guard::from_inner(Arc::new(ring.at(crate::time::from_unix(now))))
+            }
+        }
+    }
+
+    pub(super) fn status(&self) -> Status {
+        self.0.status.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn record_error(&self, error: &KeyFileError) {
+        let mut status = self.0.status.lock().unwrap_or_else(PoisonError::into_inner);
+        status.last_error = Some((SystemTime::now(), error.to_string()));
     }
 
     /// Loads the key ring file at `path` and puts it in service. On error the ring in service
@@ -118,6 +182,7 @@ impl SharedKeyRing {
                     path = %path.display(), %error,
                     "key ring file rejected; the previous ring stays in service"
                 );
+                self.record_error(&error);
                 Err(error)
             }
         }

@@ -63,9 +63,12 @@ mod fs;
 mod parse;
 
 pub use fs::{FileWarning, directory_warnings, load_file, load_file_at, load_file_with_warnings};
-pub use parse::{ENV_PREFIX, FILE_VERSION, KeyEntry, KeyRingFile, parse_env, parse_env_at};
+pub use parse::{
+    Due, ENV_PREFIX, FILE_VERSION, KeyEntry, KeyRingFile, ScheduleEntry, due_at, parse_env,
+    parse_env_at,
+};
 
-use super::{KeyId, KeyRingError};
+use super::{KeyId, KeyRingError, ScheduleError};
 use crate::format::KEY_LEN;
 
 /// Why a key ring could not be loaded. Never contains a secret.
@@ -140,6 +143,9 @@ pub enum KeyFileError {
     /// The ring has no key at all.
     #[error("the key ring holds no key")]
     Empty,
+    /// The ring's schedule is invalid (lifetime, lead time or id block).
+    #[error("key ring schedule: {0}")]
+    Schedule(#[from] ScheduleError),
     /// The `sha256` field does not match the rest of the file: the file was read while being
     /// rewritten in place (torn), or was edited by hand.
     #[error(

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use super::KeyFileError;
 use crate::format::KEY_LEN;
-use crate::keys::{Key, KeyId, KeyRing};
+use crate::keys::{Key, KeyId, KeyRing, Schedule};
 use crate::time::{from_unix, to_unix};
 
 /// The version written in, and required of, every key ring file.
@@ -64,6 +64,41 @@ pub struct KeyRingFile {
     pub sha256: Option<String>,
     /// The keys, oldest first.
     pub keys: Vec<KeyEntry>,
+    /// The rotation schedule, if the ring has one (FORMAT.md section 2.3).
+    #[serde(default)]
+    pub schedule: Option<ScheduleEntry>,
+}
+
+/// A ring's rotation schedule as stored in the file: the root secret and the policy, all times
+/// in seconds.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleEntry {
+    /// The id of period 0; the schedule owns `id_base .. id_base + 65536`.
+    pub id_base: u32,
+    /// The root secret, base64url without padding. Zeroized on drop.
+    pub root: Zeroizing<String>,
+    /// When period 0 activates, Unix seconds.
+    pub epoch: u64,
+    /// How long each key seals, seconds.
+    pub lifetime: u64,
+    /// How long a key opens before it seals, seconds.
+    pub lead: u64,
+    /// How long a key opens after it stopped sealing, seconds.
+    pub retire_after: u64,
+}
+
+impl std::fmt::Debug for ScheduleEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScheduleEntry")
+            .field("id_base", &KeyId(self.id_base))
+            .field("root", &"<redacted>")
+            .field("epoch", &self.epoch)
+            .field("lifetime", &self.lifetime)
+            .field("lead", &self.lead)
+            .field("retire_after", &self.retire_after)
+            .finish()
+    }
 }
 
 /// What the checksum covers: the file without its `sha256` field, as compact JSON with the
@@ -74,6 +109,8 @@ pub struct KeyRingFile {
 struct Canonical<'a> {
     version: u32,
     keys: &'a [KeyEntry],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule: Option<&'a ScheduleEntry>,
 }
 
 /// The file as written: the checksum between the version and the keys.
@@ -82,6 +119,8 @@ struct Written<'a> {
     version: u32,
     sha256: &'a str,
     keys: &'a [KeyEntry],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule: Option<&'a ScheduleEntry>,
 }
 
 /// The environment form leaves the checksum out: a variable is set whole, so it cannot be
@@ -90,12 +129,15 @@ struct Written<'a> {
 struct WrittenEnv<'a> {
     version: u32,
     keys: &'a [KeyEntry],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule: Option<&'a ScheduleEntry>,
 }
 
 /// SHA-256 of the canonical form of a ring's content, base64url without padding.
-fn checksum(version: u32, keys: &[KeyEntry]) -> String {
+fn checksum(version: u32, keys: &[KeyEntry], schedule: Option<&ScheduleEntry>) -> String {
     let canonical = Zeroizing::new(
-        serde_json::to_vec(&Canonical { version, keys }).expect("a key ring always serializes"),
+        serde_json::to_vec(&Canonical { version, keys, schedule })
+            .expect("a key ring always serializes"),
     );
     BASE64.encode(Sha256::digest(canonical.as_slice()))
 }
@@ -106,6 +148,7 @@ impl KeyRingFile {
         let keys = ring
             .keys
             .iter()
+            .filter(|key| !ring.is_derived(key.id))
             .map(|key| KeyEntry {
                 id: key.id.0,
                 secret: Zeroizing::new(BASE64.encode(key.secret.expose_secret())),
@@ -113,7 +156,18 @@ impl KeyRingFile {
                 activates_at: key.activates_at,
             })
             .collect();
-        KeyRingFile { version: FILE_VERSION, sha256: None, keys }
+        let schedule = ring.schedule().map(|schedule| {
+            let policy = schedule.policy();
+            ScheduleEntry {
+                id_base: schedule.id_base().0,
+                root: Zeroizing::new(BASE64.encode(schedule.root().expose_secret())),
+                epoch: to_unix(schedule.epoch()),
+                lifetime: policy.lifetime.as_secs(),
+                lead: policy.lead.as_secs(),
+                retire_after: policy.retire_after.as_secs(),
+            }
+        });
+        KeyRingFile { version: FILE_VERSION, sha256: None, keys, schedule }
     }
 
     /// Parses the JSON text of a key ring file, checking its `sha256` checksum when it has one.
@@ -138,7 +192,7 @@ impl KeyRingFile {
         if let Some(stated) = &file.sha256 {
             // A file caught half-way through a rewrite in place can be valid JSON with a mix of
             // old and new secrets; it cannot match the checksum of either version.
-            let computed = checksum(file.version, &file.keys);
+            let computed = checksum(file.version, &file.keys, file.schedule.as_ref());
             if !bool::from(stated.as_bytes().ct_eq(computed.as_bytes())) {
                 return Err(KeyFileError::Checksum);
             }
@@ -153,7 +207,7 @@ impl KeyRingFile {
     ///
     /// The [`KeyFileError`] naming the first problem found.
     pub fn to_ring(&self, now: SystemTime) -> Result<KeyRing, KeyFileError> {
-        if self.keys.is_empty() {
+        if self.keys.is_empty() && self.schedule.is_none() {
             return Err(KeyFileError::Empty);
         }
         let mut ring = KeyRing::new();
@@ -171,6 +225,25 @@ impl KeyRingFile {
                 .map_err(|_| KeyFileError::SecretLength { id, len: bytes.len() })?;
             ring.insert(id, key, from_unix(entry.created_at), from_unix(entry.activates_at))?;
         }
+        if let Some(entry) = &self.schedule {
+            let id = KeyId(entry.id_base);
+            let bytes = Zeroizing::new(
+                BASE64
+                    .decode(entry.root.as_bytes())
+                    .map_err(|_| KeyFileError::SecretEncoding(id))?,
+            );
+            let root = Key::try_from_slice(&bytes)
+                .map_err(|_| KeyFileError::SecretLength { id, len: bytes.len() })?;
+            let schedule = Schedule::from_parts(
+                root,
+                entry.id_base,
+                entry.epoch,
+                entry.lifetime,
+                entry.lead,
+                entry.retire_after,
+            )?;
+            ring.set_schedule(schedule, now)?;
+        }
         if ring.current(to_unix(now)).is_none() {
             return Err(KeyFileError::NoActiveKey);
         }
@@ -179,8 +252,10 @@ impl KeyRingFile {
 
     /// The file's JSON text, pretty-printed, with a fresh `sha256` checksum.
     pub fn to_json(&self) -> Zeroizing<String> {
-        let sha256 = checksum(self.version, &self.keys);
-        let written = Written { version: self.version, sha256: &sha256, keys: &self.keys };
+        let schedule = self.schedule.as_ref();
+        let sha256 = checksum(self.version, &self.keys, schedule);
+        let written =
+            Written { version: self.version, sha256: &sha256, keys: &self.keys, schedule };
         let mut text =
             serde_json::to_string_pretty(&written).expect("a key ring always serializes");
         text.push('\n');
@@ -190,11 +265,42 @@ impl KeyRingFile {
     /// The environment variable form: `ssk1.` and the JSON in base64url, without a checksum
     /// (a variable cannot be torn; see the module docs).
     pub fn to_env(&self) -> Zeroizing<String> {
-        let written = WrittenEnv { version: self.version, keys: &self.keys };
+        let written = WrittenEnv {
+            version: self.version,
+            keys: &self.keys,
+            schedule: self.schedule.as_ref(),
+        };
         let json =
             Zeroizing::new(serde_json::to_string(&written).expect("a key ring always serializes"));
         Zeroizing::new(format!("{ENV_PREFIX}{}", BASE64.encode(json.as_bytes())))
     }
+}
+
+/// What the scheduled command (`sealed-session keys rotate --if-due`) finds due in a ring file
+/// at a given time: see [`due_at`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Due {
+    /// The ring in service at that time, to write back when `retired` is not empty.
+    pub ring: KeyRing,
+    /// The file's hand-made keys the schedule's policy has retired by then (they no longer
+    /// open anything, written or not); empty when nothing is due.
+    pub retired: Vec<KeyId>,
+}
+
+/// What is due in the ring file `text` at `now`: derived keys need no write (every node
+/// derives them), so only the hand-made keys the policy retired, which a write drops. The same
+/// file and time always give the same answer, so every node may run it at once.
+///
+/// # Errors
+///
+/// The [`KeyFileError`] of an invalid file.
+pub fn due_at(text: &str, now: SystemTime) -> Result<Due, KeyFileError> {
+    let file = KeyRingFile::parse(text)?;
+    let ring = file.to_ring(now)?;
+    let retired = file.keys.iter().map(|entry| KeyId(entry.id)).filter(|id| !ring.contains(*id));
+    let retired = retired.collect();
+    Ok(Due { ring, retired })
 }
 
 /// Parses the environment variable form (or plain JSON) at the current time.

@@ -106,16 +106,26 @@ pub fn statuses(ring: &KeyRing, now: SystemTime, retire_after: Duration) -> Vec<
 pub fn run(args: ListArgs) -> Result<(), Failure> {
     let now = SystemTime::now();
     let ring = ring_file::load(&args.file.file, now)?;
-    let statuses = statuses(&ring, now, args.timeout.retire_after());
+    // With a schedule, retirement comes from its policy (and happens by itself), not from
+    // --absolute-timeout and --clock-skew.
+    let retire_after = ring
+        .schedule()
+        .map_or(args.timeout.retire_after(), |schedule| schedule.policy().retire_after);
+    let statuses = statuses(&ring, now, retire_after);
     let text = if args.json {
-        as_json(&statuses, now, &args.timeout)
+        as_json(&statuses, now, &args.timeout, retire_after)
     } else {
-        as_table(&statuses, &args.timeout)
+        as_table(&statuses, &args.timeout, ring.schedule().is_some())
     };
     output::print(&text)
 }
 
-fn as_json(statuses: &[KeyStatus], now: SystemTime, times: &TimeoutArg) -> String {
+fn as_json(
+    statuses: &[KeyStatus],
+    now: SystemTime,
+    times: &TimeoutArg,
+    retire_after: Duration,
+) -> String {
     let (timeout, skew) = (*times.absolute_timeout, *times.clock_skew);
     let keys: Vec<_> = statuses
         .iter()
@@ -137,6 +147,7 @@ fn as_json(statuses: &[KeyStatus], now: SystemTime, times: &TimeoutArg) -> Strin
         "absolute_timeout_secs": timeout.as_secs(),
         "clock_skew": output::duration(skew),
         "clock_skew_secs": skew.as_secs(),
+        "retire_after_secs": retire_after.as_secs(),
         "keys": keys,
     });
     let mut text = serde_json::to_string_pretty(&listing).unwrap_or_default();
@@ -144,7 +155,7 @@ fn as_json(statuses: &[KeyStatus], now: SystemTime, times: &TimeoutArg) -> Strin
     text
 }
 
-fn as_table(statuses: &[KeyStatus], times: &TimeoutArg) -> String {
+fn as_table(statuses: &[KeyStatus], times: &TimeoutArg, scheduled: bool) -> String {
     let mut text = format!(
         "{:<8}  {:<8}  {:<20}  {:<20}  {}\n",
         "ID", "STATE", "CREATED", "ACTIVATES", "SAFE TO RETIRE FROM"
@@ -164,7 +175,10 @@ fn as_table(statuses: &[KeyStatus], times: &TimeoutArg) -> String {
             output::rfc3339(status.info.activates_at),
         );
     }
-    if statuses.iter().any(|status| status.state == State::Accepted) {
+    if scheduled {
+        let _ =
+            writeln!(text, "(retirement from the schedule's policy: keys retire by themselves)");
+    } else if statuses.iter().any(|status| status.state == State::Accepted) {
         let _ = writeln!(
             text,
             "(safe to retire = successor's activation + absolute timeout {} + clock skew {})",

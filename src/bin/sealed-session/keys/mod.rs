@@ -5,6 +5,7 @@ mod init;
 mod list;
 mod retire;
 mod rotate;
+mod schedule;
 
 use std::path::PathBuf;
 
@@ -21,6 +22,7 @@ pub enum KeysCommand {
     List(list::ListArgs),
     Retire(retire::RetireArgs),
     Export(export::ExportArgs),
+    Schedule(schedule::ScheduleArgs),
 }
 
 /// The key ring file option every `keys` subcommand takes.
@@ -88,5 +90,6 @@ pub fn run(command: KeysCommand) -> Result<(), Failure> {
         KeysCommand::List(args) => list::run(args),
         KeysCommand::Retire(args) => retire::run(args),
         KeysCommand::Export(args) => export::run(args),
+        KeysCommand::Schedule(args) => schedule::run(args),
     }
 }

@@ -3,6 +3,9 @@
 use std::time::{Duration, SystemTime};
 
 use clap::Args;
+use std::path::Path;
+
+use sealed_session::keys::file::{Due, due_at};
 use sealed_session::{Key, KeyId};
 
 use super::{FileArg, LockArg};
@@ -33,6 +36,13 @@ pub struct RotateArgs {
     /// once: nodes without it yet will reject (log out) sessions sealed with it.
     #[arg(long, value_name = "DURATION", default_value = DEFAULT_ACTIVATE_IN)]
     activate_in: humantime::Duration,
+
+    /// For cron, a systemd timer or a CronJob, on a ring with a schedule (`keys schedule`):
+    /// do what the policy says is due and nothing else. Derived keys need no write (every node
+    /// derives them), so this only drops hand-made keys the policy has retired, and prints the
+    /// ring's state. Idempotent, safe from every node at once; exit 0 when nothing was due.
+    #[arg(long, conflicts_with = "activate_in")]
+    if_due: bool,
 }
 
 /// Runs `keys rotate`.
@@ -47,6 +57,9 @@ pub fn run(args: RotateArgs) -> Result<(), Failure> {
     // Read, change and write under one lock, so that concurrent rotations each add their key.
     let lock = ring_file::lock(path, *args.lock.lock_timeout)?;
     let now = SystemTime::now();
+    if args.if_due {
+        return if_due(path, &lock, now);
+    }
     let mut ring = ring_file::load(path, now)?;
     let activates_at = now.checked_add(delay).ok_or_else(|| {
         Failure::new(
@@ -54,8 +67,16 @@ pub fn run(args: RotateArgs) -> Result<(), Failure> {
             format!("--activate-in {} is too far in the future", args.activate_in),
         )
     })?;
-    let largest = ring.keys().map(|key| key.id.0).max().unwrap_or(0);
-    let id = largest.checked_add(1).map(KeyId).ok_or_else(|| {
+    // The largest hand-made id + 1, past the schedule's block if it falls in it: one id,
+    // one secret.
+    let largest = ring.keys().filter(|key| !ring.is_derived(key.id)).map(|key| key.id.0).max();
+    let mut next = largest.unwrap_or(0).checked_add(1);
+    if let (Some(id), Some(schedule)) = (next, ring.schedule())
+        && schedule.owns(KeyId(id))
+    {
+        next = schedule.id_base().0.checked_add(sealed_session::keys::schedule::MAX_PERIODS);
+    }
+    let id = next.map(KeyId).ok_or_else(|| {
         Failure::new(Kind::Refused, "key ids are exhausted (the largest id is 4294967295)")
     })?;
     ring.insert(id, Key::generate(), now, activates_at)
@@ -67,4 +88,45 @@ pub fn run(args: RotateArgs) -> Result<(), Failure> {
         format!("opens now, seals from {}", output::rfc3339(activates_at))
     };
     output::print(&format!("added key {id} to {}: {when}\n", path.display()))
+}
+
+/// `keys rotate --if-due`: drops the hand-made keys the schedule's policy has retired (the ring
+/// at `now` no longer holds them) and prints the state.
+fn if_due(path: &Path, lock: &ring_file::RingLock, now: SystemTime) -> Result<(), Failure> {
+    // Loaded first for its checks and warnings (permissions, directory), then evaluated.
+    ring_file::load(path, now)?;
+    let text = std::fs::read_to_string(path).map_err(|error| Failure::io("read", path, &error))?;
+    let Due { ring, retired, .. } = due_at(&text, now)?;
+    let Some(schedule) = ring.schedule() else {
+        return Err(Failure::new(
+            Kind::Refused,
+            format!(
+                "{} has no schedule, so nothing is ever due: run `keys schedule` first",
+                path.display()
+            ),
+        ));
+    };
+    let retired: Vec<String> = retired.iter().map(ToString::to_string).collect();
+    let current = ring.current_id(now).map_or("none".to_owned(), |id| id.to_string());
+    let next = ring
+        .keys()
+        .filter(|key| key.activates_at > now)
+        .min_by_key(|key| key.activates_at)
+        .map_or(String::new(), |key| {
+            format!(", next {} seals from {}", key.id, output::rfc3339(key.activates_at))
+        });
+    let period =
+        schedule.period_at(now).map_or("before period 0".to_owned(), |n| format!("period {n}"));
+    if retired.is_empty() {
+        return output::print(&format!(
+            "nothing due in {}: current key {current} ({period}){next}\n",
+            path.display()
+        ));
+    }
+    ring_file::write(path, lock, &ring)?;
+    output::print(&format!(
+        "retired key(s) {} from {}: current key {current} ({period}){next}\n",
+        retired.join(", "),
+        path.display()
+    ))
 }

@@ -1,0 +1,149 @@
+//! `keys schedule`: give the ring a root secret from which every node derives a key per period,
+//! or replace that root (planned, or at once after a leak).
+
+use std::time::{Duration, SystemTime};
+
+use clap::Args;
+use sealed_session::{Key, KeyRing, RotationPolicy, Schedule, SessionConfig};
+
+use super::{FileArg, LockArg};
+use crate::failure::{Failure, Kind};
+use crate::{output, ring_file};
+
+/// Rotate keys on a schedule, with no writer: every node derives each period's key from a root.
+///
+/// The ring gets a root secret and a policy. Each node derives the key of every period from the
+/// root by itself (HKDF), so the ring moves on with no file ever rewritten: a read-only Secret,
+/// an environment variable or a copy on each node rotate alike. The first derived key seals
+/// after --lead (distribute the new file within that time); hand-made keys keep opening until
+/// the policy retires them. With a schedule already there, --new-root replaces its root in the
+/// same staged way (the old root's keys in service stay, as hand-made keys, until they retire),
+/// and --emergency replaces it at once, dropping every key of the old root (after a leak: their
+/// sessions are rejected).
+#[derive(Debug, Args)]
+#[command(after_help = crate::EXIT_CODES)]
+pub struct ScheduleArgs {
+    #[command(flatten)]
+    file: FileArg,
+
+    #[command(flatten)]
+    lock: LockArg,
+
+    /// How long each key seals.
+    #[arg(long, value_name = "DURATION", default_value = "90days")]
+    lifetime: humantime::Duration,
+
+    /// How long each key is known before it seals: longer than the slowest way the ring
+    /// reaches every node (a Secret volume's sync, a rolling deploy).
+    #[arg(long, value_name = "DURATION", default_value = "2days")]
+    lead: humantime::Duration,
+
+    /// The servers' absolute session timeout: a key leaves the ring this long (plus twice
+    /// --clock-skew) after it stopped sealing.
+    #[arg(long, value_name = "DURATION", default_value_t = SessionConfig::default().absolute_timeout().into())]
+    absolute_timeout: humantime::Duration,
+
+    /// The servers' clock skew allowance.
+    #[arg(long, value_name = "DURATION", default_value_t = SessionConfig::default().clock_skew().into())]
+    clock_skew: humantime::Duration,
+
+    /// Replace the schedule's root, staged: the new root's first key seals after --lead.
+    #[arg(long, conflicts_with = "emergency")]
+    new_root: bool,
+
+    /// Replace the schedule's root at once and drop every key of the old one (after a leak).
+    #[arg(long)]
+    emergency: bool,
+}
+
+/// Runs `keys schedule`.
+///
+/// # Errors
+///
+/// Key ring (3) when the file cannot be loaded, usage (2) for an invalid policy, refused (4)
+/// when the ring has a schedule and neither --new-root nor --emergency was given, I/O (5).
+pub fn run(args: ScheduleArgs) -> Result<(), Failure> {
+    let path = &args.file.file;
+    let lock = ring_file::lock(path, *args.lock.lock_timeout)?;
+    let now = SystemTime::now();
+    let mut ring = ring_file::load(path, now)?;
+    let policy = RotationPolicy {
+        lifetime: *args.lifetime,
+        lead: *args.lead,
+        retire_after: *args.absolute_timeout + 2 * *args.clock_skew,
+    };
+    let replacing = ring.schedule().is_some();
+    if replacing && !args.new_root && !args.emergency {
+        return Err(Failure::new(
+            Kind::Refused,
+            "the ring has a schedule already; --new-root replaces its root (staged), \
+             --emergency at once",
+        ));
+    }
+    let epoch = if args.emergency { now } else { now + policy.lead };
+    if let Some(old) = ring.clear_schedule() {
+        if !args.emergency {
+            keep_old_keys(&mut ring, &old, epoch, now)?;
+        }
+    }
+    let taken: Vec<_> = ring.keys().map(|key| key.id).collect();
+    let id_base = Schedule::fresh_id_base(taken.iter().copied());
+    let schedule = Schedule::new(Key::generate(), id_base, epoch, policy)
+        .map_err(|error| Failure::new(Kind::Usage, error.to_string()))?;
+    ring.set_schedule(schedule, now)
+        .map_err(|error| Failure::new(Kind::Refused, error.to_string()))?;
+    ring_file::write(path, &lock, &ring)?;
+    let verb = match (replacing, args.emergency) {
+        (false, _) => "scheduled",
+        (true, false) => "replaced the root of",
+        (true, true) => "replaced at once (emergency) the root of",
+    };
+    output::print(&format!(
+        "{verb} {}: key ids from {id_base}, a new key every {}, each known {} before it seals \
+         and retired {} after; first key {id_base} seals from {}\n",
+        path.display(),
+        days_or_duration(policy.lifetime),
+        days_or_duration(policy.lead),
+        output::duration(policy.retire_after),
+        output::rfc3339(epoch),
+    ))
+}
+
+/// Keeps, as hand-made keys, the old root's keys known before the new root's first key seals
+/// (so no node meets a session under a key it lost); the policy retires them.
+fn keep_old_keys(
+    ring: &mut KeyRing,
+    old: &Schedule,
+    epoch: SystemTime,
+    now: SystemTime,
+) -> Result<(), Failure> {
+    let mut with_old = ring.clone();
+    with_old
+        .set_schedule(old.clone(), now)
+        .map_err(|error| Failure::new(Kind::Refused, error.to_string()))?;
+    // Every old key known at any time before the new epoch: the ring at `now` and the one just
+    // before `epoch` (a pending old key may activate in between).
+    let before = epoch.checked_sub(Duration::from_secs(1)).unwrap_or(epoch);
+    for at in [now, before] {
+        let view = with_old.at(at);
+        let old_keys: Vec<_> = view.keys().filter(|info| old.owns(info.id)).collect();
+        for info in old_keys {
+            if ring.contains(info.id) {
+                continue;
+            }
+            let secret = view.secret(info.id).expect("listed keys have secrets").clone();
+            ring.insert(info.id, secret, info.created_at, info.activates_at)
+                .map_err(|error| Failure::new(Kind::Refused, error.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `90 days` rather than humantime's `2months 29days 2h 52m 48s` (it counts months of 30.44 days).
+fn days_or_duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    match secs % 86_400 {
+        0 if secs > 0 => format!("{} days", secs / 86_400),
+        _ => output::duration(duration),
+    }
+}

@@ -1,0 +1,180 @@
+//! `sealed-session keys schedule` and `keys rotate --if-due`, run as processes (needs
+//! `--features cli`): the scheduled command is idempotent, safe from many processes at once,
+//! prints what it did and exits 0 when nothing was due; a root is replaced staged (nobody is
+//! logged out) or at once (everybody under the old root is).
+#![cfg(unix)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+use sealed_session::keys::file::load_file;
+
+fn bin() -> Command {
+    Command::cargo_bin("sealed-session").unwrap()
+}
+
+fn ring() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring.json");
+    bin().args(["keys", "init", "--file"]).arg(&path).assert().success();
+    (dir, path)
+}
+
+fn keys(path: &Path, args: &[&str]) -> assert_cmd::assert::Assert {
+    let (command, rest) = args.split_first().unwrap();
+    bin().args(["keys", command, "--file"]).arg(path).args(rest).assert()
+}
+
+fn stdout(assert: assert_cmd::assert::Assert) -> String {
+    String::from_utf8(assert.get_output().stdout.clone()).unwrap()
+}
+
+fn file_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn hand_made_ids(path: &Path) -> Vec<u64> {
+    let keys = file_json(path)["keys"].as_array().unwrap().clone();
+    keys.iter().map(|key| key["id"].as_u64().unwrap()).collect()
+}
+
+fn id_base(path: &Path) -> u64 {
+    file_json(path)["schedule"]["id_base"].as_u64().unwrap()
+}
+
+/// Seals a state with the ring at `path`, returning the Cookie header a browser sends back.
+fn sealed(path: &Path) -> String {
+    let out = bin()
+        .args(["seal", "--name", "session", "--keys"])
+        .arg(path)
+        .write_stdin(r#"{"user":"ada"}"#)
+        .assert()
+        .success();
+    let lines = stdout(out);
+    lines.lines().map(|l| l.split(';').next().unwrap().to_owned()).collect::<Vec<_>>().join("; ")
+}
+
+fn opens(path: &Path, header: &str) -> bool {
+    let out = bin()
+        .args(["open", "--name", "session", "--keys"])
+        .arg(path)
+        .args(["--cookie", header])
+        .output()
+        .unwrap();
+    out.status.success()
+}
+
+#[test]
+fn if_due_is_idempotent_and_safe_from_every_node_at_once() {
+    let (_dir, path) = ring();
+    // Without a schedule nothing is ever due: refused, so a misconfigured timer is noticed.
+    keys(&path, &["rotate", "--if-due"]).code(4);
+    let out = stdout(keys(&path, &["schedule", "--lead", "1h", "--lifetime", "30days"]).success());
+    assert!(out.starts_with("scheduled "), "{out}");
+    let before = std::fs::read(&path).unwrap();
+    // Eight "nodes" run the command at once on the shared file: all succeed, none writes.
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("sealed-session"))
+                .args(["keys", "rotate", "--if-due", "--file"])
+                .arg(&path)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let run = child.wait_with_output().unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let text = String::from_utf8(run.stdout).unwrap();
+        assert!(text.starts_with("nothing due in "), "{text}");
+        assert!(text.contains("next ") && text.contains("seals from"), "{text}");
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), before, "nothing due, nothing written");
+    // The schedule is there once; a second `schedule` without a flag is refused.
+    keys(&path, &["schedule"]).code(4);
+}
+
+#[test]
+fn if_due_drops_the_hand_made_key_once_the_policy_retires_it() {
+    let (_dir, path) = ring();
+    let handmade = hand_made_ids(&path);
+    // A lead of one second and no timeout: the hand-made key retires a second from now.
+    keys(
+        &path,
+        &[
+            "schedule",
+            "--lead",
+            "1s",
+            "--lifetime",
+            "1h",
+            "--absolute-timeout",
+            "0s",
+            "--clock-skew",
+            "0s",
+        ],
+    )
+    .success();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let out = stdout(keys(&path, &["rotate", "--if-due"]).success());
+    assert!(out.starts_with(&format!("retired key(s) {:08x} from ", handmade[0])), "{out}");
+    assert_eq!(hand_made_ids(&path), Vec::<u64>::new());
+    let current = format!("current key {:08x} (period 0)", id_base(&path));
+    assert!(out.contains(&current), "{out}");
+    // Again: nothing left to do.
+    let out = stdout(keys(&path, &["rotate", "--if-due"]).success());
+    assert!(out.starts_with("nothing due in "), "{out}");
+    assert!(load_file(&path).is_ok());
+}
+
+#[test]
+fn a_new_root_is_staged_and_an_emergency_one_is_immediate() {
+    let cases = [
+        // (flag, old session still opens, old root's keys kept as hand-made)
+        ("--new-root", true, true),
+        ("--emergency", false, false),
+    ];
+    for (flag, still_opens, kept) in cases {
+        let (_dir, path) = ring();
+        keys(&path, &["schedule", "--lead", "1s", "--lifetime", "1h"]).success();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let old_base = id_base(&path);
+        let header = sealed(&path);
+        assert!(opens(&path, &header));
+        let out = stdout(keys(&path, &["schedule", flag]).success());
+        assert!(out.starts_with("replaced "), "{out}");
+        assert_ne!(id_base(&path), old_base, "{flag}: a new id block");
+        assert_eq!(opens(&path, &header), still_opens, "{flag}");
+        assert_eq!(hand_made_ids(&path).contains(&old_base), kept, "{flag}");
+    }
+}
+
+#[test]
+fn a_hand_made_key_never_takes_an_id_of_the_schedule() {
+    let (_dir, path) = ring();
+    keys(&path, &["schedule", "--lead", "1h", "--lifetime", "1day"]).success();
+    let base = id_base(&path);
+    keys(&path, &["rotate", "--activate-in", "2h"]).success();
+    let ids = hand_made_ids(&path);
+    assert_eq!(ids.len(), 2);
+    assert!(ids.iter().all(|id| !(base..base + 65_536).contains(id)), "{ids:?} vs {base}");
+    assert!(load_file(&path).is_ok());
+}
+
+#[test]
+fn list_takes_retirement_from_the_schedules_policy() {
+    let (_dir, path) = ring();
+    let args = ["schedule", "--lead", "1s", "--lifetime", "1h", "--absolute-timeout", "5h"];
+    keys(&path, &[&args[..], &["--clock-skew", "30s"]].concat()).success();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let listing: Value =
+        serde_json::from_str(&stdout(keys(&path, &["list", "--json"]).success())).unwrap();
+    // 5h + 2 x 30s, not the CLI's default absolute timeout of 12h.
+    assert_eq!(listing["retire_after_secs"], 5 * 3600 + 60);
+    let states: Vec<&str> =
+        listing["keys"].as_array().unwrap().iter().map(|k| k["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["accepted", "current"]);
+}
