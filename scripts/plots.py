@@ -24,8 +24,11 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOC = ROOT / "BENCHMARKS.md"
 PLOTS = ROOT / "docs" / "bench"
 
-# Targets of the performance issue (ratios measured in the same run).
-REDIS_SPEEDUP = 10.0  # open at least 10x faster than a loopback Redis GET, every corpus file
+# Targets of the performance issues (ratios measured in the same run). The floor bench checks
+# seal against PrivateJar on every state (corpus and generated) and open against the floor on
+# states of 2 KB or more; the earlier "open >= 10x faster than a loopback Redis GET" target is
+# retired (issue 27: a loopback round trip on this machine is 6-7 µs, a floor no codec reaches).
+SEAL_EVERY = 1.5  # seal at most 1.5x PrivateJar, every state
 FLOOR_LIMIT = 2.0  # open at most 2x the floor, states of 2 KB of JSON or more
 LARGE_STATE = 2048
 # The core issue's targets against PrivateJar (as benches/codec.rs checks them).
@@ -158,12 +161,11 @@ def codec_blocks(codec):
             [f"open <= {limit}x PrivateJar, {size}", f["file"], ratio(open_ratio), f"{limit}x",
              verdict(open_ratio <= limit)]
         )
-        if large:
-            seal_ratio = paired(f, "seal/sealed-session", "seal/privatejar")
-            targets.append(
-                [f"seal <= {SEAL_LARGE}x PrivateJar, states >= 2 KB", f["file"], ratio(seal_ratio),
-                 f"{SEAL_LARGE}x", verdict(seal_ratio <= SEAL_LARGE)]
-            )
+        seal_ratio = paired(f, "seal/sealed-session", "seal/privatejar")
+        targets.append(
+            [f"seal <= {SEAL_LARGE}x PrivateJar, every state", f["file"], ratio(seal_ratio),
+             f"{SEAL_LARGE}x", verdict(seal_ratio <= SEAL_LARGE)]
+        )
         wire = w["sealed-session"] / w["privatejar"]
         if f["token_heavy"]:
             targets.append(
@@ -228,11 +230,10 @@ def floor_blocks(floor):
                 f"{100 * dec_extra / ours:.0f}%", f"{100 * enc_extra / s_ours:.0f}%",
             ]
         )
-        speedup = get_fast / ours
+        seal_ratio = paired(f, "seal/sealed-session", "seal/privatejar")
         targets.append(
-            [f"open >= {REDIS_SPEEDUP:.0f}x faster than a loopback Redis GET", f["file"],
-             f"{speedup:.1f}x (at Redis's median: {get_med / ours:.1f}x)", f"{REDIS_SPEEDUP:.0f}x",
-             verdict(speedup >= REDIS_SPEEDUP)]
+            [f"seal <= {SEAL_EVERY}x PrivateJar, every state", f["file"], ratio(seal_ratio),
+             f"{SEAL_EVERY}x", verdict(seal_ratio <= SEAL_EVERY)]
         )
         if f["json_bytes"] >= LARGE_STATE:
             to_floor = paired(f, "open/sealed-session", "open/floor")

@@ -12,6 +12,8 @@ use cookie::{Cookie, CookieJar};
 use sealed_session::{Key, KeyRing, Session, SessionCodec, SessionConfig};
 use serde_json::{Map, Value};
 
+pub mod generated;
+
 pub type State = Map<String, Value>;
 
 /// The summaries' timing: each operation runs in batches of about `BATCH`. Batches shorter
@@ -407,9 +409,11 @@ pub fn corpus_files() -> Vec<(String, String)> {
         .collect()
 }
 
-/// Every `.json` file of the corpus, sorted by name, prepared for both sides.
+/// Every `.json` file of the corpus, sorted by name, then the seeded token-heavy states of
+/// [`generated`], prepared for both sides.
 pub fn load_cases(sides: &Sides) -> Vec<Case> {
-    corpus_files().into_iter().map(|(file, json)| sides.case(file, &json)).collect()
+    let files = corpus_files().into_iter().chain(generated::states());
+    files.map(|(file, json)| sides.case(file, &json)).collect()
 }
 
 /// Runs `op` once and hands its result to `black_box`, for the closures given to [`medians`].
