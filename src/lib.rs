@@ -123,7 +123,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Outgoing, SessionCodec, SetCookies};
 pub use config::{
     DEFAULT_COMPRESSION_THRESHOLD, DEFAULT_COOKIE_BUDGET, DEFAULT_MAX_COOKIE_HEADER,
-    DEFAULT_MAX_STATE_SIZE, HOST_PREFIX, SameSite, SessionConfig, SessionConfigBuilder,
+    DEFAULT_MAX_STATE_SIZE, DEFAULT_SENSITIVE_KEYS, HOST_PREFIX, SameSite, SessionConfig,
+    SessionConfigBuilder,
 };
 pub use csrf::{CSRF_FIELD, CSRF_HEADER};
 pub use error::{

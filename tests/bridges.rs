@@ -219,6 +219,50 @@ mod axum_side {
             }))
     }
 
+    /// A length oracle through the bridge (CRIME): the app keeps a secret under a key and
+    /// reflects attacker text into the same session. Where the key is sensitive (axum-login's
+    /// data key by default, or one the configuration names), a right and a wrong guess of the
+    /// secret give cookies of the same length; a key nobody named sensitive is the control, and
+    /// there the right guess compresses shorter, which is what the attacker measures.
+    #[tokio::test]
+    async fn a_secret_beside_reflected_text_leaks_no_length_through_the_bridge() {
+        const SECRET: &str = "k9QmT2vX8pL4rW7nZ1sB6yH3cF5jD0aE";
+        const WRONG: &str = "Jx4bN8qR1tV5yZ9cF3hL7pS2wA6dG0mU";
+        #[derive(serde::Deserialize)]
+        struct Params {
+            key: String,
+            note: String,
+        }
+        async fn store(session: Session, Query(p): Query<Params>) -> StatusCode {
+            // A page of text around the reflected note, so the body is compressed.
+            let page = format!("{} {} {}", noise(300), p.note, "search results ".repeat(30));
+            let ok = session.insert(&p.key, SECRET).await.is_ok()
+                && session.insert("note", page).await.is_ok();
+            if ok { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR }
+        }
+        let config = SessionConfig::builder("app").sensitive_key("oauth_token").build().unwrap();
+        let layer = TowerSessionsLayer::new(codec(config));
+        let server = Server::start(layer, Router::new().route("/store", get(store))).await;
+        let length = async |key: &str, guess: &str| {
+            let url = server.url(&format!("/store?key={key}&note={guess}"));
+            let response = reqwest::get(url).await.expect("a response");
+            assert_eq!(response.status(), StatusCode::OK);
+            let values = response.headers().get_all(reqwest::header::SET_COOKIE).iter();
+            let cookies = values.filter_map(|v| cookie::Cookie::parse(v.to_str().ok()?).ok());
+            cookies.filter(|c| c.name().starts_with(NAME)).map(|c| c.value().len()).sum::<usize>()
+        };
+        for (key, sensitive) in [("axum-login.data", true), ("oauth_token", true), ("plain", false)]
+        {
+            let (right, wrong) = (length(key, SECRET).await, length(key, WRONG).await);
+            if sensitive {
+                assert_eq!(right, wrong, "{key}: the length tells a right guess from a wrong one");
+            } else {
+                assert!(right < wrong, "control {key}: right {right}, wrong {wrong}");
+            }
+        }
+        server.stop().await;
+    }
+
     #[tokio::test]
     async fn axum_login_signs_in_and_out_on_sealed_cookies() {
         // axum-login keeps `{ user_id, auth_hash }` under its data key: the subject is the id.

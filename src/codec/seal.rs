@@ -313,7 +313,7 @@ impl SessionCodec {
             }
         };
 
-        let (body, sensitive) = encode_sections(session);
+        let (body, sensitive) = encode_sections(session, &self.config.sensitive_keys);
         let state_size = body.len() + sensitive.as_ref().map_or(0, Vec::len);
         let max_state = self.config.max_state_size;
         if state_size > max_state {
@@ -370,7 +370,7 @@ impl SessionCodec {
                 session_id: [0; SESSION_ID_LEN],
             },
         };
-        let (body, sensitive) = encode_sections(session);
+        let (body, sensitive) = encode_sections(session, &self.config.sensitive_keys);
         let state_bytes = body.len() + sensitive.as_ref().map_or(0, Vec::len);
         let mut framed = Vec::new();
         frame::encode(&meta, &body, sensitive.as_deref(), self.config.compression(), &mut framed);
@@ -425,10 +425,17 @@ struct Unsealed<'k> {
 }
 
 /// Encodes the ordinary and the sensitive values as two MessagePack maps.
-fn encode_sections(session: &Session) -> (Vec<u8>, Option<Vec<u8>>) {
+fn encode_sections(session: &Session, sensitive_keys: &[String]) -> (Vec<u8>, Option<Vec<u8>>) {
     // The values are walked once: an opened session's are merged from its buffer and its
-    // changes (see `Values::iter`).
-    let entries: SmallVec<[(&str, &[u8], bool); 8]> = session.values.iter().collect();
+    // changes (see `Values::iter`). A value is sensitive if it was inserted as one, or if the
+    // configuration names its key (bridges insert everything alike).
+    let entries: SmallVec<[(&str, &[u8], bool); 8]> = session
+        .values
+        .iter()
+        .map(|(key, bytes, sensitive)| {
+            (key, bytes, sensitive || sensitive_keys.iter().any(|name| name == key))
+        })
+        .collect();
     let sensitive_count = entries.iter().filter(|&&(_, _, sensitive)| sensitive).count();
     let size: usize = entries.iter().map(|(key, bytes, _)| key.len() + bytes.len() + 3).sum();
     let write = |wanted: bool, count: usize| {

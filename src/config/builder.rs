@@ -44,6 +44,7 @@ pub struct SessionConfigBuilder {
     token_header: String,
     purpose: Option<String>,
     randomness: Randomness,
+    sensitive_keys: Vec<String>,
 }
 
 impl SessionConfigBuilder {
@@ -72,6 +73,7 @@ impl SessionConfigBuilder {
             token_header: "x-session-token".to_owned(),
             purpose: None,
             randomness: Randomness::default(),
+            sensitive_keys: super::DEFAULT_SENSITIVE_KEYS.iter().map(|&k| k.to_owned()).collect(),
         }
     }
 
@@ -269,6 +271,36 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Always store the value under `key` in the sensitive section, which is never compressed,
+    /// however it was inserted: with plain `insert`, or through a bridge
+    /// ([`TowerSessionsLayer`], [`ActixSessionMiddleware`]) whose session API has no notion of
+    /// sensitive values. Name every key that holds a secret (an OAuth token, an API key, a
+    /// password-derived hash) so it is never compressed beside values an attacker can
+    /// influence, which would let the sealed length reveal it (CRIME; see SECURITY.md). The
+    /// keys of [`DEFAULT_SENSITIVE_KEYS`](crate::DEFAULT_SENSITIVE_KEYS) (axum-login's and
+    /// actix-identity's) are always sensitive.
+    ///
+    /// [`TowerSessionsLayer`]: crate::integrations
+    /// [`ActixSessionMiddleware`]: crate::integrations
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sealed_session::SessionConfig;
+    ///
+    /// let config = SessionConfig::builder("session").sensitive_key("oauth_token").build()?;
+    /// assert!(config.sensitive_keys().any(|key| key == "oauth_token"));
+    /// assert!(config.sensitive_keys().any(|key| key == "axum-login.data"), "a default");
+    /// # Ok::<(), sealed_session::ConfigError>(())
+    /// ```
+    pub fn sensitive_key(mut self, key: impl Into<String>) -> Self {
+        let key = key.into();
+        if !self.sensitive_keys.contains(&key) {
+            self.sensitive_keys.push(key);
+        }
+        self
+    }
+
     /// A deployment purpose bound into every token this configuration seals and required of
     /// every token it opens (default: none), as ASP.NET binds an application discriminator:
     /// with distinct purposes, two deployments that share a key ring (a staging copy of
@@ -373,6 +405,7 @@ impl SessionConfigBuilder {
             token_header: self.token_header.to_ascii_lowercase(),
             purpose: self.purpose,
             randomness: self.randomness,
+            sensitive_keys: self.sensitive_keys,
         })
     }
 }

@@ -99,7 +99,15 @@ pub struct SessionConfig {
     pub(crate) token_header: String,
     pub(crate) purpose: Option<String>,
     pub(crate) randomness: Randomness,
+    pub(crate) sensitive_keys: Vec<String>,
 }
+
+/// Keys that are sensitive in every configuration: where the session crates the bridges serve
+/// keep their secrets. axum-login keeps the user's auth hash (often derived from the password
+/// hash) under `axum-login.data`, its default data key; actix-identity keeps the user id under
+/// `actix_identity.user_id`. Both sit beside values an attacker can influence (flash messages,
+/// form input), which must never be compressed together with them.
+pub const DEFAULT_SENSITIVE_KEYS: &[&str] = &["axum-login.data", "actix_identity.user_id"];
 
 impl Default for SessionConfig {
     fn default() -> SessionConfig {
@@ -130,6 +138,12 @@ impl SessionConfig {
     /// The request header that carries a token (lower case).
     pub fn token_header(&self) -> &str {
         &self.token_header
+    }
+
+    /// The keys whose values are always stored in the sensitive section, however they were
+    /// inserted (see [`SessionConfigBuilder::sensitive_key`]).
+    pub fn sensitive_keys(&self) -> impl Iterator<Item = &str> {
+        self.sensitive_keys.iter().map(String::as_str)
     }
 
     /// The deployment purpose bound into every token, if one is configured (see
