@@ -133,6 +133,79 @@ impl Session {
     }
 }
 
+/// The headers a browser sends about where a request came from, as the bytes received: the
+/// second layer of CSRF defence, which an app turns on with
+/// [`SessionConfigBuilder::csrf_origin_check`](crate::SessionConfigBuilder::csrf_origin_check)
+/// and which [`SessionHandle::verify_csrf_origin`](crate::SessionHandle::verify_csrf_origin)
+/// applies (the axum and actix-web helpers build it from the request themselves).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use sealed_session::{Key, KeyRing, RequestOrigin, Session, SessionCodec, SessionConfig};
+/// use sealed_session::SessionHandle;
+///
+/// let config = SessionConfig::builder("session").csrf_origin_check(true).build()?;
+/// let codec = Arc::new(SessionCodec::new(config, KeyRing::single(Key::generate())));
+/// let handle = SessionHandle::with_codec(Session::new(), codec);
+/// let token = handle.csrf_token()?;
+/// let from = |site: &'static str| {
+///     RequestOrigin::new(Some(site.as_bytes()), None, Some(b"shop.example"))
+/// };
+/// assert!(handle.verify_csrf_origin(Some(&token), from("same-origin")));
+/// assert!(!handle.verify_csrf_origin(Some(&token), from("cross-site")), "the token is not enough");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestOrigin<'h> {
+    /// `Sec-Fetch-Site`: `same-origin`, `same-site`, `cross-site` or `none`.
+    sec_fetch_site: Option<&'h [u8]>,
+    /// `Origin`: `scheme://host[:port]`, or `null`.
+    origin: Option<&'h [u8]>,
+    /// `Host` (or HTTP/2's `:authority`), to compare `Origin` with.
+    host: Option<&'h [u8]>,
+}
+
+impl<'h> RequestOrigin<'h> {
+    /// The request's `Sec-Fetch-Site`, `Origin` and `Host` header values, each as received.
+    pub fn new(
+        sec_fetch_site: Option<&'h [u8]>,
+        origin: Option<&'h [u8]>,
+        host: Option<&'h [u8]>,
+    ) -> RequestOrigin<'h> {
+        RequestOrigin { sec_fetch_site, origin, host }
+    }
+}
+
+impl RequestOrigin<'_> {
+    /// Whether the browser says the request came from another origin, as Go's
+    /// `CrossOriginProtection` decides it: `Sec-Fetch-Site` when present (only `same-origin`
+    /// and `none`, a user's own navigation, pass), else `Origin` against `Host`; an origin in
+    /// `trusted` always passes, and a request with neither header (a client that is not a
+    /// browser, or a browser too old to send them) passes this layer and meets the token.
+    pub(crate) fn is_cross_origin(&self, trusted: &[String]) -> bool {
+        let trusted_origin =
+            || self.origin.is_some_and(|o| trusted.iter().any(|t| t.as_bytes() == o));
+        if let Some(site) = self.sec_fetch_site {
+            return !(site == b"same-origin" || site == b"none" || trusted_origin());
+        }
+        let Some(origin) = self.origin else { return false };
+        if trusted_origin() {
+            return false;
+        }
+        // `scheme://authority`: the authority must be the request's own host.
+        let authority = origin
+            .iter()
+            .position(|&b| b == b':')
+            .and_then(|colon| origin.get(colon + 1..)?.strip_prefix(b"//"));
+        match (authority, self.host) {
+            (Some(authority), Some(host)) => !authority.eq_ignore_ascii_case(host),
+            _ => true,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +250,33 @@ mod tests {
             assert!(!session.verify_csrf(Some(&submitted)), "{case} verified");
         }
         assert!(session.verify_csrf(Some(&token)));
+    }
+
+    #[test]
+    fn cross_origin_requests_are_told_apart() {
+        let trusted = vec!["https://admin.example".to_owned()];
+        let o = |site: Option<&'static str>, origin: Option<&'static str>| RequestOrigin {
+            sec_fetch_site: site.map(str::as_bytes),
+            origin: origin.map(str::as_bytes),
+            host: Some(b"shop.example"),
+        };
+        let cases = [
+            // (Sec-Fetch-Site, Origin, cross-origin)
+            (Some("same-origin"), Some("https://shop.example"), false),
+            (Some("none"), None, false),
+            (Some("same-site"), Some("https://blog.shop.example"), true),
+            (Some("cross-site"), Some("https://evil.example"), true),
+            (Some("cross-site"), Some("https://admin.example"), false),
+            (None, Some("https://shop.example"), false),
+            (None, Some("https://SHOP.example"), false),
+            (None, Some("https://evil.example"), true),
+            (None, Some("https://shop.example.evil.example"), true),
+            (None, Some("null"), true),
+            (None, Some("https://admin.example"), false),
+            (None, None, false),
+        ];
+        for (site, origin, cross) in cases {
+            assert_eq!(o(site, origin).is_cross_origin(&trusted), cross, "{site:?} {origin:?}");
+        }
     }
 }

@@ -250,6 +250,42 @@ impl SessionHandle {
         self.lock().verify_csrf(submitted)
     }
 
+    /// [`verify_csrf`](SessionHandle::verify_csrf), and, when the configuration turns the
+    /// second layer on ([`csrf_origin_check`](crate::SessionConfigBuilder::csrf_origin_check)),
+    /// that the browser does not say the request came from another origin (`Sec-Fetch-Site`,
+    /// else `Origin` against `Host`; see [`RequestOrigin`](crate::RequestOrigin)). For
+    /// frameworks without a helper of their own; axum's `verify_csrf_headers` and actix-web's
+    /// `verify_csrf_request` call it.
+    pub fn verify_csrf_origin(
+        &self,
+        submitted: Option<&str>,
+        origin: crate::RequestOrigin<'_>,
+    ) -> bool {
+        let refused = self.context.as_ref().is_some_and(|context| {
+            let config = context.codec.config();
+            config.csrf_origin_check && origin.is_cross_origin(&config.csrf_trusted_origins)
+        });
+        if refused {
+            tracing::info!("request refused: cross-origin by its Sec-Fetch-Site or Origin");
+            return false;
+        }
+        self.verify_csrf(submitted)
+    }
+
+    /// [`verify_csrf_origin`](SessionHandle::verify_csrf_origin) as a `Result` for `?`.
+    ///
+    /// # Errors
+    ///
+    /// [`CsrfError`](crate::CsrfError) (a `403`) for a cross-origin request or a missing or
+    /// wrong token.
+    pub fn require_csrf_origin(
+        &self,
+        submitted: Option<&str>,
+        origin: crate::RequestOrigin<'_>,
+    ) -> Result<(), crate::CsrfError> {
+        if self.verify_csrf_origin(submitted, origin) { Ok(()) } else { Err(crate::CsrfError) }
+    }
+
     /// [`verify_csrf`](SessionHandle::verify_csrf) as a `Result` for `?`: see
     /// [`Session::require_csrf`].
     ///

@@ -126,7 +126,7 @@ pub use config::{
     DEFAULT_MAX_STATE_SIZE, DEFAULT_SENSITIVE_KEYS, HOST_PREFIX, SameSite, SessionConfig,
     SessionConfigBuilder,
 };
-pub use csrf::{CSRF_FIELD, CSRF_HEADER};
+pub use csrf::{CSRF_FIELD, CSRF_HEADER, RequestOrigin};
 pub use error::{
     ConfigError, CsrfError, RejectReason, Rejected, Rejection, SealError, SessionError, ValueError,
 };

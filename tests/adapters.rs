@@ -647,6 +647,42 @@ async fn one_error_answers_403_for_csrf_and_500_for_values<S: TestServer>() {
     browser.stop().await;
 }
 
+/// The second layer of CSRF defence, turned on: a post carrying the right token is still
+/// refused when the browser says it came from another origin (`Sec-Fetch-Site`, else `Origin`
+/// against `Host`); a trusted origin and requests without either header pass.
+async fn origin_check_refuses_cross_origin_posts<S: TestServer>() {
+    let config = SessionConfig::builder("app")
+        .max_cookie_line(2048)
+        .csrf_origin_check(true)
+        .csrf_trusted_origin("https://admin.example");
+    let browser = Browser::start::<S>(SessionCodec::new(
+        config.build().expect("a valid configuration"),
+        KeyRing::single(Key::generate()),
+    ));
+    let token = browser.get("/csrf").await.body;
+    let own = browser.server.url("/").trim_end_matches('/').to_owned();
+    let table: [(&[(&str, &str)], u16); 8] = [
+        (&[], 200),
+        (&[("sec-fetch-site", "same-origin")], 200),
+        (&[("sec-fetch-site", "none")], 200),
+        (&[("sec-fetch-site", "cross-site")], 403),
+        (&[("sec-fetch-site", "same-site")], 403),
+        (&[("sec-fetch-site", "cross-site"), ("origin", "https://admin.example")], 200),
+        (&[("origin", own.as_str())], 200),
+        (&[("origin", "https://evil.example")], 403),
+    ];
+    for (headers, status) in table {
+        let mut request = browser.client.post(browser.server.url(QUESTION_CSRF_ROUTE));
+        request = request.header(sealed_session::CSRF_HEADER, &token);
+        for &(name, value) in headers {
+            request = request.header(name, value);
+        }
+        let reply = send(request).await;
+        assert_eq!(reply.status, status, "{}: {headers:?}", S::NAME);
+    }
+    browser.stop().await;
+}
+
 /// With a save-error page configured, a session grown past its budget answers that page, writes
 /// no cookie, and the browser keeps the state it had before.
 async fn over_budget_page_keeps_previous_state<S: TestServer>() {
@@ -1034,6 +1070,7 @@ macro_rules! suite_for {
                 update_and_remove_return_values,
                 a_planted_session_never_wins,
                 another_deployments_session_does_not_open,
+                origin_check_refuses_cross_origin_posts,
                 csrf_token_guards_posts,
                 flash_survives_a_redirect_once,
                 concurrent_changes_last_response_wins,

@@ -45,6 +45,8 @@ pub struct SessionConfigBuilder {
     purpose: Option<String>,
     randomness: Randomness,
     sensitive_keys: Vec<String>,
+    csrf_origin_check: bool,
+    csrf_trusted_origins: Vec<String>,
 }
 
 impl SessionConfigBuilder {
@@ -74,6 +76,8 @@ impl SessionConfigBuilder {
             purpose: None,
             randomness: Randomness::default(),
             sensitive_keys: super::DEFAULT_SENSITIVE_KEYS.iter().map(|&k| k.to_owned()).collect(),
+            csrf_origin_check: false,
+            csrf_trusted_origins: Vec::new(),
         }
     }
 
@@ -301,6 +305,27 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// A second layer of CSRF defence (default off): the CSRF checks that see the request
+    /// (`verify_csrf_headers` in axum, `verify_csrf_request` in actix-web,
+    /// [`SessionHandle::verify_csrf_origin`](crate::SessionHandle::verify_csrf_origin) anywhere)
+    /// also refuse a request the browser says came from another origin: `Sec-Fetch-Site`
+    /// other than `same-origin` or `none`, or, without it, an `Origin` whose host is not the
+    /// request's `Host`. Requests without either header (clients that are not browsers) meet
+    /// the token alone. Turn it on when every legitimate form posts from the app's own origin;
+    /// name other origins with [`csrf_trusted_origin`](SessionConfigBuilder::csrf_trusted_origin).
+    pub fn csrf_origin_check(mut self, on: bool) -> Self {
+        self.csrf_origin_check = on;
+        self
+    }
+
+    /// An origin (`scheme://host[:port]`, as browsers send it in `Origin`) whose requests pass
+    /// the [`csrf_origin_check`](SessionConfigBuilder::csrf_origin_check) as if they were the
+    /// app's own.
+    pub fn csrf_trusted_origin(mut self, origin: impl Into<String>) -> Self {
+        self.csrf_trusted_origins.push(origin.into());
+        self
+    }
+
     /// A deployment purpose bound into every token this configuration seals and required of
     /// every token it opens (default: none), as ASP.NET binds an application discriminator:
     /// with distinct purposes, two deployments that share a key ring (a staging copy of
@@ -406,6 +431,8 @@ impl SessionConfigBuilder {
             purpose: self.purpose,
             randomness: self.randomness,
             sensitive_keys: self.sensitive_keys,
+            csrf_origin_check: self.csrf_origin_check,
+            csrf_trusted_origins: self.csrf_trusted_origins,
         })
     }
 }

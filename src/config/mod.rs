@@ -100,6 +100,8 @@ pub struct SessionConfig {
     pub(crate) purpose: Option<String>,
     pub(crate) randomness: Randomness,
     pub(crate) sensitive_keys: Vec<String>,
+    pub(crate) csrf_origin_check: bool,
+    pub(crate) csrf_trusted_origins: Vec<String>,
 }
 
 /// Keys that are sensitive in every configuration: where the session crates the bridges serve

@@ -47,8 +47,12 @@ impl SessionHandle {
     /// # Ok::<(), sealed_session::SealError>(())
     /// ```
     pub fn verify_csrf_request(&self, request: &HttpRequest, form_field: Option<&str>) -> bool {
-        let header = request.headers().get(crate::CSRF_HEADER);
-        self.verify_csrf(header.and_then(|value| value.to_str().ok()).or(form_field))
+        let headers = request.headers();
+        let header = headers.get(crate::CSRF_HEADER).and_then(|value| value.to_str().ok());
+        let value = |name: &str| headers.get(name).map(|value| value.as_bytes());
+        let origin =
+            crate::RequestOrigin::new(value("sec-fetch-site"), value("origin"), value("host"));
+        self.verify_csrf_origin(header.or(form_field), origin)
     }
 }
 

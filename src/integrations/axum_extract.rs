@@ -43,7 +43,13 @@ impl SessionHandle {
     /// ```
     pub fn verify_csrf_headers(&self, headers: &http::HeaderMap, form_field: Option<&str>) -> bool {
         let header = headers.get(crate::CSRF_HEADER).and_then(|value| value.to_str().ok());
-        self.verify_csrf(header.or(form_field))
+        let value = |name: &str| headers.get(name).map(http::HeaderValue::as_bytes);
+        let origin = crate::RequestOrigin::new(
+            value("sec-fetch-site"),
+            value(http::header::ORIGIN.as_str()),
+            value(http::header::HOST.as_str()),
+        );
+        self.verify_csrf_origin(header.or(form_field), origin)
     }
 }
 

@@ -580,9 +580,13 @@ fn poem_question_csrf(
     session: SessionHandle,
     request: &poem::Request,
 ) -> Result<String, sealed_session::SessionError> {
-    let header = request.headers().get(sealed_session::CSRF_HEADER);
+    let headers = request.headers();
+    let header = headers.get(sealed_session::CSRF_HEADER).and_then(|v| v.to_str().ok());
     let field = param(request.uri().query().unwrap_or(""), CSRF_FIELD);
-    session.require_csrf(header.and_then(|v| v.to_str().ok()).or(field))?;
+    let value = |name: &str| headers.get(name).map(|v| v.as_bytes());
+    let origin =
+        sealed_session::RequestOrigin::new(value("sec-fetch-site"), value("origin"), value("host"));
+    session.require_csrf_origin(header.or(field), origin)?;
     Ok(question(&session)?)
 }
 
