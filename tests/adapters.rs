@@ -683,6 +683,24 @@ async fn origin_check_refuses_cross_origin_posts<S: TestServer>() {
     browser.stop().await;
 }
 
+/// A logout cannot be undone by a response already in flight: a request that opened the
+/// session before the logout (here: its cookies sent again after it, which the server cannot
+/// tell apart) and changes it answers removals, never the old session's cookie again.
+async fn a_response_in_flight_cannot_undo_a_logout<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    browser.login("ada").await;
+    let before_logout = browser.session_header();
+    let reply = browser.post("/logout").await;
+    assert!(reply.stored().is_empty() && !reply.removed().is_empty(), "{}: {reply:?}", S::NAME);
+
+    let url = browser.server.url("/count");
+    let reply = send(bare_client().post(url).header("cookie", &before_logout)).await;
+    assert_eq!(reply.status, 200, "{}: {reply:?}", S::NAME);
+    assert!(reply.stored().is_empty(), "{}: the old session set again: {reply:?}", S::NAME);
+    assert!(!reply.removed().is_empty(), "{}: its cookies removed once more", S::NAME);
+    browser.stop().await;
+}
+
 /// With a save-error page configured, a session grown past its budget answers that page, writes
 /// no cookie, and the browser keeps the state it had before.
 async fn over_budget_page_keeps_previous_state<S: TestServer>() {
@@ -1071,6 +1089,7 @@ macro_rules! suite_for {
                 a_planted_session_never_wins,
                 another_deployments_session_does_not_open,
                 origin_check_refuses_cross_origin_posts,
+                a_response_in_flight_cannot_undo_a_logout,
                 csrf_token_guards_posts,
                 flash_survives_a_redirect_once,
                 concurrent_changes_last_response_wins,

@@ -9,6 +9,9 @@ use crate::error::{RejectReason, SealError};
 use crate::handle::{Context, SessionHandle};
 use crate::revocation::Revocation;
 use crate::session::Session;
+use crate::time::to_unix;
+
+use super::logouts::RecentLogouts;
 
 /// What every adapter shares: the codec, the clock it reads, the revocation check, and the
 /// three steps of a request.
@@ -18,12 +21,19 @@ pub(crate) struct Shared {
     pub(crate) codec: Arc<SessionCodec>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) revocation: Option<Revocation>,
+    /// Sessions this node logged out lately (see [`guard_logout`](Shared::guard_logout)).
+    pub(crate) logouts: Arc<RecentLogouts>,
 }
 
 #[allow(dead_code)]
 impl Shared {
     pub(crate) fn new(codec: SessionCodec) -> Shared {
-        Shared { codec: Arc::new(codec), clock: Arc::new(SystemClock), revocation: None }
+        Shared {
+            codec: Arc::new(codec),
+            clock: Arc::new(SystemClock),
+            revocation: None,
+            logouts: Arc::default(),
+        }
     }
 
     /// What the handles of this adapter's requests measure their sessions with (see
@@ -120,6 +130,7 @@ impl Shared {
         &self,
         mut session: Session,
     ) -> Result<Vec<(String, String)>, SealError> {
+        self.guard_logout(&mut session);
         if let Some(revocation) = &self.revocation {
             if revocation.needs_stamp(&session) {
                 if let Err(error) = revocation.stamp(&mut session).await {
@@ -152,7 +163,27 @@ impl Shared {
         &self,
         session: &mut Session,
     ) -> Result<Vec<(String, String)>, SealError> {
+        self.guard_logout(session);
         self.codec.store_headers_lazy(session, || self.clock.now())
+    }
+
+    /// Remembers a logout made here, and keeps a response that was in flight when it happened
+    /// (its request opened the session before the logout) from setting the session's cookie
+    /// again: such a session is purged instead, so its response removes the cookies once more.
+    /// Costs one atomic load on requests while no logout is remembered.
+    fn guard_logout(&self, session: &mut Session) {
+        if let Some((id, _)) = session.ended() {
+            self.logouts.record(id, to_unix(self.clock.now()));
+            return;
+        }
+        if self.logouts.is_empty() {
+            return;
+        }
+        let Some(id) = session.id() else { return };
+        if self.logouts.contains(id, to_unix(self.clock.now())) {
+            tracing::info!(session = %id, "a response for a session logged out meanwhile removes its cookies");
+            session.purge();
+        }
     }
 }
 
