@@ -1,5 +1,9 @@
 //! Revocation: "log out" that a copied cookie cannot undo, and "log out everywhere".
 //!
+//! (This file is the store trait and [`Revocation`], the one API adapters and apps call; it
+//! runs a little past 500 lines because `Revocation`'s methods are one idea, the check and the
+//! three ways to revoke, read best together. The stores live in the files beside it.)
+//!
 //! A stateless session stays valid until it expires, even after logout: whoever copied the
 //! cookie can replay it. Revocation closes that gap without making the session itself stateful:
 //! the session still lives in the cookie, and a small shared store only remembers what was

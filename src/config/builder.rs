@@ -1,5 +1,9 @@
 //! [`SessionConfigBuilder`]: the secure defaults, one setter per setting, and
 //! [`build`](SessionConfigBuilder::build), which checks the settings together.
+//!
+//! Kept whole past 500 lines on purpose: it is one idea, a setter per setting, each with the
+//! documentation (and the warning, where a setting weakens a default) that belongs beside it;
+//! the per-value rules already live in `validate.rs`.
 
 use std::time::Duration;
 

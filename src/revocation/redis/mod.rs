@@ -5,12 +5,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::Value;
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
 
 use super::{BoxFuture, DEFAULT_STORE_TIMEOUT, Query, RevocationStore, StoreError};
 use crate::session::SessionId;
+
+mod link;
+
+pub(super) use link::{Connection, Primary, Scripts, bounded, cluster, connect};
 
 /// The prefix of every key [`RedisRevocations`] writes, by default.
 pub const DEFAULT_KEY_PREFIX: &str = "sealed-session:";
@@ -296,189 +298,6 @@ impl RedisRevocationsBuilder {
             connect_timeout: self.connect_timeout,
             response_timeout: self.response_timeout,
         })
-    }
-}
-
-/// A connection to one server or to a Redis Cluster; the stores send it only single-key
-/// commands (or none with a key), so a cluster routes each to the node that owns its slot.
-#[derive(Clone)]
-pub(super) enum Connection {
-    Single(ConnectionManager),
-    /// Connected on first use (creating a cluster connection asks the cluster for its slots).
-    Cluster(Arc<ClusterLink>),
-}
-
-pub(super) struct ClusterLink {
-    client: ::redis::cluster::ClusterClient,
-    connection: tokio::sync::OnceCell<::redis::cluster_async::ClusterConnection>,
-}
-
-/// A lazily connecting Redis Cluster connection through any of `nodes`, failing fast.
-pub(super) fn cluster(
-    nodes: &[&str],
-    store: &str,
-    connect_timeout: Duration,
-    response_timeout: Duration,
-) -> Result<Connection, StoreError> {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Err(StoreError(format!("{store} must be created inside a tokio runtime")));
-    }
-    let client = ::redis::cluster::ClusterClient::builder(nodes.iter().copied())
-        .connection_timeout(connect_timeout)
-        .response_timeout(response_timeout)
-        .retries(0)
-        .build()
-        // The URLs may hold a password: errors name the problem, never a URL.
-        .map_err(|e| StoreError(format!("invalid Redis Cluster URLs: {e}")))?;
-    let link = ClusterLink { client, connection: tokio::sync::OnceCell::new() };
-    Ok(Connection::Cluster(Arc::new(link)))
-}
-
-/// Where a command goes: the one server, or one primary of a cluster.
-pub(super) type Primary = Option<(String, u16)>;
-
-impl Connection {
-    /// The servers that hold keys: the one server, or every primary of the cluster.
-    pub(super) async fn primaries(&mut self) -> ::redis::RedisResult<Vec<Primary>> {
-        let Connection::Cluster(link) = self else { return Ok(vec![None]) };
-        let mut connection = Connection::cluster(link).await?;
-        let nodes: String =
-            ::redis::cmd("CLUSTER").arg("NODES").query_async(&mut connection).await?;
-        // `<id> <ip:port@cport[,hostname]> <flags> ...`, one line per node.
-        Ok(nodes
-            .lines()
-            .filter_map(|line| {
-                let mut fields = line.split(' ');
-                let address = fields.nth(1)?;
-                let flags = fields.next()?;
-                if !flags.split(',').any(|flag| flag == "master") || flags.contains("fail") {
-                    return None;
-                }
-                let address = address.split(['@', ',']).next()?;
-                let (host, port) = address.rsplit_once(':')?;
-                Some(Some((host.to_owned(), port.parse().ok()?)))
-            })
-            .collect())
-    }
-
-    /// Runs `command` on `primary` (see [`primaries`](Connection::primaries)).
-    pub(super) async fn query_at<T: ::redis::FromRedisValue>(
-        &mut self,
-        command: &::redis::Cmd,
-        primary: &Primary,
-    ) -> ::redis::RedisResult<T> {
-        match (self, primary) {
-            (Connection::Cluster(link), Some((host, port))) => {
-                use ::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-                let mut connection = Connection::cluster(link).await?;
-                let at = SingleNodeRoutingInfo::ByAddress { host: host.clone(), port: *port };
-                let value =
-                    connection.route_command(command.clone(), RoutingInfo::SingleNode(at)).await?;
-                ::redis::from_redis_value(value).map_err(Into::into)
-            }
-            (connection, _) => command.query_async(connection).await,
-        }
-    }
-
-    async fn cluster(
-        link: &ClusterLink,
-    ) -> ::redis::RedisResult<::redis::cluster_async::ClusterConnection> {
-        link.connection.get_or_try_init(|| link.client.get_async_connection()).await.cloned()
-    }
-}
-
-impl ::redis::aio::ConnectionLike for Connection {
-    fn req_packed_command<'a>(
-        &'a mut self,
-        command: &'a ::redis::Cmd,
-    ) -> ::redis::RedisFuture<'a, Value> {
-        match self {
-            Connection::Single(connection) => connection.req_packed_command(command),
-            Connection::Cluster(link) => Box::pin(async move {
-                let mut connection = Connection::cluster(link).await?;
-                connection.req_packed_command(command).await
-            }),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a ::redis::Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> ::redis::RedisFuture<'a, Vec<Value>> {
-        match self {
-            Connection::Single(connection) => {
-                connection.req_packed_commands(pipeline, offset, count)
-            }
-            Connection::Cluster(link) => Box::pin(async move {
-                let mut connection = Connection::cluster(link).await?;
-                connection.req_packed_commands(pipeline, offset, count).await
-            }),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Connection::Single(connection) => connection.get_db(),
-            Connection::Cluster(_) => 0,
-        }
-    }
-}
-
-/// A lazily connecting `ConnectionManager` for the server at `url`, failing fast.
-pub(super) fn connect(
-    url: &str,
-    store: &str,
-    connect_timeout: Duration,
-    response_timeout: Duration,
-) -> Result<ConnectionManager, StoreError> {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Err(StoreError(format!("{store} must be created inside a tokio runtime")));
-    }
-    // The URL may hold a password: errors name the problem, never the URL.
-    let info = ::redis::IntoConnectionInfo::into_connection_info(url)
-        .map_err(|e| StoreError(format!("invalid Redis URL: {e}")))?;
-    // Each check is one small command waiting for its answer: no Nagle delay.
-    let tcp = ::redis::io::tcp::TcpSettings::default().set_nodelay(true);
-    let client = ::redis::Client::open(info.set_tcp_settings(tcp))
-        .map_err(|e| StoreError(format!("invalid Redis URL: {e}")))?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(connect_timeout))
-        .set_response_timeout(Some(response_timeout))
-        // Fail fast: while Redis is down each request gets an error at once (and the
-        // policy decides), instead of waiting out a series of reconnection attempts.
-        // Every failed request triggers a new attempt in the background.
-        .set_number_of_retries(0);
-    ConnectionManager::new_lazy_with_config(client, config)
-        .map_err(|e| StoreError(format!("Redis connection manager: {e}")))
-}
-
-/// The scripts, each with the helper it uses.
-#[derive(Debug)]
-pub(super) struct Scripts {
-    pub(super) revoke_subject: String,
-    pub(super) revoke_lineage: String,
-}
-
-impl Scripts {
-    pub(super) fn new() -> Scripts {
-        Scripts {
-            revoke_subject: format!("{EXTEND}{REVOKE_SUBJECT}"),
-            revoke_lineage: format!("{EXTEND}{REVOKE_LINEAGE}"),
-        }
-    }
-}
-
-/// Runs one Redis operation within `limit`, mapping every failure.
-pub(super) async fn bounded<T>(
-    limit: Duration,
-    operation: impl Future<Output = ::redis::RedisResult<T>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(limit, operation).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(StoreError(format!("Redis: {error}"))),
-        Err(_) => Err(StoreError(format!("Redis did not answer within {limit:?}"))),
     }
 }
 
