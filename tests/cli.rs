@@ -13,6 +13,11 @@ use serde_json::Value;
 use sealed_session::KeyId;
 use sealed_session::keys::file::{load_file, parse_env};
 
+/// `keys schedule` and `keys rotate --if-due`.
+#[cfg(unix)]
+#[path = "cli/schedule.rs"]
+mod schedule;
+
 fn bin() -> Command {
     Command::cargo_bin("sealed-session").unwrap()
 }

@@ -1,31 +1,14 @@
-//! `sealed-session keys schedule` and `keys rotate --if-due`, run as processes (needs
+//! (A module of `tests/cli.rs`, whose helpers it uses.) `sealed-session keys schedule` and `keys rotate --if-due`, run as processes (needs
 //! `--features cli`): the scheduled command is idempotent, safe from many processes at once,
 //! prints what it did and exits 0 when nothing was due; a root is replaced staged (nobody is
 //! logged out) or at once (everybody under the old root is).
-#![cfg(unix)]
+use std::path::Path;
 
-use std::path::{Path, PathBuf};
-
-use assert_cmd::Command;
 use serde_json::Value;
 
 use sealed_session::keys::file::load_file;
 
-fn bin() -> Command {
-    Command::cargo_bin("sealed-session").unwrap()
-}
-
-fn ring() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ring.json");
-    bin().args(["keys", "init", "--file"]).arg(&path).assert().success();
-    (dir, path)
-}
-
-fn keys(path: &Path, args: &[&str]) -> assert_cmd::assert::Assert {
-    let (command, rest) = args.split_first().unwrap();
-    bin().args(["keys", command, "--file"]).arg(path).args(rest).assert()
-}
+use super::{bin, keys, ring};
 
 fn stdout(assert: assert_cmd::assert::Assert) -> String {
     String::from_utf8(assert.get_output().stdout.clone()).unwrap()
