@@ -492,6 +492,7 @@ mod actix_side {
                             .route("/flash", web::post().to(flash_then_redirect))
                             .route("/show", web::get().to(show))
                             .route("/big", web::post().to(big))
+                            .route("/status/{op}", web::post().to(status))
                     })
                     .workers(1)
                     .disable_signals()
@@ -553,6 +554,24 @@ mod actix_side {
         match session.insert("blob", noise(20_000)) {
             Ok(()) => HttpResponse::Ok().body("stored"),
             Err(_) => HttpResponse::BadRequest().finish(),
+        }
+    }
+
+    /// Does `op` through `actix_session::Session` and answers the status it reports then.
+    async fn status(session: actix_session::Session, op: web::Path<String>) -> HttpResponse {
+        let done = match op.as_str() {
+            "read" => session.get::<bool>("visited").map(drop).map_err(drop),
+            "same" => session.insert("visited", true).map_err(drop),
+            "new" => session.insert("visited", false).map_err(drop),
+            "renew" => {
+                session.renew();
+                Ok(())
+            }
+            _ => Err(()),
+        };
+        match done {
+            Ok(()) => HttpResponse::Ok().body(format!("{:?}", session.status())),
+            Err(()) => HttpResponse::BadRequest().finish(),
         }
     }
 
@@ -638,6 +657,38 @@ mod actix_side {
         assert_eq!(response.text().await.unwrap(), "", "an empty 500");
         let me = client.get(server.url("/me")).send().await.unwrap();
         assert_eq!(me.text().await.unwrap(), "ada");
+        server.stop().await;
+    }
+
+    /// The README's deliberate differences from actix-session: a loaded session reports
+    /// `Changed`, a re-insert of the value a key holds writes no cookie, `Renewed` is exact.
+    #[tokio::test]
+    async fn actix_session_status_and_rewrites_are_as_documented() {
+        let server = Server::start(ActixSessionMiddleware::new(codec(config())));
+        let (client, _jar) = browser();
+        let stranger = Client::new();
+        let post = |client: &Client, op: &str| {
+            let request = client.post(server.url(&format!("/status/{op}")));
+            async move {
+                let response = request.send().await.expect("a response");
+                let cookies = stored_chunks(&response).len();
+                (response.text().await.expect("a body"), cookies > 0)
+            }
+        };
+        assert_eq!(client.post(server.url("/visit")).send().await.unwrap().status(), 200);
+
+        // (who, op, status the handler sees, a cookie written)
+        let rows = [
+            (&stranger, "read", "Unchanged", false),
+            (&client, "read", "Changed", false),
+            (&client, "same", "Changed", false),
+            (&client, "new", "Changed", true),
+            (&client, "renew", "Renewed", true),
+        ];
+        for (who, op, status, written) in rows {
+            let (seen, cookie) = post(who, op).await;
+            assert_eq!((seen.as_str(), cookie), (status, written), "{op}");
+        }
         server.stop().await;
     }
 }

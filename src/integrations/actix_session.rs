@@ -54,6 +54,23 @@
 //! core API stored in a form JSON cannot hold is not shown to `actix_session::Session` and is
 //! kept as it is.
 //!
+//! # Deliberate differences from `actix_session::SessionMiddleware`
+//!
+//! - **`status()` of a loaded session is `Changed`**, not `Unchanged`, until the handler
+//!   renews or purges it. actix-session 0.11 loads state without touching the status only
+//!   through `Session::set_session`, which is `pub(crate)`; its public API fills a session
+//!   only with `insert`, which sets `Changed`, and has no way back to `Unchanged`. Do not
+//!   branch on `status() == Changed` to learn whether the handler wrote something: `Renewed`
+//!   and `Purged` are exact, and an empty (new) session starts `Unchanged` as upstream. The
+//!   bridge itself compares the values before and after the handler, so an unchanged session
+//!   writes no cookie.
+//! - **Inserting the value a key already holds writes nothing**; upstream writes a new cookie
+//!   with a fresh lifetime. The bridge cannot tell such an insert from no insert (the status
+//!   is `Changed` either way, see above), and it needs none: every request, a read included,
+//!   refreshes the idle window (at most once per `refresh_interval`), and the absolute end
+//!   cannot be moved by any write. Skipping it saves resending every cookie of the session (up to the budget,
+//!   several KB) on a request that changed nothing.
+//!
 //! A session too large to seal answers an empty 500 and logs the sizes, as `SessionMiddleware`
 //! does; `actix_session::Session` has no `save` to ask earlier, so a handler that may store a
 //! lot checks it first with [`SessionCodec::seal`](crate::SessionCodec::seal) on a copy.
