@@ -54,6 +54,16 @@ fn stored_chunks(response: &reqwest::Response) -> Vec<String> {
         .collect()
 }
 
+/// The `Max-Age` of each session cookie a response sets, in seconds.
+fn max_ages(response: &reqwest::Response) -> Vec<i64> {
+    let values = response.headers().get_all(reqwest::header::SET_COOKIE).iter();
+    values
+        .filter_map(|v| cookie::Cookie::parse(v.to_str().ok()?.to_owned()).ok())
+        .filter(|c| c.name().starts_with(NAME) && !c.value().is_empty())
+        .filter_map(|c| c.max_age().map(|age| age.whole_seconds()))
+        .collect()
+}
+
 /// `len` hexadecimal digits from a linear congruential generator: text compression can only
 /// halve it.
 fn noise(len: usize) -> String {
@@ -456,9 +466,11 @@ mod actix_side {
     use actix_web::http::header::LOCATION;
     use actix_web::{App, HttpMessage as _, HttpRequest, HttpResponse, HttpServer, web};
     use actix_web_flash_messages::{FlashMessage, FlashMessagesFramework, IncomingFlashMessages};
-    use sealed_session::SessionHandle;
+    use std::time::{Duration, SystemTime};
+
     use sealed_session::integrations::actix_flash::SealedMessageStore;
     use sealed_session::integrations::actix_session::ActixSessionMiddleware;
+    use sealed_session::{ManualClock, SessionHandle};
 
     use super::*;
 
@@ -557,12 +569,13 @@ mod actix_side {
         }
     }
 
-    /// Does `op` through `actix_session::Session` and answers the status it reports then.
+    /// Does `op` through `actix_session::Session` (`true` and `false` insert that value under
+    /// `visited`) and answers the status it reports then.
     async fn status(session: actix_session::Session, op: web::Path<String>) -> HttpResponse {
         let done = match op.as_str() {
             "read" => session.get::<bool>("visited").map(drop).map_err(drop),
-            "same" => session.insert("visited", true).map_err(drop),
-            "new" => session.insert("visited", false).map_err(drop),
+            "true" => session.insert("visited", true).map_err(drop),
+            "false" => session.insert("visited", false).map_err(drop),
             "renew" => {
                 session.renew();
                 Ok(())
@@ -681,13 +694,45 @@ mod actix_side {
         let rows = [
             (&stranger, "read", "Unchanged", false),
             (&client, "read", "Changed", false),
-            (&client, "same", "Changed", false),
-            (&client, "new", "Changed", true),
+            (&client, "true", "Changed", false),
+            (&client, "false", "Changed", true),
             (&client, "renew", "Renewed", true),
         ];
         for (who, op, status, written) in rows {
             let (seen, cookie) = post(who, op).await;
             assert_eq!((seen.as_str(), cookie), (status, written), "{op}");
+        }
+        server.stop().await;
+    }
+
+    /// The README's `Max-Age` difference: a later write counts down to the absolute end, where
+    /// actix-session writes its full TTL again; `renew` starts a new session, a new end.
+    #[tokio::test]
+    async fn max_age_counts_down_to_the_absolute_end_on_later_writes() {
+        let config = SessionConfig::builder("app")
+            .persistent(true)
+            .idle_timeout(Duration::from_secs(1800))
+            .absolute_timeout(Duration::from_secs(3600))
+            .build()
+            .expect("a valid configuration");
+        let clock = ManualClock::new(SystemTime::now());
+        let server =
+            Server::start(ActixSessionMiddleware::new(codec(config)).with_clock(clock.clone()));
+        let (client, _jar) = browser();
+
+        // (seconds later, op, the Max-Age it writes: None for no cookie)
+        let rows = [
+            (0, "true", Some(3600)),
+            (5, "true", None),
+            (0, "false", Some(3595)),
+            (95, "true", Some(3500)),
+            (0, "renew", Some(3600)),
+        ];
+        for (later, op, max_age) in rows {
+            clock.advance(Duration::from_secs(later));
+            let response = client.post(server.url(&format!("/status/{op}"))).send().await;
+            let ages = max_ages(&response.expect("a response"));
+            assert_eq!(ages, Vec::from_iter(max_age), "{op} after {later} s");
         }
         server.stop().await;
     }

@@ -67,9 +67,16 @@
 //! - **Inserting the value a key already holds writes nothing**; upstream writes a new cookie
 //!   with a fresh lifetime. The bridge cannot tell such an insert from no insert (the status
 //!   is `Changed` either way, see above), and it needs none: every request, a read included,
-//!   refreshes the idle window (at most once per `refresh_interval`), and the absolute end
-//!   cannot be moved by any write. Skipping it saves resending every cookie of the session (up to the budget,
-//!   several KB) on a request that changed nothing.
+//!   refreshes the idle window (at most once per `refresh_interval`), and no write short of
+//!   `renew` (a new session) moves the absolute end. Skipping it saves resending every cookie
+//!   of the session (up to the budget, several KB) on a request that changed nothing.
+//! - **Max-Age counts down to the absolute end**: with `persistent` on (the default is a
+//!   browser-session cookie, no `Max-Age`), every write sets `Max-Age` to the time left until
+//!   the session's absolute end (a change 5 s later gets 55 of 60), where upstream writes its
+//!   full TTL again. The idle timeout is enforced inside the sealed payload, not by `Max-Age`.
+//!
+//! Do not rely on: `status()` as a change signal, a re-insert refreshing the cookie, `Max-Age`
+//! being the same on every write, or `SessionMiddleware`'s builder options.
 //!
 //! A session too large to seal answers an empty 500 and logs the sizes, as `SessionMiddleware`
 //! does; `actix_session::Session` has no `save` to ask earlier, so a handler that may store a

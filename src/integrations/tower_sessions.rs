@@ -49,6 +49,15 @@
 //! out of the record and kept as it is. The `Id` of a session created or cycled during a request
 //! is provisional: the session is sealed under a fresh random id, which the next request sees.
 //!
+//! # Lifetimes: do not rely on upstream's
+//!
+//! `Max-Age` counts down to the absolute end: with `persistent` on (the default is a
+//! browser-session cookie, no `Max-Age`), every write sets it to the time left until the
+//! session's absolute end (a change 5 s later gets 55 of 60), where tower-sessions writes the
+//! full expiry again; the idle timeout is enforced inside the sealed payload. Do not rely on
+//! `set_expiry` changing anything, on `expiry`/`expiry_date`/`expiry_age` describing the
+//! cookie, or on `Max-Age` being the same on every write.
+//!
 //! # Errors and sizes
 //!
 //! A tampered, expired or revoked cookie becomes a fresh session and a `tracing` warning, as with
