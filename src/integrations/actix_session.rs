@@ -76,7 +76,8 @@
 //!   full TTL again. The idle timeout is enforced inside the sealed payload, not by `Max-Age`.
 //!
 //! Do not rely on: `status()` as a change signal, a re-insert refreshing the cookie, `Max-Age`
-//! being the same on every write, or `SessionMiddleware`'s builder options.
+//! being the same on every write, or `SessionMiddleware`'s builder options (see the README's
+//! table of every `Session` method and option).
 //!
 //! A session too large to seal answers an empty 500 and logs the sizes, as `SessionMiddleware`
 //! does; `actix_session::Session` has no `save` to ask earlier, so a handler that may store a

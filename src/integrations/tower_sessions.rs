@@ -45,6 +45,9 @@
 //! | `save` called by the handler | the record is written back and sealed on trial: `Err` names the sizes when it is past the budget |
 //! | `Expiry`, `set_expiry` | not honoured: the idle and absolute timeouts and `persistent` come from [`SessionConfig`](crate::SessionConfig) |
 //!
+//! The README's "Using axum-login" has a table of every `Session` method and
+//! `SessionManagerLayer` option, and what each does here.
+//!
 //! A value the core API stored in a form JSON cannot hold (MessagePack binary, say) is left
 //! out of the record and kept as it is. The `Id` of a session created or cycled during a request
 //! is provisional: the session is sealed under a fresh random id, which the next request sees.
