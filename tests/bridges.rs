@@ -505,6 +505,8 @@ mod actix_side {
                             .route("/show", web::get().to(show))
                             .route("/big", web::post().to(big))
                             .route("/status/{op}", web::post().to(status))
+                            .route("/both", web::post().to(both))
+                            .route("/csrf", web::post().to(csrf))
                     })
                     .workers(1)
                     .disable_signals()
@@ -586,6 +588,22 @@ mod actix_side {
             Ok(()) => HttpResponse::Ok().body(format!("{:?}", session.status())),
             Err(()) => HttpResponse::BadRequest().finish(),
         }
+    }
+
+    /// What `actix_session::Session` lacks, from the `SessionHandle` of the same session: a
+    /// value written through one read through the other, the CSRF token, the size.
+    async fn both(session: actix_session::Session, handle: SessionHandle) -> HttpResponse {
+        let visited = handle.get::<bool>("visited").ok().flatten();
+        let fits = handle.size().map(|size| size.fits());
+        match (handle.csrf_token(), session.insert("seen_by_both", true)) {
+            (Ok(token), Ok(())) => HttpResponse::Ok().body(format!("{visited:?} {fits:?} {token}")),
+            _ => HttpResponse::InternalServerError().finish(),
+        }
+    }
+
+    /// Whether the request passes the CSRF check (its token in the `x-csrf-token` header).
+    async fn csrf(request: HttpRequest, handle: SessionHandle) -> String {
+        handle.verify_csrf_request(&request, None).to_string()
     }
 
     async fn flash_then_redirect() -> HttpResponse {
@@ -733,6 +751,53 @@ mod actix_side {
             let response = client.post(server.url(&format!("/status/{op}"))).send().await;
             let ages = max_ages(&response.expect("a response"));
             assert_eq!(ages, Vec::from_iter(max_age), "{op} after {later} s");
+        }
+        server.stop().await;
+    }
+
+    /// The README's word on what the bridge lacks: handlers get the `SessionHandle` of the same
+    /// session beside `actix_session::Session`, and its CSRF token survives the bridge's write-back.
+    #[tokio::test]
+    async fn a_handler_gets_the_session_handle_beside_actix_session() {
+        let server = Server::start(ActixSessionMiddleware::new(codec(config())));
+        let (client, _jar) = browser();
+        let both = || {
+            let request = client.post(server.url("/both"));
+            async move {
+                let response = request.send().await.expect("a response");
+                assert_eq!(response.status(), StatusCode::OK);
+                let body = response.text().await.expect("a body");
+                let (seen, token) = body.rsplit_once(' ').expect("seen and a token");
+                (seen.to_owned(), token.to_owned())
+            }
+        };
+        assert_eq!(client.post(server.url("/visit")).send().await.unwrap().status(), 200);
+
+        let (seen, token) = both().await;
+        assert_eq!(seen, "Some(true) Some(true)", "visited (written via actix-session), fits");
+        assert!(token.len() >= 32, "a CSRF token: {token}");
+        let check = client.post(server.url("/csrf")).header("x-csrf-token", &token);
+        let passes = check.send().await.expect("a response").text().await.expect("a body");
+        assert_eq!(passes, "true", "the token was sealed beside actix-session's changes");
+        server.stop().await;
+    }
+
+    /// The configured CSRF origin check holds for a bridge handler's `SessionHandle` too.
+    #[tokio::test]
+    async fn the_csrf_origin_check_holds_beside_actix_session() {
+        let config = SessionConfig::builder("app").csrf_origin_check(true).build().expect("valid");
+        let server = Server::start(ActixSessionMiddleware::new(codec(config)));
+        let (client, _jar) = browser();
+        let response = client.post(server.url("/both")).send().await.expect("a response");
+        let body = response.text().await.expect("a body");
+        let (_, token) = body.rsplit_once(' ').expect("a token");
+
+        // (Sec-Fetch-Site, passes)
+        let rows = [("same-origin", "true"), ("cross-site", "false"), ("same-site", "false")];
+        for (site, passes) in rows {
+            let request = client.post(server.url("/csrf")).header("x-csrf-token", token);
+            let response = request.header("sec-fetch-site", site).send().await.expect("a response");
+            assert_eq!(response.text().await.expect("a body"), passes, "{site}");
         }
         server.stop().await;
     }

@@ -11,6 +11,9 @@
 //! revocation), fills the request's `actix_session::Session` with its values as JSON, and after
 //! the handler writes back what changed, then stores the sealed session with chunking and the
 //! budget.
+//! Handlers also get the [`SessionHandle`](crate::SessionHandle) of the same session, for what
+//! `actix_session::Session` lacks: a CSRF token, `size()`, flash messages (see
+//! [below](#what-the-bridge-lacks-and-where-to-find-it)).
 //!
 //! ```no_run
 //! use actix_identity::{Identity, IdentityMiddleware};
@@ -78,6 +81,13 @@
 //! Do not rely on: `status()` as a change signal, a re-insert refreshing the cookie, `Max-Age`
 //! being the same on every write, or `SessionMiddleware`'s builder options (see the README's
 //! table of every `Session` method and option).
+//!
+//! # What the bridge lacks, and where to find it
+//!
+//! `actix_session::Session` has no CSRF token, no `size()`, no flash messages and no
+//! `on_save_error` page. The first three are on the [`SessionHandle`](crate::SessionHandle)
+//! this middleware also puts in the request (extract it beside `Session`); a session too large
+//! to seal always answers an empty 500 here (there is no `on_save_error` on this middleware).
 //!
 //! A session too large to seal answers an empty 500 and logs the sizes, as `SessionMiddleware`
 //! does; `actix_session::Session` has no `save` to ask earlier, so a handler that may store a

@@ -8,6 +8,8 @@
 //! request. After the handler, the record is written back onto the sealed session, which is
 //! stored as `SessionLayer` stores it: chunking, the Cookie header budget, staged rotation and
 //! revocation all apply, and nothing is kept on the server.
+//! Handlers get only the `tower_sessions::Session`: none of [`SessionHandle`]'s CSRF token,
+//! `size()`, flash messages or `on_save_error` page (see [below](#what-the-bridge-lacks)).
 //!
 //! ```no_run
 //! use axum::{Router, ServiceExt, extract::Request, routing::get};
@@ -51,6 +53,15 @@
 //! A value the core API stored in a form JSON cannot hold (MessagePack binary, say) is left
 //! out of the record and kept as it is. The `Id` of a session created or cycled during a request
 //! is provisional: the session is sealed under a fresh random id, which the next request sees.
+//!
+//! # What the bridge lacks
+//!
+//! `tower_sessions::Session` is all a handler gets here: no CSRF token, no `size()`, no flash
+//! messages (use `axum-messages`) and no `on_save_error` page (a session past the budget is
+//! an `Err` from `save`, else an empty 500). The bridge does not also put a
+//! [`SessionHandle`] in the request: the record and a handle would be
+//! two writers of one session with no order between them. An app that needs those uses
+//! [`SessionLayer`](super::tower::SessionLayer) instead.
 //!
 //! # Lifetimes: do not rely on upstream's
 //!
