@@ -54,6 +54,16 @@ fn stored_chunks(response: &reqwest::Response) -> Vec<String> {
         .collect()
 }
 
+/// The `Max-Age` of each session cookie a response sets, in seconds.
+fn max_ages(response: &reqwest::Response) -> Vec<i64> {
+    let values = response.headers().get_all(reqwest::header::SET_COOKIE).iter();
+    values
+        .filter_map(|v| cookie::Cookie::parse(v.to_str().ok()?.to_owned()).ok())
+        .filter(|c| c.name().starts_with(NAME) && !c.value().is_empty())
+        .filter_map(|c| c.max_age().map(|age| age.whole_seconds()))
+        .collect()
+}
+
 /// `len` hexadecimal digits from a linear congruential generator: text compression can only
 /// halve it.
 fn noise(len: usize) -> String {
@@ -456,9 +466,11 @@ mod actix_side {
     use actix_web::http::header::LOCATION;
     use actix_web::{App, HttpMessage as _, HttpRequest, HttpResponse, HttpServer, web};
     use actix_web_flash_messages::{FlashMessage, FlashMessagesFramework, IncomingFlashMessages};
-    use sealed_session::SessionHandle;
+    use std::time::{Duration, SystemTime};
+
     use sealed_session::integrations::actix_flash::SealedMessageStore;
     use sealed_session::integrations::actix_session::ActixSessionMiddleware;
+    use sealed_session::{ManualClock, SessionHandle};
 
     use super::*;
 
@@ -492,6 +504,9 @@ mod actix_side {
                             .route("/flash", web::post().to(flash_then_redirect))
                             .route("/show", web::get().to(show))
                             .route("/big", web::post().to(big))
+                            .route("/status/{op}", web::post().to(status))
+                            .route("/both", web::post().to(both))
+                            .route("/csrf", web::post().to(csrf))
                     })
                     .workers(1)
                     .disable_signals()
@@ -554,6 +569,41 @@ mod actix_side {
             Ok(()) => HttpResponse::Ok().body("stored"),
             Err(_) => HttpResponse::BadRequest().finish(),
         }
+    }
+
+    /// Does `op` through `actix_session::Session` (`true` and `false` insert that value under
+    /// `visited`) and answers the status it reports then.
+    async fn status(session: actix_session::Session, op: web::Path<String>) -> HttpResponse {
+        let done = match op.as_str() {
+            "read" => session.get::<bool>("visited").map(drop).map_err(drop),
+            "true" => session.insert("visited", true).map_err(drop),
+            "false" => session.insert("visited", false).map_err(drop),
+            "renew" => {
+                session.renew();
+                Ok(())
+            }
+            _ => Err(()),
+        };
+        match done {
+            Ok(()) => HttpResponse::Ok().body(format!("{:?}", session.status())),
+            Err(()) => HttpResponse::BadRequest().finish(),
+        }
+    }
+
+    /// What `actix_session::Session` lacks, from the `SessionHandle` of the same session: a
+    /// value written through one read through the other, the CSRF token, the size.
+    async fn both(session: actix_session::Session, handle: SessionHandle) -> HttpResponse {
+        let visited = handle.get::<bool>("visited").ok().flatten();
+        let fits = handle.size().map(|size| size.fits());
+        match (handle.csrf_token(), session.insert("seen_by_both", true)) {
+            (Ok(token), Ok(())) => HttpResponse::Ok().body(format!("{visited:?} {fits:?} {token}")),
+            _ => HttpResponse::InternalServerError().finish(),
+        }
+    }
+
+    /// Whether the request passes the CSRF check (its token in the `x-csrf-token` header).
+    async fn csrf(request: HttpRequest, handle: SessionHandle) -> String {
+        handle.verify_csrf_request(&request, None).to_string()
     }
 
     async fn flash_then_redirect() -> HttpResponse {
@@ -638,6 +688,117 @@ mod actix_side {
         assert_eq!(response.text().await.unwrap(), "", "an empty 500");
         let me = client.get(server.url("/me")).send().await.unwrap();
         assert_eq!(me.text().await.unwrap(), "ada");
+        server.stop().await;
+    }
+
+    /// The README's deliberate differences from actix-session: a loaded session reports
+    /// `Changed`, a re-insert of the value a key holds writes no cookie, `Renewed` is exact.
+    #[tokio::test]
+    async fn actix_session_status_and_rewrites_are_as_documented() {
+        let server = Server::start(ActixSessionMiddleware::new(codec(config())));
+        let (client, _jar) = browser();
+        let stranger = Client::new();
+        let post = |client: &Client, op: &str| {
+            let request = client.post(server.url(&format!("/status/{op}")));
+            async move {
+                let response = request.send().await.expect("a response");
+                let cookies = stored_chunks(&response).len();
+                (response.text().await.expect("a body"), cookies > 0)
+            }
+        };
+        assert_eq!(client.post(server.url("/visit")).send().await.unwrap().status(), 200);
+
+        // (who, op, status the handler sees, a cookie written)
+        let rows = [
+            (&stranger, "read", "Unchanged", false),
+            (&client, "read", "Changed", false),
+            (&client, "true", "Changed", false),
+            (&client, "false", "Changed", true),
+            (&client, "renew", "Renewed", true),
+        ];
+        for (who, op, status, written) in rows {
+            let (seen, cookie) = post(who, op).await;
+            assert_eq!((seen.as_str(), cookie), (status, written), "{op}");
+        }
+        server.stop().await;
+    }
+
+    /// The README's `Max-Age` difference: a later write counts down to the absolute end, where
+    /// actix-session writes its full TTL again; `renew` starts a new session, a new end.
+    #[tokio::test]
+    async fn max_age_counts_down_to_the_absolute_end_on_later_writes() {
+        let config = SessionConfig::builder("app")
+            .persistent(true)
+            .idle_timeout(Duration::from_secs(1800))
+            .absolute_timeout(Duration::from_secs(3600))
+            .build()
+            .expect("a valid configuration");
+        let clock = ManualClock::new(SystemTime::now());
+        let server =
+            Server::start(ActixSessionMiddleware::new(codec(config)).with_clock(clock.clone()));
+        let (client, _jar) = browser();
+
+        // (seconds later, op, the Max-Age it writes: None for no cookie)
+        let rows = [
+            (0, "true", Some(3600)),
+            (5, "true", None),
+            (0, "false", Some(3595)),
+            (95, "true", Some(3500)),
+            (0, "renew", Some(3600)),
+        ];
+        for (later, op, max_age) in rows {
+            clock.advance(Duration::from_secs(later));
+            let response = client.post(server.url(&format!("/status/{op}"))).send().await;
+            let ages = max_ages(&response.expect("a response"));
+            assert_eq!(ages, Vec::from_iter(max_age), "{op} after {later} s");
+        }
+        server.stop().await;
+    }
+
+    /// The README's word on what the bridge lacks: handlers get the `SessionHandle` of the same
+    /// session beside `actix_session::Session`, and its CSRF token survives the bridge's write-back.
+    #[tokio::test]
+    async fn a_handler_gets_the_session_handle_beside_actix_session() {
+        let server = Server::start(ActixSessionMiddleware::new(codec(config())));
+        let (client, _jar) = browser();
+        let both = || {
+            let request = client.post(server.url("/both"));
+            async move {
+                let response = request.send().await.expect("a response");
+                assert_eq!(response.status(), StatusCode::OK);
+                let body = response.text().await.expect("a body");
+                let (seen, token) = body.rsplit_once(' ').expect("seen and a token");
+                (seen.to_owned(), token.to_owned())
+            }
+        };
+        assert_eq!(client.post(server.url("/visit")).send().await.unwrap().status(), 200);
+
+        let (seen, token) = both().await;
+        assert_eq!(seen, "Some(true) Some(true)", "visited (written via actix-session), fits");
+        assert!(token.len() >= 32, "a CSRF token: {token}");
+        let check = client.post(server.url("/csrf")).header("x-csrf-token", &token);
+        let passes = check.send().await.expect("a response").text().await.expect("a body");
+        assert_eq!(passes, "true", "the token was sealed beside actix-session's changes");
+        server.stop().await;
+    }
+
+    /// The configured CSRF origin check holds for a bridge handler's `SessionHandle` too.
+    #[tokio::test]
+    async fn the_csrf_origin_check_holds_beside_actix_session() {
+        let config = SessionConfig::builder("app").csrf_origin_check(true).build().expect("valid");
+        let server = Server::start(ActixSessionMiddleware::new(codec(config)));
+        let (client, _jar) = browser();
+        let response = client.post(server.url("/both")).send().await.expect("a response");
+        let body = response.text().await.expect("a body");
+        let (_, token) = body.rsplit_once(' ').expect("a token");
+
+        // (Sec-Fetch-Site, passes)
+        let rows = [("same-origin", "true"), ("cross-site", "false"), ("same-site", "false")];
+        for (site, passes) in rows {
+            let request = client.post(server.url("/csrf")).header("x-csrf-token", token);
+            let response = request.header("sec-fetch-site", site).send().await.expect("a response");
+            assert_eq!(response.text().await.expect("a body"), passes, "{site}");
+        }
         server.stop().await;
     }
 }

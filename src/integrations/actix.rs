@@ -131,15 +131,16 @@ pub(super) struct Bridge {
 pub(super) type Shown = HashMap<String, String>;
 
 impl State {
-    /// A bridge's handles are not bound (their handlers measure through the bridged API) and
-    /// it has no save-error page (the bridged API has no way to ask for the error).
+    /// A bridge has no save-error page (the bridged API has no way to ask for the error). Its
+    /// handles are bound all the same: actix-session's `Session` has no size, so a handler
+    /// measures through the handle, and the configured CSRF origin check needs the config.
     pub(super) fn new(
         shared: &Shared,
         on_save_error: Option<SaveErrorPage>,
         bridge: Option<Bridge>,
     ) -> State {
         let token_header = shared.codec.config().token_header().parse().ok();
-        let context = bridge.is_none().then(|| shared.context());
+        let context = Some(shared.context());
         State { shared: shared.clone(), bridge, context, token_header, on_save_error }
     }
 

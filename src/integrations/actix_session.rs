@@ -11,6 +11,9 @@
 //! revocation), fills the request's `actix_session::Session` with its values as JSON, and after
 //! the handler writes back what changed, then stores the sealed session with chunking and the
 //! budget.
+//! Handlers also get the [`SessionHandle`](crate::SessionHandle) of the same session, for what
+//! `actix_session::Session` lacks: a CSRF token, `size()`, flash messages (see
+//! [below](#what-the-bridge-lacks-and-where-to-find-it)).
 //!
 //! ```no_run
 //! use actix_identity::{Identity, IdentityMiddleware};
@@ -53,6 +56,38 @@
 //! changes the same key through `actix_session::Session` or purges the session. A value the
 //! core API stored in a form JSON cannot hold is not shown to `actix_session::Session` and is
 //! kept as it is.
+//!
+//! # Deliberate differences from `actix_session::SessionMiddleware`
+//!
+//! - **`status()` of a loaded session is `Changed`**, not `Unchanged`, until the handler
+//!   renews or purges it. actix-session 0.11 loads state without touching the status only
+//!   through `Session::set_session`, which is `pub(crate)`; its public API fills a session
+//!   only with `insert`, which sets `Changed`, and has no way back to `Unchanged`. Do not
+//!   branch on `status() == Changed` to learn whether the handler wrote something: `Renewed`
+//!   and `Purged` are exact, and an empty (new) session starts `Unchanged` as upstream. The
+//!   bridge itself compares the values before and after the handler, so an unchanged session
+//!   writes no cookie.
+//! - **Inserting the value a key already holds writes nothing**; upstream writes a new cookie
+//!   with a fresh lifetime. The bridge cannot tell such an insert from no insert (the status
+//!   is `Changed` either way, see above), and it needs none: every request, a read included,
+//!   refreshes the idle window (at most once per `refresh_interval`), and no write short of
+//!   `renew` (a new session) moves the absolute end. Skipping it saves resending every cookie
+//!   of the session (up to the budget, several KB) on a request that changed nothing.
+//! - **Max-Age counts down to the absolute end**: with `persistent` on (the default is a
+//!   browser-session cookie, no `Max-Age`), every write sets `Max-Age` to the time left until
+//!   the session's absolute end (a change 5 s later gets 55 of 60), where upstream writes its
+//!   full TTL again. The idle timeout is enforced inside the sealed payload, not by `Max-Age`.
+//!
+//! Do not rely on: `status()` as a change signal, a re-insert refreshing the cookie, `Max-Age`
+//! being the same on every write, or `SessionMiddleware`'s builder options (see the README's
+//! table of every `Session` method and option).
+//!
+//! # What the bridge lacks, and where to find it
+//!
+//! `actix_session::Session` has no CSRF token, no `size()`, no flash messages and no
+//! `on_save_error` page. The first three are on the [`SessionHandle`](crate::SessionHandle)
+//! this middleware also puts in the request (extract it beside `Session`); a session too large
+//! to seal always answers an empty 500 here (there is no `on_save_error` on this middleware).
 //!
 //! A session too large to seal answers an empty 500 and logs the sizes, as `SessionMiddleware`
 //! does; `actix_session::Session` has no `save` to ask earlier, so a handler that may store a

@@ -43,7 +43,7 @@ impl Shared {
     }
 
     /// An empty handle for one request, bound to `context` so the handler can measure it
-    /// (the bridges' handles are not bound: their handlers measure through the bridged API).
+    /// (the tower-sessions bridge's is not: its handlers measure through `save`).
     pub(crate) fn handle_for(context: Option<&Arc<Context>>) -> SessionHandle {
         context.map_or_else(SessionHandle::default, |context| {
             SessionHandle::bound(Arc::clone(context))

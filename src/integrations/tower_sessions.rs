@@ -8,6 +8,8 @@
 //! request. After the handler, the record is written back onto the sealed session, which is
 //! stored as `SessionLayer` stores it: chunking, the Cookie header budget, staged rotation and
 //! revocation all apply, and nothing is kept on the server.
+//! Handlers get only the `tower_sessions::Session`: none of [`SessionHandle`]'s CSRF token,
+//! `size()`, flash messages or `on_save_error` page (see [below](#what-the-bridge-lacks)).
 //!
 //! ```no_run
 //! use axum::{Router, ServiceExt, extract::Request, routing::get};
@@ -45,9 +47,30 @@
 //! | `save` called by the handler | the record is written back and sealed on trial: `Err` names the sizes when it is past the budget |
 //! | `Expiry`, `set_expiry` | not honoured: the idle and absolute timeouts and `persistent` come from [`SessionConfig`](crate::SessionConfig) |
 //!
+//! The README's "Using axum-login" has a table of every `Session` method and
+//! `SessionManagerLayer` option, and what each does here.
+//!
 //! A value the core API stored in a form JSON cannot hold (MessagePack binary, say) is left
 //! out of the record and kept as it is. The `Id` of a session created or cycled during a request
 //! is provisional: the session is sealed under a fresh random id, which the next request sees.
+//!
+//! # What the bridge lacks
+//!
+//! `tower_sessions::Session` is all a handler gets here: no CSRF token, no `size()`, no flash
+//! messages (use `axum-messages`) and no `on_save_error` page (a session past the budget is
+//! an `Err` from `save`, else an empty 500). The bridge does not also put a
+//! [`SessionHandle`] in the request: the record and a handle would be
+//! two writers of one session with no order between them. An app that needs those uses
+//! [`SessionLayer`](super::tower::SessionLayer) instead.
+//!
+//! # Lifetimes: do not rely on upstream's
+//!
+//! `Max-Age` counts down to the absolute end: with `persistent` on (the default is a
+//! browser-session cookie, no `Max-Age`), every write sets it to the time left until the
+//! session's absolute end (a change 5 s later gets 55 of 60), where tower-sessions writes the
+//! full expiry again; the idle timeout is enforced inside the sealed payload. Do not rely on
+//! `set_expiry` changing anything, on `expiry`/`expiry_date`/`expiry_age` describing the
+//! cookie, or on `Max-Age` being the same on every write.
 //!
 //! # Errors and sizes
 //!
