@@ -83,6 +83,16 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The snapshot as `codec` writes it: values under a key the configuration names sensitive
+    /// (`SessionConfigBuilder::sensitive_key`, `DEFAULT_SENSITIVE_KEYS`) go to the sensitive
+    /// section however they were inserted or opened, so they read back as sensitive.
+    pub fn as_sealed_by(mut self, codec: &sealed_session::SessionCodec) -> Snapshot {
+        for (key, _, sensitive) in &mut self.values {
+            *sensitive |= codec.config().sensitive_keys().any(|named| named == key.as_str());
+        }
+        self
+    }
+
     /// The snapshot of `session`.
     pub fn of(session: &Session) -> Snapshot {
         Snapshot {
