@@ -211,7 +211,7 @@ pub fn check_roundtrip(input: &Input) {
         Ok(opened) => opened,
         Err(rejection) => panic!("a sealed session does not open: {}", rejection.reason()),
     };
-    let sealed = Snapshot::of(&session).as_sealed_by(&codec);
+    let sealed = Snapshot::of(&session).as_sealed_by(codec);
     assert_eq!(Snapshot::of(&opened), sealed, "the session changed");
     assert_eq!(opened.len(), expected.len());
     for (key, value) in &expected {
