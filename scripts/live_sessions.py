@@ -77,6 +77,7 @@ def summarize(rows):
                 "redis_used_memory_b": med("redis_used_memory_b"),
                 "redis_rss_kb": med("redis_rss_kb"),
                 "fill_logins_per_s": best("fill_logins_per_s", max),
+                "fill_server_cpu_us": best("fill_server_cpu_us"),
             }
             for prefix in ["read", "login"]:
                 for key in ["server_cpu_us", "redis_cpu_us", "p50_ms", "p99_ms"]:
@@ -108,6 +109,7 @@ def markdown(summary):
         "store", "live sessions", "server RSS (MB)", "Redis used_memory (MB)", "Redis RSS (MB)",
         "memory per added session (KB)", "read: CPU µs/req (server + Redis)", "read p99 (ms)",
         "login: CPU µs/req (server + Redis)", "login p99 (ms)", "fresh logins/s to reach it",
+        "fresh login: server CPU µs",
     ]
     rows = []
     for name, levels in summary.items():
@@ -115,7 +117,7 @@ def markdown(summary):
         for level, cell in levels.items():
             if "server_rss_kb" not in cell:
                 if level > 0:
-                    rows.append([LABELS.get(name, name), f"{level:,}", cell["note"]] + ["—"] * 8)
+                    rows.append([LABELS.get(name, name), f"{level:,}", cell["note"]] + ["—"] * 9)
                 continue
             total_kb = cell["server_rss_kb"] + (cell["redis_rss_kb"] or 0)
             per_session = (
@@ -131,7 +133,7 @@ def markdown(summary):
                     "—" if used is None else f"{used / 1048576:,.1f}", mb(cell["redis_rss_kb"]),
                     f(per_session, 2), cpu(cell, "read"),
                     f(cell["read_p99_ms"], 3), cpu(cell, "login"), f(cell["login_p99_ms"], 3),
-                    f(cell["fill_logins_per_s"], 0),
+                    f(cell["fill_logins_per_s"], 0), f(cell["fill_server_cpu_us"], 1),
                 ]
             )
     starts = []
@@ -143,7 +145,7 @@ def markdown(summary):
                 text += f" (+ Redis {mb(start['redis_rss_kb'])} MB)"
             starts.append(text)
     return (
-        table(header, rows, ["---", "---:"] + ["---:"] * 9)
+        table(header, rows, ["---", "---:"] + ["---:"] * 10)
         + "\n\nAt start, before any login (RSS): " + "; ".join(starts) + ". Memory per added"
         " session: the growth of server RSS plus Redis RSS since the level above (since the start"
         " for the first), divided by the sessions added."
