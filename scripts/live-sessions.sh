@@ -34,7 +34,8 @@
 # Options: --write puts the report into BENCHMARKS.md between `<!-- live-sessions:begin -->`
 # and `<!-- live-sessions:end -->`. Needs taskset, redis-server, two CPUs, and matplotlib (in
 # the venv scripts/bench-report.sh makes, created here if missing). Not part of the test suite:
-# about 10 minutes per run on the machine of BENCHMARKS.md.
+# about 18 minutes per run of the five default contenders on the loaded machine of
+# BENCHMARKS.md, and about 9 GB of free memory for MemoryStore at 10^6 sessions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -105,7 +105,7 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
     println!("{HEADER}");
     let start_rss = rss_kb(options.pid)? + options.redis_pid.map_or(Ok(0), rss_kb)?;
     // Level 0: the empty server (and Redis), what every level's memory is compared with.
-    let (redis_used, redis_rss) = redis_memory(&options)?;
+    let (redis_used, redis_rss) = redis_memory(options)?;
     println!("0,{},{redis_used},{redis_rss},,,,,,,,,,,", rss_kb(options.pid)?);
     let mut skipped: Option<String> = None;
     for &level in &options.levels {
