@@ -111,6 +111,7 @@ pub mod format;
 mod handle;
 pub mod integrations;
 pub mod keys;
+mod lifetime;
 mod random;
 pub mod revocation;
 mod seal;
@@ -137,6 +138,7 @@ pub use keys::{
     FileWatcher, Key, KeyHealth, KeyId, KeyInfo, KeyLengthError, KeyRing, KeyRingError,
     KeyRingHealth, KeyState, ReplicaHealth, RotationPolicy, Schedule, ScheduleError, SharedKeyRing,
 };
+pub use lifetime::Lifetime;
 pub use random::Randomness;
 pub use session::{CSRF_KEY, MAX_KEY_LEN, Session, SessionId, SessionTimes};
 pub use size::SessionSize;

@@ -11,6 +11,7 @@ use crate::format::SESSION_ID_LEN;
 use crate::format::frame::FrameMeta;
 use crate::format::msgpack;
 use crate::keys::KeyId;
+use crate::lifetime::Lifetime;
 use crate::time::from_unix;
 use crate::values::{Entry, Values};
 
@@ -94,6 +95,9 @@ pub struct Session {
     pub(crate) rejected: Option<Rejected>,
     /// The values of the session a `purge` ended: revoking it needs its subject and lineage.
     pub(crate) ended_values: Values,
+    /// The lifetime the application set during this request; `None`: the one sealed in
+    /// `meta` (see [`Session::lifetime`]).
+    pub(crate) lifetime: Option<Lifetime>,
 }
 
 impl Session {
@@ -140,6 +144,7 @@ impl Session {
     /// Records a successful seal: the session now matches what the client will hold.
     pub(crate) fn commit(&mut self, meta: FrameMeta, key_id: KeyId, chunks: u8) {
         self.meta = Some(meta);
+        self.lifetime = None;
         self.key_id = Some(key_id);
         self.chunk_count = chunks;
         self.changed = false;
@@ -291,6 +296,7 @@ impl Session {
     /// Ends the session: every value is removed and, when it is next saved, every one of its
     /// cookies is removed from the browser. Use it for logout.
     pub fn purge(&mut self) {
+        self.lifetime = None;
         let values = std::mem::take(&mut self.values);
         if self.meta.is_some() {
             self.ended_values = values;
@@ -311,6 +317,44 @@ impl Session {
         self.renew = true;
         self.purged = false;
         self.changed = true;
+    }
+
+    /// Sets how long this session lives (see [`Lifetime`]): "remember me", a browser-session
+    /// cookie, a fixed end. It is sealed with the session, so a client cannot lengthen it, and
+    /// it never reaches past the configured absolute timeout. The next response writes the
+    /// session's cookies, even if the lifetime was already this one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sealed_session::{Lifetime, Session};
+    ///
+    /// let mut session = Session::new();
+    /// session.insert("user", "ada")?;
+    /// assert_eq!(session.lifetime(), Lifetime::Configured);
+    /// session.set_lifetime(Lifetime::Idle(Duration::from_secs(7 * 24 * 3600)));
+    /// assert_eq!(session.lifetime(), Lifetime::Idle(Duration::from_secs(7 * 24 * 3600)));
+    /// # Ok::<(), sealed_session::ValueError>(())
+    /// ```
+    pub fn set_lifetime(&mut self, lifetime: Lifetime) {
+        self.lifetime = Some(lifetime);
+        // A session with nothing to write (new and empty) stays unwritten: an insert later
+        // seals it with this lifetime.
+        if self.meta.is_some() || !self.is_empty() {
+            self.changed = true;
+        }
+    }
+
+    /// This session's lifetime: the one set during this request, else the one it was sealed
+    /// with ([`Lifetime::Until`] then names the sealed end, never past the configured absolute
+    /// end), else [`Lifetime::Configured`].
+    pub fn lifetime(&self) -> Lifetime {
+        match (self.lifetime, &self.meta) {
+            (Some(lifetime), _) => lifetime,
+            (None, Some(meta)) => Lifetime::of(meta),
+            (None, None) => Lifetime::Configured,
+        }
     }
 
     /// The id and absolute expiry of the session [`purge`](Session::purge) ended, if it had

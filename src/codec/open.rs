@@ -340,9 +340,13 @@ impl SessionCodec {
         if now > self.configured_end(&meta).saturating_add(skew) {
             return Err(RejectReason::AbsoluteExpired);
         }
-        let idle_end = meta.last_refresh.saturating_add(self.config.idle_timeout.as_secs());
-        if now > idle_end.saturating_add(skew) {
-            return Err(RejectReason::IdleExpired);
+        // The session's own idle timeout, sealed with it, replaces the configured one (it may
+        // be longer: "remember me"); a fixed end has none. The absolute check above bounds both.
+        if let Some(idle) = meta.lifetime.idle_timeout(self.config.idle_timeout.as_secs()) {
+            let idle_end = meta.last_refresh.saturating_add(idle);
+            if now > idle_end.saturating_add(skew) {
+                return Err(RejectReason::IdleExpired);
+            }
         }
 
         let max_state = self.config.max_state_size;
