@@ -250,7 +250,8 @@ async fn each_expiry_is_written_reported_and_sealed() {
 }
 
 /// tower-sessions 0.14's `set_expiry` and `change_expiry_type` route tests, on one session:
-/// each change writes the cookie with the `Max-Age` the new expiry asks for.
+/// each change writes the cookie with the `Max-Age` the new expiry asks for; an idle timeout
+/// set late gets the time left to the absolute end when that is less.
 #[tokio::test]
 async fn expiry_changes_on_one_session_as_upstream() {
     let start = SystemTime::now();
@@ -259,19 +260,25 @@ async fn expiry_changes_on_one_session_as_upstream() {
     let server = tower_server(&clock).await;
     let (mut written, _) = server.call("POST", "/insert", "").await;
     assert_eq!(written.max_ages, [None]);
-    // (query, Max-Age written)
+    let day = DAY as i64;
+    // (seconds after the start, query, Max-Age written)
     let rows = [
-        ("kind=idle&secs=3600".to_owned(), Some(3600)),
-        (format!("kind=at&at={}", t0 + DAY as i64), Some(DAY as i64)),
-        ("kind=end".to_owned(), None),
-        ("kind=idle&secs=3600".to_owned(), Some(3600)),
+        (0, "kind=idle&secs=3600".to_owned(), Some(3600)),
+        (0, format!("kind=at&at={}", t0 + day), Some(day)),
+        (0, "kind=end".to_owned(), None),
+        (0, "kind=idle&secs=3600".to_owned(), Some(3600)),
         // The same expiry again: upstream writes the cookie all the same.
-        ("kind=idle&secs=3600".to_owned(), Some(3600)),
-        ("kind=none".to_owned(), None),
+        (0, "kind=idle&secs=3600".to_owned(), Some(3600)),
+        (0, "kind=none".to_owned(), None),
+        (0, format!("kind=at&at={}", t0 + 30 * day), Some(ABSOLUTE as i64)),
+        // Six days on (no idle timeout with a fixed end), one day is left of the seven.
+        (6 * DAY, "kind=idle&secs=172800".to_owned(), Some(day)),
+        (6 * DAY, "kind=end".to_owned(), None),
     ];
-    for (query, max_age) in rows {
+    for (later, query, max_age) in rows {
+        clock.set(start + Duration::from_secs(later));
         let (set, _) = server.call("GET", &format!("/set_expiry?{query}"), &written.header).await;
-        assert_eq!(set.max_ages, [max_age], "{query}");
+        assert_eq!(set.max_ages, [max_age], "{query} after {later} s");
         written = set;
     }
     server.stop().await;

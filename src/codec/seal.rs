@@ -388,7 +388,8 @@ impl SessionCodec {
     /// The times, id and lifetime `session` is sealed with at `now`: an opened session keeps
     /// its id and issue time and gets a fresh idle window; a new or renewed one gets
     /// `session_id` and a full lifetime. Either way the end is the configured one, brought
-    /// forward by the session's own [`Lifetime`](crate::Lifetime).
+    /// forward by the session's own [`Lifetime`](crate::Lifetime), and never past the issue
+    /// plus today's absolute timeout.
     fn next_meta(
         &self,
         session: &Session,
@@ -397,6 +398,15 @@ impl SessionCodec {
     ) -> FrameMeta {
         let absolute = self.config.absolute_timeout.as_secs();
         let (issued_at, end, session_id) = match session.meta {
+            // A fixed end the application has since replaced (with another, or another kind of
+            // lifetime) goes: the session's end is again its issue plus the absolute timeout.
+            Some(meta)
+                if !session.renew
+                    && meta.lifetime == SealedLifetime::Fixed
+                    && session.lifetime.is_some() =>
+            {
+                (meta.issued_at, meta.issued_at.saturating_add(absolute), meta.session_id)
+            }
             Some(meta) if !session.renew => {
                 (meta.issued_at, self.configured_end(&meta), meta.session_id)
             }
