@@ -98,6 +98,10 @@ pub struct Session {
     /// The lifetime the application set during this request; `None`: the one sealed in
     /// `meta` (see [`Session::lifetime`]).
     pub(crate) lifetime: Option<Lifetime>,
+    /// The latest absolute end a copy of the client's cookies may have, when it can be later
+    /// than `meta`'s: set on open for a session whose sealed end is a fixed one, which may
+    /// have been brought forward after a copy was taken (see [`Session::ended`]).
+    pub(crate) copies_end: Option<u64>,
 }
 
 impl Session {
@@ -301,7 +305,11 @@ impl Session {
         if self.meta.is_some() {
             self.ended_values = values;
         }
-        self.ended = self.meta.take().or(self.ended);
+        let mut ended = self.meta.take();
+        if let (Some(meta), Some(end)) = (ended.as_mut(), self.copies_end) {
+            meta.expires_at = meta.expires_at.max(end);
+        }
+        self.ended = ended.or(self.ended);
         self.purged = true;
         self.changed = true;
     }
@@ -359,6 +367,8 @@ impl Session {
 
     /// The id and absolute expiry of the session [`purge`](Session::purge) ended, if it had
     /// been sealed: what a revocation store must remember so a copied cookie stops working.
+    /// For a session whose end was brought forward by a [`Lifetime::Until`], the expiry is the
+    /// latest a copy taken before that may have (its issue plus the absolute timeout).
     pub fn ended(&self) -> Option<(SessionId, SystemTime)> {
         self.ended.map(|meta| (SessionId(meta.session_id), from_unix(meta.expires_at)))
     }

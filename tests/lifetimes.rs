@@ -16,6 +16,7 @@ use cookie::time::{Duration as TimeDuration, OffsetDateTime};
 use reqwest::{Client, StatusCode, Url};
 use sealed_session::integrations::tower::SessionLayer;
 use sealed_session::integrations::tower_sessions::TowerSessionsLayer;
+use sealed_session::revocation::{MemoryRevocations, Revocation};
 use sealed_session::{
     Key, KeyRing, Lifetime, ManualClock, Rejected, SessionCodec, SessionConfig, SessionHandle,
 };
@@ -152,7 +153,11 @@ fn expiry_of(query: &SetExpiry) -> Option<Expiry> {
 
 fn tower_app() -> Router {
     async fn insert(session: Session) {
+        session.insert("user", "ada").await.expect("inserted");
         session.insert("cart", 42).await.expect("inserted");
+    }
+    async fn logout(session: Session) {
+        session.flush().await.expect("flushed");
     }
     async fn set_expiry(session: Session, Query(query): Query<SetExpiry>) {
         session.set_expiry(expiry_of(&query));
@@ -174,6 +179,7 @@ fn tower_app() -> Router {
         .route("/insert", post(insert))
         .route("/set_expiry", get(set_expiry))
         .route("/show", get(show))
+        .route("/logout", get(logout))
 }
 
 async fn tower_server(clock: &ManualClock) -> Server {
@@ -295,6 +301,33 @@ async fn an_empty_session_that_sets_an_expiry_writes_nothing() {
     assert_eq!(response.status(), StatusCode::OK);
     let lines = response.headers().get_all(reqwest::header::SET_COOKIE).iter().count();
     assert_eq!(lines, 0, "no Set-Cookie line");
+    server.stop().await;
+}
+
+/// A logout revokes every copy of the session's cookies, also when its end was brought
+/// forward after a copy was taken: the copy (an idle timeout of two days) is refused two hours
+/// later, though the cookie that logged out ended after one.
+#[tokio::test]
+async fn a_logout_after_a_fixed_end_revokes_earlier_copies() {
+    let start = SystemTime::now();
+    let t0 = unix(start) as i64;
+    let clock = ManualClock::new(start);
+    let revocation = Revocation::new(MemoryRevocations::with_clock(clock.clone()), "user");
+    let layer = TowerSessionsLayer::new(codec()).with_clock(clock.clone());
+    let server = Server::start(layer.with_revocation(revocation), tower_app()).await;
+    let (login, _) = server.call("POST", "/insert", "").await;
+    let (copy, _) = server.call("GET", "/set_expiry?kind=idle&secs=172800", &login.header).await;
+    let query = format!("/set_expiry?kind=at&at={}", t0 + 3600);
+    let (short, _) = server.call("GET", &query, &copy.header).await;
+    assert_eq!(short.max_ages, [Some(3600)]);
+    server.call("GET", "/logout", &short.header).await;
+    // (seconds after the start, the copy's value then)
+    for (later, cart) in [(60, Value::Null), (2 * 3600, Value::Null)] {
+        clock.set(start + Duration::from_secs(later));
+        let (_, shown) = server.call("GET", "/show", &copy.header).await;
+        let shown: Value = serde_json::from_str(&shown).expect("JSON");
+        assert_eq!(shown["cart"], cart, "the copy, {later} s on");
+    }
     server.stop().await;
 }
 

@@ -12,7 +12,7 @@ use super::SessionCodec;
 use crate::chunk::Found;
 use crate::error::{RejectReason, Rejection};
 use crate::format::base64url;
-use crate::format::frame::{self, FrameMeta};
+use crate::format::frame::{self, FrameMeta, SealedLifetime};
 use crate::format::msgpack;
 use crate::format::{
     FORMAT_VERSION, HEADER_LEN, Header, MAX_AAD_LEN, MAX_CHUNKS, Mode, associated_data,
@@ -320,6 +320,12 @@ impl SessionCodec {
             *session = Session::new();
             session.values = values;
             session.meta = Some(meta);
+            // A fixed end may have been brought forward after a copy of the cookie was taken:
+            // a logout revokes until the latest end such a copy can have.
+            if meta.lifetime == SealedLifetime::Fixed {
+                let absolute = self.config.absolute_timeout.as_secs();
+                session.copies_end = Some(meta.issued_at.saturating_add(absolute));
+            }
             session.key_id = Some(key_id);
             session.chunk_count = header.chunks;
             Ok(())
