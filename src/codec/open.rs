@@ -59,6 +59,7 @@ impl SessionCodec {
             None => (self.open_headers_into(cookie_headers, now, session), false),
         };
         if let Err(rejection) = opened {
+            crate::metrics::rejected(rejection.reason());
             tracing::warn!(
                 cookie = %self.config.name,
                 reason = %rejection.reason(),
@@ -66,6 +67,8 @@ impl SessionCodec {
             );
             *session = rejection.into_fresh_session();
             session.via_token = via_token;
+        } else {
+            crate::metrics::loaded(session);
         }
     }
 

@@ -19,6 +19,7 @@ use crate::format::{
 };
 use crate::keys::{KeyId, KeyRing, RingKey};
 use crate::lifetime;
+use crate::metrics::Saved;
 use crate::random;
 use crate::seal;
 use crate::session::Session;
@@ -55,6 +56,7 @@ impl SessionCodec {
         now: impl FnOnce() -> SystemTime,
     ) -> Result<Vec<(String, String)>, SealError> {
         if self.needs_save_untimed(session) == Some(false) {
+            crate::metrics::saved(|| Saved::Unchanged);
             return Ok(Vec::new());
         }
         self.store_headers(session, now())
@@ -100,7 +102,29 @@ impl SessionCodec {
         if let Err(error) = &result {
             tracing::error!(cookie = %self.config.name, %error, "session could not be saved");
         }
+        crate::metrics::saved(|| self.saved(&result, session));
         result
+    }
+
+    /// What [`store_unwritten`](SessionCodec::store_unwritten) did, for the metrics.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    fn saved<'e>(
+        &self,
+        result: &'e Result<Option<Unwritten>, SealError>,
+        session: &Session,
+    ) -> Saved<'e> {
+        let written = |bytes, chunks| Saved::Written { bytes, chunks, key: session.key_id };
+        match result {
+            Ok(None) => Saved::Unchanged,
+            // Purged: removals only.
+            Ok(Some(Unwritten::Token(token))) if token.is_empty() => Saved::Removed,
+            Ok(Some(Unwritten::Cookies(lines))) if lines.token.is_empty() => Saved::Removed,
+            Ok(Some(Unwritten::Token(token))) => written(token.len(), 1),
+            Ok(Some(Unwritten::Cookies(lines))) => {
+                written(chunk::header_share(&self.config.name, &lines.lens), lines.lens.len())
+            }
+            Err(error) => Saved::Failed(error),
+        }
     }
 
     /// Whether a response must carry Set-Cookie headers for this session: it changed, was

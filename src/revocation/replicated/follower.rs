@@ -26,7 +26,9 @@ pub(super) async fn follow(inner: Weak<Inner>, mut connection: Connection) {
     let mut known: Option<Watermarks> = None;
     loop {
         let Some(strong) = inner.upgrade() else { return };
-        let (position, primaries) = match reload(&strong, &mut connection, &mut known).await {
+        let reloaded = reload(&strong, &mut connection, &mut known).await;
+        crate::metrics::replica_reloaded(reloaded.is_ok());
+        let (position, primaries) = match reloaded {
             Ok(loaded) => loaded,
             Err(error) => {
                 strong.freshness.failed(&error);
