@@ -112,6 +112,7 @@ pub mod format;
 mod handle;
 pub mod integrations;
 pub mod keys;
+mod lifetime;
 pub mod metrics;
 mod random;
 pub mod revocation;
@@ -139,6 +140,7 @@ pub use keys::{
     FileWatcher, Key, KeyHealth, KeyId, KeyInfo, KeyLengthError, KeyRing, KeyRingError,
     KeyRingHealth, KeyState, ReplicaHealth, RotationPolicy, Schedule, ScheduleError, SharedKeyRing,
 };
+pub use lifetime::Lifetime;
 pub use random::Randomness;
 pub use session::{CSRF_KEY, MAX_KEY_LEN, Session, SessionId, SessionTimes};
 pub use size::SessionSize;
