@@ -61,7 +61,14 @@ impl RedisServer {
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(&extra)
             .args(["--save", "", "--appendonly", "no"])
+            // A file name of this process's own: a `dump.rdb` another program left in the
+            // temporary directory would otherwise be loaded at start, and an "empty" server
+            // would begin with its keys.
             .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+            .args([
+                "--dbfilename",
+                &format!("sealed-session-test-{}-{port}.rdb", std::process::id()),
+            ])
             .args(["--loglevel", "warning", "--logfile", ""])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
