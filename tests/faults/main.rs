@@ -299,7 +299,8 @@ impl World {
             prefix: PREFIX.to_owned(),
         };
         let log = self.dir.path().join(format!("node-{slot}.log"));
-        let name = format!("node {slot}{}", skew.map(|s| format!(" (clock {s})")).unwrap_or_default());
+        let name =
+            format!("node {slot}{}", skew.map(|s| format!(" (clock {s})")).unwrap_or_default());
         self.nodes.push(NodeProcess::start(&config, skew, log, &name));
         for session in &mut self.sessions {
             session.known_by.push(false);
@@ -396,8 +397,10 @@ impl World {
             let made = self.login(slot, &mine);
             // Every fourth by "log out everywhere", the others by logout.
             let everywhere: Vec<String> = mine.iter().step_by(4).cloned().collect();
-            let logout: Vec<usize> =
-                made.into_iter().filter(|&i| !everywhere.contains(&self.sessions[i].user)).collect();
+            let logout: Vec<usize> = made
+                .into_iter()
+                .filter(|&i| !everywhere.contains(&self.sessions[i].user))
+                .collect();
             self.logout(slot, &logout);
             self.everywhere(slot, &everywhere);
         }
@@ -491,7 +494,10 @@ impl World {
             if self.tally.examples.len() < 5 {
                 let name = &self.nodes[slot].name;
                 let user = &session.user;
-                self.tally.examples.push(format!("{problem}: {user} on {name} (current {current})"));
+                let since = self.fault_at.map(|at| at.elapsed());
+                self.tally.examples.push(format!(
+                    "{problem}: {user} on {name} (current {current}, {since:?} after the fault)"
+                ));
             }
         }
     }
@@ -648,8 +654,12 @@ fn trimmed_under_a_paused_node(world: &mut World) {
     world.nodes[2].signal("STOP");
     world.revoke_during(0, world.sizes.during);
     let stream = format!("{PREFIX}events");
-    let _: i64 =
-        redis::cmd("XTRIM").arg(&stream).arg("MAXLEN").arg(0).query(&mut raw(redis.port())).unwrap();
+    let _: i64 = redis::cmd("XTRIM")
+        .arg(&stream)
+        .arg("MAXLEN")
+        .arg(0)
+        .query(&mut raw(redis.port()))
+        .unwrap();
     world.sample_for(world.sizes.staleness + Duration::from_millis(500));
     world.nodes[2].signal("CONT");
     world.recover(&redis.url());
@@ -665,7 +675,8 @@ fn failover(world: &mut World) {
     start_fleet(world, &address.url());
     world.populate();
     // Replicated, then a few more writes the replica may not have when the primary dies.
-    let replicas: i64 = redis::cmd("WAIT").arg(1).arg(5_000).query(&mut raw(primary.port())).unwrap();
+    let replicas: i64 =
+        redis::cmd("WAIT").arg(1).arg(5_000).query(&mut raw(primary.port())).unwrap();
     assert_eq!(replicas, 1, "the replica follows the primary");
     world.blip = true;
     world.fault_at = Some(Instant::now());
@@ -759,8 +770,16 @@ fn main() {
     println!("revocation faults: {sizes:?}");
     println!(
         "{:<28} {:<7} {:>8} {:>5} {:>6} {:>8} {:>8} {:>9} {:>10} {:>10}",
-        "scenario", "policy", "answers", "lost", "blip-", "refused", "accepted", "sessions",
-        "stale", "current"
+        "scenario",
+        "policy",
+        "answers",
+        "lost",
+        "blip-",
+        "refused",
+        "accepted",
+        "sessions",
+        "stale",
+        "current"
     );
     let mut failures = Vec::new();
     for (name, scenario) in SCENARIOS {
@@ -771,6 +790,11 @@ fn main() {
             let started = Instant::now();
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let mut world = World::new(policy, sizes);
+                if std::env::var_os("SEALED_SESSION_FAULTS_KEEP").is_some() {
+                    // The nodes' logs, to read after a failure.
+                    println!("{name} {policy:?}: logs in {}", world.dir.path().display());
+                    world.dir.disable_cleanup(true);
+                }
                 scenario(&mut world);
                 (world.tally.clone(), world.sessions.len())
             }));
@@ -781,7 +805,8 @@ fn main() {
                     continue;
                 }
             };
-            let ms = |d: Option<Duration>| d.map_or("-".to_owned(), |d| format!("{} ms", d.as_millis()));
+            let ms =
+                |d: Option<Duration>| d.map_or("-".to_owned(), |d| format!("{} ms", d.as_millis()));
             println!(
                 "{name:<28} {:<7} {:>8} {:>5} {:>6} {:>8} {:>8} {:>9} {:>10} {:>10}   ({:.1} s)",
                 format!("{policy:?}"),

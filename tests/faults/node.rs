@@ -112,7 +112,8 @@ pub fn run() {
         let mut words = line.split_whitespace();
         let command = words.next().unwrap_or_default();
         let args: Vec<&str> = words.collect();
-        let answer = runtime.block_on(answer(&store, &strict, config.policy, &codec, command, &args));
+        let answer =
+            runtime.block_on(answer(&store, &strict, config.policy, &codec, command, &args));
         let mut out = stdout.lock();
         if writeln!(out, "{answer}").and_then(|()| out.flush()).is_err() {
             return;

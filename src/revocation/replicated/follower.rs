@@ -35,6 +35,9 @@ pub(super) async fn follow(inner: Weak<Inner>, mut connection: Connection) {
                 continue;
             }
         };
+        // What Redis holds is what this node loaded only while the mark is still this one.
+        let mark = known.as_ref().and_then(|seen| seen.mark().map(str::to_owned));
+        *strong.mark.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = mark;
         drop(strong);
         let Some(seen) = known.as_ref() else { continue };
         if let Err(error) = tail(&inner, &mut connection, position, &primaries, seen).await {

@@ -49,6 +49,11 @@ impl Watermarks {
         self.primaries.iter().map(|(_, evicted)| evicted).sum()
     }
 
+    /// The mark as this node last saw it.
+    pub(super) fn mark(&self) -> Option<&str> {
+        self.mark.as_deref()
+    }
+
     /// The mark as this node set or found it.
     pub(super) fn set_mark(&mut self, mark: String) {
         self.mark = Some(mark);

@@ -25,6 +25,9 @@ pub(super) struct Inner {
     pub(super) changed: AtomicBool,
     /// Where entries were dropped at the cap, until they expire.
     pub(super) dropped: Dropped,
+    /// The mark key as of the last full load (`None`: none yet): a strict lookup trusts Redis
+    /// only while the mark is still this one (see [`lookup`](Inner::lookup)).
+    pub(super) mark: Mutex<Option<String>>,
     /// This node's revocations not yet written to Redis.
     pub(super) pending: Mutex<VecDeque<Event>>,
     pub(super) writer: Connection,
@@ -207,6 +210,21 @@ impl Inner {
         let mut connection = self.writer.clone();
         let values: Vec<Option<String>> =
             bounded(self.timeout, command.query_async(&mut connection)).await?;
+        // Redis may have lost data (a restart, a flush) since this node last loaded, and the
+        // follower may not have noticed yet: an empty Redis would answer "not revoked" for what
+        // this node dropped. The mark, read after the answer, is the one of the last load only
+        // if nothing was lost before the answer was read.
+        let mut get = ::redis::cmd("GET");
+        get.arg(self.keys.mark());
+        let mark: Option<String> = bounded(self.timeout, get.query_async(&mut connection)).await?;
+        let known = self.mark.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        if mark.is_none() || mark != known {
+            return Err(StoreError(
+                "Redis lost data since this node last loaded (its mark key changed): entries \
+                 dropped at the cap may be gone"
+                    .to_owned(),
+            ));
+        }
         let [generation, lineage] = values.as_slice() else {
             return Err(StoreError(format!(
                 "Redis answered HMGET of 2 fields with {}",
