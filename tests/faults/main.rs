@@ -11,6 +11,7 @@
 //! | `failover` | the primary SIGKILLed, its replica promoted, the nodes' address repointed |
 //! | `partitioned_skewed` | two nodes cut off, clocks 30 s slow and 30 s fast (`faketime`) |
 //! | `cap_then_empty_restart` | every node past its entry cap, then Redis restarted empty |
+//! | `cap_then_restart_from_an_older_save` | the same, Redis restarted from a `SAVE` made before the logouts |
 //!
 //! Every answer of every node is judged as it comes (`Ledger::judge`). A revocation is **lost**
 //! when a node answers "not revoked" for it although the node refused it before (it knew it),
@@ -725,11 +726,24 @@ fn partitioned_skewed(world: &mut World) {
 
 /// Every node past its entry cap (distinct users logging out), then Redis restarted empty.
 fn cap_then_empty_restart(world: &mut World) {
+    cap_then_restart(world, false);
+}
+
+/// The same, Redis restarted from a snapshot it saved before the logouts (`SAVE`, as RDB
+/// persistence does): the mark key survives, the entries written since do not.
+fn cap_then_restart_from_an_older_save(world: &mut World) {
+    cap_then_restart(world, true);
+}
+
+fn cap_then_restart(world: &mut World, from_save: bool) {
     let mut redis = RedisServer::start();
     world.max_entries = world.sizes.cap;
     start_fleet(world, &redis.url());
     world.sizes.revoked = 0;
     world.populate();
+    if from_save {
+        let () = redis::cmd("SAVE").query(&mut raw(redis.port())).expect("SAVE");
+    }
     let users: Vec<String> = (0..world.sizes.cap_users).map(|i| format!("capped-{i}")).collect();
     for slot in 0..3 {
         let mine: Vec<String> = users.iter().skip(slot).step_by(3).cloned().collect();
@@ -742,15 +756,20 @@ fn cap_then_empty_restart(world: &mut World) {
     world.settle("past the cap");
     world.blip = true;
     world.fault_at = Some(Instant::now());
-    let port = redis.port();
-    redis.stop();
-    let redis = RedisServer::start_on(port).expect("the port is still free");
-    world.recover(&redis.url());
+    if from_save {
+        assert!(redis.restart(), "the port is still free");
+        world.recover(&redis.url());
+    } else {
+        let port = redis.port();
+        redis.stop();
+        let redis = RedisServer::start_on(port).expect("the port is still free");
+        world.recover(&redis.url());
+    }
 }
 
 type Scenario = fn(&mut World);
 
-const SCENARIOS: [(&str, Scenario); 7] = [
+const SCENARIOS: [(&str, Scenario); 8] = [
     ("killed_restarted_empty", killed_restarted_empty),
     ("hung", hung),
     ("flushall", flushall),
@@ -758,6 +777,7 @@ const SCENARIOS: [(&str, Scenario); 7] = [
     ("failover", failover),
     ("partitioned_skewed", partitioned_skewed),
     ("cap_then_empty_restart", cap_then_empty_restart),
+    ("cap_then_restart_from_an_older_save", cap_then_restart_from_an_older_save),
 ];
 
 fn main() {

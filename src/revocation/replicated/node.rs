@@ -205,6 +205,15 @@ impl Inner {
         if queued {
             return Ok(true);
         }
+        if self.freshness.failing() {
+            // Redis failed since the last load: it may be a server restarted from an older
+            // snapshot (same mark, fewer entries), which only the next load tells (run ids).
+            return Err(StoreError(
+                "Redis failed since this node last loaded: entries dropped at the cap may be \
+                 gone"
+                    .to_owned(),
+            ));
+        }
         let mut command = ::redis::cmd("HMGET");
         command.arg(self.keys.subject(query.subject)).arg("g").arg(lineage_field(query.lineage));
         let mut connection = self.writer.clone();
