@@ -23,7 +23,8 @@
 //! grace period. Each run prints one line of numbers; `scripts/faults.sh` runs full sizes.
 //!
 //! No libtest harness (`harness = false`): the nodes are this binary started again with
-//! [`node::NODE_ENV`] set, and the scenarios run one after the other (timing matters). Every
+//! [`node::NODE_ENV`] set, and the scenarios run one after the other, each with its two
+//! policies side by side on separate servers. Every
 //! process a scenario starts is SIGKILLed when it ends, failing or not (guards' `Drop`).
 //! Arguments that do not start with `-` select scenarios by name.
 
@@ -780,6 +781,28 @@ const SCENARIOS: [(&str, Scenario); 8] = [
     ("cap_then_restart_from_an_older_save", cap_then_restart_from_an_older_save),
 ];
 
+/// One scenario under one policy: its numbers, sessions and duration, or `None` when it
+/// panicked (the message is printed; its processes are killed by their guards).
+fn run(
+    name: &str,
+    scenario: Scenario,
+    policy: FailurePolicy,
+    sizes: Sizes,
+) -> Option<(Tally, usize, Duration)> {
+    let started = Instant::now();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut world = World::new(policy, sizes);
+        if std::env::var_os("SEALED_SESSION_FAULTS_KEEP").is_some() {
+            // The nodes' logs, to read after a failure.
+            println!("{name} {policy:?}: logs in {}", world.dir.path().display());
+            world.dir.disable_cleanup(true);
+        }
+        scenario(&mut world);
+        (world.tally.clone(), world.sessions.len(), started.elapsed())
+    }))
+    .ok()
+}
+
 fn main() {
     if std::env::var_os(NODE_ENV).is_some() {
         node::run();
@@ -789,7 +812,7 @@ fn main() {
     let sizes = sizes();
     println!("revocation faults: {sizes:?}");
     println!(
-        "{:<28} {:<7} {:>8} {:>5} {:>6} {:>8} {:>8} {:>9} {:>10} {:>10}",
+        "{:<36} {:<7} {:>8} {:>5} {:>6} {:>8} {:>8} {:>9} {:>10} {:>10}",
         "scenario",
         "policy",
         "answers",
@@ -806,29 +829,23 @@ fn main() {
         if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
             continue;
         }
-        for policy in [FailurePolicy::Accept, FailurePolicy::Reject] {
-            let started = Instant::now();
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let mut world = World::new(policy, sizes);
-                if std::env::var_os("SEALED_SESSION_FAULTS_KEEP").is_some() {
-                    // The nodes' logs, to read after a failure.
-                    println!("{name} {policy:?}: logs in {}", world.dir.path().display());
-                    world.dir.disable_cleanup(true);
-                }
-                scenario(&mut world);
-                (world.tally.clone(), world.sessions.len())
-            }));
-            let (tally, sessions) = match run {
-                Ok(done) => done,
-                Err(_) => {
-                    failures.push(format!("{name} {policy:?}: panicked (above)"));
-                    continue;
-                }
+        // The two policies run side by side, each with its own servers and nodes: most of a
+        // scenario is waiting for a bound to run out.
+        let policies = [FailurePolicy::Accept, FailurePolicy::Reject];
+        let runs: Vec<_> = std::thread::scope(|scope| {
+            let handles = policies
+                .map(|policy| scope.spawn(move || (policy, run(name, scenario, policy, sizes))));
+            handles.into_iter().map(|handle| handle.join().expect("caught inside")).collect()
+        });
+        for (policy, run) in runs {
+            let Some((tally, sessions, took)) = run else {
+                failures.push(format!("{name} {policy:?}: panicked (above)"));
+                continue;
             };
             let ms =
                 |d: Option<Duration>| d.map_or("-".to_owned(), |d| format!("{} ms", d.as_millis()));
             println!(
-                "{name:<28} {:<7} {:>8} {:>5} {:>6} {:>8} {:>8} {:>9} {:>10} {:>10}   ({:.1} s)",
+                "{name:<36} {:<7} {:>8} {:>5} {:>6} {:>8} {:>8} {:>9} {:>10} {:>10}   ({:.1} s)",
                 format!("{policy:?}"),
                 tally.answers,
                 tally.lost,
@@ -838,11 +855,11 @@ fn main() {
                 sessions,
                 ms(tally.stale_after),
                 ms(tally.to_current),
-                started.elapsed().as_secs_f64(),
+                took.as_secs_f64(),
             );
             let broken = tally.lost > 0 || tally.wrong > 0 || tally.blip_refused > 0;
             if broken {
-                failures.push(format!("{name} {policy:?}: {:?}", tally));
+                failures.push(format!("{name} {policy:?}: {tally:?}"));
             }
         }
     }
