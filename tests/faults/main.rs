@@ -603,8 +603,12 @@ fn killed_restarted_empty(world: &mut World) {
     let port = redis.port();
     redis.stop();
     world.revoke_during(0, world.sizes.during);
-    world.sample();
     let redis = RedisServer::start_on(port).expect("the port is still free");
+    let down = world.fault_at.map(|at| at.elapsed()).unwrap_or_default();
+    assert!(
+        down < world.sizes.staleness / 2,
+        "Redis was down {down:?}: not a blip on this machine"
+    );
     world.recover(&redis.url());
 }
 
@@ -615,9 +619,17 @@ fn hung(world: &mut World) {
     world.populate();
     let bound = world.sizes.staleness;
     world.blip = true;
-    redis.pause();
-    world.sample_for(bound * 2 / 5);
-    redis.resume();
+    // Timed on its own thread: sampling every session may take longer than the blip.
+    std::thread::scope(|scope| {
+        let blip = scope.spawn(|| {
+            redis.pause();
+            std::thread::sleep(bound * 2 / 5);
+            redis.resume();
+        });
+        while !blip.is_finished() {
+            world.sample();
+        }
+    });
     world.settle("after a short hang");
     world.blip = false;
 

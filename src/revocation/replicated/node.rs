@@ -193,7 +193,10 @@ impl Inner {
     }
 
     /// The strict answer for a session whose subject's entries may have been dropped at the
-    /// cap: this node's queued revocations, then Redis (one `HMGET`).
+    /// cap: this node's queued revocations, then Redis (one `HMGET`, then a `GET` of the mark),
+    /// trusted only when nothing failed since the last full load and the mark is that load's:
+    /// otherwise Redis may have lost the entries without this node knowing yet, and the error
+    /// hands the session to the failure policy.
     pub(super) async fn lookup(&self, query: &Query<'_>) -> Result<bool, StoreError> {
         let queued = self.pending.lock().unwrap_or_else(PoisonError::into_inner).iter().any(|e| {
             *e.subject == *query.subject
