@@ -9,6 +9,8 @@ APT_PACKAGES=()
 command -v c++ >/dev/null 2>&1 || APT_PACKAGES+=(g++)
 # The revocation tests (tests/revocation.rs) and bench start a real Redis server.
 command -v redis-server >/dev/null 2>&1 || APT_PACKAGES+=(redis-server)
+# tests/faults: node processes run with a skewed clock (libfaketime).
+APT_PACKAGES+=(faketime)
 # tests/browser.rs: headless Chromium driven through WebDriver (chromedriver).
 APT_PACKAGES+=(chromium chromium-driver)
 # tests/fleet.rs: an nginx round-robin load balancer in front of three demo instances.

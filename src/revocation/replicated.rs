@@ -235,6 +235,7 @@ impl ReplicatedRevocationsBuilder {
             freshness: Freshness::new(self.staleness),
             changed: std::sync::atomic::AtomicBool::new(false),
             dropped: Dropped::default(),
+            mark: Mutex::new(None),
             fold_after: self.fold_after,
             pending: Mutex::new(VecDeque::new()),
             writer,

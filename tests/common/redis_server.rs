@@ -1,5 +1,5 @@
-//! A throwaway `redis-server` for one test: 127.0.0.1, a free port, no persistence, killed
-//! when dropped. A missing binary fails the test (it never skips).
+//! A throwaway `redis-server` for one test: 127.0.0.1, a free port, no persistence, its own
+//! empty directory, killed when dropped. A missing binary fails the test (it never skips).
 
 #![allow(dead_code)]
 
@@ -16,6 +16,10 @@ const STARTUP: Duration = Duration::from_secs(10);
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
+    /// Its working directory: its own, so that a server never loads another's `dump.rdb`
+    /// (a replica's full sync writes one even without `--save`).
+    dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -57,18 +61,26 @@ impl RedisServer {
     pub fn start_on_with(port: u16, extra: &[&str]) -> Option<RedisServer> {
         let extra: Vec<String> =
             extra.iter().map(|arg| arg.replace("{port}", &port.to_string())).collect();
+        let dir = tempfile::tempdir().expect("a directory for redis-server");
+        let mut server = RedisServer { child: None, port, dir, extra };
+        server.spawn().then_some(server)
+    }
+
+    /// Starts the server again after [`stop`](RedisServer::stop), on the same port and in the
+    /// same directory: with what it saved there (`SAVE`), as a server restarted from its
+    /// snapshot is. `false` when it exits at once (the port was taken).
+    pub fn restart(&mut self) -> bool {
+        self.stop();
+        self.spawn()
+    }
+
+    fn spawn(&mut self) -> bool {
+        let port = self.port;
         let spawned = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(&extra)
+            .args(&self.extra)
             .args(["--save", "", "--appendonly", "no"])
-            // A file name of this process's own: a `dump.rdb` another program left in the
-            // temporary directory would otherwise be loaded at start, and an "empty" server
-            // would begin with its keys.
-            .args(["--dir", &std::env::temp_dir().to_string_lossy()])
-            .args([
-                "--dbfilename",
-                &format!("sealed-session-test-{}-{port}.rdb", std::process::id()),
-            ])
+            .args(["--dir", &self.dir.path().to_string_lossy()])
             .args(["--loglevel", "warning", "--logfile", ""])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -83,17 +95,17 @@ impl RedisServer {
             ),
             Err(error) => panic!("starting redis-server: {error}"),
         };
-        let mut server = RedisServer { child: Some(child), port };
+        self.child = Some(child);
         let started = Instant::now();
         while started.elapsed() < STARTUP {
-            if server.ping() {
-                return Some(server);
+            if self.ping() {
+                return true;
             }
-            let child = server.child.as_mut().expect("running");
+            let child = self.child.as_mut().expect("running");
             if let Some(status) = child.try_wait().expect("polling redis-server") {
                 eprintln!("redis-server on port {port} exited at once ({status})");
-                server.child = None;
-                return None;
+                self.child = None;
+                return false;
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -37,6 +37,9 @@ pub(super) async fn follow(inner: Weak<Inner>, mut connection: Connection) {
                 continue;
             }
         };
+        // What Redis holds is what this node loaded only while the mark is still this one.
+        let mark = known.as_ref().and_then(|seen| seen.mark().map(str::to_owned));
+        *strong.mark.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = mark;
         drop(strong);
         let Some(seen) = known.as_ref() else { continue };
         if let Err(error) = tail(&inner, &mut connection, position, &primaries, seen).await {
@@ -63,6 +66,8 @@ async fn tail(
 ) -> Result<(), StoreError> {
     let mut last_expiry = 0;
     let mut last_check = Instant::now();
+    // The previous look at the stream: when it was asked, and how many entries had been added.
+    let mut previous: Option<(Instant, u64)> = None;
     loop {
         let Some(inner) = weak.upgrade() else { return Ok(()) };
         let block = inner.staleness / 3;
@@ -103,7 +108,14 @@ async fn tail(
         if caught_up {
             // Every event added before `XINFO` answered has been read.
             inner.freshness.heard(asked);
+        } else if let Some((at, _)) = previous.filter(|&(_, added)| position.added >= added) {
+            // Still behind while others write fast (a write-back of many entries), yet past
+            // where the stream ended at the previous look: every event added before that look
+            // has been read (one trimmed unread keeps `added` short of it). Without this, a
+            // node following a long burst would turn stale until the burst ends.
+            inner.freshness.heard(at);
         }
+        previous = Some((asked, now.added));
         if last_check.elapsed() >= inner.staleness / 3 {
             // Lost data leaves the stream as it was when nobody revokes: look at Redis itself.
             last_check = Instant::now();

@@ -73,6 +73,12 @@ impl Freshness {
         self.holding.load(Ordering::SeqCst)
     }
 
+    /// Whether a command failed since the last proof. The next proof comes from a full load,
+    /// which compares run ids: until then Redis may be a restarted server that lost data.
+    pub(super) fn failing(&self) -> bool {
+        self.failing.load(Ordering::SeqCst)
+    }
+
     /// The hold is over: proofs count again.
     pub(super) fn release(&self) {
         self.holding.store(false, Ordering::SeqCst);

@@ -41,12 +41,26 @@ pub(super) struct Watermarks {
     primaries: Vec<(String, u64)>,
     /// The mark (`None`: there was none).
     mark: Option<String>,
+    /// Seconds since the youngest primary started (`uptime_in_seconds`): not a loss by itself,
+    /// but a node started within the bound of a restart cannot tell whether the others have
+    /// noticed it yet (a restart from an older save keeps the mark).
+    uptime: u64,
 }
 
 impl Watermarks {
+    /// How long ago the youngest primary started, to the second.
+    pub(super) fn uptime(&self) -> Duration {
+        Duration::from_secs(self.uptime)
+    }
+
     /// Keys evicted by every primary since it started.
     pub(super) fn evicted(&self) -> u64 {
         self.primaries.iter().map(|(_, evicted)| evicted).sum()
+    }
+
+    /// The mark as this node last saw it.
+    pub(super) fn mark(&self) -> Option<&str> {
+        self.mark.as_deref()
     }
 
     /// The mark as this node set or found it.
@@ -78,6 +92,7 @@ pub(super) async fn watermarks(
 ) -> Result<(Watermarks, Vec<String>), StoreError> {
     let mut seen = Vec::new();
     let mut policies = Vec::new();
+    let mut uptime = u64::MAX;
     for primary in primaries {
         let info: String =
             bounded(limit, connection.query_at(&::redis::cmd("INFO"), primary)).await?;
@@ -88,13 +103,15 @@ pub(super) async fn watermarks(
         };
         let evicted = field("evicted_keys").and_then(|n| n.parse().ok()).unwrap_or(0);
         seen.push((field("run_id").unwrap_or_default(), evicted));
+        let up = field("uptime_in_seconds").and_then(|n| n.parse().ok()).unwrap_or(0);
+        uptime = uptime.min(up);
         policies.push(field("maxmemory_policy").unwrap_or_default());
     }
     seen.sort();
     let mut get = ::redis::cmd("GET");
     get.arg(inner.keys.mark());
     let mark: Option<String> = bounded(limit, get.query_async(connection)).await?;
-    Ok((Watermarks { primaries: seen, mark }, policies))
+    Ok((Watermarks { primaries: seen, mark, uptime }, policies))
 }
 
 /// Raises `<prefix>repaired`, the evictions a write-back followed, to `evicted`.
@@ -165,6 +182,7 @@ mod tests {
         let seen = |primaries: &[(&str, u64)], mark: Option<&str>| Watermarks {
             primaries: primaries.iter().map(|&(id, n)| (id.to_owned(), n)).collect(),
             mark: mark.map(str::to_owned),
+            uptime: 0,
         };
         let before = seen(&[("a", 3), ("b", 0)], Some("m 1"));
         // (now, lost?)

@@ -25,6 +25,9 @@ pub(super) struct Inner {
     pub(super) changed: AtomicBool,
     /// Where entries were dropped at the cap, until they expire.
     pub(super) dropped: Dropped,
+    /// The mark key as of the last full load (`None`: none yet): a strict lookup trusts Redis
+    /// only while the mark is still this one (see [`lookup`](Inner::lookup)).
+    pub(super) mark: Mutex<Option<String>>,
     /// This node's revocations not yet written to Redis.
     pub(super) pending: Mutex<VecDeque<Event>>,
     pub(super) writer: Connection,
@@ -198,7 +201,10 @@ impl Inner {
     }
 
     /// The strict answer for a session whose subject's entries may have been dropped at the
-    /// cap: this node's queued revocations, then Redis (one `HMGET`).
+    /// cap: this node's queued revocations, then Redis (one `HMGET`, then a `GET` of the mark),
+    /// trusted only when nothing failed since the last full load and the mark is that load's:
+    /// otherwise Redis may have lost the entries without this node knowing yet, and the error
+    /// hands the session to the failure policy.
     pub(super) async fn lookup(&self, query: &Query<'_>) -> Result<bool, StoreError> {
         let queued = self.pending.lock().unwrap_or_else(PoisonError::into_inner).iter().any(|e| {
             *e.subject == *query.subject
@@ -210,11 +216,35 @@ impl Inner {
         if queued {
             return Ok(true);
         }
+        if self.freshness.failing() {
+            // Redis failed since the last load: it may be a server restarted from an older
+            // snapshot (same mark, fewer entries), which only the next load tells (run ids).
+            return Err(StoreError(
+                "Redis failed since this node last loaded: entries dropped at the cap may be \
+                 gone"
+                    .to_owned(),
+            ));
+        }
         let mut command = ::redis::cmd("HMGET");
         command.arg(self.keys.subject(query.subject)).arg("g").arg(lineage_field(query.lineage));
         let mut connection = self.writer.clone();
         let values: Vec<Option<String>> =
             bounded(self.timeout, command.query_async(&mut connection)).await?;
+        // Redis may have lost data (a restart, a flush) since this node last loaded, and the
+        // follower may not have noticed yet: an empty Redis would answer "not revoked" for what
+        // this node dropped. The mark, read after the answer, is the one of the last load only
+        // if nothing was lost before the answer was read.
+        let mut get = ::redis::cmd("GET");
+        get.arg(self.keys.mark());
+        let mark: Option<String> = bounded(self.timeout, get.query_async(&mut connection)).await?;
+        let known = self.mark.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        if mark.is_none() || mark != known {
+            return Err(StoreError(
+                "Redis lost data since this node last loaded (its mark key changed): entries \
+                 dropped at the cap may be gone"
+                    .to_owned(),
+            ));
+        }
         let [generation, lineage] = values.as_slice() else {
             return Err(StoreError(format!(
                 "Redis answered HMGET of 2 fields with {}",

@@ -39,6 +39,9 @@ pub(super) async fn reload(
     if known.is_none() {
         warn_about_eviction(&policies);
         let unrepaired = repaired(inner, connection, limit).await? < seen.evicted();
+        // A Redis restarted within the bound (from an older save the mark survives) may have
+        // lost data the other nodes have not noticed yet either.
+        let age = age.min(seen.uptime());
         if age < inner.staleness || unrepaired {
             // A new mark: a new deployment, or a flush the nodes that knew the data have not
             // noticed yet; or evictions no node has written back after yet. Give the nodes
