@@ -24,9 +24,13 @@ const RETRY: Duration = Duration::from_millis(100);
 /// The follower: load, then read the stream, until the store is dropped.
 pub(super) async fn follow(inner: Weak<Inner>, mut connection: Connection) {
     let mut known: Option<Watermarks> = None;
+    // Where the stream was last read: after a loss, the nodes that hold what the writer wrote
+    // back go on from there instead of loading everything again.
+    let mut position: Option<Position> = None;
     loop {
         let Some(strong) = inner.upgrade() else { return };
-        let (position, primaries) = match reload(&strong, &mut connection, &mut known).await {
+        let reloaded = reload(&strong, &mut connection, &mut known, position.as_ref()).await;
+        let (mut read, primaries) = match reloaded {
             Ok(loaded) => loaded,
             Err(error) => {
                 strong.freshness.failed(&error);
@@ -37,7 +41,9 @@ pub(super) async fn follow(inner: Weak<Inner>, mut connection: Connection) {
         };
         drop(strong);
         let Some(seen) = known.as_ref() else { continue };
-        if let Err(error) = tail(&inner, &mut connection, position, &primaries, seen).await {
+        let tailed = tail(&inner, &mut connection, &mut read, &primaries, seen).await;
+        position = Some(read);
+        if let Err(error) = tailed {
             let Some(strong) = inner.upgrade() else { return };
             strong.freshness.failed(&error);
             drop(strong);
@@ -55,7 +61,7 @@ pub(super) async fn follow(inner: Weak<Inner>, mut connection: Connection) {
 async fn tail(
     weak: &Weak<Inner>,
     connection: &mut Connection,
-    mut position: Position,
+    position: &mut Position,
     primaries: &[Primary],
     known: &Watermarks,
 ) -> Result<(), StoreError> {
@@ -158,7 +164,7 @@ async fn stream_position_of(
 }
 
 /// The events of an `XREAD` reply, the id of the last entry, and how many entries it held.
-fn parse_read(reply: &Value) -> (Vec<Event>, Option<String>, u64) {
+pub(super) fn parse_read(reply: &Value) -> (Vec<Event>, Option<String>, u64) {
     let mut events = Vec::new();
     let mut last = None;
     let mut count = 0;
