@@ -61,6 +61,15 @@ fn redis_cpu(raw: &mut redis::Connection) -> redis::RedisResult<f64> {
     Ok(field("used_cpu_user") + field("used_cpu_sys"))
 }
 
+/// This process's CPU seconds so far (user + system, from `/proc/self/stat`; 0 elsewhere).
+fn own_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the command name (in parentheses): state, then 10 fields, then utime and stime.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split(' ').collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(12) + ticks(13)) / 100.0
+}
+
 /// The stream's `entries-added` (0 when there is no stream).
 fn events(raw: &mut redis::Connection, prefix: &str) -> u64 {
     let info: redis::RedisResult<Vec<redis::Value>> =
@@ -74,6 +83,25 @@ fn events(raw: &mut redis::Connection, prefix: &str) -> u64 {
             _ => None,
         })
         .unwrap_or(0)
+}
+
+/// Redis's time per command (`INFO commandstats`, commands run by scripts included), the
+/// costliest first: `name calls µs/call`.
+fn command_costs(raw: &mut redis::Connection) -> redis::RedisResult<String> {
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(raw)?;
+    let mut costs: Vec<(u64, String)> = stats
+        .lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let field = |key: &str| {
+                rest.split(',').find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+            };
+            let usec: u64 = field("usec")?.parse().ok()?;
+            Some((usec, format!("{name} {} {}", field("calls")?, field("usec_per_call")?)))
+        })
+        .collect();
+    costs.sort_unstable_by_key(|cost| std::cmp::Reverse(cost.0));
+    Ok(costs.into_iter().take(6).map(|(_, text)| text).collect::<Vec<_>>().join("; "))
 }
 
 /// The store's log, kept to read how many entries each node wrote back.
@@ -94,9 +122,11 @@ impl std::io::Write for Log {
 impl Log {
     /// Entries written back by each write-back logged since the last call.
     fn take_writers(&self) -> Vec<u64> {
-        let text = String::from_utf8_lossy(&std::mem::take(&mut *self.0.lock().unwrap())).into_owned();
+        let text =
+            String::from_utf8_lossy(&std::mem::take(&mut *self.0.lock().unwrap())).into_owned();
         text.lines()
             .filter(|line| line.contains("wrote back"))
+            .inspect(|line| eprintln!("{line}"))
             .filter_map(|line| {
                 let at = line.find("entries=")? + "entries=".len();
                 line[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
@@ -130,7 +160,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port = server.port();
     let url = server.url();
     let until = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?.as_secs() + 3600;
-    println!("{fleet} nodes; Redis CPU in parentheses");
+    println!("{fleet} nodes; in parentheses, CPU time of Redis + of the nodes");
     println!("| entries | load | noticed | write-back | current | events | written back by |");
     println!("|---|---|---|---|---|---|---|");
     for n in sizes {
@@ -154,11 +184,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // A mark set long ago: a node that finds none takes itself for a newcomer after a flush
         // and waits the bound before answering, which is not what is measured here.
         let () = redis::cmd("SET").arg(format!("{prefix}mark")).arg("seeded 0").query(&mut raw)?;
+        let () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut raw)?;
         let cpu = redis_cpu(&mut raw)?;
+        let client = own_cpu();
         let started = Instant::now();
         let nodes: Vec<ReplicatedRevocations> = (0..fleet)
             .map(|_| {
-                ReplicatedRevocations::builder().prefix(prefix.as_str()).max_entries(n + 1).build(&url)
+                ReplicatedRevocations::builder()
+                    .prefix(prefix.as_str())
+                    .max_entries(n + 1)
+                    .build(&url)
             })
             .collect::<Result<_, _>>()?;
         for node in &nodes {
@@ -166,6 +201,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let loaded = started.elapsed();
         let load_cpu = redis_cpu(&mut raw)? - cpu;
+        let load_client = own_cpu() - client;
+        eprintln!("{n}: Redis per command during the load: {}", command_costs(&mut raw)?);
         for node in &nodes {
             assert_eq!(node.len(), n);
         }
@@ -174,6 +211,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         server.stop();
         server = redis_server::RedisServer::start_on(port).ok_or("the port was taken")?;
         let restarted = Instant::now();
+        let client = own_cpu();
         let mut raw = redis::Client::open(url.as_str())?.get_connection()?;
         // `DBSIZE` while it is far from done (cheap), then a count of the users' hashes.
         let (mut noticed, mut written, mut current) = (None, None, None);
@@ -198,12 +236,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let recovery_cpu = redis_cpu(&mut raw)?;
+        let recovery_client = own_cpu() - client;
         let (written, current) = (written.unwrap(), current.unwrap());
         let noticed = noticed.unwrap_or(written);
         let mut writers = log.take_writers();
         writers.resize(fleet.max(writers.len()), 0);
         println!(
-            "| {n} | {} ({load_cpu:.2} s) | {} | {} | {} ({recovery_cpu:.2} s) | {} | {:?} |",
+            "| {n} | {} ({load_cpu:.1} + {load_client:.1} s) | {} | {} | {} ({recovery_cpu:.1} + \
+             {recovery_client:.1} s) | {} | {:?} |",
             seconds(loaded),
             seconds(noticed),
             seconds(written - noticed),
@@ -211,6 +251,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             events(&mut raw, &prefix),
             writers,
         );
+        eprintln!("{n}: Redis per command during the recovery: {}", command_costs(&mut raw)?);
         drop(nodes);
     }
     Ok(())

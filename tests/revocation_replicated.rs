@@ -843,7 +843,8 @@ fn seed(redis: &RedisServer, n: usize) {
         }
         let () = pipe.query(&mut raw).expect("seeded");
     }
-    let () = redis::cmd("SET").arg(format!("{PREFIX}mark")).arg("seeded 0").query(&mut raw).unwrap();
+    let () =
+        redis::cmd("SET").arg(format!("{PREFIX}mark")).arg("seeded 0").query(&mut raw).unwrap();
 }
 
 /// How many users' hashes Redis holds.

@@ -74,9 +74,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
+/// A subject's entries: the subject, its generation (0: none) and until when it matters, its
+/// lineages and until when each matters.
+type Subject = (Box<[u8]>, u64, u64, Vec<(SessionId, u64)>);
+
 /// This node's entries, as of one moment, with their count and digest.
 struct Snapshot {
-    subjects: Vec<(Box<[u8]>, u64, u64, Vec<(SessionId, u64)>)>,
+    subjects: Vec<Subject>,
     count: u64,
     digest: u128,
 }
@@ -100,7 +104,8 @@ impl Snapshot {
         for (subject, generation, until, lineages) in &subjects {
             if *generation != 0 {
                 count += 1;
-                digest = digest.wrapping_add(entry_digest(epoch, subject, b'g', *generation, *until));
+                digest =
+                    digest.wrapping_add(entry_digest(epoch, subject, b'g', *generation, *until));
             }
             for (lineage, until) in lineages {
                 count += 1;
@@ -139,9 +144,13 @@ pub(super) async fn recover(
 ) -> Result<Outcome, StoreError> {
     let owner = format!("{epoch} {}", token()?);
     let lease = inner.staleness;
+    // Taken when this node first finds another writing: about when the writer took its own,
+    // so what reached one and not the other since (which would make them differ) is little;
+    // and digested while waiting rather than after.
+    let mut waiting: Option<Snapshot> = None;
     loop {
         if let Some((count, digest)) = record(inner, connection, epoch, limit).await? {
-            let mine = Snapshot::take(inner, epoch);
+            let mine = waiting.take().unwrap_or_else(|| Snapshot::take(inner, epoch));
             if (mine.count, mine.digest) == (count, digest) {
                 tracing::info!(entries = count, "Redis recovered by another node: same entries");
                 return Ok(Outcome::Same);
@@ -164,7 +173,8 @@ pub(super) async fn recover(
             let started = Instant::now();
             write(inner, connection, &mine, primaries, Some(&owner), limit).await?;
             let mut done = ::redis::cmd("SET");
-            done.arg(inner.keys.recovered()).arg(format!("{epoch} {} {:x}", mine.count, mine.digest));
+            done.arg(inner.keys.recovered())
+                .arg(format!("{epoch} {} {:x}", mine.count, mine.digest));
             bounded(limit, done.query_async::<()>(connection)).await?;
             let mut wake = ::redis::cmd("XADD");
             wake.arg(inner.keys.stream()).arg("MAXLEN").arg("~").arg(inner.stream_len);
@@ -179,6 +189,9 @@ pub(super) async fn recover(
                 "wrote back as the recovery writer"
             );
             return Ok(Outcome::Wrote);
+        }
+        if waiting.is_none() {
+            waiting = Some(Snapshot::take(inner, epoch));
         }
         // Another node writes: follow the stream meanwhile (its last event ends the wait early).
         let block = (inner.staleness / 10).min(Duration::from_millis(100));
@@ -292,6 +305,10 @@ async fn write(
         let plain = |i: usize| lock.is_some() && snapshot.subjects[i].1 == 0;
         let (plain, scripted): (Vec<usize>, Vec<usize>) =
             (0..snapshot.subjects.len()).partition(|&i| plain(i));
+        // Each round trip is sent from its own task while the next one is built: the client
+        // builds and Redis runs at the same time.
+        let mut in_flight: Option<tokio::task::JoinHandle<Result<Vec<::redis::Value>, _>>> = None;
+        let lost_lock = || StoreError("the recovery lock was lost: another node writes".into());
         for round in plain.chunks(SUBJECTS_PER_CALL * CALLS_PER_ROUND_TRIP) {
             let mut pipe = ::redis::pipe();
             if let Some(renew) = renew() {
@@ -312,9 +329,22 @@ async fn write(
                     pipe.cmd("EXPIREAT").arg(&key).arg(last).arg(condition).ignore();
                 }
             }
-            let replies: Vec<::redis::Value> = bounded(limit, pipe.query_async(connection)).await?;
-            if lock.is_some() && replies.first() != Some(&::redis::Value::Int(1)) {
-                return Err(StoreError("the recovery lock was lost: another node writes".into()));
+            if let Some(previous) = in_flight.take() {
+                let replies =
+                    previous.await.map_err(|e| StoreError(format!("write-back: {e}")))??;
+                if replies.first() != Some(&::redis::Value::Int(1)) {
+                    return Err(lost_lock());
+                }
+            }
+            let mut sending = connection.clone();
+            in_flight = Some(tokio::spawn(async move {
+                bounded(limit, pipe.query_async::<Vec<::redis::Value>>(&mut sending)).await
+            }));
+        }
+        if let Some(last) = in_flight {
+            let replies = last.await.map_err(|e| StoreError(format!("write-back: {e}")))??;
+            if replies.first() != Some(&::redis::Value::Int(1)) {
+                return Err(lost_lock());
             }
         }
         for round in scripted.chunks(SUBJECTS_PER_CALL * CALLS_PER_ROUND_TRIP) {
@@ -345,20 +375,28 @@ async fn write(
         }
         let groups: Vec<Vec<usize>> = by_slot
             .into_values()
-            .flat_map(|group| group.chunks(SUBJECTS_PER_CALL).map(<[usize]>::to_vec).collect::<Vec<_>>())
+            .flat_map(|group| {
+                group.chunks(SUBJECTS_PER_CALL).map(<[usize]>::to_vec).collect::<Vec<_>>()
+            })
             .collect();
         for wave in groups.chunks(CLUSTER_IN_FLIGHT) {
             if let Some(renew) = renew() {
                 let renewed: u64 = bounded(limit, renew.query_async(connection)).await?;
                 if renewed != 1 {
-                    return Err(StoreError("the recovery lock was lost: another node writes".into()));
+                    return Err(StoreError(
+                        "the recovery lock was lost: another node writes".into(),
+                    ));
                 }
             }
             let mut tasks = tokio::task::JoinSet::new();
             for (n, subjects) in wave.iter().enumerate() {
                 let (command, mut connection) = (call(subjects), connection.clone());
                 tasks.spawn(async move {
-                    (n, bounded(limit, command.query_async::<::redis::Value>(&mut connection)).await)
+                    (
+                        n,
+                        bounded(limit, command.query_async::<::redis::Value>(&mut connection))
+                            .await,
+                    )
                 });
             }
             while let Some(done) = tasks.join_next().await {

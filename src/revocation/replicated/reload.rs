@@ -13,8 +13,8 @@ use super::follower::{Position, stream_position};
 use super::loss::{
     Watermarks, claim_marks, record_repaired, repaired, warn_about_eviction, watermarks,
 };
-use super::recovery::{Outcome, read, recover};
 use super::node::Inner;
+use super::recovery::{Outcome, read, recover};
 use crate::session::SessionId;
 use crate::time::to_unix;
 
@@ -183,7 +183,8 @@ fn merge_hashes(inner: &Inner, hashes: &[Value]) {
             Value::Array(items) => items,
             _ => continue,
         };
-        let pairs = || fields.chunks_exact(2).filter_map(|pair| Some((bytes(&pair[0])?, bytes(&pair[1])?)));
+        let pairs =
+            || fields.chunks_exact(2).filter_map(|pair| Some((bytes(&pair[0])?, bytes(&pair[1])?)));
         let Some(subject) = pairs().find(|(name, _)| *name == b"s").and_then(|(_, s)| hex_bytes(s))
         else {
             continue;
