@@ -474,6 +474,44 @@ fn token() -> Result<String, StoreError> {
 mod tests {
     use super::*;
 
+    /// The merge script numbers entries key after key, a subject's generation before its
+    /// lineages; the events published are exactly the numbered ones.
+    #[test]
+    fn the_entries_a_merge_reports_become_their_events() {
+        let id = |n: u8| SessionId([n; 16]);
+        let snapshot = Snapshot {
+            subjects: vec![
+                (b"a"[..].into(), 7, 100, vec![(id(1), 50), (id(2), 60)]),
+                (b"b"[..].into(), 0, 0, vec![(id(3), 70)]),
+            ],
+            count: 4,
+            digest: 0,
+        };
+        let describe = |events: Vec<Event>| -> Vec<String> {
+            events
+                .iter()
+                .map(|e| format!("{}:{:?}:{}", e.subject[0] as char, e.change, e.until))
+                .collect()
+        };
+        // (positions reported, events)
+        let table: [(&[i64], &[&str]); 3] = [
+            (&[], &[]),
+            (
+                &[1, 4],
+                &[
+                    "a:Generation(7):100",
+                    "b:Lineage(SessionId(03030303030303030303030303030303)):70",
+                ],
+            ),
+            (&[3], &["a:Lineage(SessionId(02020202020202020202020202020202)):60"]),
+        ];
+        for (reported, expected) in table {
+            let reply =
+                ::redis::Value::Array(reported.iter().map(|&n| ::redis::Value::Int(n)).collect());
+            assert_eq!(describe(positions(&[0, 1], &reply, &snapshot)), expected, "{reported:?}");
+        }
+    }
+
     #[test]
     fn a_digest_tells_sets_apart_whatever_their_order() {
         let entry = |subject: &[u8], until| entry_digest("e1", subject, b'l', 7u64, until);
