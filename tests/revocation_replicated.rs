@@ -644,13 +644,24 @@ async fn data_lost_without_a_restart_is_written_back() {
 }
 
 /// A TCP proxy in front of Redis for one node: cutting it partitions that node alone. It counts
-/// the bytes the node sent to Redis (to tell which node wrote back).
+/// the bytes the node sent to Redis (to tell which node wrote back), and can hang the node
+/// mid-write (see [`Proxy::hang_past`]).
 struct Proxy {
     port: u16,
     sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    hang: std::sync::Arc<std::sync::Mutex<Option<Hang>>>,
+    hung: std::sync::Arc<std::sync::atomic::AtomicBool>,
     open: std::sync::Arc<std::sync::atomic::AtomicBool>,
     links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     accept: tokio::task::JoinHandle<()>,
+}
+
+/// Stops forwarding what a node sends once it sent more than `after` bytes in all, unless
+/// another proxy sharing `once` hung its node first.
+#[derive(Clone)]
+struct Hang {
+    after: u64,
+    once: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Proxy {
@@ -659,15 +670,18 @@ impl Proxy {
         let port = listener.local_addr().expect("bound").port();
         let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let hang = std::sync::Arc::new(std::sync::Mutex::new(None::<Hang>));
+        let hung = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let accept = {
             let (open, links, sent) = (open.clone(), links.clone(), sent.clone());
+            let (hang, hung) = (hang.clone(), hung.clone());
             tokio::spawn(async move {
                 while let Ok((mut client, _)) = listener.accept().await {
                     if !open.load(std::sync::atomic::Ordering::SeqCst) {
                         continue; // dropped: the connection is closed at once
                     }
-                    let sent = sent.clone();
+                    let (sent, hang, hung) = (sent.clone(), hang.clone(), hung.clone());
                     let link = tokio::spawn(async move {
                         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
                         let Ok(mut server) =
@@ -684,7 +698,20 @@ impl Proxy {
                                     Ok(0) | Err(_) => break,
                                     Ok(n) => n,
                                 };
-                                sent.fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
+                                let total = n as u64
+                                    + sent.fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
+                                let armed = hang.lock().expect("not poisoned").clone();
+                                let past = armed.is_some_and(|hang| {
+                                    total > hang.after
+                                        && !hang
+                                            .once
+                                            .swap(true, std::sync::atomic::Ordering::SeqCst)
+                                });
+                                if past || hung.load(std::sync::atomic::Ordering::SeqCst) {
+                                    // Hung: nothing more reaches Redis, the connection stays.
+                                    hung.store(true, std::sync::atomic::Ordering::SeqCst);
+                                    std::future::pending::<()>().await;
+                                }
                                 if to_server.write_all(&buffer[..n]).await.is_err() {
                                     break;
                                 }
@@ -701,7 +728,18 @@ impl Proxy {
                 }
             })
         };
-        Proxy { port, sent, open, links, accept }
+        Proxy { port, sent, hang, hung, open, links, accept }
+    }
+
+    /// Hangs the node (nothing it sends reaches Redis any more) once it sent `bytes` more than
+    /// so far, unless a proxy sharing `once` hung its node first.
+    fn hang_past(&self, bytes: u64, once: &std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        let after = self.sent() + bytes;
+        *self.hang.lock().expect("not poisoned") = Some(Hang { after, once: once.clone() });
+    }
+
+    fn hung(&self) -> bool {
+        self.hung.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Bytes the node sent to Redis so far.
@@ -994,23 +1032,22 @@ async fn a_writer_lost_mid_recovery_is_taken_over_by_one_node() {
     nodes[1].logout(&revoked).await;
     until_all(&fleet, &revoked, REVOKED).await;
 
-    // A write-back sends about 100 bytes per entry; the followers, a few hundred in all.
+    // A write-back sends about 100 bytes per entry; a node that only follows, a few hundred
+    // in all. The first node past 200 KB (the writer) hangs there, mid-write.
     let bulk = 200 * 1024;
+    let once = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for proxy in &proxies {
+        proxy.hang_past(bulk, &once);
+    }
     let before: Vec<u64> = proxies.iter().map(Proxy::sent).collect();
     let sent = |i: usize| proxies[i].sent() - before[i];
     let port = redis.port();
     redis.stop();
     let redis = RedisServer::start_on(port).expect("the port is still free");
-    let started = Instant::now();
-    let writer = loop {
-        if let Some(writer) = (0..3).find(|&i| sent(i) > bulk) {
-            break writer;
-        }
-        assert!(started.elapsed() < PATIENCE, "nobody wrote back");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    };
+    until("a writer", || proxies.iter().any(Proxy::hung)).await;
+    let writer = (0..3).find(|&i| proxies[i].hung()).expect("one hung");
+    assert!(subject_keys(&redis) < SEEDED, "hung before the writer was done");
     proxies[writer].cut();
-    assert!(subject_keys(&redis) < SEEDED, "cut before the writer was done");
     until("taken over", || subject_keys(&redis) > SEEDED).await;
     let others: Vec<&Node> = (0..3).filter(|&i| i != writer).map(|i| &nodes[i]).collect();
     all_current(&others).await;
