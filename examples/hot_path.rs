@@ -19,7 +19,9 @@
 //! second is the route, `read` or `write`; the third the number of requests. Only the loop
 //! (`requests_codec`, `requests_tower`) is counted under `--toggle-collect`: divide its
 //! instructions by the count for a cost per request that does not depend on the machine's
-//! load. The clock is the system's, read as the adapters read it.
+//! load. The clock is the system's, read as the adapters read it. Built with the `metrics`
+//! feature, it installs a Prometheus recorder first, so the count includes recording the
+//! metrics (`scripts/hot-path.sh --metrics` compares both).
 
 use std::hint::black_box;
 use std::time::SystemTime;
@@ -117,6 +119,11 @@ fn main() {
     };
     let count: usize = count.parse().expect(usage);
 
+    // With the `metrics` feature, a real recorder, so the counts include recording.
+    #[cfg(feature = "metrics")]
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .expect("the only recorder");
     let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
     let header = login_cookie(&codec);
     let headers = match path.as_str() {
@@ -135,5 +142,11 @@ fn main() {
     };
     // A read seals nothing; a write sets one cookie.
     assert_eq!(headers, if write { count } else { 0 }, "the requests did what they say");
+    #[cfg(feature = "metrics")]
+    {
+        let opened = format!("{}{{outcome=\"opened\"}} {count}", sealed_session::metrics::SESSIONS);
+        let text = recorder.render();
+        assert!(text.lines().any(|line| line == opened), "the recorder counted them:\n{text}");
+    }
     println!("{path} {route}: {count} requests, cookie header of {} bytes", header.len());
 }

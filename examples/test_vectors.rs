@@ -33,8 +33,8 @@ use sealed_session::format::{
 };
 use sealed_session::keys::file::{self as keys_file, KeyFileError, KeyRingFile};
 use sealed_session::{
-    Key, KeyId, KeyRing, KeyRingError, Mode, RejectReason, RotationPolicy, Schedule, Session,
-    SessionCodec, SessionConfig, SetCookies,
+    Key, KeyId, KeyRing, KeyRingError, Lifetime, Mode, RejectReason, RotationPolicy, Schedule,
+    Session, SessionCodec, SessionConfig, SetCookies,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -1075,6 +1075,8 @@ struct RawFrame {
     issued_at: Vec<u8>,
     refresh_delta: Vec<u8>,
     expiry_delta: Vec<u8>,
+    /// Written after the session id when present, whatever the flags say.
+    idle_timeout: Option<Vec<u8>>,
     body_len: Option<Vec<u8>>,
     body: Vec<u8>,
     sensitive: Vec<u8>,
@@ -1088,10 +1090,18 @@ impl RawFrame {
             issued_at: leb(T0),
             refresh_delta: leb(0),
             expiry_delta: leb(12 * 3600),
+            idle_timeout: None,
             body_len: None,
             body,
             sensitive: Vec::new(),
         }
+    }
+
+    /// This session's own idle timeout (flag bit 3 and the field after the id).
+    fn idle_timeout(mut self, secs: u64) -> RawFrame {
+        self.flags |= 0b1000;
+        self.idle_timeout = Some(leb(secs));
+        self
     }
 
     fn with_sensitive(mut self, sensitive: Vec<u8>) -> RawFrame {
@@ -1115,6 +1125,9 @@ impl RawFrame {
         out.extend_from_slice(
             &sha256(b"sealed-session test vectors v1 crafted id")[..SESSION_ID_LEN],
         );
+        if let Some(idle_timeout) = &self.idle_timeout {
+            out.extend_from_slice(idle_timeout);
+        }
         if self.flags & 0b10 != 0 {
             out.extend(self.body_len.clone().unwrap_or_else(|| leb(self.body.len() as u64)));
         }
@@ -1554,7 +1567,7 @@ pub fn generate_extra() -> VectorFile {
         T0 + 5,
         Ok((json!({"a": 1}), &[])),
     ));
-    for (bit, name) in [(0x08u8, "reserved_flag_bit_3"), (0x80, "reserved_flag_bit_7")] {
+    for (bit, name) in [(0x20u8, "reserved_flag_bit_5"), (0x80, "reserved_flag_bit_7")] {
         v.push(crafted(
             name,
             &format!("Flags {bit:#04x}: a reserved bit is set."),
@@ -2005,6 +2018,90 @@ pub fn generate_extra() -> VectorFile {
         &small_state,
         T0 + 3600 + 60,
     ));
+
+    // -- A session's own lifetime (flag bits 3 and 4): an idle timeout of its own, longer or
+    // shorter than the configured 1,800 s; none at all (only the absolute end); a browser
+    // session, which changes no check.
+    let mut remembered = small_state.session();
+    remembered.set_lifetime(Lifetime::Idle(Duration::from_secs(8 * 3600)));
+    v.push(valid(
+        "session_idle_timeout_sealed",
+        "Sealed by the library with a session idle timeout of 8 hours (flag bit 3, field 28800), \
+         opened 6 hours later: past the configured idle timeout, within the session's own.",
+        &seal(&server, remembered, T0, "extra session idle timeout"),
+        &small_state,
+        T0 + 6 * 3600,
+    ));
+    for (name, description, frame, now, outcome) in [
+        (
+            "session_idle_timeout_longer",
+            "Idle timeout field 28800 (8 hours): opens 6 hours after the last refresh, where the \
+             configured 1,800 s would have ended it.",
+            RawFrame::plain(one("a")).idle_timeout(8 * 3600),
+            T0 + 6 * 3600,
+            Ok((json!({"a": 1}), &[][..])),
+        ),
+        (
+            "session_idle_timeout_edge",
+            "Idle timeout field 600, opened at last_refresh + 600 + clock_skew: still valid.",
+            RawFrame::plain(one("a")).idle_timeout(600),
+            T0 + 660,
+            Ok((json!({"a": 1}), &[][..])),
+        ),
+        (
+            "session_idle_timeout_expired",
+            "Idle timeout field 600, opened one second later than the edge: idle_expired, though \
+             the configured idle timeout (1,800 s) has not passed.",
+            RawFrame::plain(one("a")).idle_timeout(600),
+            T0 + 661,
+            Err("idle_expired"),
+        ),
+        (
+            "session_without_idle_bound",
+            "Idle timeout field 0: no idle bound. Opens 11 hours after the last refresh.",
+            RawFrame::plain(one("a")).idle_timeout(0),
+            T0 + 11 * 3600,
+            Ok((json!({"a": 1}), &[][..])),
+        ),
+        (
+            "session_without_idle_bound_absolute",
+            "Idle timeout field 0, opened past the absolute expiry (12 hours) plus the skew: \
+             absolute_expired.",
+            RawFrame::plain(one("a")).idle_timeout(0),
+            T0 + 12 * 3600 + 61,
+            Err("absolute_expired"),
+        ),
+        (
+            "session_idle_timeout_missing",
+            "Flag bit 3 without its field: the frame ends at the session id.",
+            RawFrame { flags: 0b1000, ..RawFrame::plain(Vec::new()) },
+            T0 + 5,
+            Err("malformed"),
+        ),
+        (
+            "browser_session_flag",
+            "Flag bit 4 (a browser session): nothing for a decoder to do.",
+            RawFrame { flags: 0b1_0000, ..RawFrame::plain(one("a")) },
+            T0 + 5,
+            Ok((json!({"a": 1}), &[][..])),
+        ),
+        (
+            "browser_session_idle_expired",
+            "Flag bit 4: the configured idle timeout still applies (1,800 s + skew, plus one).",
+            RawFrame { flags: 0b1_0000, ..RawFrame::plain(one("a")) },
+            T0 + 1861,
+            Err("idle_expired"),
+        ),
+        (
+            "browser_session_with_idle_timeout",
+            "Flag bits 3 and 4, idle timeout field 28800: the field decides (opens 6 hours on).",
+            RawFrame { flags: 0b1_0000, ..RawFrame::plain(one("a")) }.idle_timeout(8 * 3600),
+            T0 + 6 * 3600,
+            Ok((json!({"a": 1}), &[][..])),
+        ),
+    ] {
+        v.push(crafted(name, description, &server, &frame, now, outcome));
+    }
 
     // -- The Cookie header: its length, the count of our cookies, the variants.
     let base = seal(&server, small_state.session(), T0, "extra cookie header");
@@ -2768,13 +2865,20 @@ pub fn reference_decode(vector: &Vector) -> Result<Decoded, String> {
 
     let bad = |what: &str| format!("frame: {what}");
     let (&flags, rest) = frame.split_first().ok_or_else(|| bad("empty"))?;
-    if flags & !0b111 != 0 || flags & 0b101 == 0b100 {
+    if flags & !0b1_1111 != 0 || flags & 0b101 == 0b100 {
         return Err(bad("unknown flags"));
     }
     let (issued_at, rest) = read_varint(rest).ok_or_else(|| bad("issued_at"))?;
     let (refresh_delta, rest) = read_varint(rest).ok_or_else(|| bad("refresh delta"))?;
     let (expiry_delta, rest) = read_varint(rest).ok_or_else(|| bad("expiry delta"))?;
     let (id, rest) = rest.split_at_checked(SESSION_ID_LEN).ok_or_else(|| bad("session id"))?;
+    // Bit 3: this session's idle timeout follows the id (its value matters only to the time
+    // checks, which the library's decoder makes); bit 4 asks nothing of a decoder.
+    let rest = if flags & 0b1000 != 0 {
+        read_varint(rest).ok_or_else(|| bad("idle_timeout"))?.1
+    } else {
+        rest
+    };
     let (body, sensitive) = if flags & 0b10 != 0 {
         let (len, rest) = read_varint(rest).ok_or_else(|| bad("body_len"))?;
         let len = usize::try_from(len).map_err(|_| bad("body_len"))?;

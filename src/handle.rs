@@ -200,6 +200,33 @@ impl SessionHandle {
         self.lock().renew();
     }
 
+    /// Sets how long this session lives: "remember me" ([`Lifetime::Idle`]), a browser-session
+    /// cookie, a fixed end. Sealed with the session, never past the configured absolute
+    /// timeout; the response writes the session's cookies. See [`Session::set_lifetime`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sealed_session::{Lifetime, Session, SessionHandle};
+    ///
+    /// // In a login handler: "remember me" ticked.
+    /// let handle = SessionHandle::new(Session::new());
+    /// handle.insert("user", "ada")?;
+    /// handle.renew();
+    /// handle.set_lifetime(Lifetime::Idle(Duration::from_secs(30 * 24 * 3600)));
+    /// assert_eq!(handle.lifetime(), Lifetime::Idle(Duration::from_secs(30 * 24 * 3600)));
+    /// # Ok::<(), sealed_session::ValueError>(())
+    /// ```
+    ///
+    /// [`Lifetime::Idle`]: crate::Lifetime::Idle
+    pub fn set_lifetime(&self, lifetime: crate::Lifetime) {
+        self.lock().set_lifetime(lifetime);
+    }
+
+    /// This session's lifetime. See [`Session::lifetime`].
+    pub fn lifetime(&self) -> crate::Lifetime {
+        self.lock().lifetime()
+    }
+
     /// The session's id; `None` for a session not sealed yet. See [`Session::id`].
     pub fn id(&self) -> Option<SessionId> {
         self.lock().id()

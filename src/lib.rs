@@ -93,6 +93,7 @@
 //! | `tower-sessions` | `integrations::tower_sessions`: a `tower_sessions::Session` (0.14) sealed by this library, for axum-login and axum-messages |
 //! | `actix-session` | `integrations::actix_session`: an `actix_session::Session` (0.11) sealed by this library, for actix-identity |
 //! | `actix-web-flash-messages` | `integrations::actix_flash`: a store for actix-web-flash-messages in the sealed session |
+//! | `metrics` | counters, gauges and histograms through the `metrics` facade, named in [`metrics`] |
 //! | `__testing` | **not part of the API, never enable it**: hidden entry points for this repository's fuzz package and test-vector generator (sealing with chosen entropy, decoding unauthenticated frames) |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -111,6 +112,8 @@ pub mod format;
 mod handle;
 pub mod integrations;
 pub mod keys;
+mod lifetime;
+pub mod metrics;
 mod random;
 pub mod revocation;
 mod seal;
@@ -137,6 +140,7 @@ pub use keys::{
     FileWatcher, Key, KeyHealth, KeyId, KeyInfo, KeyLengthError, KeyRing, KeyRingError,
     KeyRingHealth, KeyState, ReplicaHealth, RotationPolicy, Schedule, ScheduleError, SharedKeyRing,
 };
+pub use lifetime::Lifetime;
 pub use random::Randomness;
 pub use session::{CSRF_KEY, MAX_KEY_LEN, Session, SessionId, SessionTimes};
 pub use size::SessionSize;

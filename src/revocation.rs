@@ -320,6 +320,10 @@ impl Revocation {
 
     /// The store's answer, with the failure policy applied.
     fn verdict(&self, answer: Result<bool, StoreError>) -> Result<(), RejectReason> {
+        crate::metrics::revocation_answered(
+            answer.as_ref().ok().copied(),
+            self.policy == FailurePolicy::Reject,
+        );
         match answer {
             Ok(false) => Ok(()),
             Ok(true) => Err(RejectReason::Revoked),

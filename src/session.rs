@@ -11,6 +11,7 @@ use crate::format::SESSION_ID_LEN;
 use crate::format::frame::FrameMeta;
 use crate::format::msgpack;
 use crate::keys::KeyId;
+use crate::lifetime::Lifetime;
 use crate::time::from_unix;
 use crate::values::{Entry, Values};
 
@@ -94,6 +95,13 @@ pub struct Session {
     pub(crate) rejected: Option<Rejected>,
     /// The values of the session a `purge` ended: revoking it needs its subject and lineage.
     pub(crate) ended_values: Values,
+    /// The lifetime the application set during this request; `None`: the one sealed in
+    /// `meta` (see [`Session::lifetime`]).
+    pub(crate) lifetime: Option<Lifetime>,
+    /// The latest absolute end a copy of the client's cookies may have, when it can be later
+    /// than `meta`'s: set on open for a session whose sealed end is a fixed one, which may
+    /// have been brought forward after a copy was taken (see [`Session::ended`]).
+    pub(crate) copies_end: Option<u64>,
 }
 
 impl Session {
@@ -140,6 +148,7 @@ impl Session {
     /// Records a successful seal: the session now matches what the client will hold.
     pub(crate) fn commit(&mut self, meta: FrameMeta, key_id: KeyId, chunks: u8) {
         self.meta = Some(meta);
+        self.lifetime = None;
         self.key_id = Some(key_id);
         self.chunk_count = chunks;
         self.changed = false;
@@ -291,11 +300,16 @@ impl Session {
     /// Ends the session: every value is removed and, when it is next saved, every one of its
     /// cookies is removed from the browser. Use it for logout.
     pub fn purge(&mut self) {
+        self.lifetime = None;
         let values = std::mem::take(&mut self.values);
         if self.meta.is_some() {
             self.ended_values = values;
         }
-        self.ended = self.meta.take().or(self.ended);
+        let mut ended = self.meta.take();
+        if let (Some(meta), Some(end)) = (ended.as_mut(), self.copies_end) {
+            meta.expires_at = meta.expires_at.max(end);
+        }
+        self.ended = ended.or(self.ended);
         self.purged = true;
         self.changed = true;
     }
@@ -313,8 +327,48 @@ impl Session {
         self.changed = true;
     }
 
+    /// Sets how long this session lives (see [`Lifetime`]): "remember me", a browser-session
+    /// cookie, a fixed end. It is sealed with the session, so a client cannot lengthen it, and
+    /// it never reaches past the configured absolute timeout. The next response writes the
+    /// session's cookies, even if the lifetime was already this one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sealed_session::{Lifetime, Session};
+    ///
+    /// let mut session = Session::new();
+    /// session.insert("user", "ada")?;
+    /// assert_eq!(session.lifetime(), Lifetime::Configured);
+    /// session.set_lifetime(Lifetime::Idle(Duration::from_secs(7 * 24 * 3600)));
+    /// assert_eq!(session.lifetime(), Lifetime::Idle(Duration::from_secs(7 * 24 * 3600)));
+    /// # Ok::<(), sealed_session::ValueError>(())
+    /// ```
+    pub fn set_lifetime(&mut self, lifetime: Lifetime) {
+        self.lifetime = Some(lifetime);
+        // A session with nothing to write (new and empty) stays unwritten: an insert later
+        // seals it with this lifetime.
+        if self.meta.is_some() || !self.is_empty() {
+            self.changed = true;
+        }
+    }
+
+    /// This session's lifetime: the one set during this request, else the one it was sealed
+    /// with ([`Lifetime::Until`] then names the sealed end, never past the configured absolute
+    /// end), else [`Lifetime::Configured`].
+    pub fn lifetime(&self) -> Lifetime {
+        match (self.lifetime, &self.meta) {
+            (Some(lifetime), _) => lifetime,
+            (None, Some(meta)) => Lifetime::of(meta),
+            (None, None) => Lifetime::Configured,
+        }
+    }
+
     /// The id and absolute expiry of the session [`purge`](Session::purge) ended, if it had
     /// been sealed: what a revocation store must remember so a copied cookie stops working.
+    /// For a session whose end was brought forward by a [`Lifetime::Until`], the expiry is the
+    /// latest a copy taken before that may have (its issue plus the absolute timeout).
     pub fn ended(&self) -> Option<(SessionId, SystemTime)> {
         self.ended.map(|meta| (SessionId(meta.session_id), from_unix(meta.expires_at)))
     }

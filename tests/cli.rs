@@ -128,11 +128,13 @@ fn rotate_adds_a_pending_key_and_activate_in_zero_makes_it_current() {
         states(&listing),
         [(1, "accepted".into()), (2, "pending".into()), (3, "current".into())]
     );
-    // Key 1 is safe to retire an absolute timeout plus the clock skew after key 3 took over.
+    // Key 1 is safe to retire an absolute timeout plus twice the clock skew after key 3 took
+    // over (RotationPolicy::for_sessions: a session issued by a node one skew ahead, opened by
+    // one that grants one more).
     let key = |i: usize| &listing["keys"][i];
     let activated = humantime::parse_rfc3339(key(2)["activates_at"].as_str().unwrap()).unwrap();
     let safe = humantime::parse_rfc3339(key(0)["safe_to_retire_at"].as_str().unwrap()).unwrap();
-    assert_eq!(safe.duration_since(activated).unwrap(), Duration::from_secs(12 * 3600 + 60));
+    assert_eq!(safe.duration_since(activated).unwrap(), Duration::from_secs(12 * 3600 + 2 * 60));
     assert_eq!(key(1)["safe_to_retire_at"], Value::Null);
     assert_eq!(key(2)["safe_to_retire_at"], Value::Null);
     // The pending key activates an hour (the default) after its creation.
@@ -143,7 +145,10 @@ fn rotate_adds_a_pending_key_and_activate_in_zero_makes_it_current() {
     let out = keys(&path, &["list", "--json", "--absolute-timeout", "1h"]).success();
     let listing: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     let safe = humantime::parse_rfc3339(listing["keys"][0]["safe_to_retire_at"].as_str().unwrap());
-    assert_eq!(safe.unwrap().duration_since(activated).unwrap(), Duration::from_secs(3600 + 60));
+    assert_eq!(
+        safe.unwrap().duration_since(activated).unwrap(),
+        Duration::from_secs(3600 + 2 * 60)
+    );
     assert_eq!(mode(&path), 0o600, "a rewritten ring stays private");
 }
 
@@ -806,14 +811,14 @@ fn shown(secs: u64) -> String {
 
 /// Issue 25, item 9: `keys retire` of a key that may still open live sessions refuses (exit 4,
 /// the ring unchanged) unless `--force`, and the time it waits for is the one `keys list` shows
-/// and the runbook gives: the successor's activation + absolute timeout + clock skew. Each row:
+/// and the runbook gives: the successor's activation + absolute timeout + 2 x clock skew. Each row:
 /// the timeout options, whether retiring key 1 right after key 2 took over is refused. On main
 /// every row exited 0 (a warning only), and `keys list` left the skew out.
 #[test]
 fn retire_waits_for_the_safe_time_keys_list_shows_unless_forced() {
     let table: [(&[&str], bool); 5] = [
-        (&[], true),                                                  // 12h + 60s: live sessions
-        (&["--absolute-timeout", "0s"], true),                        // the skew alone still counts
+        (&[], true),                           // 12h + 2 x 60s: live sessions
+        (&["--absolute-timeout", "0s"], true), // the skew alone still counts
         (&["--absolute-timeout", "0s", "--clock-skew", "0s"], false), // nothing can be live
         (&["--absolute-timeout", "1h", "--clock-skew", "0s"], true),
         (&["--absolute-timeout", "0s", "--clock-skew", "1m"], true),
@@ -830,7 +835,7 @@ fn retire_waits_for_the_safe_time_keys_list_shows_unless_forced() {
         };
         let waits = at("safe_to_retire_at", 0).duration_since(at("activates_at", 1)).unwrap();
         let secs = listing["absolute_timeout_secs"].as_u64().unwrap()
-            + listing["clock_skew_secs"].as_u64().unwrap();
+            + 2 * listing["clock_skew_secs"].as_u64().unwrap();
         assert_eq!(waits, Duration::from_secs(secs), "{timeouts:?}: list's safe time");
 
         let before = std::fs::read(&path).unwrap();

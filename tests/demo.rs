@@ -1,9 +1,9 @@
 //! The demo (`demo/`, a package of the workspace) builds as the README says (`cargo run -p
-//! sealed-session-demo`), starts, and serves its pages: a cookie-jar client logs in, grows the cart until the
-//! session spans three cookies, then past its budget (a "session full" page that sets no
-//! cookie, the cart kept as it was, a line on the console), fills the notes past it too (the
-//! same wording), and logs out. Every form carries the CSRF token, and every post without it
-//! is refused with 403.
+//! sealed-session-demo`), starts, and serves its pages and its metrics: a cookie-jar client
+//! logs in, grows the cart until the session spans three cookies, then past its budget (a
+//! "session full" page that sets no cookie, the cart kept as it was, a line on the console),
+//! fills the notes past it too (the same wording), and logs out. Every form carries the CSRF
+//! token, and every post without it is refused with 403. `/metrics` then counts what it did.
 //!
 //! The demo is built and started by `tests/common/processes.rs` (shared with the browser and
 //! fleet tests): cargo builds the example (a no-op when `cargo test` has just built it), the
@@ -184,6 +184,21 @@ async fn demo_serves_its_pages() {
     let state = session().await;
     assert_eq!(state["user"], Value::Null, "{state}");
     assert_eq!(state["cookies"], serde_json::json!([]), "{state}");
+
+    // The library's metrics, in Prometheus text, outside the session layer (no cookie, and a
+    // scrape is no session). The notes overflowed through the layer: one save over budget.
+    let metrics = client.get(demo.url("/metrics")).send().await.expect("the demo answers");
+    assert_eq!(metrics.status(), StatusCode::OK);
+    assert_eq!(metrics.headers().get_all("set-cookie").iter().count(), 0);
+    let text = metrics.text().await.expect("a body");
+    let value = |series: &str| -> f64 {
+        let line = text.lines().find(|line| line.starts_with(&format!("{series} ")));
+        line.and_then(|line| line.rsplit_once(' ')?.1.parse().ok()).unwrap_or(0.0)
+    };
+    assert!(value(r#"sealed_session_sessions_total{outcome="opened"}"#) > 10.0, "{text}");
+    assert_eq!(value(r#"sealed_session_saves_total{result="over_budget"}"#), 1.0, "{text}");
+    assert!(value(r#"sealed_session_cookie_chunks_bucket{le="2"}"#) >= 1.0, "{text}");
+    assert!(value(r#"sealed_session_key_used_total{op="open",key_id="1"}"#) > 10.0, "{text}");
 
     // The refusal was logged on the console.
     let console = demo.kill();

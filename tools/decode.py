@@ -337,7 +337,7 @@ def open_pieces(pieces, name, ring, mode, cfg, now, token=False):
 
     # §4: the frame.
     flags = take(frame, 0, 1)[0][0]
-    if flags & ~0x07:
+    if flags & ~0x1F:
         raise Rejected("malformed", "reserved flag bits set")
     if flags & 0x05 == 0x04:
         raise Rejected("malformed", "dictionary flag without compression")
@@ -345,6 +345,12 @@ def open_pieces(pieces, name, ring, mode, cfg, now, token=False):
     refresh_delta, pos = varint(frame, pos)
     expiry_delta, pos = varint(frame, pos)
     session_id, pos = take(frame, pos, ID_LEN)
+    # Bit 3: this session's own idle timeout (0: none) replaces the configured one. Bit 4 (a
+    # browser session) asks nothing of a decoder.
+    idle_timeout = cfg["idle_timeout_secs"]
+    if flags & 0x08:
+        idle_timeout, pos = varint(frame, pos)
+        idle_timeout = idle_timeout or None
     last_refresh, expires_at = issued_at + refresh_delta, issued_at + expiry_delta
     if max(last_refresh, expires_at) >= 1 << 64:
         raise Rejected("malformed", "time overflows 64 bits")
@@ -360,7 +366,7 @@ def open_pieces(pieces, name, ring, mode, cfg, now, token=False):
     # The sealed end, or today's absolute timeout from the issue time if that comes first.
     if now > min(expires_at, issued_at + cfg["absolute_timeout_secs"]) + skew:
         raise Rejected("absolute_expired")
-    if now > last_refresh + cfg["idle_timeout_secs"] + skew:
+    if idle_timeout is not None and now > last_refresh + idle_timeout + skew:
         raise Rejected("idle_expired")
     max_state = cfg["max_state_size"]
     if len(sensitive) > max_state:

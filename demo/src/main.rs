@@ -18,6 +18,9 @@
 //!   several demo processes share them. Without it, revocations live in this process's memory.
 //! * `--no-session-layer`: serve only the two load-test routes below, by handlers that never
 //!   touch a session, for measuring what the session layer costs (`scripts/load.sh`).
+//! * `GET /metrics` (feature `metrics`, on by default): the library's metrics (README,
+//!   "Metrics") in Prometheus text, outside the session layer so that scrapes count as no
+//!   request.
 //!
 //! The demo splits cookies at 2,048 bytes (half the browser limit) so that chunking shows at
 //! modest sizes; the Cookie header budget is the library's default. Past it, the cart's
@@ -128,6 +131,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
 
+    // Before anything records: the recorder is process-wide.
+    #[cfg(feature = "metrics")]
+    let metrics = prometheus()?;
     let (ring, source, file) = key_ring(arg("--keys").cloned())?;
     let keys = SharedKeyRing::new(ring);
     // A key ring file is watched: a rotation rolled out by rewriting it needs no restart, and
@@ -167,11 +173,47 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_revocation(revocation)
         .on_save_error(|error: &SealError| session_full(&seal_error_reason(error)))
         .layer(app);
+    #[cfg(feature = "metrics")]
+    let app = Router::new()
+        .route("/metrics", get(move || std::future::ready(prometheus_text(&metrics))))
+        .fallback_service(app);
 
     println!("sealed-session demo: keys from {source}");
     println!("sealed-session demo listening on http://{addr}/");
     axum::serve(listener, ServiceExt::<axum::extract::Request>::into_make_service(app)).await?;
     Ok(())
+}
+
+/// Installs a Prometheus recorder for the library's metrics, with buckets for its two
+/// histograms (without them they would export as summaries), and keeps it trimmed.
+#[cfg(feature = "metrics")]
+fn prometheus() -> Result<metrics_exporter_prometheus::PrometheusHandle, Box<dyn std::error::Error>>
+{
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    use sealed_session::metrics::{COOKIE_BYTES, COOKIE_CHUNKS};
+
+    let bytes = [256.0, 512.0, 1024.0, 2048.0, 3072.0, 4096.0, 5120.0, 6144.0];
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(COOKIE_BYTES.into()), &bytes)?
+        .set_buckets_for_metric(Matcher::Full(COOKIE_CHUNKS.into()), &[1.0, 2.0, 3.0, 4.0, 8.0])?
+        .install_recorder()?;
+    sealed_session::metrics::describe();
+    // The exporter's histograms keep their samples until the upkeep folds them in.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
+}
+
+/// `GET /metrics`: the Prometheus text format.
+#[cfg(feature = "metrics")]
+fn prometheus_text(handle: &metrics_exporter_prometheus::PrometheusHandle) -> Response {
+    let content_type = [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")];
+    (content_type, handle.render()).into_response()
 }
 
 /// Prints `message` as the demo's one line of error and exits with status 2.

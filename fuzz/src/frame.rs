@@ -8,7 +8,8 @@
 //!
 //! * decoding never panics (neither does reading the session's times and values);
 //! * a decoded session has an id and times the codec accepts at [`now`]: issued no later than
-//!   now plus the skew, not past its absolute or idle expiry (plus the skew), refreshed no
+//!   now plus the skew, not past its absolute or idle expiry (plus the skew; the idle timeout
+//!   is the session's own when its frame carries one, and none for a fixed end), refreshed no
 //!   earlier than issued;
 //! * its keys are at most [`MAX_KEY_LEN`] bytes, each value's raw bytes are exactly one complete
 //!   MessagePack value (decoded independently with `rmpv`), and the values take at most
@@ -27,7 +28,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64;
 use sealed_session::format::{HEADER_LEN, MAC_LEN};
 use sealed_session::{
-    Key, KeyRing, MAX_KEY_LEN, Mode, SealError, Session, SessionCodec, SessionConfig,
+    Key, KeyRing, Lifetime, MAX_KEY_LEN, Mode, SealError, Session, SessionCodec, SessionConfig,
 };
 
 use crate::{Entropy, KEY, NOW_SECS, Snapshot, fixture, now};
@@ -90,7 +91,14 @@ pub fn check_frame(frame: &[u8]) {
     let now = Duration::from_secs(NOW_SECS);
     assert!(issued <= now + SKEW, "issued in the future");
     assert!(now <= expires.saturating_add(SKEW), "past its absolute expiry");
-    assert!(now <= refresh.saturating_add(IDLE + SKEW), "past its idle expiry");
+    let idle = match session.lifetime() {
+        Lifetime::Idle(own) => Some(own),
+        Lifetime::Until(_) => None,
+        _ => Some(IDLE),
+    };
+    if let Some(idle) = idle {
+        assert!(now <= refresh.saturating_add(idle + SKEW), "past its idle expiry");
+    }
     assert!(issued <= refresh && issued <= expires, "times out of order");
 
     let mut total = 0;

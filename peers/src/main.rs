@@ -18,12 +18,17 @@
 //! `peers delay-proxy UPSTREAM MS` is a TCP proxy adding MS milliseconds each way (see
 //! [`delay_proxy`]): the Redis peers behind a network round trip.
 //!
+//! `peers live-sessions URL --pid PID ...` is the load driver of `scripts/live-sessions.sh`
+//! (see [`live_sessions`]): logins until 10^3 to 10^6 sessions are live, and what each level
+//! costs.
+//!
 //! Each server runs one worker (the script pins it to one CPU). The session layers wrap the
 //! whole router (axum) or app (actix-web) the same way for every contender.
 
 mod actix_servers;
 mod axum_servers;
 mod delay_proxy;
+mod live_sessions;
 mod state;
 
 use std::net::SocketAddr;
@@ -96,6 +101,12 @@ fn usage() -> ! {
     let names: Vec<&str> = CONTENDERS.iter().map(|(name, _)| *name).collect();
     eprintln!("usage: peers CONTENDER [--redis URL]");
     eprintln!("       peers delay-proxy UPSTREAM ONE_WAY_MS");
+    eprintln!(
+        "       peers live-sessions URL --pid PID [--hz HZ] [--redis-port PORT --redis-pid PID]"
+    );
+    eprintln!(
+        "             [--levels 1000,10000] [--connections 8] [--batch 50000] [--reserve-mb 3072]"
+    );
     eprintln!("contenders: {}", names.join(", "));
     std::process::exit(2)
 }
@@ -106,6 +117,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (Some(upstream), Some(ms)) = (args.get(1), args.get(2)) else { usage() };
         let ms: f64 = ms.parse()?;
         return delay_proxy::serve(upstream, std::time::Duration::from_secs_f64(ms / 1000.0));
+    }
+    if args.first().map(String::as_str) == Some("live-sessions") {
+        return live_sessions::run(&args[1..]).map_err(|e| e as Box<dyn std::error::Error>);
     }
     let Some(contender) = args
         .first()

@@ -12,7 +12,7 @@ use super::SessionCodec;
 use crate::chunk::Found;
 use crate::error::{RejectReason, Rejection};
 use crate::format::base64url;
-use crate::format::frame::{self, FrameMeta};
+use crate::format::frame::{self, FrameMeta, SealedLifetime};
 use crate::format::msgpack;
 use crate::format::{
     FORMAT_VERSION, HEADER_LEN, Header, MAX_AAD_LEN, MAX_CHUNKS, Mode, associated_data,
@@ -59,6 +59,7 @@ impl SessionCodec {
             None => (self.open_headers_into(cookie_headers, now, session), false),
         };
         if let Err(rejection) = opened {
+            crate::metrics::rejected(rejection.reason());
             tracing::warn!(
                 cookie = %self.config.name,
                 reason = %rejection.reason(),
@@ -66,6 +67,8 @@ impl SessionCodec {
             );
             *session = rejection.into_fresh_session();
             session.via_token = via_token;
+        } else {
+            crate::metrics::loaded(session);
         }
     }
 
@@ -320,6 +323,12 @@ impl SessionCodec {
             *session = Session::new();
             session.values = values;
             session.meta = Some(meta);
+            // A fixed end may have been brought forward after a copy of the cookie was taken:
+            // a logout revokes until the latest end such a copy can have.
+            if meta.lifetime == SealedLifetime::Fixed {
+                let absolute = self.config.absolute_timeout.as_secs();
+                session.copies_end = Some(meta.issued_at.saturating_add(absolute));
+            }
             session.key_id = Some(key_id);
             session.chunk_count = header.chunks;
             Ok(())
@@ -340,9 +349,13 @@ impl SessionCodec {
         if now > self.configured_end(&meta).saturating_add(skew) {
             return Err(RejectReason::AbsoluteExpired);
         }
-        let idle_end = meta.last_refresh.saturating_add(self.config.idle_timeout.as_secs());
-        if now > idle_end.saturating_add(skew) {
-            return Err(RejectReason::IdleExpired);
+        // The session's own idle timeout, sealed with it, replaces the configured one (it may
+        // be longer: "remember me"); a fixed end has none. The absolute check above bounds both.
+        if let Some(idle) = meta.lifetime.idle_timeout(self.config.idle_timeout.as_secs()) {
+            let idle_end = meta.last_refresh.saturating_add(idle);
+            if now > idle_end.saturating_add(skew) {
+                return Err(RejectReason::IdleExpired);
+            }
         }
 
         let max_state = self.config.max_state_size;

@@ -12,12 +12,14 @@ use super::set_cookie::{CookieLines, SetCookies};
 use crate::chunk;
 use crate::error::SealError;
 use crate::format::base64url;
-use crate::format::frame::{self, FrameMeta};
+use crate::format::frame::{self, FrameMeta, SealedLifetime};
 use crate::format::msgpack;
 use crate::format::{
     HEADER_LEN, Header, MAX_AAD_LEN, MAX_CHUNKS, Mode, NONCE_LEN, SESSION_ID_LEN, associated_data,
 };
 use crate::keys::{KeyId, KeyRing, RingKey};
+use crate::lifetime;
+use crate::metrics::Saved;
 use crate::random;
 use crate::seal;
 use crate::session::Session;
@@ -54,6 +56,7 @@ impl SessionCodec {
         now: impl FnOnce() -> SystemTime,
     ) -> Result<Vec<(String, String)>, SealError> {
         if self.needs_save_untimed(session) == Some(false) {
+            crate::metrics::saved(|| Saved::Unchanged);
             return Ok(Vec::new());
         }
         self.store_headers(session, now())
@@ -99,7 +102,29 @@ impl SessionCodec {
         if let Err(error) = &result {
             tracing::error!(cookie = %self.config.name, %error, "session could not be saved");
         }
+        crate::metrics::saved(|| self.saved(&result, session));
         result
+    }
+
+    /// What [`store_unwritten`](SessionCodec::store_unwritten) did, for the metrics.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    fn saved<'e>(
+        &self,
+        result: &'e Result<Option<Unwritten>, SealError>,
+        session: &Session,
+    ) -> Saved<'e> {
+        let written = |bytes, chunks| Saved::Written { bytes, chunks, key: session.key_id };
+        match result {
+            Ok(None) => Saved::Unchanged,
+            // Purged: removals only.
+            Ok(Some(Unwritten::Token(token))) if token.is_empty() => Saved::Removed,
+            Ok(Some(Unwritten::Cookies(lines))) if lines.token.is_empty() => Saved::Removed,
+            Ok(Some(Unwritten::Token(token))) => written(token.len(), 1),
+            Ok(Some(Unwritten::Cookies(lines))) => {
+                written(chunk::header_share(&self.config.name, &lines.lens), lines.lens.len())
+            }
+            Err(error) => Saved::Failed(error),
+        }
     }
 
     /// Whether a response must carry Set-Cookie headers for this session: it changed, was
@@ -114,7 +139,16 @@ impl SessionCodec {
         if self.keys.load_at(now).current(now).is_some_and(|key| Some(key.id) != session.key_id) {
             return true;
         }
-        now.saturating_sub(meta.last_refresh) >= self.config.refresh_interval.as_secs()
+        // A session's own idle timeout shorter than twice the interval is refreshed at half of
+        // it, so an active session never idles out; one without an idle bound needs no refresh.
+        let interval = match meta.lifetime {
+            SealedLifetime::Idle(idle) => self.config.refresh_interval.as_secs().min(idle / 2),
+            SealedLifetime::Fixed => return false,
+            SealedLifetime::Configured | SealedLifetime::BrowserSession => {
+                self.config.refresh_interval.as_secs()
+            }
+        };
+        now.saturating_sub(meta.last_refresh) >= interval
     }
 
     /// [`needs_save`](SessionCodec::needs_save) when the answer does not depend on the time;
@@ -230,8 +264,7 @@ impl SessionCodec {
         let unsealed = self.frame(&ring, session, now_unix, entropy)?;
 
         // Lay the token out across cookies before sealing: the chunk count is authenticated.
-        let max_age =
-            self.config.persistent.then(|| unsealed.meta.expires_at.saturating_sub(now_unix));
+        let max_age = lifetime::max_age(&unsealed.meta, now_unix, self.config.persistent);
         let attrs_len = self.attributes_len(max_age);
         let name = &self.config.name;
         let budget = self.config.cookie_budget;
@@ -297,21 +330,11 @@ impl SessionCodec {
         entropy: &mut dyn FnMut(&mut [u8]) -> Result<(), SealError>,
     ) -> Result<Unsealed<'r>, SealError> {
         let key = ring.current(now).ok_or(SealError::NoActiveKey)?;
-        let meta = match session.meta {
-            Some(meta) if !session.renew => {
-                FrameMeta { last_refresh: now, expires_at: self.configured_end(&meta), ..meta }
-            }
-            _ => {
-                let mut session_id = [0u8; SESSION_ID_LEN];
-                entropy(&mut session_id)?;
-                FrameMeta {
-                    issued_at: now,
-                    last_refresh: now,
-                    expires_at: now.saturating_add(self.config.absolute_timeout.as_secs()),
-                    session_id,
-                }
-            }
-        };
+        let mut session_id = [0u8; SESSION_ID_LEN];
+        if session.meta.is_none() || session.renew {
+            entropy(&mut session_id)?;
+        }
+        let meta = self.next_meta(session, now, session_id);
 
         let (body, sensitive) = encode_sections(session, &self.config.sensitive_keys);
         let state_size = body.len() + sensitive.as_ref().map_or(0, Vec::len);
@@ -359,17 +382,7 @@ impl SessionCodec {
     /// (see [`SessionSize`]). It compresses the state as sealing would, but encrypts nothing.
     pub fn measure(&self, session: &Session, now: SystemTime) -> SessionSize {
         let now = to_unix(now);
-        let meta = match session.meta {
-            Some(meta) if !session.renew => {
-                FrameMeta { last_refresh: now, expires_at: self.configured_end(&meta), ..meta }
-            }
-            _ => FrameMeta {
-                issued_at: now,
-                last_refresh: now,
-                expires_at: now.saturating_add(self.config.absolute_timeout.as_secs()),
-                session_id: [0; SESSION_ID_LEN],
-            },
-        };
+        let meta = self.next_meta(session, now, [0; SESSION_ID_LEN]);
         let (body, sensitive) = encode_sections(session, &self.config.sensitive_keys);
         let state_bytes = body.len() + sensitive.as_ref().map_or(0, Vec::len);
         let mut framed = Vec::new();
@@ -379,7 +392,7 @@ impl SessionCodec {
         let mut size = if session.via_token {
             SessionSize::new(encoded_len, 1, budget)
         } else {
-            let max_age = self.config.persistent.then(|| meta.expires_at.saturating_sub(now));
+            let max_age = lifetime::max_age(&meta, now, self.config.persistent);
             let attrs_len = self.attributes_len(max_age);
             let name = &self.config.name;
             let line = self.config.max_cookie_line;
@@ -394,6 +407,37 @@ impl SessionCodec {
         size.state_bytes = state_bytes;
         size.max_state_size = self.config.max_state_size;
         size
+    }
+
+    /// The times, id and lifetime `session` is sealed with at `now`: an opened session keeps
+    /// its id and issue time and gets a fresh idle window; a new or renewed one gets
+    /// `session_id` and a full lifetime. Either way the end is the configured one, brought
+    /// forward by the session's own [`Lifetime`](crate::Lifetime), and never past the issue
+    /// plus today's absolute timeout.
+    fn next_meta(
+        &self,
+        session: &Session,
+        now: u64,
+        session_id: [u8; SESSION_ID_LEN],
+    ) -> FrameMeta {
+        let absolute = self.config.absolute_timeout.as_secs();
+        let (issued_at, end, session_id) = match session.meta {
+            // A fixed end the application has since replaced (with another, or another kind of
+            // lifetime) goes: the session's end is again its issue plus the absolute timeout.
+            Some(meta)
+                if !session.renew
+                    && meta.lifetime == SealedLifetime::Fixed
+                    && session.lifetime.is_some() =>
+            {
+                (meta.issued_at, meta.issued_at.saturating_add(absolute), meta.session_id)
+            }
+            Some(meta) if !session.renew => {
+                (meta.issued_at, self.configured_end(&meta), meta.session_id)
+            }
+            _ => (now, now.saturating_add(absolute), session_id),
+        };
+        let (lifetime, expires_at) = session.lifetime().seal(end, absolute);
+        FrameMeta { issued_at, last_refresh: now, expires_at, session_id, lifetime }
     }
 }
 

@@ -2,11 +2,15 @@
 //!
 //! ```text
 //! flags          1 byte   bit 0: body is zstd-compressed; bit 1: a sensitive section follows;
-//!                         bit 2: compressed with dictionary 1 (only with bit 0); bits 3-7: zero
+//!                         bit 2: compressed with dictionary 1 (only with bit 0);
+//!                         bit 3: an idle_timeout follows the id; bit 4: a browser session;
+//!                         bits 5-7: zero
 //! issued_at      varint   Unix seconds
 //! refresh_delta  varint   last_refresh - issued_at
 //! expiry_delta   varint   absolute_expiry - issued_at
 //! session_id     16 bytes
+//! idle_timeout   varint   present only when bit 3 is set: this session's idle timeout in
+//!                         seconds, replacing the configured one; 0: no idle bound
 //! body_len       varint   present only when bit 1 is set: length of the body as stored
 //! body           MessagePack map (string -> any), compressed when bit 0 is set
 //! sensitive      MessagePack map (string -> any), never compressed; present only with bit 1
@@ -25,15 +29,49 @@ use crate::error::RejectReason;
 pub(crate) const FLAG_COMPRESSED: u8 = 0b01;
 pub(crate) const FLAG_SENSITIVE: u8 = 0b10;
 pub(crate) const FLAG_DICTIONARY: u8 = 0b100;
-const KNOWN_FLAGS: u8 = FLAG_COMPRESSED | FLAG_SENSITIVE | FLAG_DICTIONARY;
+/// An `idle_timeout` varint follows the session id.
+pub(crate) const FLAG_IDLE_TIMEOUT: u8 = 0b1000;
+/// The session's cookies are written without `Max-Age` (a browser session). Only the sealing
+/// side reads it: it keeps the choice across reseals, and no check depends on it.
+pub(crate) const FLAG_BROWSER_SESSION: u8 = 0b1_0000;
+const KNOWN_FLAGS: u8 =
+    FLAG_COMPRESSED | FLAG_SENSITIVE | FLAG_DICTIONARY | FLAG_IDLE_TIMEOUT | FLAG_BROWSER_SESSION;
 
-/// The times and id sealed in every frame, in Unix seconds.
+/// The times and id sealed in every frame, in Unix seconds, and the session's own lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FrameMeta {
     pub(crate) issued_at: u64,
     pub(crate) last_refresh: u64,
     pub(crate) expires_at: u64,
     pub(crate) session_id: [u8; SESSION_ID_LEN],
+    pub(crate) lifetime: SealedLifetime,
+}
+
+/// What a frame says of its session's lifetime beyond its times: sealed, so a client cannot
+/// lengthen it (see [`Lifetime`](crate::Lifetime), which the application sets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum SealedLifetime {
+    /// The configured idle timeout applies; `Max-Age` as the configuration says.
+    #[default]
+    Configured,
+    /// The configured idle timeout applies; the cookies carry no `Max-Age` (flag bit 4).
+    BrowserSession,
+    /// This many seconds of idle timeout instead of the configured one (flag bit 3, nonzero).
+    Idle(u64),
+    /// No idle bound: only the absolute expiry ends the session (flag bit 3, zero).
+    Fixed,
+}
+
+impl SealedLifetime {
+    /// The idle timeout a session sealed with this lifetime has under a configured `idle`
+    /// timeout; `None` for no idle bound.
+    pub(crate) fn idle_timeout(self, configured: u64) -> Option<u64> {
+        match self {
+            SealedLifetime::Configured | SealedLifetime::BrowserSession => Some(configured),
+            SealedLifetime::Idle(secs) => Some(secs),
+            SealedLifetime::Fixed => None,
+        }
+    }
 }
 
 /// Writes a frame. `body` and `sensitive` are MessagePack maps; `sensitive` is `None` when the
@@ -58,11 +96,27 @@ pub(crate) fn encode(
     if sensitive.is_some() {
         flags |= FLAG_SENSITIVE;
     }
+    let idle_timeout = match meta.lifetime {
+        SealedLifetime::Configured => None,
+        SealedLifetime::BrowserSession => {
+            flags |= FLAG_BROWSER_SESSION;
+            None
+        }
+        // Zero is "no idle bound" on the wire: a session's own idle timeout is at least 1 s.
+        SealedLifetime::Idle(secs) => Some(secs.max(1)),
+        SealedLifetime::Fixed => Some(0),
+    };
+    if idle_timeout.is_some() {
+        flags |= FLAG_IDLE_TIMEOUT;
+    }
     out.push(flags);
     varint::write(meta.issued_at, out);
     varint::write(meta.last_refresh.saturating_sub(meta.issued_at), out);
     varint::write(meta.expires_at.saturating_sub(meta.issued_at), out);
     out.extend_from_slice(&meta.session_id);
+    if let Some(secs) = idle_timeout {
+        varint::write(secs, out);
+    }
     if let Some(sensitive) = sensitive {
         varint::write(stored.len() as u64, out);
         out.extend_from_slice(stored);
@@ -84,11 +138,22 @@ pub(crate) fn decode_meta(frame: &[u8]) -> Result<(FrameMeta, Sections<'_>), Rej
     let (refresh_delta, rest) = varint::read(rest).ok_or(BAD)?;
     let (expiry_delta, rest) = varint::read(rest).ok_or(BAD)?;
     let (id, rest) = rest.split_at_checked(SESSION_ID_LEN).ok_or(BAD)?;
+    // The idle timeout decides the lifetime; the browser-session bit beside it changes nothing.
+    let (lifetime, rest) = if flags & FLAG_IDLE_TIMEOUT != 0 {
+        let (secs, rest) = varint::read(rest).ok_or(BAD)?;
+        let lifetime = if secs == 0 { SealedLifetime::Fixed } else { SealedLifetime::Idle(secs) };
+        (lifetime, rest)
+    } else if flags & FLAG_BROWSER_SESSION != 0 {
+        (SealedLifetime::BrowserSession, rest)
+    } else {
+        (SealedLifetime::Configured, rest)
+    };
     let meta = FrameMeta {
         issued_at,
         last_refresh: issued_at.checked_add(refresh_delta).ok_or(BAD)?,
         expires_at: issued_at.checked_add(expiry_delta).ok_or(BAD)?,
         session_id: id.try_into().map_err(|_| BAD)?,
+        lifetime,
     };
     let (body, sensitive) = if flags & FLAG_SENSITIVE != 0 {
         let (len, rest) = varint::read(rest).ok_or(BAD)?;
@@ -146,6 +211,7 @@ mod tests {
         last_refresh: 1_800_000_600,
         expires_at: 1_800_086_400,
         session_id: [7; SESSION_ID_LEN],
+        lifetime: SealedLifetime::Configured,
     };
 
     #[test]
@@ -164,13 +230,58 @@ mod tests {
             (&body_big[..], None, Some(256), true),
             (&body_big[..], Some(&body[..]), Some(256), true),
         ] {
-            let mut frame = Vec::new();
-            encode(&META, body, sensitive, Policy { threshold, dictionary }, &mut frame);
-            let (meta, sections) = decode_meta(&frame).unwrap();
-            assert_eq!(meta, META);
-            assert_eq!(&*sections.body(1 << 20).unwrap(), body);
-            assert_eq!(sections.sensitive(), sensitive);
+            for lifetime in LIFETIMES {
+                let meta = FrameMeta { lifetime, ..META };
+                let mut frame = Vec::new();
+                encode(&meta, body, sensitive, Policy { threshold, dictionary }, &mut frame);
+                let (decoded, sections) = decode_meta(&frame).unwrap();
+                assert_eq!(decoded, meta);
+                assert_eq!(&*sections.body(1 << 20).unwrap(), body);
+                assert_eq!(sections.sensitive(), sensitive);
+            }
         }
+    }
+
+    const LIFETIMES: [SealedLifetime; 5] = [
+        SealedLifetime::Configured,
+        SealedLifetime::BrowserSession,
+        SealedLifetime::Idle(1),
+        SealedLifetime::Idle(u64::MAX),
+        SealedLifetime::Fixed,
+    ];
+
+    #[test]
+    fn lifetime_flags_and_field() {
+        // (lifetime, flags beyond the sections', the idle_timeout field as written)
+        let cases: [(SealedLifetime, u8, &[u8]); 5] = [
+            (SealedLifetime::Configured, 0, &[]),
+            (SealedLifetime::BrowserSession, FLAG_BROWSER_SESSION, &[]),
+            (SealedLifetime::Idle(300), FLAG_IDLE_TIMEOUT, &[0xac, 0x02]),
+            (SealedLifetime::Idle(0), FLAG_IDLE_TIMEOUT, &[0x01]),
+            (SealedLifetime::Fixed, FLAG_IDLE_TIMEOUT, &[0x00]),
+        ];
+        let plain = Policy { threshold: None, dictionary: false };
+        let mut base = Vec::new();
+        encode(&META, &[0x80], None, plain, &mut base);
+        let id_end = base.len() - 1;
+        for (lifetime, flags, field) in cases {
+            let mut frame = Vec::new();
+            encode(&FrameMeta { lifetime, ..META }, &[0x80], None, plain, &mut frame);
+            assert_eq!(frame[0], flags, "{lifetime:?}");
+            assert_eq!(&frame[1..id_end], &base[1..id_end], "{lifetime:?}");
+            assert_eq!(&frame[id_end..frame.len() - 1], field, "{lifetime:?}");
+        }
+        // Both bits: the idle timeout decides.
+        let mut both = Vec::new();
+        encode(
+            &FrameMeta { lifetime: SealedLifetime::Fixed, ..META },
+            &[0x80],
+            None,
+            plain,
+            &mut both,
+        );
+        both[0] |= FLAG_BROWSER_SESSION;
+        assert_eq!(decode_meta(&both).unwrap().0.lifetime, SealedLifetime::Fixed);
     }
 
     #[test]
@@ -184,7 +295,7 @@ mod tests {
     fn rejects_unknown_flags_and_truncation() {
         let mut frame = Vec::new();
         encode(&META, &[0x80], None, Policy { threshold: None, dictionary: true }, &mut frame);
-        for flags in [0x80, 0x08, FLAG_DICTIONARY] {
+        for flags in [0x80, 0x20, FLAG_DICTIONARY] {
             let mut bad = frame.clone();
             bad[0] |= flags;
             assert!(decode_meta(&bad).is_err(), "flags {flags:#04x}");

@@ -45,7 +45,7 @@
 //! | `cycle_id` (axum-login at login) | the old session ends (revoked, with revocation on) and its values move to a new id |
 //! | `flush`, `delete` (axum-login at logout) | [`purge`](crate::Session::purge): every cookie removed, the session revoked |
 //! | `save` called by the handler | the record is written back and sealed on trial: `Err` names the sizes when it is past the budget |
-//! | `Expiry`, `set_expiry` | not honoured: the idle and absolute timeouts and `persistent` come from [`SessionConfig`](crate::SessionConfig) |
+//! | `set_expiry` | the session's [`Lifetime`](crate::Lifetime), sealed with it: `OnSessionEnd` is [`BrowserSession`](crate::Lifetime::BrowserSession), `OnInactivity(d)` [`Idle(d)`](crate::Lifetime::Idle), `AtDateTime(t)` [`Until(t)`](crate::Lifetime::Until), `None` [`Configured`](crate::Lifetime::Configured) (see [below](#lifetimes-set_expiry)) |
 //!
 //! The README's "Using axum-login" has a table of every `Session` method and
 //! `SessionManagerLayer` option, and what each does here.
@@ -63,14 +63,32 @@
 //! two writers of one session with no order between them. An app that needs those uses
 //! [`SessionLayer`](super::tower::SessionLayer) instead.
 //!
-//! # Lifetimes: do not rely on upstream's
+//! # Lifetimes: `set_expiry`
 //!
-//! `Max-Age` counts down to the absolute end: with `persistent` on (the default is a
-//! browser-session cookie, no `Max-Age`), every write sets it to the time left until the
-//! session's absolute end (a change 5 s later gets 55 of 60), where tower-sessions writes the
-//! full expiry again; the idle timeout is enforced inside the sealed payload. Do not rely on
-//! `set_expiry` changing anything, on `expiry`/`expiry_date`/`expiry_age` describing the
-//! cookie, or on `Max-Age` being the same on every write.
+//! Without an expiry, [`SessionConfig`](crate::SessionConfig) decides: its idle and absolute
+//! timeouts, enforced inside the sealed payload, and `Max-Age` only with `persistent` on. An
+//! expiry set with `set_expiry` is sealed with the session (so a client that edits `Max-Age`
+//! or keeps the cookie longer gains nothing: past its bound the cookie opens as a fresh
+//! session, logged as `idle_expired` or `absolute_expired`), and never reaches past the
+//! configured absolute timeout from the session's issue, which key retirement counts on:
+//!
+//! | `Expiry` | sealed bound | `Max-Age` written |
+//! |---|---|---|
+//! | `None` | the configured idle and absolute timeouts | with `persistent`, the time left to the absolute end |
+//! | `OnSessionEnd` | the configured idle and absolute timeouts | none (a browser-session cookie) |
+//! | `OnInactivity(d)` | an idle timeout of `d` (longer or shorter than the configured one), the absolute end | `d`, or the time left to the absolute end if less |
+//! | `AtDateTime(t)` | an end at `t`, brought forward to the absolute end if later; no idle timeout | the time left to that end |
+//!
+//! Setting an expiry writes the cookies, as tower-sessions does (a session left empty writes
+//! nothing, as there). `expiry` reports what was set, or on later requests what the session
+//! was sealed with (an `AtDateTime` past the absolute end then reports the end it was brought
+//! forward to), and `expiry_date`/`expiry_age` are tower-sessions' own computation from it:
+//! they describe the cookie, except for `None` and `OnSessionEnd` (two weeks, as upstream) and
+//! in the request that sets an `AtDateTime` past the absolute end (the time set).
+//!
+//! Do not rely on upstream's `Max-Age` either: it counts down to the absolute end. With
+//! `persistent` on, every write sets it to the time left until the session's absolute end (a
+//! change 5 s later gets 55 of 60), where tower-sessions writes the full expiry again.
 //!
 //! # Errors and sizes
 //!

@@ -171,7 +171,9 @@ impl SharedKeyRing {
     /// The [`KeyFileError`] that kept the new file out of service.
     pub fn reload_from_file(&self, path: impl AsRef<Path>) -> Result<(), KeyFileError> {
         let path = path.as_ref();
-        match load_file_at(path, SystemTime::now()) {
+        let loaded = load_file_at(path, SystemTime::now());
+        crate::metrics::key_ring_reloaded(loaded.is_ok());
+        match loaded {
             Ok(ring) => {
                 tracing::info!(path = %path.display(), keys = ring.len(), "key ring reloaded");
                 self.replace(ring);
@@ -232,6 +234,7 @@ impl SharedKeyRing {
                         // (a few milliseconds), leaving the fingerprint unchanged: read it
                         // again, quietly (the refusal is logged already), until it loads.
                         if let Ok(ring) = load_file_at(&path, SystemTime::now()) {
+                            crate::metrics::key_ring_reloaded(true);
                             tracing::info!(
                                 path = %path.display(), keys = ring.len(), "key ring reloaded"
                             );

@@ -6,13 +6,17 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use cookie::time;
 use serde_json::Value;
+use tower_sessions_core::Expiry;
 use tower_sessions_core::Session as TowerSession;
 use tower_sessions_core::session::{Id, Record};
 use tower_sessions_core::session_store::{self, SessionStore};
 
 use super::super::tower::State;
+use crate::lifetime::Lifetime;
 use crate::session::{Session, SessionId};
+use crate::time::{from_unix, to_unix};
 
 /// The store behind one request's `tower_sessions::Session`: it holds that request's sealed
 /// session, answers `load` from it, and writes `save`d records back onto it.
@@ -38,9 +42,10 @@ impl RequestStore {
     /// The `tower_sessions::Session` presenting `session`, and the store behind it.
     pub(super) fn bridge(state: Arc<State>, session: Session) -> (TowerSession, Arc<RequestStore>) {
         let id = session.id().map(tower_id);
+        let expiry = tower_expiry(session.lifetime());
         let bridged = Bridged { session, id, hidden: Vec::new(), finishing: false };
         let store = Arc::new(RequestStore { state, bridged: Mutex::new(bridged) });
-        (TowerSession::new(id, Arc::clone(&store), None), store)
+        (TowerSession::new(id, Arc::clone(&store), expiry), store)
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, Bridged> {
@@ -54,7 +59,13 @@ impl RequestStore {
         // An emptied session without an id (flushed, or never written) has nothing to save;
         // the `delete` that emptied it has already ended the sealed session.
         if tower.is_modified() && !tower.is_empty().await {
-            self.lock().finishing = true;
+            {
+                let mut bridged = self.lock();
+                bridged.finishing = true;
+                // Sealed with the session, so a client cannot lengthen it; setting it always
+                // writes the cookies, as tower-sessions' `set_expiry` marks the session modified.
+                bridged.session.set_lifetime(lifetime(tower.expiry()));
+            }
             if let Err(error) = tower.save().await {
                 tracing::error!(%error, "tower-sessions record could not be written back");
                 return Err(());
@@ -183,13 +194,55 @@ fn tower_id(id: SessionId) -> Id {
     Id(i128::from_le_bytes(id.0))
 }
 
-/// When the session expires unless refreshed: the end of its idle window or its absolute
-/// expiry, whichever comes first.
+/// When the session expires unless refreshed: the end of its idle window (under its own idle
+/// timeout, if it has one; `idle` is the configured one) or its absolute expiry, whichever
+/// comes first.
 fn expiry_date(session: &Session, idle: Duration) -> SystemTime {
-    let idle_end = session.last_refresh().map(|at| at + idle);
+    let idle = match session.lifetime() {
+        Lifetime::Idle(own) => Some(own),
+        Lifetime::Until(_) => None,
+        _ => Some(idle),
+    };
+    let idle_end = session.last_refresh().zip(idle).map(|(at, idle)| at + idle);
     match (idle_end, session.expires_at()) {
         (Some(idle_end), Some(expires_at)) => idle_end.min(expires_at),
         (at, None) | (None, at) => at.unwrap_or(SystemTime::UNIX_EPOCH),
+    }
+}
+
+/// The `Expiry` tower-sessions reports for a session of this lifetime: `None` for the
+/// configured one, which tower-sessions has no word for.
+fn tower_expiry(lifetime: Lifetime) -> Option<Expiry> {
+    Some(match lifetime {
+        Lifetime::BrowserSession => Expiry::OnSessionEnd,
+        Lifetime::Idle(idle) => {
+            Expiry::OnInactivity(time::Duration::try_from(idle).unwrap_or(time::Duration::MAX))
+        }
+        Lifetime::Until(at) => {
+            // `time`'s own conversion panics past its range; the latest date it holds will do.
+            let secs = i64::try_from(to_unix(at)).unwrap_or(i64::MAX);
+            let at = time::OffsetDateTime::from_unix_timestamp(secs)
+                .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc());
+            Expiry::AtDateTime(at)
+        }
+        _ => return None,
+    })
+}
+
+/// The lifetime a tower-sessions `Expiry` asks for. `None` is the layer's default, which here
+/// is the configuration's; a time before the Unix epoch, or a negative duration, ends the
+/// session at once.
+fn lifetime(expiry: Option<Expiry>) -> Lifetime {
+    match expiry {
+        None => Lifetime::Configured,
+        Some(Expiry::OnSessionEnd) => Lifetime::BrowserSession,
+        Some(Expiry::OnInactivity(idle)) => {
+            Lifetime::Idle(Duration::try_from(idle).unwrap_or(Duration::ZERO))
+        }
+        Some(Expiry::AtDateTime(at)) => {
+            let secs = u64::try_from(at.unix_timestamp()).unwrap_or(0);
+            Lifetime::Until(from_unix(secs))
+        }
     }
 }
 

@@ -30,6 +30,7 @@ pub(super) async fn follow(inner: Weak<Inner>, mut connection: Connection) {
     loop {
         let Some(strong) = inner.upgrade() else { return };
         let reloaded = reload(&strong, &mut connection, &mut known, position.as_ref()).await;
+        crate::metrics::replica_reloaded(reloaded.is_ok());
         let (mut read, primaries) = match reloaded {
             Ok(loaded) => loaded,
             Err(error) => {

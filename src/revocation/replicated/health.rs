@@ -113,6 +113,17 @@ impl Freshness {
         }
     }
 
+    /// Seconds since the last proof (since the replica started, before the first).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(super) fn age_secs(&self) -> f64 {
+        let heard = match self.heard.load(Ordering::SeqCst) {
+            NEVER => 0,
+            heard => heard,
+        };
+        let since = Duration::from_millis(self.millis(Instant::now()).saturating_sub(heard));
+        since.as_secs_f64()
+    }
+
     /// When the current proof runs out (`None`: no proof yet).
     fn deadline(&self) -> Option<Instant> {
         let heard = self.heard.load(Ordering::SeqCst);
@@ -146,6 +157,7 @@ pub(super) async fn watch(inner: Weak<Inner>) {
     loop {
         let Some(strong) = inner.upgrade() else { return };
         let next = strong.freshness.watch_once();
+        crate::metrics::replica_state(|| strong.sample());
         drop(strong);
         tokio::time::sleep_until(next).await;
     }

@@ -62,6 +62,14 @@ impl Inner {
         self.set.write().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The replica's state for the metrics: seconds since the last proof, entries, queue.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(super) fn sample(&self) -> (f64, usize, usize) {
+        let entries = self.set.read().unwrap_or_else(PoisonError::into_inner).entries;
+        let queue = self.pending.lock().unwrap_or_else(PoisonError::into_inner).len();
+        (self.freshness.age_secs(), entries, queue)
+    }
+
     /// Applies an event to memory, then enforces the cap.
     pub(super) fn apply(&self, events: &[Event]) {
         if !events.is_empty() {

@@ -15,8 +15,8 @@ use crate::{output, ring_file};
 /// Show each key's id, state and dates, and when old keys are safe to retire. No secrets.
 ///
 /// Times are RFC 3339, UTC. An old key is safe to retire once its successor's activation is an
-/// absolute timeout plus the clock skew old: every session sealed with it has expired by then,
-/// on every server (`keys retire` refuses it before that without `--force`).
+/// absolute timeout plus twice the clock skew old: every session sealed with it has expired by
+/// then, on every server (`keys retire` refuses it before that without `--force`).
 ///
 /// States: `current` seals (and opens); `pending` opens, and seals from its activation time;
 /// `accepted` only opens what was sealed before a newer key took over.
@@ -62,8 +62,8 @@ pub struct KeyStatus {
     pub info: KeyInfo,
     /// Its role now.
     pub state: State,
-    /// For an accepted key: when its successor's activation is an absolute timeout plus the
-    /// clock skew old, so every session it sealed has expired. `None` for the current and
+    /// For an accepted key: when its successor's activation is an absolute timeout plus twice
+    /// the clock skew old, so every session it sealed has expired. `None` for the current and
     /// pending keys.
     pub safe_to_retire_at: Option<SystemTime>,
 }
@@ -181,7 +181,7 @@ fn as_table(statuses: &[KeyStatus], times: &TimeoutArg, scheduled: bool) -> Stri
     } else if statuses.iter().any(|status| status.state == State::Accepted) {
         let _ = writeln!(
             text,
-            "(safe to retire = successor's activation + absolute timeout {} + clock skew {})",
+            "(safe to retire = successor's activation + absolute timeout {} + 2 x clock skew {})",
             output::duration(*times.absolute_timeout),
             output::duration(*times.clock_skew)
         );

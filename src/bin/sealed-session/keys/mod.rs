@@ -49,8 +49,8 @@ pub struct LockArg {
 #[derive(Debug, Args)]
 pub struct TimeoutArg {
     /// The servers' absolute session timeout. An old key is safe to retire once its successor
-    /// has been sealing for this long plus the clock skew: every session sealed with it has
-    /// expired by then.
+    /// has been sealing for this long plus twice the clock skew: every session sealed with it
+    /// has expired by then, on every server.
     #[arg(long, value_name = "DURATION", default_value_t = default_absolute_timeout())]
     pub absolute_timeout: humantime::Duration,
 
@@ -62,9 +62,14 @@ pub struct TimeoutArg {
 
 impl TimeoutArg {
     /// How long after its successor's activation an old key may still open live sessions:
-    /// the absolute timeout plus the clock skew (the rotation runbook's "safe to retire").
+    /// the absolute timeout plus twice the clock skew (the rotation runbook's "safe to
+    /// retire"), the scheduled rotation's own retirement
+    /// ([`RotationPolicy::for_sessions`](sealed_session::RotationPolicy::for_sessions), which
+    /// says why twice).
     pub fn retire_after(&self) -> std::time::Duration {
-        self.absolute_timeout.saturating_add(*self.clock_skew)
+        let policy =
+            sealed_session::RotationPolicy::for_sessions(*self.absolute_timeout, *self.clock_skew);
+        policy.retire_after
     }
 }
 

@@ -13,7 +13,7 @@ use crate::{output, ring_file};
 /// Remove a key; sessions sealed with it are rejected from then on.
 ///
 /// Retire an old key once `keys list` says it is safe: its successor's activation plus the
-/// absolute timeout plus the clock skew. Before that it may still open live sessions, whose
+/// absolute timeout plus twice the clock skew. Before that it may still open live sessions, whose
 /// users would be logged out, so it is refused without `--force` (as after a leak). A pending
 /// key within the clock skew of its activation (a server whose clock runs ahead may be sealing
 /// with it) is refused likewise. The current key and the last key are always refused.
