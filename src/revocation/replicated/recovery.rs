@@ -143,7 +143,7 @@ pub(super) async fn recover(
     limit: Duration,
 ) -> Result<Outcome, StoreError> {
     let owner = format!("{epoch} {}", token()?);
-    let lease = inner.staleness;
+    let lease = lease(inner);
     // Taken when this node first finds another writing: about when the writer took its own,
     // so what reached one and not the other since (which would make them differ) is little;
     // and digested while waiting rather than after.
@@ -171,7 +171,27 @@ pub(super) async fn recover(
         if taken.is_some() {
             let mine = Snapshot::take(inner, epoch);
             let started = Instant::now();
-            write(inner, connection, &mine, primaries, Some(&owner), limit).await?;
+            // Renewed on a timer too, not only with each round trip: a writer slowed down
+            // (a loaded machine, a long snapshot) keeps its lock as long as it lives.
+            let heartbeat = tokio::spawn(heartbeat(
+                connection.clone(),
+                inner.keys.recovering(),
+                owner.clone(),
+                lease,
+                limit,
+            ));
+            // A bulk round trip may take longer than one command on a loaded Redis: bounded by
+            // the lease, so a round trip that times out is one the lock did not outlive anyway.
+            let bound = limit.max(lease);
+            let written = write(inner, connection, &mine, primaries, Some(&owner), bound).await;
+            heartbeat.abort();
+            if let Err(error) = written {
+                // Let another node take over at once rather than after the lease.
+                let mut release = eval(RELEASE, inner.keys.recovering());
+                release.arg(&owner);
+                let _ = bounded(limit, release.query_async::<()>(connection)).await;
+                return Err(error);
+            }
             let mut done = ::redis::cmd("SET");
             done.arg(inner.keys.recovered())
                 .arg(format!("{epoch} {} {:x}", mine.count, mine.digest));
@@ -196,6 +216,31 @@ pub(super) async fn recover(
         // Another node writes: follow the stream meanwhile (its last event ends the wait early).
         let block = (inner.staleness / 10).min(Duration::from_millis(100));
         read(inner, connection, position, Some(block), limit).await?;
+    }
+}
+
+/// How long the recovery lock outlives its writer's last renewal: the staleness bound, at least
+/// 2 s (a writer renews four times a lease, so only a writer that died or hung loses it).
+fn lease(inner: &Inner) -> Duration {
+    inner.staleness.max(Duration::from_secs(2))
+}
+
+/// Renews the lock every quarter of `lease` while the writer lives (aborted when it is done).
+async fn heartbeat(
+    mut connection: Connection,
+    lock: String,
+    owner: String,
+    lease: Duration,
+    limit: Duration,
+) {
+    loop {
+        tokio::time::sleep(lease / 4).await;
+        let mut renew = eval(RENEW, lock.clone());
+        renew.arg(&owner).arg(millis(lease));
+        if !matches!(bounded(limit, renew.query_async::<u64>(&mut connection)).await, Ok(1)) {
+            // Lost (or Redis unreachable): the writer finds out at its next round trip.
+            return;
+        }
     }
 }
 
@@ -282,7 +327,7 @@ async fn write(
     let renew = || {
         lock.map(|owner| {
             let mut renew = eval(RENEW, inner.keys.recovering());
-            renew.arg(owner).arg(millis(inner.staleness));
+            renew.arg(owner).arg(millis(lease(inner)));
             renew
         })
     };
