@@ -5,8 +5,9 @@
 //! primaries' run ids, the marks, the evictions seen). Then:
 //!
 //! * **one writer.** The first node to take the lock (`<prefix>recovering`, `SET NX PX` with the
-//!   epoch and a random owner, renewed with every batch, so a writer that dies loses it within
-//!   the staleness bound) writes back every entry it holds: a merge script a few hundred
+//!   epoch and a random owner; a lease of the staleness bound, at least 2 s, renewed by a timer
+//!   and with every round trip, so a writer that dies or hangs loses it within the lease)
+//!   writes back every entry it holds: a merge script a few hundred
 //!   subjects at a time, pipelined (on a cluster, one call per hash slot), with no event per
 //!   entry on the stream. It then records `<prefix>recovered` = epoch, its entry count and a
 //!   digest of its entries, and adds one event that wakes the nodes waiting for it;
