@@ -169,6 +169,13 @@ pub(super) async fn recover(
         let mut take = ::redis::cmd("SET");
         take.arg(inner.keys.recovering()).arg(&owner).arg("NX").arg("PX").arg(millis(lease));
         let taken: Option<String> = bounded(limit, take.query_async(connection)).await?;
+        if taken.is_some() && record(inner, connection, epoch, limit).await?.is_some() {
+            // The writer finished between the look at the record and the lock: compare.
+            let mut release = eval(RELEASE, inner.keys.recovering());
+            release.arg(&owner);
+            bounded(limit, release.query_async::<()>(connection)).await?;
+            continue;
+        }
         if taken.is_some() {
             let mine = Snapshot::take(inner, epoch);
             let started = Instant::now();
