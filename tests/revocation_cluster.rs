@@ -144,3 +144,73 @@ async fn the_replicated_store_works_on_a_cluster() {
         }
     }
 }
+
+/// One shard of the cluster loses its data on its own (`FLUSHALL` on that node; its run id is
+/// unchanged, and it holds neither the stream nor the generation counter): every primary has
+/// its own mark, so the nodes notice, write back what that shard held, and a node started
+/// afterwards refuses every revoked session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_that_lost_its_data_is_noticed_and_written_back() {
+    use sealed_session::revocation::ReplicatedRevocations;
+
+    let (nodes, _dir) = start_cluster();
+    let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let start = || {
+        let store = ReplicatedRevocations::builder()
+            .staleness(Duration::from_millis(600))
+            .build_cluster(&urls)
+            .expect("valid URLs");
+        (store.clone(), Revocation::new(store, "user").failure_policy(FailurePolicy::Reject))
+    };
+    let fleet: Vec<_> = (0..2).map(|_| start()).collect();
+    for (store, _) in &fleet {
+        store.ready(Duration::from_secs(15)).await.expect("follows the cluster");
+    }
+    let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+    let now = SystemTime::now();
+    let mut revoked = Vec::new();
+    for i in 0..40 {
+        let mut session = Session::new();
+        session.insert("user", format!("user-{i}")).expect("encodes");
+        fleet[i % 2].1.stamp(&mut session).await.expect("stamped");
+        let header = codec.seal(&mut session, now).expect("seals").request_header();
+        let session = codec.open(&header, now).expect("opens");
+        let mut ended = session.clone();
+        ended.purge();
+        fleet[i % 2].1.revoke_purged(&ended, codec.config()).await.expect("recorded");
+        revoked.push(session);
+    }
+    // The shard to flush: one holding users' hashes and none of the shared keys.
+    let local_keys = |node: &RedisServer| -> Vec<String> {
+        let mut raw = redis::Client::open(node.url()).expect("URL").get_connection().expect("up");
+        redis::cmd("KEYS").arg("*").query(&mut raw).expect("KEYS")
+    };
+    let shared = ["sealed-session:events", "sealed-session:gen", "sealed-session:mark"];
+    let shard = nodes
+        .iter()
+        .find(|node| {
+            let keys = local_keys(node);
+            keys.iter().any(|key| key.contains(":sub:"))
+                && !keys.iter().any(|key| shared.contains(&key.as_str()))
+        })
+        .expect("a shard with users' hashes only");
+    let held = local_keys(shard).iter().filter(|key| key.contains(":sub:")).count();
+    let mut raw = redis::Client::open(shard.url()).expect("URL").get_connection().expect("up");
+    let () = redis::cmd("FLUSHALL").query(&mut raw).expect("FLUSHALL");
+
+    let started = Instant::now();
+    loop {
+        let back = local_keys(shard).iter().filter(|key| key.contains(":sub:")).count();
+        if back == held {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "{back} of {held} written back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let late = start();
+    late.0.ready(Duration::from_secs(15)).await.expect("loads from every primary");
+    for (i, session) in revoked.iter().enumerate() {
+        assert_eq!(late.1.try_check(session), Some(Err(RejectReason::Revoked)), "user-{i}");
+    }
+}

@@ -643,12 +643,25 @@ async fn data_lost_without_a_restart_is_written_back() {
     }
 }
 
-/// A TCP proxy in front of Redis for one node: cutting it partitions that node alone.
+/// A TCP proxy in front of Redis for one node: cutting it partitions that node alone. It counts
+/// the bytes the node sent to Redis (to tell which node wrote back), and can hang the node
+/// mid-write (see [`Proxy::hang_past`]).
 struct Proxy {
     port: u16,
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    hang: std::sync::Arc<std::sync::Mutex<Option<Hang>>>,
+    hung: std::sync::Arc<std::sync::atomic::AtomicBool>,
     open: std::sync::Arc<std::sync::atomic::AtomicBool>,
     links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     accept: tokio::task::JoinHandle<()>,
+}
+
+/// Stops forwarding what a node sends once it sent more than `after` bytes in all, unless
+/// another proxy sharing `once` hung its node first.
+#[derive(Clone)]
+struct Hang {
+    after: u64,
+    once: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Proxy {
@@ -656,27 +669,82 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let port = listener.local_addr().expect("bound").port();
         let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let hang = std::sync::Arc::new(std::sync::Mutex::new(None::<Hang>));
+        let hung = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let accept = {
-            let (open, links) = (open.clone(), links.clone());
+            let (open, links, sent) = (open.clone(), links.clone(), sent.clone());
+            let (hang, hung) = (hang.clone(), hung.clone());
             tokio::spawn(async move {
                 while let Ok((mut client, _)) = listener.accept().await {
                     if !open.load(std::sync::atomic::Ordering::SeqCst) {
                         continue; // dropped: the connection is closed at once
                     }
+                    let (sent, hang, hung) = (sent.clone(), hang.clone(), hung.clone());
                     let link = tokio::spawn(async move {
+                        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
                         let Ok(mut server) =
                             tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
                         else {
                             return;
                         };
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        let (mut from_client, mut to_client) = client.split();
+                        let (mut from_server, mut to_server) = server.split();
+                        let upstream = async {
+                            let mut buffer = vec![0u8; 64 * 1024];
+                            loop {
+                                let n = match from_client.read(&mut buffer).await {
+                                    Ok(0) | Err(_) => break,
+                                    Ok(n) => n,
+                                };
+                                let total = n as u64
+                                    + sent.fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
+                                let armed = hang.lock().expect("not poisoned").clone();
+                                let past = armed.is_some_and(|hang| {
+                                    total > hang.after
+                                        && !hang
+                                            .once
+                                            .swap(true, std::sync::atomic::Ordering::SeqCst)
+                                });
+                                if past || hung.load(std::sync::atomic::Ordering::SeqCst) {
+                                    // Hung: nothing more reaches Redis, the connection stays.
+                                    hung.store(true, std::sync::atomic::Ordering::SeqCst);
+                                    std::future::pending::<()>().await;
+                                }
+                                if to_server.write_all(&buffer[..n]).await.is_err() {
+                                    break;
+                                }
+                            }
+                            let _ = to_server.shutdown().await;
+                        };
+                        let downstream = async {
+                            let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+                            let _ = to_client.shutdown().await;
+                        };
+                        tokio::join!(upstream, downstream);
                     });
                     links.lock().expect("not poisoned").push(link);
                 }
             })
         };
-        Proxy { port, open, links, accept }
+        Proxy { port, sent, hang, hung, open, links, accept }
+    }
+
+    /// Hangs the node (nothing it sends reaches Redis any more) once it sent `bytes` more than
+    /// so far, unless a proxy sharing `once` hung its node first.
+    fn hang_past(&self, bytes: u64, once: &std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        let after = self.sent() + bytes;
+        *self.hang.lock().expect("not poisoned") = Some(Hang { after, once: once.clone() });
+    }
+
+    fn hung(&self) -> bool {
+        self.hung.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Bytes the node sent to Redis so far.
+    fn sent(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn url(&self) -> String {
@@ -794,4 +862,207 @@ async fn a_node_restarted_while_redis_is_down_enforces_its_snapshot() {
         assert_eq!(blank.verdict(session), without);
     }
     assert!(!restarted.store.is_current(), "Redis is down: not current, only what it knew");
+}
+
+/// `n` logouts of distinct users written straight to Redis, as the stores write them (a hash per
+/// user, its logout as field `l:<lineage>`), under a mark set long ago (an old deployment).
+fn seed(redis: &RedisServer, n: usize) {
+    let mut raw = redis::Client::open(redis.url()).expect("URL").get_connection().expect("up");
+    let keys = RedisRevocations::builder().prefix(PREFIX).build(&redis.url()).expect("store");
+    let until = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() + 3600;
+    for start in (0..n).step_by(5_000) {
+        let mut pipe = redis::pipe();
+        for i in start..n.min(start + 5_000) {
+            let subject = rmp_serde::to_vec_named(&format!("seeded-{i}")).expect("encodes");
+            let hex: String = subject.iter().map(|b| format!("{b:02x}")).collect();
+            let key = keys.subject_key(&subject);
+            pipe.cmd("HSET").arg(&key).arg(format!("l:{i:032x}")).arg(until).arg("s").arg(hex);
+            pipe.ignore().cmd("EXPIREAT").arg(&key).arg(until).ignore();
+        }
+        let () = pipe.query(&mut raw).expect("seeded");
+    }
+    let () =
+        redis::cmd("SET").arg(format!("{PREFIX}mark")).arg("seeded 0").query(&mut raw).unwrap();
+}
+
+/// How many users' hashes Redis holds.
+fn subject_keys(redis: &RedisServer) -> usize {
+    let mut raw = redis::Client::open(redis.url()).expect("URL").get_connection().expect("up");
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{PREFIX}sub:*")).query(&mut raw).expect("KEYS");
+    keys.len()
+}
+
+/// Calls of a command Redis counted since it started (scripts' own calls included).
+fn calls(redis: &RedisServer, command: &str) -> u64 {
+    let mut raw = redis::Client::open(redis.url()).expect("URL").get_connection().expect("up");
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut raw).expect("INFO");
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Entries ever added to the stream.
+fn stream_events(redis: &RedisServer) -> u64 {
+    let mut raw = redis::Client::open(redis.url()).expect("URL").get_connection().expect("up");
+    let info: Vec<redis::Value> =
+        redis::cmd("XINFO").arg("STREAM").arg(format!("{PREFIX}events")).query(&mut raw).unwrap();
+    info.chunks(2)
+        .find_map(|pair| match pair {
+            [redis::Value::BulkString(name), redis::Value::Int(n)] if name == b"entries-added" => {
+                Some(*n as u64)
+            }
+            _ => None,
+        })
+        .expect("entries-added")
+}
+
+impl Node {
+    /// A node reaching Redis at `url` (a proxy).
+    fn at(url: &str, policy: FailurePolicy) -> Node {
+        let store = ReplicatedRevocations::builder()
+            .prefix(PREFIX)
+            .staleness(STALENESS)
+            .build(url)
+            .expect("a valid URL, inside a runtime");
+        let revocation = Revocation::new(store.clone(), "user").failure_policy(policy);
+        Node { store, revocation }
+    }
+}
+
+/// Polls until `done` holds.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < PATIENCE * 2, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// An empty restart with three nodes holding the same entries and a fourth holding one more
+/// (a revocation it loaded that the others never saw), cut off from Redis meanwhile: one node
+/// writes everything back, in bulk, with no event per entry; the others find they hold what it
+/// wrote and write nothing. The fourth, back, holds something else: it writes back its own
+/// entries, and only the one Redis lacked goes on the stream. Nothing is lost, on any node or
+/// on a node started afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_restart_is_written_back_once_and_loses_nothing() {
+    const SEEDED: usize = 3_000;
+    let mut redis = RedisServer::start();
+    seed(&redis, SEEDED);
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&redis, FailurePolicy::Accept)).collect();
+    let fleet: Vec<&Node> = nodes.iter().collect();
+    all_current(&fleet).await;
+    let valid = nodes[0].login("valid").await;
+    let mut revoked = Vec::new();
+    for user in 0..12 {
+        let session = nodes[user % 3].login(&format!("user-{user}")).await;
+        if user % 4 == 0 {
+            nodes[user % 3].logout_everywhere(&format!("user-{user}")).await;
+        } else {
+            nodes[user % 3].logout(&session).await;
+        }
+        revoked.push(session);
+    }
+    for session in &revoked {
+        until_all(&fleet, session, REVOKED).await;
+    }
+    // Written durably without an event: only a node that loads afterwards knows it.
+    let unseen = nodes[0].login("unseen").await;
+    let strict = RedisRevocations::builder().prefix(PREFIX).build(&redis.url()).expect("store");
+    let mut ended = unseen.clone();
+    ended.purge();
+    Revocation::new(strict, "user").revoke_purged(&ended, codec().config()).await.expect("ok");
+    let proxy = Proxy::start(redis.port()).await;
+    let fourth = Node::at(&proxy.url(), FailurePolicy::Accept);
+    fourth.ready().await;
+    assert_eq!(fourth.verdict(&unseen), REVOKED);
+    assert_eq!(nodes[0].verdict(&unseen), Ok(()), "the others never saw it");
+    let held = nodes[0].store.len();
+    assert_eq!(fourth.store.len(), held + 1);
+
+    proxy.cut();
+    let port = redis.port();
+    redis.stop();
+    let redis = RedisServer::start_on(port).expect("the port is still free");
+    until("the three write back", || subject_keys(&redis) >= SEEDED + revoked.len()).await;
+    all_current(&fleet).await;
+    let after_three = (stream_events(&redis), calls(&redis, "hset"));
+    proxy.heal();
+    until_all(&fleet, &unseen, REVOKED).await;
+    fourth.ready().await;
+
+    // One bulk writer: every entry written once, not once per node; the stream carries the
+    // writer's closing event and the one entry the others lacked, not an event per entry.
+    let entries = held as u64;
+    assert!(after_three.0 <= 3, "{} events after the three recovered", after_three.0);
+    assert!(after_three.1 < entries * 3 / 2, "{} HSETs for {entries} entries", after_three.1);
+    let events = stream_events(&redis);
+    assert!(events <= after_three.0 + 2, "{events} events after the fourth wrote back");
+    assert_eq!(subject_keys(&redis), SEEDED + revoked.len() + 1);
+    let late = Node::start(&redis, FailurePolicy::Reject);
+    late.ready().await;
+    let everyone: Vec<&Node> = fleet.iter().copied().chain([&fourth, &late]).collect();
+    for session in revoked.iter().chain([&unseen]) {
+        until_all(&everyone, session, REVOKED).await;
+    }
+    until_all(&everyone, &valid, Ok(())).await;
+    assert_eq!(late.store.len(), fourth.store.len());
+}
+
+/// The writer cut off from Redis in the middle of its write-back (as if it died): its lock
+/// expires and one of the other nodes, not both, takes over and writes everything back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_lost_mid_recovery_is_taken_over_by_one_node() {
+    const SEEDED: usize = 20_000;
+    let mut redis = RedisServer::start();
+    seed(&redis, SEEDED);
+    let proxies = [
+        Proxy::start(redis.port()).await,
+        Proxy::start(redis.port()).await,
+        Proxy::start(redis.port()).await,
+    ];
+    let nodes: Vec<Node> =
+        proxies.iter().map(|proxy| Node::at(&proxy.url(), FailurePolicy::Accept)).collect();
+    let fleet: Vec<&Node> = nodes.iter().collect();
+    all_current(&fleet).await;
+    let revoked = nodes[1].login("ada").await;
+    nodes[1].logout(&revoked).await;
+    until_all(&fleet, &revoked, REVOKED).await;
+
+    // A write-back sends about 100 bytes per entry; a node that only follows, a few hundred
+    // in all. The first node past 200 KB (the writer) hangs there, mid-write.
+    let bulk = 200 * 1024;
+    let once = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for proxy in &proxies {
+        proxy.hang_past(bulk, &once);
+    }
+    let before: Vec<u64> = proxies.iter().map(Proxy::sent).collect();
+    let sent = |i: usize| proxies[i].sent() - before[i];
+    let port = redis.port();
+    redis.stop();
+    let redis = RedisServer::start_on(port).expect("the port is still free");
+    until("a writer", || proxies.iter().any(Proxy::hung)).await;
+    let writer = (0..3).find(|&i| proxies[i].hung()).expect("one hung");
+    assert!(subject_keys(&redis) < SEEDED, "hung before the writer was done");
+    proxies[writer].cut();
+    until("taken over", || subject_keys(&redis) > SEEDED).await;
+    let others: Vec<&Node> = (0..3).filter(|&i| i != writer).map(|i| &nodes[i]).collect();
+    all_current(&others).await;
+    // One node took over: every entry written once more, not twice (Redis counts the `HSET`s;
+    // the hung writer's few reached it before it hung).
+    // Writing back 20,000 entries sends about 200 bytes each; loading them, less than half.
+    let sent: Vec<u64> = (0..3).map(sent).collect();
+    let took_over: Vec<usize> =
+        (0..3).filter(|&i| i != writer && sent[i] > SEEDED as u64 * 200).collect();
+    assert_eq!(took_over.len(), 1, "one node takes over, not both: sent {sent:?}");
+    let written = calls(&redis, "hset");
+    let entries = SEEDED as u64 + 1;
+    assert!(written < entries * 3 / 2, "{written} HSETs for {entries} entries, sent {sent:?}");
+    let late = Node::start(&redis, FailurePolicy::Reject);
+    late.ready().await;
+    assert_eq!(late.verdict(&revoked), REVOKED);
+    assert_eq!(late.store.len(), SEEDED + 1, "Redis holds {}", subject_keys(&redis));
 }

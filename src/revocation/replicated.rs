@@ -14,9 +14,9 @@
 //!   which covers a restarted or failed-over Redis; when the stream was trimmed past its
 //!   position, seen from `XINFO STREAM`'s `max-deleted-entry-id`), it loads every subject hash
 //!   again and merges them: merging only ever adds, so nothing known is forgotten before it
-//!   expires. When Redis lost data (a new run id, the mark key gone, evictions: see
-//!   `loss.rs`), it also writes back everything it knows, so a node started afterwards learns
-//!   it;
+//!   expires. When Redis lost data (a new run id, a mark key gone, evictions: see
+//!   `loss.rs`), one node writes back everything it knows in bulk, and the others write only
+//!   if they hold something else (`recovery.rs`), so a node started afterwards learns it;
 //! * the staleness bound is a grace period (`health.rs`): a failed command changes no answer;
 //!   the replica turns stale only when its last proof of having missed nothing is older than
 //!   the bound.
@@ -26,6 +26,7 @@ mod follower;
 mod health;
 mod loss;
 mod node;
+mod recovery;
 mod reload;
 mod snapshot;
 
@@ -235,7 +236,7 @@ impl ReplicatedRevocationsBuilder {
             freshness: Freshness::new(self.staleness),
             changed: std::sync::atomic::AtomicBool::new(false),
             dropped: Dropped::default(),
-            mark: Mutex::new(None),
+            marks: Mutex::new(None),
             fold_after: self.fold_after,
             pending: Mutex::new(VecDeque::new()),
             writer,

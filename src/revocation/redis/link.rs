@@ -10,7 +10,7 @@ use ::redis::Value;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::super::StoreError;
-use super::{EXTEND, REVOKE_LINEAGE, REVOKE_SUBJECT};
+use super::{EXTEND, REVOKE_LINEAGE, REVOKE_SUBJECT, WRITE_BACK};
 
 /// A connection to one server or to a Redis Cluster; the stores send it only single-key
 /// commands (or none with a key), so a cluster routes each to the node that owns its slot.
@@ -72,6 +72,52 @@ impl Connection {
                 Some(Some((host.to_owned(), port.parse().ok()?)))
             })
             .collect())
+    }
+
+    /// Where the marks go (see `replicated/loss.rs`): on one server, its one mark (`None`); on a
+    /// cluster, one hash tag per primary that owns slots, each falling in the first slot that
+    /// primary owns, so a primary that loses its data (a `FLUSHALL` of that node alone, an
+    /// empty restart) loses its mark with it. Sorted by slot.
+    pub(in crate::revocation) async fn mark_tags(
+        &mut self,
+    ) -> ::redis::RedisResult<Vec<Option<String>>> {
+        let Connection::Cluster(link) = self else { return Ok(vec![None]) };
+        let mut connection = Connection::cluster(link).await?;
+        let nodes: String =
+            ::redis::cmd("CLUSTER").arg("NODES").query_async(&mut connection).await?;
+        let mut slots: Vec<u16> = nodes
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split(' ').collect();
+                let flags = fields.get(2)?;
+                if !flags.split(',').any(|flag| flag == "master") || flags.contains("fail") {
+                    return None;
+                }
+                // Slots from the ninth field: `<first>-<last>`, `<slot>`, or `[...]` (migrating).
+                fields.iter().skip(8).find_map(|range| range.split('-').next()?.parse().ok())
+            })
+            .collect();
+        slots.sort_unstable();
+        Ok(slots.into_iter().map(|slot| Some(tag_in_slot(slot))).collect())
+    }
+
+    /// Runs `pipeline` on `primary` (its keys must all live there).
+    pub(in crate::revocation) async fn pipeline_at<T: ::redis::FromRedisValue>(
+        &mut self,
+        pipeline: &::redis::Pipeline,
+        primary: &Primary,
+    ) -> ::redis::RedisResult<T> {
+        match (self, primary) {
+            (Connection::Cluster(link), Some((host, port))) => {
+                use ::redis::cluster_routing::SingleNodeRoutingInfo;
+                let mut connection = Connection::cluster(link).await?;
+                let at = SingleNodeRoutingInfo::ByAddress { host: host.clone(), port: *port };
+                let count = pipeline.len();
+                let values = connection.route_pipeline(pipeline.clone(), 0, count, at).await?;
+                ::redis::from_redis_value(Value::Array(values)).map_err(Into::into)
+            }
+            (connection, _) => pipeline.query_async(connection).await,
+        }
     }
 
     /// Runs `command` on `primary` (see [`primaries`](Connection::primaries)).
@@ -167,11 +213,24 @@ pub(in crate::revocation) fn connect(
         .map_err(|e| StoreError(format!("Redis connection manager: {e}")))
 }
 
+/// A short hash tag whose keys fall in `slot` of a Redis Cluster (found by trying `m0`, `m1`,
+/// ...: about 16,384 tries, each a CRC16 of a few bytes).
+pub(in crate::revocation) fn tag_in_slot(slot: u16) -> String {
+    use ::redis::cluster_routing::Slot;
+    let Some(target) = Slot::new(slot) else { return "m".to_owned() };
+    (0u32..1_000_000)
+        .map(|i| format!("m{i}"))
+        .find(|tag| Slot::for_key(tag) == target)
+        .unwrap_or_else(|| "m".to_owned())
+}
+
 /// The scripts, each with the helper it uses.
 #[derive(Debug)]
 pub(in crate::revocation) struct Scripts {
     pub(in crate::revocation) revoke_subject: String,
     pub(in crate::revocation) revoke_lineage: String,
+    /// The write-back's bulk merge (sent by digest, `EVALSHA`, once loaded).
+    pub(in crate::revocation) write_back: &'static str,
 }
 
 impl Scripts {
@@ -179,6 +238,7 @@ impl Scripts {
         Scripts {
             revoke_subject: format!("{EXTEND}{REVOKE_SUBJECT}"),
             revoke_lineage: format!("{EXTEND}{REVOKE_LINEAGE}"),
+            write_back: WRITE_BACK,
         }
     }
 }

@@ -75,6 +75,59 @@ end
 extend(KEYS[1], expiry)
 ";
 
+/// Merges many subjects' entries at once, as [`REVOKE_SUBJECT`] and [`REVOKE_LINEAGE`] would one
+/// by one (every field keeps the larger value; the key expires no earlier than its last entry):
+/// the replicated store's write-back after Redis lost data, a few hundred subjects per call.
+/// `KEYS`: the subjects' keys (on a cluster, all of one slot); `ARGV`, per key: the subject
+/// (hex), its generation (0: none), until when it matters, the number of lineages, then each
+/// lineage's field and until. Returns the 1-based positions of the entries (a generation, then
+/// its lineages, key after key) that changed what Redis held.
+pub(super) const WRITE_BACK: &str = r"
+local now = tonumber(redis.call('TIME')[1])
+local changed = {}
+local a, entry = 1, 0
+for _, key in ipairs(KEYS) do
+  local subject, generation, guntil, count =
+    ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  a = a + 4
+  local expiry = 0
+  local fresh = redis.call('EXISTS', key) == 0
+  if generation > 0 then
+    entry = entry + 1
+    local cg, cu = 0, 0
+    local current = false
+    if not fresh then current = redis.call('HGET', key, 'g') end
+    if current then
+      local g, u = string.match(current, '(%d+) (%d+)')
+      cg, cu = tonumber(g), tonumber(u)
+    end
+    if generation > cg or guntil > cu then
+      local merged = string.format('%d %d', math.max(generation, cg), math.max(guntil, cu))
+      redis.call('HSET', key, 'g', merged, 's', subject)
+      changed[#changed + 1] = entry
+    end
+    expiry = math.max(guntil, cu)
+  end
+  for _ = 1, count do
+    entry = entry + 1
+    local field, untl = ARGV[a], tonumber(ARGV[a + 1])
+    a = a + 2
+    local current = 0
+    if not fresh then current = tonumber(redis.call('HGET', key, field) or '0') end
+    if current < untl then
+      redis.call('HSET', key, field, ARGV[a - 1], 's', subject)
+      changed[#changed + 1] = entry
+    end
+    expiry = math.max(expiry, untl, current)
+  end
+  local ttl = fresh and -1 or redis.call('TTL', key)
+  if expiry > 0 and (ttl < 0 or now + ttl < expiry) then
+    redis.call('EXPIREAT', key, string.format('%d', expiry))
+  end
+end
+return changed
+";
+
 /// The key layout both Redis stores share (see [`RedisRevocations`]).
 #[derive(Debug, Clone)]
 pub(super) struct Keys {
@@ -92,9 +145,24 @@ impl Keys {
         format!("{}mark", self.prefix)
     }
 
-    /// Set (expiring) while a replicated node writes back what Redis lost.
+    /// The mark of one primary of a cluster: hash-tagged by `tag`, which falls in a slot that
+    /// primary owns (`None`: the one server's mark, [`mark`](Keys::mark)).
+    pub(super) fn mark_at(&self, tag: Option<&str>) -> String {
+        match tag {
+            Some(tag) => format!("{}mark:{{{tag}}}", self.prefix),
+            None => self.mark(),
+        }
+    }
+
+    /// The replicated store's recovery lock: set (expiring, renewed) while one node writes back
+    /// what Redis lost, `<epoch> <owner>`.
     pub(super) fn recovering(&self) -> String {
         format!("{}recovering", self.prefix)
+    }
+
+    /// What the last recovery wrote back: `<epoch> <entries> <digest>`.
+    pub(super) fn recovered(&self) -> String {
+        format!("{}recovered", self.prefix)
     }
 
     /// The buckets of subjects dropped at a node's cap whose entries Redis may have lost

@@ -24,11 +24,14 @@ const RETRY: Duration = Duration::from_millis(100);
 /// The follower: load, then read the stream, until the store is dropped.
 pub(super) async fn follow(inner: Weak<Inner>, mut connection: Connection) {
     let mut known: Option<Watermarks> = None;
+    // Where the stream was last read: after a loss, the nodes that hold what the writer wrote
+    // back go on from there instead of loading everything again.
+    let mut position: Option<Position> = None;
     loop {
         let Some(strong) = inner.upgrade() else { return };
-        let reloaded = reload(&strong, &mut connection, &mut known).await;
+        let reloaded = reload(&strong, &mut connection, &mut known, position.as_ref()).await;
         crate::metrics::replica_reloaded(reloaded.is_ok());
-        let (position, primaries) = match reloaded {
+        let (mut read, primaries) = match reloaded {
             Ok(loaded) => loaded,
             Err(error) => {
                 strong.freshness.failed(&error);
@@ -37,12 +40,14 @@ pub(super) async fn follow(inner: Weak<Inner>, mut connection: Connection) {
                 continue;
             }
         };
-        // What Redis holds is what this node loaded only while the mark is still this one.
-        let mark = known.as_ref().and_then(|seen| seen.mark().map(str::to_owned));
-        *strong.mark.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = mark;
+        // What Redis holds is what this node loaded only while the marks are still these.
+        let marks = known.as_ref().map(|seen| seen.marks().to_vec());
+        *strong.marks.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = marks;
         drop(strong);
         let Some(seen) = known.as_ref() else { continue };
-        if let Err(error) = tail(&inner, &mut connection, position, &primaries, seen).await {
+        let tailed = tail(&inner, &mut connection, &mut read, &primaries, seen).await;
+        position = Some(read);
+        if let Err(error) = tailed {
             let Some(strong) = inner.upgrade() else { return };
             strong.freshness.failed(&error);
             drop(strong);
@@ -60,7 +65,7 @@ pub(super) async fn follow(inner: Weak<Inner>, mut connection: Connection) {
 async fn tail(
     weak: &Weak<Inner>,
     connection: &mut Connection,
-    mut position: Position,
+    position: &mut Position,
     primaries: &[Primary],
     known: &Watermarks,
 ) -> Result<(), StoreError> {
@@ -172,7 +177,7 @@ async fn stream_position_of(
 }
 
 /// The events of an `XREAD` reply, the id of the last entry, and how many entries it held.
-fn parse_read(reply: &Value) -> (Vec<Event>, Option<String>, u64) {
+pub(super) fn parse_read(reply: &Value) -> (Vec<Event>, Option<String>, u64) {
     let mut events = Vec::new();
     let mut last = None;
     let mut count = 0;

@@ -5,7 +5,9 @@
 //!
 //! * a *mark*, `<prefix>mark`: a random token without expiry, set by the first node that finds
 //!   none (with Redis's time). A mark gone or replaced means the keyspace lost it, so it may
-//!   have lost entries too. A node that finds a mark younger than the staleness bound cannot
+//!   have lost entries too. On a Redis Cluster every primary has its own mark
+//!   (`<prefix>mark:{<tag>}`, the tag chosen to fall in a slot that primary owns), so one shard
+//!   flushed or restarted empty on its own is noticed like a whole server. A node that finds a mark younger than the staleness bound cannot
 //!   tell a new deployment from a flush others have not noticed yet: it waits for the bound
 //!   before it calls itself current, which gives the nodes that knew the data time to notice
 //!   and write it back;
@@ -20,6 +22,8 @@
 //! when a primary's `maxmemory-policy` evicts.
 
 use std::time::Duration;
+
+use sha2::{Digest, Sha256};
 
 use super::super::StoreError;
 use super::super::redis::{Connection, Primary, bounded, eval};
@@ -39,8 +43,8 @@ return {redis.call('GET', KEYS[1]), string.format('%d', now)}
 pub(super) struct Watermarks {
     /// Each primary's run id and `evicted_keys`, sorted by run id.
     primaries: Vec<(String, u64)>,
-    /// The mark (`None`: there was none).
-    mark: Option<String>,
+    /// The marks, one per primary holding slots (`None`: there was none).
+    marks: Vec<Option<String>>,
     /// Seconds since the youngest primary started (`uptime_in_seconds`): not a loss by itself,
     /// but a node started within the bound of a restart cannot tell whether the others have
     /// noticed it yet (a restart from an older save keeps the mark).
@@ -58,14 +62,35 @@ impl Watermarks {
         self.primaries.iter().map(|(_, evicted)| evicted).sum()
     }
 
-    /// The mark as this node last saw it.
-    pub(super) fn mark(&self) -> Option<&str> {
-        self.mark.as_deref()
+    /// The marks as this node last saw them, one per primary holding slots.
+    pub(super) fn marks(&self) -> &[Option<String>] {
+        &self.marks
     }
 
-    /// The mark as this node set or found it.
-    pub(super) fn set_mark(&mut self, mark: String) {
-        self.mark = Some(mark);
+    /// The marks as this node set or found them.
+    pub(super) fn set_marks(&mut self, marks: Vec<String>) {
+        self.marks = marks.into_iter().map(Some).collect();
+    }
+
+    /// The name every node gives the state of Redis seen here (run ids, marks, evictions): a
+    /// loss seen by several nodes is recovered once per name.
+    pub(super) fn epoch(&self) -> String {
+        let mut hash = Sha256::new();
+        for (id, evicted) in &self.primaries {
+            hash.update(format!("{id} {evicted}\n"));
+        }
+        for mark in &self.marks {
+            hash.update(format!("{}\n", mark.as_deref().unwrap_or("-")));
+        }
+        hash.finalize()[..16].iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// Whether `other` sees the same servers and marks (evictions aside): no loss between.
+    pub(super) fn same_keyspace(&self, other: &Watermarks) -> bool {
+        let ids = |marks: &Watermarks| -> Vec<String> {
+            marks.primaries.iter().map(|(id, _)| id.clone()).collect()
+        };
+        ids(self) == ids(other) && self.marks == other.marks
     }
 
     /// What may have been lost between `self` (seen earlier) and `now`; `None`: nothing.
@@ -75,7 +100,7 @@ impl Watermarks {
         if before != after {
             return Some("Redis restarted or failed over (new run id)");
         }
-        if self.mark != now.mark {
+        if self.marks != now.marks {
             return Some("the mark key is gone or replaced (FLUSHALL, FLUSHDB or a deleted key)");
         }
         let evicted = self.primaries.iter().zip(&now.primaries).any(|(was, is)| is.1 > was.1);
@@ -83,7 +108,7 @@ impl Watermarks {
     }
 }
 
-/// Reads the watermarks: `INFO` of every primary, and the mark (without setting it).
+/// Reads the watermarks: `INFO` of every primary, and the marks (without setting them).
 pub(super) async fn watermarks(
     inner: &Inner,
     connection: &mut Connection,
@@ -108,10 +133,13 @@ pub(super) async fn watermarks(
         policies.push(field("maxmemory_policy").unwrap_or_default());
     }
     seen.sort();
-    let mut get = ::redis::cmd("GET");
-    get.arg(inner.keys.mark());
-    let mark: Option<String> = bounded(limit, get.query_async(connection)).await?;
-    Ok((Watermarks { primaries: seen, mark, uptime }, policies))
+    let mut marks = Vec::new();
+    for tag in bounded(limit, connection.mark_tags()).await? {
+        let mut get = ::redis::cmd("GET");
+        get.arg(inner.keys.mark_at(tag.as_deref()));
+        marks.push(bounded(limit, get.query_async(connection)).await?);
+    }
+    Ok((Watermarks { primaries: seen, marks, uptime }, policies))
 }
 
 /// Raises `<prefix>repaired`, the evictions a write-back followed, to `evicted`.
@@ -144,21 +172,29 @@ pub(super) async fn record_repaired(
     bounded(limit, raise.query_async::<()>(connection)).await
 }
 
-/// Sets the mark if there is none; returns it and its age.
-pub(super) async fn claim_mark(
+/// Sets every mark that is missing (one per primary on a cluster); returns them and the age of
+/// the youngest.
+pub(super) async fn claim_marks(
     inner: &Inner,
     connection: &mut Connection,
     limit: Duration,
-) -> Result<(String, Duration), StoreError> {
-    let mut token = [0u8; 16];
-    getrandom::fill(&mut token).map_err(|_| StoreError("no randomness for a mark".to_owned()))?;
-    let token: String = token.iter().map(|byte| format!("{byte:02x}")).collect();
-    let mut claim = eval(CLAIM_MARK, inner.keys.mark());
-    claim.arg(token);
-    let (mark, now): (String, String) = bounded(limit, claim.query_async(connection)).await?;
-    let set_at = mark.split_once(' ').and_then(|(_, at)| at.parse::<u64>().ok()).unwrap_or(0);
-    let now = now.parse::<u64>().unwrap_or(0);
-    Ok((mark, Duration::from_millis(now.saturating_sub(set_at))))
+) -> Result<(Vec<String>, Duration), StoreError> {
+    let mut marks = Vec::new();
+    let mut youngest = Duration::MAX;
+    for tag in bounded(limit, connection.mark_tags()).await? {
+        let mut token = [0u8; 16];
+        getrandom::fill(&mut token)
+            .map_err(|_| StoreError("no randomness for a mark".to_owned()))?;
+        let token: String = token.iter().map(|byte| format!("{byte:02x}")).collect();
+        let mut claim = eval(CLAIM_MARK, inner.keys.mark_at(tag.as_deref()));
+        claim.arg(token);
+        let (mark, now): (String, String) = bounded(limit, claim.query_async(connection)).await?;
+        let set_at = mark.split_once(' ').and_then(|(_, at)| at.parse::<u64>().ok()).unwrap_or(0);
+        let now = now.parse::<u64>().unwrap_or(0);
+        youngest = youngest.min(Duration::from_millis(now.saturating_sub(set_at)));
+        marks.push(mark);
+    }
+    Ok((marks, youngest))
 }
 
 /// Warns about primaries whose `maxmemory-policy` may evict revocations.
@@ -181,7 +217,7 @@ mod tests {
     fn every_kind_of_loss_is_told_apart_from_none() {
         let seen = |primaries: &[(&str, u64)], mark: Option<&str>| Watermarks {
             primaries: primaries.iter().map(|&(id, n)| (id.to_owned(), n)).collect(),
-            mark: mark.map(str::to_owned),
+            marks: vec![mark.map(str::to_owned)],
             uptime: 0,
         };
         let before = seen(&[("a", 3), ("b", 0)], Some("m 1"));

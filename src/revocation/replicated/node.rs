@@ -25,9 +25,10 @@ pub(super) struct Inner {
     pub(super) changed: AtomicBool,
     /// Where entries were dropped at the cap, until they expire.
     pub(super) dropped: Dropped,
-    /// The mark key as of the last full load (`None`: none yet): a strict lookup trusts Redis
-    /// only while the mark is still this one (see [`lookup`](Inner::lookup)).
-    pub(super) mark: Mutex<Option<String>>,
+    /// The mark keys as of the last full load, one per primary holding slots (`None`: no
+    /// load yet): a strict lookup trusts Redis only while every mark is still this one (see
+    /// [`lookup`](Inner::lookup)).
+    pub(super) marks: Mutex<Option<Vec<Option<String>>>>,
     /// This node's revocations not yet written to Redis.
     pub(super) pending: Mutex<VecDeque<Event>>,
     pub(super) writer: Connection,
@@ -201,7 +202,7 @@ impl Inner {
     }
 
     /// The strict answer for a session whose subject's entries may have been dropped at the
-    /// cap: this node's queued revocations, then Redis (one `HMGET`, then a `GET` of the mark),
+    /// cap: this node's queued revocations, then Redis (one `HMGET`, then a `GET` of each mark),
     /// trusted only when nothing failed since the last full load and the mark is that load's:
     /// otherwise Redis may have lost the entries without this node knowing yet, and the error
     /// hands the session to the failure policy.
@@ -234,11 +235,18 @@ impl Inner {
         // follower may not have noticed yet: an empty Redis would answer "not revoked" for what
         // this node dropped. The mark, read after the answer, is the one of the last load only
         // if nothing was lost before the answer was read.
-        let mut get = ::redis::cmd("GET");
-        get.arg(self.keys.mark());
-        let mark: Option<String> = bounded(self.timeout, get.query_async(&mut connection)).await?;
-        let known = self.mark.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        if mark.is_none() || mark != known {
+        // In a cluster every primary has its own mark: the subject's shard may be the one that
+        // lost its data, so all of them are read (a strict lookup is rare: past the cap only).
+        let mut marks = Vec::new();
+        for tag in bounded(self.timeout, connection.mark_tags()).await? {
+            let mut get = ::redis::cmd("GET");
+            get.arg(self.keys.mark_at(tag.as_deref()));
+            let mark: Option<String> =
+                bounded(self.timeout, get.query_async(&mut connection)).await?;
+            marks.push(mark);
+        }
+        let known = self.marks.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        if marks.iter().any(Option::is_none) || Some(marks) != known {
             return Err(StoreError(
                 "Redis lost data since this node last loaded (its mark key changed): entries \
                  dropped at the cap may be gone"

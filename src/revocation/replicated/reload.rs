@@ -1,31 +1,36 @@
 //! The full load of every subject hash, and the write-back after Redis lost its data.
-use std::sync::PoisonError;
 use std::time::SystemTime;
 
 use tokio::time::Instant;
 
 use super::super::StoreError;
+use ::redis::Value;
+
 use super::super::redis::{
-    Connection, NEXT_GENERATION, Primary, bounded, eval, parse_generation, parse_subject_field,
+    Connection, Primary, bounded, eval, parse_generation, parse_subject_field,
 };
 use super::follower::{Position, stream_position};
 use super::loss::{
-    Watermarks, claim_mark, record_repaired, repaired, warn_about_eviction, watermarks,
+    Watermarks, claim_marks, record_repaired, repaired, warn_about_eviction, watermarks,
 };
-use super::node::{Change, Event, Inner};
+use super::node::Inner;
+use super::recovery::{Outcome, read, recover};
 use crate::session::SessionId;
 use crate::time::to_unix;
 
-/// Keys per `SCAN` step of a reload.
-const SCAN_BATCH: usize = 1_000;
+/// Keys per `SCAN` step of a reload (and `HGETALL`s per pipelined round trip).
+const SCAN_BATCH: usize = 2_000;
 
 /// Loads every subject hash and merges it into memory; returns the stream position to
-/// follow from, and the primaries. Writes back everything this node knows when Redis lost
-/// data since `known` was seen (see [`loss`](super::loss)), and records what it sees now.
+/// follow from, and the primaries. When Redis lost data since `known` was seen (see
+/// [`loss`](super::loss)), takes part in the recovery first (see [`recovery`](super::recovery)):
+/// a node that ends up holding what Redis holds goes on from `previous` (where it last read
+/// the stream) without loading everything again. Records what it sees now.
 pub(super) async fn reload(
     inner: &Inner,
     connection: &mut Connection,
     known: &mut Option<Watermarks>,
+    previous: Option<&Position>,
 ) -> Result<(Position, Vec<Primary>), StoreError> {
     // What is loaded is complete as of the start: later events are read from the stream.
     let started = Instant::now();
@@ -33,8 +38,8 @@ pub(super) async fn reload(
     let primaries = bounded(limit, connection.primaries()).await?;
     let (mut seen, policies) = watermarks(inner, connection, &primaries, limit).await?;
     let lost = known.as_ref().and_then(|known| known.loss(&seen));
-    let (mark, age) = claim_mark(inner, connection, limit).await?;
-    seen.set_mark(mark);
+    let (marks, age) = claim_marks(inner, connection, limit).await?;
+    seen.set_marks(marks);
     let newcomer = known.is_none() || inner.freshness.holding();
     if known.is_none() {
         warn_about_eviction(&policies);
@@ -57,39 +62,43 @@ pub(super) async fn reload(
     } else if known.is_some() {
         inner.freshness.release();
     }
+    if let Some(cause) = lost {
+        tracing::warn!(cause, "Redis lost data: recovering the revocations this node knows");
+        // The lost buckets first: small, and what a node started meanwhile needs most. Every
+        // node has its own.
+        write_lost(inner, connection, limit).await?;
+        let now = stream_position(inner, connection, limit).await?;
+        let mut position = match previous {
+            // The same stream: go on where this node was.
+            Some(previous) if now.added >= previous.added => previous.clone(),
+            // A new stream (Redis lost it too): every event on it came after the loss.
+            _ => Position { last: "0-0".to_owned(), added: 0 },
+        };
+        let epoch = seen.epoch();
+        let outcome = recover(inner, connection, &epoch, &primaries, &mut position, limit).await?;
+        // What the write-back itself evicted (a full Redis under an evicting policy) is not
+        // a new loss: without this, nodes would write back in a loop.
+        let (after, _) = watermarks(inner, connection, &primaries, limit).await?;
+        if !after.same_keyspace(&seen) {
+            return Err(StoreError("Redis lost data again during the recovery".to_owned()));
+        }
+        record_repaired(inner, connection, after.evicted(), limit).await?;
+        seen = after;
+        if outcome != Outcome::Differs {
+            if let Some(asked) = catch_up(inner, connection, &mut position, limit).await? {
+                *known = Some(seen);
+                inner.flush().await?;
+                inner.freshness.heard(asked);
+                return Ok((position, primaries));
+            }
+            tracing::warn!("revocation stream lost events during the recovery: reloading");
+        }
+    }
     // The position first: events written during the load are read again (merging is
     // idempotent), none is missed.
     let position = stream_position(inner, connection, limit).await?;
-    let mut loaded = Vec::new();
     for primary in &primaries {
-        let mut cursor = 0u64;
-        loop {
-            let mut scan = ::redis::cmd("SCAN");
-            scan.arg(cursor).arg("MATCH").arg(inner.keys.subject_pattern()).arg("COUNT");
-            scan.arg(SCAN_BATCH);
-            let (next, keys): (u64, Vec<String>) =
-                bounded(limit, connection.query_at(&scan, primary)).await?;
-            if primary.is_none() && !keys.is_empty() {
-                let mut pipe = ::redis::pipe();
-                for key in &keys {
-                    pipe.cmd("HGETALL").arg(key);
-                }
-                let hashes: Vec<Vec<(String, String)>> =
-                    bounded(limit, pipe.query_async(connection)).await?;
-                loaded.extend(hashes);
-            } else {
-                // A cluster routes each key to its primary.
-                for key in &keys {
-                    let mut all = ::redis::cmd("HGETALL");
-                    all.arg(key);
-                    loaded.push(bounded(limit, all.query_async(connection)).await?);
-                }
-            }
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-        }
+        load_primary(inner, connection, primary, limit).await?;
     }
     let counter: Option<String> =
         bounded(limit, ::redis::cmd("GET").arg(inner.keys.generation()).query_async(connection))
@@ -102,35 +111,13 @@ pub(super) async fn reload(
         .filter_map(|(bucket, until)| Some((bucket.parse().ok()?, until.parse().ok()?)))
         .collect();
     inner.dropped.merge_lost(&buckets, to_unix(SystemTime::now()));
-    let subjects = read_hashes(&loaded);
     {
         let mut set = inner.set();
         if let Some(counter) = counter.as_deref().map(parse_generation).transpose()? {
             set.latest = set.latest.max(counter);
         }
-        set.expire(to_unix(SystemTime::now()));
-        for event in &subjects {
-            match event.change {
-                Change::Generation(generation) => {
-                    set.add_generation(&event.subject, generation, event.until)
-                }
-                Change::Lineage(lineage) => set.add_lineage(&event.subject, lineage, event.until),
-            };
-        }
         inner.enforce_cap(&mut set, None);
         inner.changed.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-    if let Some(cause) = lost {
-        tracing::warn!(cause, "Redis lost data: writing back the revocations this node knows");
-        announce_recovery(inner, connection, limit).await?;
-        // The lost buckets first: small, and what a node started meanwhile needs most.
-        write_lost(inner, connection, limit).await?;
-        write_back(inner, connection, limit).await?;
-        // What the write-back itself evicted (a full Redis under an evicting policy) is not
-        // a new loss: without this, nodes would write back in a loop.
-        let (after, _) = watermarks(inner, connection, &primaries, limit).await?;
-        seen = after;
-        record_repaired(inner, connection, seen.evicted(), limit).await?;
     }
     *known = Some(seen);
     inner.flush().await?;
@@ -138,51 +125,100 @@ pub(super) async fn reload(
     Ok((position, primaries))
 }
 
-/// The entries of the subjects' hashes (each names its subject in field `s`).
-fn read_hashes(hashes: &[Vec<(String, String)>]) -> Vec<Event> {
-    let mut events = Vec::new();
-    for fields in hashes {
-        let Some(subject) = fields.iter().find(|(name, _)| name == "s").map(|(_, s)| s) else {
-            continue;
-        };
-        let Some(subject) = from_hex(subject) else { continue };
-        for (name, value) in fields {
-            let change = if name == "g" {
-                match parse_subject_field(value) {
-                    Ok((generation, until)) => (Change::Generation(generation), until),
-                    Err(_) => continue,
-                }
-            } else if let Some(lineage) = name.strip_prefix("l:") {
-                match (from_hex(lineage).and_then(|id| id.try_into().ok()), value.parse()) {
-                    (Some(id), Ok(until)) => (Change::Lineage(SessionId(id)), until),
-                    _ => continue,
-                }
-            } else {
-                continue;
-            };
-            events.push(Event {
-                subject: subject.clone(),
-                change: change.0,
-                until: change.1,
-                covers: Vec::new(),
-                offline: false,
-            });
-        }
-    }
-    events
-}
-
-/// Says "writing back" for the next staleness bound (`<prefix>recovering`, expiring): nodes
-/// started meanwhile wait instead of answering from a Redis still missing entries.
-async fn announce_recovery(
+/// Loads every subject hash `primary` holds and merges it into memory, a `SCAN` step at a
+/// time: each step's hashes are fetched in one pipeline while the next step's keys are asked
+/// for, and merged under the write lock for that step only (answers wait for a thousand-odd
+/// inserts at most, never for the whole load).
+async fn load_primary(
     inner: &Inner,
     connection: &mut Connection,
+    primary: &Primary,
     limit: std::time::Duration,
 ) -> Result<(), StoreError> {
-    let mut set = ::redis::cmd("SET");
-    set.arg(inner.keys.recovering()).arg(1).arg("PX");
-    set.arg(u64::try_from(inner.staleness.as_millis()).unwrap_or(u64::MAX).max(1));
-    bounded(limit, set.query_async::<()>(connection)).await
+    let scan = |cursor: u64| {
+        let mut scan = ::redis::cmd("SCAN");
+        scan.arg(cursor).arg("MATCH").arg(inner.keys.subject_pattern()).arg("COUNT");
+        scan.arg(SCAN_BATCH);
+        scan
+    };
+    let (mut cursor, mut keys): (u64, Vec<String>) =
+        bounded(limit, connection.query_at(&scan(0), primary)).await?;
+    set_expired(inner);
+    loop {
+        let mut pipe = ::redis::pipe();
+        for key in &keys {
+            pipe.cmd("HGETALL").arg(key);
+        }
+        let mut fetching = connection.clone();
+        let fetch = async {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            bounded(limit, fetching.pipeline_at::<Vec<Value>>(&pipe, primary)).await
+        };
+        let mut scanning = connection.clone();
+        let next = async {
+            if cursor == 0 {
+                return Ok(None);
+            }
+            let step = scan(cursor);
+            bounded(limit, scanning.query_at::<(u64, Vec<String>)>(&step, primary)).await.map(Some)
+        };
+        let (hashes, next) = tokio::join!(fetch, next);
+        merge_hashes(inner, &hashes?);
+        match next? {
+            Some((after, more)) => (cursor, keys) = (after, more),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Drops what expired before a load merges into the set.
+fn set_expired(inner: &Inner) {
+    inner.set().expire(to_unix(SystemTime::now()));
+}
+
+/// Merges `HGETALL` replies of subjects' hashes (each names its subject in field `s`).
+fn merge_hashes(inner: &Inner, hashes: &[Value]) {
+    let mut set = inner.set();
+    for hash in hashes {
+        let fields: &[Value] = match hash {
+            Value::Array(items) => items,
+            _ => continue,
+        };
+        let pairs =
+            || fields.chunks_exact(2).filter_map(|pair| Some((bytes(&pair[0])?, bytes(&pair[1])?)));
+        let Some(subject) = pairs().find(|(name, _)| *name == b"s").and_then(|(_, s)| hex_bytes(s))
+        else {
+            continue;
+        };
+        for (name, value) in pairs() {
+            let Ok(value) = std::str::from_utf8(value) else { continue };
+            if name == b"g" {
+                if let Ok((generation, until)) = parse_subject_field(value) {
+                    set.add_generation(&subject, generation, until);
+                }
+            } else if let Some(lineage) = name.strip_prefix(b"l:") {
+                let id = hex_bytes(lineage).and_then(|id| <[u8; 16]>::try_from(id).ok());
+                if let (Some(id), Ok(until)) = (id, value.parse()) {
+                    set.add_lineage(&subject, SessionId(id), until);
+                }
+            }
+        }
+    }
+    inner.enforce_cap(&mut set, None);
+}
+
+fn bytes(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes),
+        _ => None,
+    }
+}
+
+/// Hex text (as bytes) to bytes.
+fn hex_bytes(text: &[u8]) -> Option<Vec<u8>> {
+    std::str::from_utf8(text).ok().and_then(from_hex)
 }
 
 /// Whether some node is writing back what Redis lost.
@@ -225,80 +261,23 @@ async fn write_lost(
     bounded(limit, pipe.query_async::<()>(connection)).await
 }
 
-/// Writes every entry this node holds back to Redis (after Redis lost its data).
-async fn write_back(
+/// Reads the stream to its end from `position`; returns when the node asked for its end, as
+/// proof of having missed nothing up to then, or `None` when events were lost (trimmed, or the
+/// stream recreated) and only a full load can tell what they were.
+async fn catch_up(
     inner: &Inner,
     connection: &mut Connection,
+    position: &mut Position,
     limit: std::time::Duration,
-) -> Result<(), StoreError> {
-    let events: Vec<Event> = {
-        let set = inner.set.read().unwrap_or_else(PoisonError::into_inner);
-        set.subjects
-            .iter()
-            .flat_map(|(subject, entry)| {
-                let generation = (entry.generation != 0).then(|| Event {
-                    subject: subject.to_vec(),
-                    change: Change::Generation(entry.generation),
-                    until: entry.generation_until,
-                    covers: Vec::new(),
-                    offline: false,
-                });
-                let lineages = entry.lineages.iter().map(|&(lineage, until)| Event {
-                    subject: subject.to_vec(),
-                    change: Change::Lineage(lineage),
-                    until,
-                    covers: Vec::new(),
-                    offline: false,
-                });
-                generation.into_iter().chain(lineages).collect::<Vec<_>>()
-            })
-            .collect()
-    };
-    if !matches!(connection, Connection::Single(_)) {
-        // A cluster routes each command to its own shard: one entry at a time.
-        for (i, event) in events.iter().enumerate() {
-            if i % 256 == 255 {
-                announce_recovery(inner, connection, limit).await?;
-            }
-            inner.write(event).await?;
-        }
-        return Ok(());
-    }
-    // One server: pipelined, a batch per round trip. The counter is raised once, to the
-    // largest generation, before any entry.
-    let largest = events.iter().filter_map(|event| match event.change {
-        Change::Generation(generation) => Some(generation),
-        Change::Lineage(_) => None,
-    });
-    if let Some(largest) = largest.max() {
-        let mut raise = eval(NEXT_GENERATION, inner.keys.generation());
-        raise.arg(largest);
-        bounded(limit, raise.query_async::<String>(connection)).await?;
-    }
-    let load = |script: &str| {
-        let mut command = ::redis::cmd("SCRIPT");
-        command.arg("LOAD").arg(script);
-        command
-    };
-    let subject: String =
-        bounded(limit, load(&inner.scripts.revoke_subject).query_async(connection)).await?;
-    let lineage: String =
-        bounded(limit, load(&inner.scripts.revoke_lineage).query_async(connection)).await?;
-    let digests = (subject, lineage);
-    for batch in events.chunks(WRITE_BATCH) {
-        announce_recovery(inner, connection, limit).await?;
-        let mut pipe = ::redis::pipe();
-        for event in batch {
-            pipe.add_command(inner.record_by(event, Some(&digests))).ignore();
-            pipe.add_command(inner.publish(event)).ignore();
-        }
-        bounded(limit, pipe.query_async::<()>(connection)).await?;
-    }
-    Ok(())
+) -> Result<Option<Instant>, StoreError> {
+    let asked = Instant::now();
+    let end = stream_position(inner, connection, limit).await?;
+    while read(inner, connection, position, None, limit).await? > 0 {}
+    // Every entry added before `end` was asked for is read by now: fewer read than added
+    // means some were trimmed unread.
+    let complete = position.added >= end.added;
+    Ok(complete.then_some(asked))
 }
-
-/// Entries per pipelined round trip of a write-back.
-const WRITE_BATCH: usize = 1_000;
 
 pub(super) fn from_hex(text: &str) -> Option<Vec<u8>> {
     if text.len() % 2 != 0 {
