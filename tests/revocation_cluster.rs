@@ -96,22 +96,26 @@ async fn the_strict_store_works_on_a_cluster() {
     assert_eq!(holding, 3, "every master holds some of the keys");
 }
 
+/// One application node's replicated store on the cluster (a short staleness bound, so the
+/// tests do not wait long) and its revocation check under `Reject`.
+fn replica_on(
+    nodes: &[RedisServer],
+) -> (sealed_session::revocation::ReplicatedRevocations, Revocation) {
+    let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let store = sealed_session::revocation::ReplicatedRevocations::builder()
+        .staleness(Duration::from_millis(600))
+        .build_cluster(&urls)
+        .expect("valid URLs");
+    (store.clone(), Revocation::new(store, "user").failure_policy(FailurePolicy::Reject))
+}
+
 /// The replicated store on a cluster: a revocation on one node reaches the others through the
 /// stream, and a node started afterwards loads every entry by scanning every primary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_replicated_store_works_on_a_cluster() {
-    use sealed_session::revocation::ReplicatedRevocations;
-
     let (nodes, _dir) = start_cluster();
-    let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
-    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-    let start = || {
-        let store = ReplicatedRevocations::builder()
-            .staleness(Duration::from_millis(600))
-            .build_cluster(&urls)
-            .expect("valid URLs");
-        (store.clone(), Revocation::new(store, "user").failure_policy(FailurePolicy::Reject))
-    };
+    let start = || replica_on(&nodes);
     let fleet: Vec<_> = (0..3).map(|_| start()).collect();
     for (store, _) in &fleet {
         store.ready(Duration::from_secs(15)).await.expect("follows the cluster");
@@ -151,18 +155,8 @@ async fn the_replicated_store_works_on_a_cluster() {
 /// afterwards refuses every revoked session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_that_lost_its_data_is_noticed_and_written_back() {
-    use sealed_session::revocation::ReplicatedRevocations;
-
     let (nodes, _dir) = start_cluster();
-    let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
-    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-    let start = || {
-        let store = ReplicatedRevocations::builder()
-            .staleness(Duration::from_millis(600))
-            .build_cluster(&urls)
-            .expect("valid URLs");
-        (store.clone(), Revocation::new(store, "user").failure_policy(FailurePolicy::Reject))
-    };
+    let start = || replica_on(&nodes);
     let fleet: Vec<_> = (0..2).map(|_| start()).collect();
     for (store, _) in &fleet {
         store.ready(Duration::from_secs(15)).await.expect("follows the cluster");
