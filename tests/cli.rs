@@ -864,3 +864,45 @@ fn retire_waits_for_the_safe_time_keys_list_shows_unless_forced() {
     keys(&path, &["retire", "2"]).code(4).stderr(predicate::str::contains("clock skew"));
     keys(&path, &["retire", "2", "--force"]).success();
 }
+
+#[test]
+fn seal_takes_a_lifetime_of_its_own_and_open_prints_it() {
+    let (_dir, path) = ring();
+    let now = std::time::SystemTime::now();
+    let soon = humantime::format_rfc3339_seconds(now + Duration::from_secs(3 * 86_400)).to_string();
+    let late =
+        humantime::format_rfc3339_seconds(now + Duration::from_secs(90 * 86_400)).to_string();
+    let day = 86_400;
+    // (--lifetime, kind open prints, its own idle timeout, Max-Age written, expiry after issue)
+    let cases: [(&str, &str, Option<u64>, bool, u64); 5] = [
+        // The default configuration writes session cookies: no Max-Age.
+        ("configured", "configured", None, false, 30 * day),
+        ("browser-session", "browser_session", None, false, 30 * day),
+        ("idle=7days", "idle", Some(7 * day), true, 30 * day),
+        (&format!("until={soon}"), "until", None, true, 3 * day),
+        // An end past the configured absolute timeout is held to it.
+        (&format!("until={late}"), "until", None, true, 30 * day),
+    ];
+    for (lifetime, kind, idle, max_age, expires_after) in cases {
+        let lines = seal(&path, r#"{"user":"ada"}"#, &["--ttl", "30days", "--lifetime", lifetime]);
+        assert_eq!(lines[0].contains("Max-Age="), max_age, "{lifetime}: {}", lines[0]);
+        let extra = ["--absolute-timeout", "30days"];
+        let out = open(&path, &cookie_header(&lines), &extra).success().get_output().stdout.clone();
+        let opened: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(opened["lifetime"]["kind"], kind, "{lifetime}");
+        assert_eq!(opened["lifetime"]["idle_timeout_seconds"].as_u64(), idle, "{lifetime}");
+        let time = |field: &str| humantime::parse_rfc3339(opened[field].as_str().unwrap()).unwrap();
+        let span = time("expires_at").duration_since(time("issued_at")).unwrap().as_secs();
+        assert!(span.abs_diff(expires_after) <= 2, "{lifetime}: {span} s");
+    }
+    for bad in ["forever", "idle=0s", "idle=soon", "until=tomorrow"] {
+        bin()
+            .args(["seal", "--name", "session", "--keys"])
+            .arg(&path)
+            .args(["--lifetime", bad])
+            .write_stdin("{}")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("--lifetime"));
+    }
+}

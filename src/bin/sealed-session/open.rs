@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64;
 use clap::Args;
 use serde_json::{Map, Value, json};
 
-use sealed_session::{Session, SessionConfig};
+use sealed_session::{Lifetime, Session, SessionConfig};
 
 use crate::codec::CodecArgs;
 use crate::failure::{Failure, Kind};
@@ -110,6 +110,19 @@ pub fn run(args: OpenArgs) -> Result<(), Failure> {
     output::print(&text)
 }
 
+/// The session's own lifetime as JSON: its kind, and an idle timeout of its own in seconds
+/// (an `until` end is `expires_at`).
+fn lifetime(lifetime: Lifetime) -> Value {
+    match lifetime {
+        Lifetime::Configured => json!({ "kind": "configured" }),
+        Lifetime::BrowserSession => json!({ "kind": "browser_session" }),
+        Lifetime::Idle(idle) => json!({ "kind": "idle", "idle_timeout_seconds": idle.as_secs() }),
+        Lifetime::Until(_) => json!({ "kind": "until" }),
+        // The enum is non-exhaustive: a kind added later is still named.
+        other => json!({ "kind": format!("{other:?}") }),
+    }
+}
+
 /// The session as JSON. A value that has no JSON form (MessagePack binary, a map with
 /// non-string keys, written by an application rather than by `seal`) goes under `raw`, as its
 /// MessagePack bytes in base64url.
@@ -140,6 +153,7 @@ fn describe(session: &Session) -> Value {
         "last_refresh": times.map(|t| output::unix(t.last_refresh)),
         "expires_at": times.map(|t| output::unix(t.expires_at)),
         "chunks": session.chunk_count(),
+        "lifetime": lifetime(session.lifetime()),
     });
     if !raw.is_empty() {
         described["raw"] = Value::Object(raw);

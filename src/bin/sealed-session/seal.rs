@@ -2,10 +2,10 @@
 
 use std::collections::BTreeSet;
 use std::io::Read as _;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use clap::Args;
-use sealed_session::{Session, SessionConfig};
+use sealed_session::{Lifetime, Session, SessionConfig};
 
 use crate::codec::CodecArgs;
 use crate::failure::{Failure, Kind};
@@ -33,6 +33,33 @@ pub struct SealArgs {
     /// (for CSRF and OAuth tokens). Repeat for several keys.
     #[arg(long, value_name = "KEY")]
     sensitive: Vec<String>,
+
+    /// The session's own lifetime, sealed into it (what `Session::set_lifetime` or the
+    /// tower-sessions bridge's `set_expiry` seal): `configured` (the default), `browser-session`
+    /// (no Max-Age), `idle=DURATION` (an idle timeout of its own, e.g. `idle=7days`) or
+    /// `until=TIME` (an end at an RFC 3339 time, never past `--ttl`).
+    #[arg(long, value_name = "LIFETIME", value_parser = parse_lifetime, default_value = "configured")]
+    lifetime: Lifetime,
+}
+
+/// `--lifetime`'s forms.
+fn parse_lifetime(text: &str) -> Result<Lifetime, String> {
+    match text.split_once('=') {
+        None if text == "configured" => Ok(Lifetime::Configured),
+        None if text == "browser-session" => Ok(Lifetime::BrowserSession),
+        Some(("idle", duration)) => {
+            let idle: Duration = duration
+                .parse::<humantime::Duration>()
+                .map_err(|error| format!("idle=DURATION: {error}"))?
+                .into();
+            if idle < Duration::from_secs(1) {
+                return Err("idle=DURATION: at least one second".to_owned());
+            }
+            Ok(Lifetime::Idle(idle))
+        }
+        Some(("until", time)) => output::parse_time(time).map(Lifetime::Until),
+        _ => Err("expected configured, browser-session, idle=DURATION or until=TIME".to_owned()),
+    }
 }
 
 /// The library's default absolute timeout.
@@ -63,6 +90,7 @@ pub fn run(args: SealArgs) -> Result<(), Failure> {
         ));
     }
     let mut session = Session::new();
+    session.set_lifetime(args.lifetime);
     for (key, value) in &state {
         let inserted = if sensitive.contains(key.as_str()) {
             session.insert_sensitive(key.as_str(), value)
