@@ -62,7 +62,6 @@ const MIN_TOKEN: usize = 16;
 /// (see `Sealer::token_heavy`).
 const TOKEN_SHARE: usize = 4;
 
-
 /// Set in a single-piece token's ext type when its bytes are in the tail.
 const TAIL: u8 = 0x40;
 
@@ -139,15 +138,34 @@ const CLASSES: [u8; 256] = {
 };
 
 fn classes(text: &[u8]) -> (u8, u8) {
-    text.iter().fold((0xff, 0), |(all, any), &c| (all & CLASSES[c as usize], any | CLASSES[c as usize]))
+    text.iter()
+        .fold((0xff, 0), |(all, any), &c| (all & CLASSES[c as usize], any | CLASSES[c as usize]))
 }
 
-fn hex_value(c: u8) -> u8 {
-    match c {
-        b'0'..=b'9' => c - b'0',
-        b'a'..=b'f' => c - b'a' + 10,
-        _ => c - b'A' + 10,
+/// The value of a hex digit, or 0xff.
+const HEX: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        table[c] = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => 0xff,
+        };
+        c += 1;
     }
+    table
+};
+
+/// Appends the bytes of hex `digits` (an even number, all valid) to `bytes`.
+fn hex_decode(digits: &[u8], bytes: &mut Vec<u8>) {
+    bytes.extend(
+        digits
+            .chunks_exact(2)
+            .map(|pair| HEX[usize::from(pair[0])] << 4 | HEX[usize::from(pair[1])]),
+    );
 }
 
 /// What the rewrite found, for the table and for C's decision.
@@ -161,28 +179,30 @@ struct Counts {
 
 /// Decodes `text` as one token into `bytes` (appended; `lens` gets each piece's length), or
 /// returns `None` if it is not one that encodes back to exactly `text`.
-fn tokenize(text: &[u8], bytes: &mut Vec<u8>, lens: &mut Vec<usize>, check: &mut Vec<u8>) -> Option<Kind> {
+fn tokenize(
+    text: &[u8],
+    bytes: &mut Vec<u8>,
+    lens: &mut Vec<usize>,
+    check: &mut Vec<u8>,
+) -> Option<Kind> {
     if text.len() < MIN_TOKEN {
         return None;
     }
     let (all, any) = classes(text);
     if text.len() == 36 && [8, 13, 18, 23].iter().all(|&i| text[i] == b'-') {
-        let hex: Vec<u8> = text.iter().copied().filter(|&c| c != b'-').collect();
-        let (all, _) = classes(&hex);
-        let kind = if all & HEX_LOWER != 0 {
-            Kind::UuidLower
-        } else if all & HEX_UPPER != 0 {
-            Kind::UuidUpper
-        } else {
+        let groups = [&text[..8], &text[9..13], &text[14..18], &text[19..23], &text[24..]];
+        if groups.iter().any(|group| group.iter().any(|&c| HEX[usize::from(c)] == 0xff))
+            || any & UPPER != 0 && any & LOWER != 0
+        {
             return None;
-        };
-        bytes.extend(hex.chunks(2).map(|pair| hex_value(pair[0]) << 4 | hex_value(pair[1])));
+        }
+        groups.iter().for_each(|group| hex_decode(group, bytes));
         lens.push(16);
-        return Some(kind);
+        return Some(if any & UPPER != 0 { Kind::UuidUpper } else { Kind::UuidLower });
     }
     if text.len() % 2 == 0 && all & (HEX_LOWER | HEX_UPPER) != 0 {
         let kind = if all & HEX_LOWER != 0 { Kind::HexLower } else { Kind::HexUpper };
-        bytes.extend(text.chunks(2).map(|pair| hex_value(pair[0]) << 4 | hex_value(pair[1])));
+        hex_decode(text, bytes);
         lens.push(text.len() / 2);
         return Some(kind);
     }
@@ -264,23 +284,42 @@ struct Rewriter {
     lens: Vec<usize>,
     check: Vec<u8>,
     counts: Counts,
+    /// How far into the body `out` has been written: bytes are copied a run at a time, up to
+    /// each token.
+    flushed: usize,
 }
 
 impl Rewriter {
     /// Rewrites the MessagePack `body` into `out`. With `split`, random token bytes go to
     /// `tail` instead of into the ext values (B); otherwise `tail` stays empty (A, C).
-    fn rewrite(&mut self, body: &[u8], split: bool, out: &mut Vec<u8>, tail: &mut Vec<u8>) -> Counts {
+    fn rewrite(
+        &mut self,
+        body: &[u8],
+        split: bool,
+        out: &mut Vec<u8>,
+        tail: &mut Vec<u8>,
+    ) -> Counts {
         out.clear();
         tail.clear();
         self.counts = Counts::default();
+        self.flushed = 0;
         let mut pos = 0;
         while pos < body.len() {
             self.value(body, &mut pos, false, split, out, tail);
         }
+        out.extend_from_slice(&body[self.flushed..]);
         self.counts
     }
 
-    fn value(&mut self, input: &[u8], pos: &mut usize, key: bool, split: bool, out: &mut Vec<u8>, tail: &mut Vec<u8>) {
+    fn value(
+        &mut self,
+        input: &[u8],
+        pos: &mut usize,
+        key: bool,
+        split: bool,
+        out: &mut Vec<u8>,
+        tail: &mut Vec<u8>,
+    ) {
         let marker = input[*pos];
         let (header, len) = match marker {
             0xa0..=0xbf => (1, usize::from(marker & 0x1f)),
@@ -288,7 +327,7 @@ impl Rewriter {
             0xda => (3, be(input, *pos + 1, 2)),
             0xdb => (5, be(input, *pos + 1, 4)),
             _ => {
-                let items = container(input, *pos, out);
+                let items = container(input, *pos);
                 *pos += items.header;
                 for i in 0..items.count {
                     let is_key = items.map && i % 2 == 0;
@@ -297,16 +336,19 @@ impl Rewriter {
                 return;
             }
         };
-        let text = &input[*pos + header..*pos + header + len];
+        let start = *pos;
+        let text = &input[start + header..start + header + len];
+        *pos += header + len;
+        if key || len < MIN_TOKEN {
+            return;
+        }
         self.bytes.clear();
         self.lens.clear();
-        let kind = if key { None } else { tokenize(text, &mut self.bytes, &mut self.lens, &mut self.check) };
-        let Some(kind) = kind else {
-            out.extend_from_slice(&input[*pos..*pos + header + len]);
-            *pos += header + len;
+        let Some(kind) = tokenize(text, &mut self.bytes, &mut self.lens, &mut self.check) else {
             return;
         };
-        *pos += header + len;
+        out.extend_from_slice(&input[self.flushed..start]);
+        self.flushed = *pos;
         self.counts.tokens += 1;
         self.counts.chars += len;
         // The ext payload of a dotted token: the piece count, then per piece its length and
@@ -387,9 +429,9 @@ struct Container {
     map: bool,
 }
 
-/// Copies the scalar or container header at `pos` into `out`; for a container, how many
-/// values follow (keys and values counted apart for a map).
-fn container(input: &[u8], pos: usize, out: &mut Vec<u8>) -> Container {
+/// The length of the scalar or container header at `pos`; for a container, how many values
+/// follow (keys and values counted apart for a map).
+fn container(input: &[u8], pos: usize) -> Container {
     let marker = input[pos];
     let scalar = |len: usize| Container { header: len, count: 0, map: false };
     let found = match marker {
@@ -407,116 +449,136 @@ fn container(input: &[u8], pos: usize, out: &mut Vec<u8>) -> Container {
         // A JSON value has no bin or ext, which is what frees ext for the tags.
         _ => panic!("marker {marker:#x} is not made from JSON"),
     };
-    out.extend_from_slice(&input[pos..pos + found.header]);
     found
 }
 
 /// Restores the original MessagePack from a rewritten body and its tail into `out`.
 fn restore(input: &[u8], tail: &[u8], out: &mut Vec<u8>) {
     out.clear();
-    let (mut pos, mut taken) = (0, 0);
+    let mut restorer = Restorer { input, tail, taken: 0, flushed: 0, out };
+    let mut pos = 0;
     while pos < input.len() {
-        restore_value(input, &mut pos, tail, &mut taken, out);
+        restorer.value(&mut pos);
     }
-    assert_eq!(taken, tail.len(), "every tail byte belongs to a token");
+    restorer.out.extend_from_slice(&input[restorer.flushed..]);
+    assert_eq!(restorer.taken, tail.len(), "every tail byte belongs to a token");
 }
 
-fn restore_value(input: &[u8], pos: &mut usize, tail: &[u8], taken: &mut usize, out: &mut Vec<u8>) {
-    let marker = input[*pos];
-    let (header, payload) = match marker {
-        0xd4..=0xd8 => (2, 1 << (marker - 0xd4)),
-        0xc7 => (3, be(input, *pos + 1, 1)),
-        0xc8 => (4, be(input, *pos + 1, 2)),
-        0xa0..=0xbf | 0xd9 | 0xda | 0xdb => {
-            let (header, len) = match marker {
-                0xd9 => (2, be(input, *pos + 1, 1)),
-                0xda => (3, be(input, *pos + 1, 2)),
-                0xdb => (5, be(input, *pos + 1, 4)),
-                _ => (1, usize::from(marker & 0x1f)),
-            };
-            out.extend_from_slice(&input[*pos..*pos + header + len]);
-            *pos += header + len;
-            return;
-        }
-        _ => {
-            let items = container(input, *pos, out);
-            *pos += items.header;
-            for _ in 0..items.count {
-                restore_value(input, pos, tail, taken, out);
+/// The inverse rewrite's state: as `Rewriter`, it copies a run at a time, up to each token.
+struct Restorer<'a> {
+    input: &'a [u8],
+    tail: &'a [u8],
+    taken: usize,
+    flushed: usize,
+    out: &'a mut Vec<u8>,
+}
+
+impl Restorer<'_> {
+    fn value(&mut self, pos: &mut usize) {
+        let input = self.input;
+        let marker = input[*pos];
+        let (header, payload) = match marker {
+            0xd4..=0xd8 => (2, 1 << (marker - 0xd4)),
+            0xc7 => (3, be(input, *pos + 1, 1)),
+            0xc8 => (4, be(input, *pos + 1, 2)),
+            0xa0..=0xbf => {
+                *pos += 1 + usize::from(marker & 0x1f);
+                return;
             }
-            return;
-        }
-    };
-    let tag = input[*pos + header - 1];
-    let kind = Kind::of((tag & !TAIL) as i8);
-    let end = *pos + header + payload;
-    let mut at = *pos + header;
-    *pos = end;
-    let mut lens = [(0usize, false); 16];
-    let pieces = if kind == Kind::Dotted {
-        at += 1;
-        let pieces = usize::from(input[at - 1]);
-        for piece in lens.iter_mut().take(pieces) {
-            let n = read_varint(input, &mut at);
-            *piece = (n >> 1, n & 1 == 1);
-        }
-        pieces
-    } else if tag & TAIL != 0 {
-        lens[0] = (read_varint(input, &mut at), true);
-        1
-    } else {
-        lens[0] = (payload, false);
-        1
-    };
-    let text_len = match kind {
-        Kind::UuidLower | Kind::UuidUpper => 36,
-        Kind::HexLower | Kind::HexUpper => 2 * lens[0].0,
-        Kind::Dotted => {
-            let chars: usize = lens[..pieces]
-                .iter()
-                .map(|&(len, _)| base64::encoded_len(len, false).expect("fits"))
-                .sum();
-            chars + pieces - 1
-        }
-        _ => base64::encoded_len(lens[0].0, kind.engine().config().encode_padding()).expect("fits"),
-    };
-    match text_len {
-        0..=31 => out.push(0xa0 | text_len as u8),
-        32..=255 => out.extend_from_slice(&[0xd9, text_len as u8]),
-        _ => {
-            out.push(0xda);
-            out.extend_from_slice(&(text_len as u16).to_be_bytes());
-        }
-    }
-    for (i, &(len, in_tail)) in lens[..pieces].iter().enumerate() {
-        let bytes = if in_tail {
-            *taken += len;
-            &tail[*taken - len..*taken]
-        } else {
-            at += len;
-            &input[at - len..at]
-        };
-        if i > 0 {
-            out.push(b'.');
-        }
-        match kind {
-            Kind::HexLower | Kind::HexUpper | Kind::UuidLower | Kind::UuidUpper => {
-                let digits: &[u8; 16] = if matches!(kind, Kind::HexLower | Kind::UuidLower) {
-                    b"0123456789abcdef"
-                } else {
-                    b"0123456789ABCDEF"
-                };
-                for (j, &b) in bytes.iter().enumerate() {
-                    if matches!(kind, Kind::UuidLower | Kind::UuidUpper) && [4, 6, 8, 10].contains(&j) {
-                        out.push(b'-');
-                    }
-                    out.extend_from_slice(&[digits[usize::from(b >> 4)], digits[usize::from(b & 15)]]);
+            0xd9 | 0xda | 0xdb => {
+                let width = 1 << (marker - 0xd9);
+                *pos += 1 + width + be(input, *pos + 1, width);
+                return;
+            }
+            _ => {
+                let items = container(input, *pos);
+                *pos += items.header;
+                for _ in 0..items.count {
+                    self.value(pos);
                 }
+                return;
             }
-            _ => encode_into(kind.engine(), bytes, out),
+        };
+        self.out.extend_from_slice(&input[self.flushed..*pos]);
+        let out = &mut *self.out;
+        let tag = input[*pos + header - 1];
+        let kind = Kind::of((tag & !TAIL) as i8);
+        let end = *pos + header + payload;
+        let mut at = *pos + header;
+        *pos = end;
+        self.flushed = end;
+        let mut lens = [(0usize, false); 16];
+        let pieces = if kind == Kind::Dotted {
+            at += 1;
+            let pieces = usize::from(input[at - 1]);
+            for piece in lens.iter_mut().take(pieces) {
+                let n = read_varint(input, &mut at);
+                *piece = (n >> 1, n & 1 == 1);
+            }
+            pieces
+        } else if tag & TAIL != 0 {
+            lens[0] = (read_varint(input, &mut at), true);
+            1
+        } else {
+            lens[0] = (payload, false);
+            1
+        };
+        let text_len = match kind {
+            Kind::UuidLower | Kind::UuidUpper => 36,
+            Kind::HexLower | Kind::HexUpper => 2 * lens[0].0,
+            Kind::Dotted => {
+                let chars: usize = lens[..pieces]
+                    .iter()
+                    .map(|&(len, _)| base64::encoded_len(len, false).expect("fits"))
+                    .sum();
+                chars + pieces - 1
+            }
+            _ => base64::encoded_len(lens[0].0, kind.engine().config().encode_padding())
+                .expect("fits"),
+        };
+        match text_len {
+            0..=31 => out.push(0xa0 | text_len as u8),
+            32..=255 => out.extend_from_slice(&[0xd9, text_len as u8]),
+            _ => {
+                out.push(0xda);
+                out.extend_from_slice(&(text_len as u16).to_be_bytes());
+            }
         }
+        for (i, &(len, in_tail)) in lens[..pieces].iter().enumerate() {
+            let bytes = if in_tail {
+                self.taken += len;
+                &self.tail[self.taken - len..self.taken]
+            } else {
+                at += len;
+                &input[at - len..at]
+            };
+            if i > 0 {
+                out.push(b'.');
+            }
+            match kind {
+                Kind::HexLower | Kind::HexUpper | Kind::UuidLower | Kind::UuidUpper => {
+                    let digits: &[u8; 16] = if matches!(kind, Kind::HexLower | Kind::UuidLower) {
+                        b"0123456789abcdef"
+                    } else {
+                        b"0123456789ABCDEF"
+                    };
+                    for (j, &b) in bytes.iter().enumerate() {
+                        if matches!(kind, Kind::UuidLower | Kind::UuidUpper)
+                            && [4, 6, 8, 10].contains(&j)
+                        {
+                            out.push(b'-');
+                        }
+                        out.extend_from_slice(&[
+                            digits[usize::from(b >> 4)],
+                            digits[usize::from(b & 15)],
+                        ]);
+                    }
+                }
+                _ => encode_into(kind.engine(), bytes, out),
+            }
+        }
+        assert_eq!(at, end, "the ext payload is used up");
     }
-    assert_eq!(at, end, "the ext payload is used up");
 }
 
 /// The library's compression, with contexts made once.
@@ -572,7 +634,8 @@ impl Packer {
             Packing::Plain => &mut self.plain_out,
             Packing::Dictionary => &mut self.dictionary_out,
         };
-        let size = zstd::zstd_safe::get_frame_content_size(stored).expect("a frame").expect("a size");
+        let size =
+            zstd::zstd_safe::get_frame_content_size(stored).expect("a frame").expect("a size");
         out.reserve(size as usize);
         decompressor.decompress_to_buffer(stored, out).expect("zstd decompresses");
     }
@@ -611,7 +674,12 @@ struct Sealer {
 
 impl Sealer {
     fn new() -> Sealer {
-        Sealer { packer: Packer::new(), rewriter: Rewriter::default(), rewritten: Vec::new(), tail: Vec::new() }
+        Sealer {
+            packer: Packer::new(),
+            rewriter: Rewriter::default(),
+            rewritten: Vec::new(),
+            tail: Vec::new(),
+        }
     }
 
     fn today(&mut self, body: &[u8]) -> Stored {
@@ -802,7 +870,9 @@ fn report(files: &[(String, String)]) {
         }
     }
     let instr = |file: &str, mode: &str| counts.get(&(file.to_owned(), mode.to_owned())).copied();
-    println!("| file | body B | today B | tokens (n / chars) | A B | B B | C B | compress | seal A | seal B | seal C | decompress | open A | open B | open C |");
+    println!(
+        "| file | body B | today B | tokens (n / chars) | A B | B B | C B | compress | seal A | seal B | seal C | decompress | open A | open B | open C |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut estimates = Vec::new();
     for (file, json) in files {
@@ -834,14 +904,19 @@ fn report(files: &[(String, String)]) {
         estimates.push((file, row));
     }
     println!();
-    println!("| file | random / rewritten B | seal today / PrivateJar | est. A | est. B | est. C | open today / floor | est. A | est. B | est. C |");
+    println!(
+        "| file | random / rewritten B | seal today / PrivateJar | est. A | est. B | est. C | open today / floor | est. A | est. B | est. C |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (file, row) in estimates {
         let (_, [seal_os, seal_local, jar, open, floor]) =
             TIMES.iter().find(|(name, _)| name == file).expect("times of every state");
-        let (Some(seal), Some(opened), Some(compress), Some(decompress)) =
-            (instr(file, "seal"), instr(file, "open"), instr(file, "compress"), instr(file, "decompress"))
-        else {
+        let (Some(seal), Some(opened), Some(compress), Some(decompress)) = (
+            instr(file, "seal"),
+            instr(file, "open"),
+            instr(file, "compress"),
+            instr(file, "decompress"),
+        ) else {
             continue;
         };
         // µs per instruction of the seal without the OS draw (ThreadLocal), which callgrind
@@ -866,7 +941,9 @@ fn report(files: &[(String, String)]) {
             row.rewritten,
             seal_os / jar,
             seal_cells.join(" | "),
-            if large { today_open } else { format!("({today_open})") } + " | " + &open_cells.join(" | "),
+            if large { today_open } else { format!("({today_open})") }
+                + " | "
+                + &open_cells.join(" | "),
         );
     }
 }
@@ -883,11 +960,14 @@ fn main() {
         Some("report") => report(&files),
         Some("files") => files.iter().for_each(|(file, _)| println!("{file}")),
         _ => {
-            println!("| file | body B | today B | tokens (n / chars) | random B | A B | B B | C B |");
+            println!(
+                "| file | body B | today B | tokens (n / chars) | random B | A B | B B | C B |"
+            );
             println!("|---|---:|---:|---:|---:|---:|---:|---:|");
             for (file, json) in &files {
                 let row = sizes(json);
-                let [a, b, c] = row.options.each_ref().map(|s| format!("{} {}", s.len(), packing(s)));
+                let [a, b, c] =
+                    row.options.each_ref().map(|s| format!("{} {}", s.len(), packing(s)));
                 println!(
                     "| {file} | {} | {} {} | {} / {} | {} | {a} | {b} | {c} |",
                     row.body,
