@@ -434,7 +434,7 @@ struct Container {
 fn container(input: &[u8], pos: usize) -> Container {
     let marker = input[pos];
     let scalar = |len: usize| Container { header: len, count: 0, map: false };
-    let found = match marker {
+    match marker {
         0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => scalar(1),
         0xcc | 0xd0 => scalar(2),
         0xcd | 0xd1 => scalar(3),
@@ -448,8 +448,7 @@ fn container(input: &[u8], pos: usize) -> Container {
         0xdf => Container { header: 5, count: 2 * be(input, pos + 1, 4), map: true },
         // A JSON value has no bin or ext, which is what frees ext for the tags.
         _ => panic!("marker {marker:#x} is not made from JSON"),
-    };
-    found
+    }
 }
 
 /// Restores the original MessagePack from a rewritten body and its tail into `out`.
@@ -485,7 +484,7 @@ impl Restorer<'_> {
                 *pos += 1 + usize::from(marker & 0x1f);
                 return;
             }
-            0xd9 | 0xda | 0xdb => {
+            0xd9..=0xdb => {
                 let width = 1 << (marker - 0xd9);
                 *pos += 1 + width + be(input, *pos + 1, width);
                 return;
