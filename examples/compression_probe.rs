@@ -14,6 +14,7 @@
 //! cargo run --release --example compression_probe -- [LEVEL]           # the table, LEVEL -20
 //! valgrind --tool=callgrind --toggle-collect='*compression_probe::counted*' \
 //!     target/release/examples/compression_probe count LEVEL FILE CALLS [huffman]
+//!     # PROBE_ATTACH=copy|attach|load before it: how the dictionary meets the context
 //! valgrind --tool=callgrind --toggle-collect='*compression_probe::opened*' \
 //!     target/release/examples/compression_probe open FILE CALLS      # where open's time goes
 //! ```
@@ -138,7 +139,18 @@ fn main() {
             }
             compressor
         } else {
-            with_dictionary(level, args.get(5).is_some())
+            let mut compressor = with_dictionary(level, args.get(5).is_some());
+            // PROBE_ATTACH=copy|attach|load: how the prepared dictionary meets the context.
+            if let Ok(how) = std::env::var("PROBE_ATTACH") {
+                use zstd::zstd_safe::DictAttachPref;
+                let pref = match how.as_str() {
+                    "copy" => DictAttachPref::ForceCopy,
+                    "attach" => DictAttachPref::ForceAttach,
+                    _ => DictAttachPref::ForceLoad,
+                };
+                compressor.set_parameter(CParameter::ForceAttachDict(pref)).expect("attach");
+            }
+            compressor
         };
         let body = body_of(json);
         let size = (0..calls).map(|_| counted(&mut compressor, &body)).last();
