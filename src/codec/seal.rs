@@ -330,10 +330,19 @@ impl SessionCodec {
         entropy: &mut dyn FnMut(&mut [u8]) -> Result<(), SealError>,
     ) -> Result<Unsealed<'r>, SealError> {
         let key = ring.current(now).ok_or(SealError::NoActiveKey)?;
-        let mut session_id = [0u8; SESSION_ID_LEN];
-        if session.meta.is_none() || session.renew {
-            entropy(&mut session_id)?;
+        let mode = self.config.mode;
+        // Everything this seal needs from the generator in one draw, the session id (a new or
+        // renewed session) before the nonce (sealed mode): under the default each draw is a
+        // system call, most of what the fork-safe default costs, so a login pays one, not two.
+        let id_len = if session.meta.is_none() || session.renew { SESSION_ID_LEN } else { 0 };
+        let nonce_len = if mode == Mode::Sealed { NONCE_LEN } else { 0 };
+        let mut drawn = [0u8; SESSION_ID_LEN + NONCE_LEN];
+        if id_len + nonce_len > 0 {
+            entropy(&mut drawn[..id_len + nonce_len])?;
         }
+        let (id, nonce) = drawn.split_at(id_len);
+        let mut session_id = [0u8; SESSION_ID_LEN];
+        session_id[..id_len].copy_from_slice(id);
         let meta = self.next_meta(session, now, session_id);
 
         let (body, sensitive) = encode_sections(session, &self.config.sensitive_keys);
@@ -343,14 +352,9 @@ impl SessionCodec {
             return Err(SealError::StateTooLarge { size: state_size, max: max_state });
         }
 
-        let mode = self.config.mode;
         let mut token = Vec::with_capacity(HEADER_LEN + mode.envelope_len() + 32 + state_size);
         token.extend_from_slice(&[0; HEADER_LEN]);
-        if mode == Mode::Sealed {
-            let mut nonce = [0u8; NONCE_LEN];
-            entropy(&mut nonce)?;
-            token.extend_from_slice(&nonce);
-        }
+        token.extend_from_slice(&nonce[..nonce_len]);
         let frame_start = token.len();
         frame::encode(&meta, &body, sensitive.as_deref(), self.config.compression(), &mut token);
         let tag_len = mode.envelope_len() - (frame_start - HEADER_LEN);
@@ -499,4 +503,57 @@ fn encode_sections(session: &Session, sensitive_keys: &[String]) -> (Vec<u8>, Op
 /// Length of the unpadded base64 encoding of `n` bytes.
 const fn base64_len(n: usize) -> usize {
     (n * 4).div_ceil(3)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::Key;
+    use crate::config::SessionConfig;
+
+    #[test]
+    fn a_seal_draws_from_the_generator_once_at_most() {
+        // (mode, what happens to the session before the seal, bytes of each draw): the session
+        // id comes first, then the nonce, in one draw.
+        let cases: [(Mode, &str, &[usize]); 6] = [
+            (Mode::Sealed, "new", &[SESSION_ID_LEN + NONCE_LEN]),
+            (Mode::Sealed, "resealed", &[NONCE_LEN]),
+            (Mode::Sealed, "renewed", &[SESSION_ID_LEN + NONCE_LEN]),
+            (Mode::Signed, "new", &[SESSION_ID_LEN]),
+            (Mode::Signed, "resealed", &[]),
+            (Mode::Signed, "renewed", &[SESSION_ID_LEN]),
+        ];
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        for (mode, before, expected) in cases {
+            let config = SessionConfig::builder("s").mode(mode).build().unwrap();
+            let codec = SessionCodec::new(config, KeyRing::single(Key::generate()));
+            let mut session = Session::new();
+            session.insert("user", 7_u32).unwrap();
+            if before != "new" {
+                let _cookies = codec.seal(&mut session, now).unwrap();
+            }
+            if before == "renewed" {
+                session.renew();
+            }
+            let mut draws = Vec::new();
+            let mut counter = 0u8;
+            let mut entropy = |buf: &mut [u8]| {
+                draws.push(buf.len());
+                buf.iter_mut().for_each(|byte| {
+                    counter = counter.wrapping_add(1);
+                    *byte = counter;
+                });
+                Ok(())
+            };
+            let _cookies = codec.seal_drawing(&mut session, now, &mut entropy).unwrap();
+            assert_eq!(draws, expected, "{mode:?}, {before}");
+            if before != "resealed" {
+                // The id is the draw's first bytes.
+                let id: [u8; SESSION_ID_LEN] = std::array::from_fn(|i| i as u8 + 1);
+                assert_eq!(session.meta.unwrap().session_id, id, "{mode:?}, {before}");
+            }
+        }
+    }
 }
