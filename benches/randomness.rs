@@ -5,7 +5,8 @@
 //! Run with `cargo bench --bench randomness`. It prints a markdown table of medians over
 //! alternating batches (see `common::medians`): the difference is what the default adds to
 //! every seal, and so to every write request, and both against `PrivateJar`'s seal of the same
-//! state, on the corpus and the generated token-heavy states.
+//! state, on the corpus and the generated token-heavy states; and the first seal of a new
+//! session (a login), which draws its id with its nonce.
 
 mod common;
 
@@ -73,4 +74,25 @@ fn main() {
         );
     }
     println!("\nlargest extra cost per seal: {largest:.2} µs");
+
+    // A login: the first seal of a session draws its id and its nonce, in one call.
+    println!(
+        "\n| new session (a login) | seal, Os (µs) | seal, ThreadLocal (µs) | Os costs more by (µs) |"
+    );
+    println!("|---|---:|---:|---:|");
+    for (file, json) in common::corpus_files() {
+        if file != "signin.json" && file != "oauth.json" {
+            continue;
+        }
+        let state: common::State = serde_json::from_str(&json).expect("a JSON object");
+        let fresh = Sides::session_of(&state);
+        let times = medians(
+            ROUNDS,
+            &mut [
+                &mut run(|| os.seal(black_box(&mut fresh.clone()))),
+                &mut run(|| thread.seal(black_box(&mut fresh.clone()))),
+            ],
+        );
+        println!("| {file} | {:.2} | {:.2} | {:+.2} |", times[0], times[1], times[0] - times[1]);
+    }
 }
