@@ -1,11 +1,11 @@
 //! Where nonces and session ids come from.
 //!
-//! Every seal draws a 24-byte nonce (and a new session a 16-byte id). By default each draw is
-//! one call to the operating system's generator (`getrandom`): about 0.5 µs per seal on the
-//! benchmark machine (0.43 to 0.56 µs; 2-core AMD EPYC VM, Debian 12, glibc 2.36: a system
-//! call), under 5% of a write request through a server, and far less where glibc 2.41 and
-//! Linux 6.11 answer `getrandom` from the vDSO. That is the only choice that stays safe when
-//! the process's memory is copied after it has drawn:
+//! Every seal draws a 24-byte nonce (and a new session a 16-byte id, in the same draw). By
+//! default each draw is one call to the operating system's generator (`getrandom`): about
+//! 0.5 µs per seal on the benchmark machine (0.38 to 0.56 µs; 2-core AMD EPYC VM, Debian 12,
+//! glibc 2.36: a system call), under 5% of a write request through a server, and far less
+//! where glibc 2.41 and Linux 6.11 answer `getrandom` from the vDSO. That is the only choice
+//! that stays safe when the process's memory is copied after it has drawn:
 //!
 //! - **`fork` without `exec`**: parent and child share no generator state, because there is
 //!   none in the process; the kernel's generator answers each of them afresh.
@@ -40,8 +40,8 @@ use crate::error::SealError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Randomness {
-    /// The operating system's generator for every draw (one `getrandom` call per seal, and one
-    /// more for a new session's id). The default: safe after `fork`, and after a VM snapshot is
+    /// The operating system's generator for every draw (one `getrandom` call per seal, a new
+    /// session's id included). The default: safe after `fork`, and after a VM snapshot is
     /// restored as far as the kernel can tell (see the module docs).
     #[default]
     Os,
