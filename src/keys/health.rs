@@ -80,8 +80,8 @@ pub struct KeyRingHealth {
     pub keys: Vec<KeyHealth>,
     /// With a schedule, the period sealing now.
     pub period: Option<u32>,
-    /// The revocation replica's state, when one was added with
-    /// [`with_replica`](KeyRingHealth::with_replica) (feature `redis`).
+    /// The revocation replica's state, when one was added with `KeyRingHealth::with_replica`
+    /// (feature `redis`; a plain name, since without the feature there is nothing to link).
     pub replica: Option<ReplicaHealth>,
 }
 
