@@ -1,7 +1,8 @@
 //! What sealing a token-heavy session costs when its tokens are stored as secrets
 //! (`SessionConfigBuilder::sensitive_key`, never compressed), against the default (every value
 //! compressed together) and the `cookie` crate's `PrivateJar` (issue 27: the seal target this
-//! supports is 1.5x PrivateJar where tokens are stored as the docs advise).
+//! supports is 1.5x PrivateJar where tokens are stored as the docs advise); and opening both
+//! against the floor (AES-256-GCM and base64url on the state's MessagePack, `benches/floor.rs`).
 //!
 //! ```text
 //! cargo run --release --example sensitive_tokens
@@ -17,7 +18,7 @@ use std::hint::black_box;
 
 use sealed_session::SessionConfig;
 
-use common::{Sides, medians, run};
+use common::{Floor, Sides, medians, run};
 
 /// The top-level keys that hold tokens or secrets in each state: OAuth and OIDC tokens, API
 /// keys, CSRF tokens. Lists of ids (`gen_uuids.json`) are not secrets and stay compressed.
@@ -32,12 +33,14 @@ const SECRETS: &[(&str, &[&str])] = &[
 
 fn main() {
     let plain = Sides::new();
+    let floor = Floor::new();
     println!(
         "| state | secrets | seal, all compressed (µs) | seal, secrets sensitive (µs) \
          | PrivateJar (µs) | compressed / PrivateJar | sensitive / PrivateJar \
-         | wire B compressed | wire B sensitive | PrivateJar wire B |"
+         | wire B compressed | wire B sensitive | PrivateJar wire B | open, compressed / floor \
+         | open, sensitive / floor |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let files = common::corpus_files().into_iter().chain(common::generated::states());
     for (file, json) in files {
         let Some((_, keys)) = SECRETS.iter().find(|(name, _)| *name == file) else {
@@ -53,6 +56,16 @@ fn main() {
         let secret_case = secret.case(file.clone(), &json);
         let (mut compressed, mut sensitive) = (case.session, secret_case.session);
         let state = case.state;
+        let floor_value = floor.seal(&case.msgpack);
+        let (header, secret_header) = (case.header, secret_case.header);
+        let opens = medians(
+            101,
+            &mut [
+                &mut run(|| plain.open(black_box(&header))),
+                &mut run(|| secret.open(black_box(&secret_header))),
+                &mut run(|| floor.open(black_box(&floor_value))),
+            ],
+        );
         let times = medians(
             101,
             &mut [
@@ -62,7 +75,7 @@ fn main() {
             ],
         );
         println!(
-            "| {file} | {} | {:.2} | {:.2} | {:.2} | {:.2}x | {:.2}x | {} | {} | {} |",
+            "| {file} | {} | {:.2} | {:.2} | {:.2} | {:.2}x | {:.2}x | {} | {} | {} | {:.2}x | {:.2}x |",
             keys.join(", "),
             times[0],
             times[1],
@@ -72,6 +85,8 @@ fn main() {
             case.wire,
             secret_case.wire,
             case.peer_wire,
+            opens[0] / opens[2],
+            opens[1] / opens[2],
         );
     }
 }
