@@ -84,7 +84,7 @@ pub(super) async fn reload(
         }
         record_repaired(inner, connection, after.evicted(), limit).await?;
         seen = after;
-        if outcome != Outcome::Differs {
+        if matches!(outcome, Outcome::Wrote | Outcome::Same) {
             if let Some(asked) = catch_up(inner, connection, &mut position, limit).await? {
                 *known = Some(seen);
                 inner.flush().await?;
