@@ -1149,3 +1149,54 @@ async fn what_a_writer_lost_midway_wrote_reaches_every_node() {
     all_current(&[&first, &others[0], &others[1]]).await;
     assert_eq!(lens(), [UNSEEN + 1; 3], "every node current, holding what Redis holds");
 }
+
+/// A node cut off past the bound misses a revocation; Redis then restarts empty, and the cut-off
+/// node, back first, becomes the recovery writer. It wrote back only what it held: until the
+/// node that holds the missed revocation has written it back (moments later, once it is back
+/// too), the writer must not call itself current, or it accepts that revoked session while
+/// saying it missed nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stale_when_redis_lost_data_is_not_current_before_the_others_wrote_back() {
+    let mut redis = RedisServer::start();
+    let (to_other, to_laggard) =
+        (Proxy::start(redis.port()).await, Proxy::start(redis.port()).await);
+    let other = Node::at(&to_other.url(), FailurePolicy::Accept);
+    let laggard = Node::at(&to_laggard.url(), FailurePolicy::Accept);
+    all_current(&[&other, &laggard]).await;
+    let missed = other.login("ada").await;
+
+    to_laggard.cut();
+    other.logout(&missed).await;
+    until("the revocation written", || other.store.queued() == 0).await;
+    until("the laggard stale", || !laggard.store.is_current()).await;
+    // Redis restarts empty while the other node is cut off too; the laggard is back first.
+    to_other.cut();
+    let port = redis.port();
+    redis.stop();
+    let redis = RedisServer::start_on(port).expect("the port is still free");
+    to_laggard.heal();
+    let mut raw = redis::Client::open(redis.url()).expect("URL").get_connection().expect("up");
+    let recovered = format!("{PREFIX}recovered");
+    until("the laggard wrote back", || {
+        redis::cmd("EXISTS").arg(&recovered).query::<u64>(&mut raw).expect("EXISTS") == 1
+    })
+    .await;
+    to_other.heal();
+    let started = Instant::now();
+    loop {
+        // Current first: the set only grows, so a revocation unknown afterwards was unknown then.
+        let current = laggard.store.is_current();
+        let verdict = laggard.verdict(&missed);
+        assert!(
+            !(current && verdict == Ok(())),
+            "current, and accepting a revoked session, {:?} after the other node is back",
+            started.elapsed()
+        );
+        if current && verdict == REVOKED {
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "never current with the revocation");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    until_all(&[&other, &laggard], &missed, REVOKED).await;
+}
