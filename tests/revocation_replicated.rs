@@ -714,9 +714,12 @@ impl Proxy {
                                             .swap(true, std::sync::atomic::Ordering::SeqCst)
                                 });
                                 if past || hung.load(std::sync::atomic::Ordering::SeqCst) {
-                                    // Hung: nothing more reaches Redis, the connection stays.
+                                    // Hung: nothing more reaches Redis, the connection stays,
+                                    // until it is cut or the node resumes.
                                     hung.store(true, std::sync::atomic::Ordering::SeqCst);
-                                    std::future::pending::<()>().await;
+                                    while hung.load(std::sync::atomic::Ordering::SeqCst) {
+                                        tokio::time::sleep(Duration::from_millis(1)).await;
+                                    }
                                 }
                                 if to_server.write_all(&buffer[..n]).await.is_err() {
                                     break;
@@ -769,8 +772,7 @@ impl Proxy {
         self.open.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Disarms the hang: connections made from now on forward again (a hung node resumes once
-    /// its hung connections are [`cut`](Proxy::cut)).
+    /// Disarms the hang: the hung connections forward what they held back, and go on.
     fn resume(&self) {
         *self.hang.lock().expect("not poisoned") = None;
         self.hung.store(false, std::sync::atomic::Ordering::SeqCst);
@@ -1199,4 +1201,44 @@ async fn a_node_stale_when_redis_lost_data_is_not_current_before_the_others_wrot
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     until_all(&[&other, &laggard], &missed, REVOKED).await;
+}
+
+/// Redis loses its data (`FLUSHALL`) while a node started afterwards is in the middle of its
+/// full load: it loaded part of what Redis held, and the node that knew everything writes it
+/// back. The newcomer must not call itself current before it holds everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loss_during_a_load_is_noticed_before_the_node_calls_itself_current() {
+    const SEEDED: usize = 6_000;
+    let redis = RedisServer::start();
+    seed(&redis, SEEDED);
+    let old = Node::start(&redis, FailurePolicy::Accept);
+    old.ready().await;
+    assert_eq!(old.store.len(), SEEDED);
+    // A Redis up for less than the bound would make the newcomer wait anyway.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let proxy = Proxy::start(redis.port()).await;
+    let once = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // A step of the load asks for 2,000 hashes, about 200 KB: hung in the middle of the first.
+    proxy.hang_past(100 * 1024, &once);
+    let newcomer = Node::at(&proxy.url(), FailurePolicy::Accept);
+    until("the newcomer hangs mid-load", || proxy.hung()).await;
+    let mut raw = redis::Client::open(redis.url()).expect("URL").get_connection().expect("up");
+    let () = redis::cmd("FLUSHALL").query(&mut raw).expect("FLUSHALL");
+    proxy.resume();
+    let started = Instant::now();
+    loop {
+        // Current first: the set only grows, so what it lacks afterwards it lacked then.
+        let current = newcomer.store.is_current();
+        let held = newcomer.store.len();
+        assert!(
+            !current || held == SEEDED,
+            "current holding {held} of {SEEDED}, {:?} after the flush",
+            started.elapsed()
+        );
+        if current {
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "never current");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }

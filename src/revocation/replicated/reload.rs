@@ -132,7 +132,15 @@ pub(super) async fn reload(
         inner.enforce_cap(&mut set, None);
         inner.changed.store(true, std::sync::atomic::Ordering::SeqCst);
     }
+    // Redis may have lost data while this node loaded (a flush midway): it then loaded only
+    // part of what Redis held, and proves nothing. What it saw at the start becomes known, so
+    // the next reload takes part in the recovery.
+    let (now, _) = watermarks(inner, connection, &primaries, limit).await?;
+    let lost_meanwhile = seen.loss(&now);
     *known = Some(seen);
+    if let Some(cause) = lost_meanwhile {
+        return Err(StoreError(format!("Redis lost data during the load: {cause}")));
+    }
     inner.flush().await?;
     inner.freshness.heard(started);
     Ok((position, primaries))
