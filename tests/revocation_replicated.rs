@@ -714,9 +714,12 @@ impl Proxy {
                                             .swap(true, std::sync::atomic::Ordering::SeqCst)
                                 });
                                 if past || hung.load(std::sync::atomic::Ordering::SeqCst) {
-                                    // Hung: nothing more reaches Redis, the connection stays.
+                                    // Hung: nothing more reaches Redis, the connection stays,
+                                    // until it is cut or the node resumes.
                                     hung.store(true, std::sync::atomic::Ordering::SeqCst);
-                                    std::future::pending::<()>().await;
+                                    while hung.load(std::sync::atomic::Ordering::SeqCst) {
+                                        tokio::time::sleep(Duration::from_millis(1)).await;
+                                    }
                                 }
                                 if to_server.write_all(&buffer[..n]).await.is_err() {
                                     break;
@@ -767,6 +770,12 @@ impl Proxy {
 
     fn heal(&self) {
         self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Disarms the hang: the hung connections forward what they held back, and go on.
+    fn resume(&self) {
+        *self.hang.lock().expect("not poisoned") = None;
+        self.hung.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -873,13 +882,22 @@ async fn a_node_restarted_while_redis_is_down_enforces_its_snapshot() {
 /// `n` logouts of distinct users written straight to Redis, as the stores write them (a hash per
 /// user, its logout as field `l:<lineage>`), under a mark set long ago (an old deployment).
 fn seed(redis: &RedisServer, n: usize) {
+    write_durably(redis, "seeded", n);
+    let mut raw = redis::Client::open(redis.url()).expect("URL").get_connection().expect("up");
+    let () =
+        redis::cmd("SET").arg(format!("{PREFIX}mark")).arg("seeded 0").query(&mut raw).unwrap();
+}
+
+/// `n` logouts of distinct users named `<name>-<i>`, written straight to Redis as the stores
+/// write them, without an event: only a node that loads afterwards knows them.
+fn write_durably(redis: &RedisServer, name: &str, n: usize) {
     let mut raw = redis::Client::open(redis.url()).expect("URL").get_connection().expect("up");
     let keys = RedisRevocations::builder().prefix(PREFIX).build(&redis.url()).expect("store");
     let until = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() + 3600;
     for start in (0..n).step_by(5_000) {
         let mut pipe = redis::pipe();
         for i in start..n.min(start + 5_000) {
-            let subject = rmp_serde::to_vec_named(&format!("seeded-{i}")).expect("encodes");
+            let subject = rmp_serde::to_vec_named(&format!("{name}-{i}")).expect("encodes");
             let hex: String = subject.iter().map(|b| format!("{b:02x}")).collect();
             let key = keys.subject_key(&subject);
             pipe.cmd("HSET").arg(&key).arg(format!("l:{i:032x}")).arg(until).arg("s").arg(hex);
@@ -887,8 +905,6 @@ fn seed(redis: &RedisServer, n: usize) {
         }
         let () = pipe.query(&mut raw).expect("seeded");
     }
-    let () =
-        redis::cmd("SET").arg(format!("{PREFIX}mark")).arg("seeded 0").query(&mut raw).unwrap();
 }
 
 /// How many users' hashes Redis holds.
@@ -1071,4 +1087,158 @@ async fn a_writer_lost_mid_recovery_is_taken_over_by_one_node() {
     late.ready().await;
     assert_eq!(late.verdict(&revoked), REVOKED);
     assert_eq!(late.store.len(), SEEDED + 1, "Redis holds {}", subject_keys(&redis));
+}
+
+/// A writer that hangs midway through its write-back, holding entries no other node has (written
+/// to Redis without an event, loaded by it alone): its lock expires, another node takes over,
+/// then the hung writer comes back. What it wrote before it hung is in Redis, announced by no
+/// event, and the node that took over wrote only what it held: every node must still end up
+/// holding everything Redis holds, or it calls itself current and accepts those revoked
+/// sessions while a node started afterwards refuses them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_writer_lost_midway_wrote_reaches_every_node() {
+    const UNSEEN: usize = 4_000;
+    let mut redis = RedisServer::start();
+    let proxies = [
+        Proxy::start(redis.port()).await,
+        Proxy::start(redis.port()).await,
+        Proxy::start(redis.port()).await,
+    ];
+    let others: Vec<Node> =
+        proxies[1..].iter().map(|proxy| Node::at(&proxy.url(), FailurePolicy::Accept)).collect();
+    let two: Vec<&Node> = others.iter().collect();
+    all_current(&two).await;
+    let revoked = others[0].login("ada").await;
+    others[0].logout(&revoked).await;
+    until_all(&two, &revoked, REVOKED).await;
+    write_durably(&redis, "unseen", UNSEEN);
+    let first = Node::at(&proxies[0].url(), FailurePolicy::Accept);
+    first.ready().await;
+    assert_eq!(first.store.len(), UNSEEN + 1);
+    assert_eq!(others[0].store.len(), 1, "the others never saw them");
+
+    // Only the first node reaches Redis when it is back: it writes back, and hangs midway.
+    proxies[1].cut();
+    proxies[2].cut();
+    let once = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    proxies[0].hang_past(150 * 1024, &once);
+    let port = redis.port();
+    redis.stop();
+    let redis = RedisServer::start_on(port).expect("the port is still free");
+    until("the writer hangs", || proxies[0].hung()).await;
+    let partial = subject_keys(&redis);
+    assert!(partial > 0 && partial < UNSEEN, "hung midway: {partial} written");
+
+    // The others come back, wait out its lease, and one of them takes over.
+    proxies[1].heal();
+    proxies[2].heal();
+    until("taken over", || subject_keys(&redis) > partial).await;
+    all_current(&two).await;
+    // The hung writer comes back too.
+    proxies[0].cut();
+    proxies[0].resume();
+    proxies[0].heal();
+    first.ready().await;
+    until("Redis holds everything again", || subject_keys(&redis) == UNSEEN + 1).await;
+    let late = Node::start(&redis, FailurePolicy::Reject);
+    late.ready().await;
+    assert_eq!(late.store.len(), UNSEEN + 1);
+    let settled = Instant::now() + Duration::from_secs(5);
+    let lens = || [&first, &others[0], &others[1]].map(|node| node.store.len());
+    while lens() != [UNSEEN + 1; 3] && Instant::now() < settled {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    all_current(&[&first, &others[0], &others[1]]).await;
+    assert_eq!(lens(), [UNSEEN + 1; 3], "every node current, holding what Redis holds");
+}
+
+/// A node cut off past the bound misses a revocation; Redis then restarts empty, and the cut-off
+/// node, back first, becomes the recovery writer. It wrote back only what it held: until the
+/// node that holds the missed revocation has written it back (moments later, once it is back
+/// too), the writer must not call itself current, or it accepts that revoked session while
+/// saying it missed nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stale_when_redis_lost_data_is_not_current_before_the_others_wrote_back() {
+    let mut redis = RedisServer::start();
+    let (to_other, to_laggard) =
+        (Proxy::start(redis.port()).await, Proxy::start(redis.port()).await);
+    let other = Node::at(&to_other.url(), FailurePolicy::Accept);
+    let laggard = Node::at(&to_laggard.url(), FailurePolicy::Accept);
+    all_current(&[&other, &laggard]).await;
+    let missed = other.login("ada").await;
+
+    to_laggard.cut();
+    other.logout(&missed).await;
+    until("the revocation written", || other.store.queued() == 0).await;
+    until("the laggard stale", || !laggard.store.is_current()).await;
+    // Redis restarts empty while the other node is cut off too; the laggard is back first.
+    to_other.cut();
+    let port = redis.port();
+    redis.stop();
+    let redis = RedisServer::start_on(port).expect("the port is still free");
+    to_laggard.heal();
+    let mut raw = redis::Client::open(redis.url()).expect("URL").get_connection().expect("up");
+    let recovered = format!("{PREFIX}recovered");
+    until("the laggard wrote back", || {
+        redis::cmd("EXISTS").arg(&recovered).query::<u64>(&mut raw).expect("EXISTS") == 1
+    })
+    .await;
+    to_other.heal();
+    let started = Instant::now();
+    loop {
+        // Current first: the set only grows, so a revocation unknown afterwards was unknown then.
+        let current = laggard.store.is_current();
+        let verdict = laggard.verdict(&missed);
+        assert!(
+            !(current && verdict == Ok(())),
+            "current, and accepting a revoked session, {:?} after the other node is back",
+            started.elapsed()
+        );
+        if current && verdict == REVOKED {
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "never current with the revocation");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    until_all(&[&other, &laggard], &missed, REVOKED).await;
+}
+
+/// Redis loses its data (`FLUSHALL`) while a node started afterwards is in the middle of its
+/// full load: it loaded part of what Redis held, and the node that knew everything writes it
+/// back. The newcomer must not call itself current before it holds everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loss_during_a_load_is_noticed_before_the_node_calls_itself_current() {
+    const SEEDED: usize = 6_000;
+    let redis = RedisServer::start();
+    seed(&redis, SEEDED);
+    let old = Node::start(&redis, FailurePolicy::Accept);
+    old.ready().await;
+    assert_eq!(old.store.len(), SEEDED);
+    // A Redis up for less than the bound would make the newcomer wait anyway.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let proxy = Proxy::start(redis.port()).await;
+    let once = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // A step of the load asks for 2,000 hashes, about 200 KB: hung in the middle of the first.
+    proxy.hang_past(100 * 1024, &once);
+    let newcomer = Node::at(&proxy.url(), FailurePolicy::Accept);
+    until("the newcomer hangs mid-load", || proxy.hung()).await;
+    let mut raw = redis::Client::open(redis.url()).expect("URL").get_connection().expect("up");
+    let () = redis::cmd("FLUSHALL").query(&mut raw).expect("FLUSHALL");
+    proxy.resume();
+    let started = Instant::now();
+    loop {
+        // Current first: the set only grows, so what it lacks afterwards it lacked then.
+        let current = newcomer.store.is_current();
+        let held = newcomer.store.len();
+        assert!(
+            !current || held == SEEDED,
+            "current holding {held} of {SEEDED}, {:?} after the flush",
+            started.elapsed()
+        );
+        if current {
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "never current");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }

@@ -160,7 +160,8 @@ impl Keys {
         format!("{}recovering", self.prefix)
     }
 
-    /// What the last recovery wrote back: `<epoch> <entries> <digest>`.
+    /// What the last recovery wrote back: `<epoch> <entries> <digest>` (then ` reload` after a
+    /// takeover); `<epoch> writing <owner>` while a write-back is under way.
     pub(super) fn recovered(&self) -> String {
         format!("{}recovered", self.prefix)
     }

@@ -22,7 +22,14 @@
 //!   every node with the union too, while the stream carries one event per entry some node
 //!   lacked instead of one per entry per node;
 //! * **takeover.** A lock that expired without a record (the writer died or was cut off) is
-//!   taken by the next node that looks; the merge makes writing twice harmless.
+//!   taken by the next node that looks; the merge makes writing twice harmless. What the lost
+//!   writer wrote before is in Redis without an event, and may be what only it held: so a
+//!   writer that finds another began this epoch's write-back (`<prefix>recovered` =
+//!   `<epoch> writing <owner>`, set by each writer as it begins) adds `reload` to its record,
+//!   and every node, itself included, loads everything afterwards (a node whose digest is the
+//!   record's writes nothing first). A writer records only while `<prefix>recovered` still
+//!   names it as the one writing, so a lost writer that comes back never replaces the record
+//!   of the one that took over.
 //!
 //! The digest is keyed by the epoch (SHA-256 of the epoch and the entry, 128 bits, summed), so
 //! nobody can choose entries whose sum matches another set's.
@@ -58,6 +65,18 @@ pub(super) enum Outcome {
     Same,
     /// It held something else: it wrote back its own entries, and must load everything.
     Differs,
+    /// It holds what the writer wrote (or was that writer), but the writer took over from one
+    /// lost midway, whose writes no event announced: it must load everything.
+    Reload,
+}
+
+/// What `<prefix>recovered` says about one epoch: the writer wrote back this many entries,
+/// with this digest; `reload`: it took over from a writer lost midway, so every node loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Record {
+    count: u64,
+    digest: u128,
+    reload: bool,
 }
 
 /// Renews the lock if this node still holds it. `KEYS[1]`: the lock; `ARGV`: its value, the
@@ -65,6 +84,35 @@ pub(super) enum Outcome {
 const RENEW: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+";
+
+/// Begins a write-back, after taking the lock. `KEYS[1]`: `<prefix>recovered`; `ARGV`: the
+/// epoch, the owner. Returns `done` when the epoch's record is already there (untouched),
+/// `over` when another writer began this epoch's write-back before (it was lost midway), else
+/// `first`; in both of these, records that this owner writes.
+const BEGIN: &str = r"
+local current = redis.call('GET', KEYS[1])
+local state = 'first'
+if current then
+  local epoch, what = string.match(current, '^(%S+) (%S+)')
+  if epoch == ARGV[1] and what == 'writing' then
+    state = 'over'
+  elseif epoch == ARGV[1] then
+    return 'done'
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ' writing ' .. ARGV[2])
+return state
+";
+
+/// Records a write-back if this owner is still the one writing. `KEYS[1]`:
+/// `<prefix>recovered`; `ARGV`: the epoch, the owner, the record. Returns 1 when recorded.
+const RECORD: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] .. ' writing ' .. ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[3])
+  return 1
 end
 return 0
 ";
@@ -150,15 +198,26 @@ pub(super) async fn recover(
     // and digested while waiting rather than after.
     let mut waiting: Option<Snapshot> = None;
     loop {
-        if let Some((count, digest)) = record(inner, connection, epoch, limit).await? {
+        if let Some(record) = record(inner, connection, epoch, limit).await? {
             let mine = waiting.take().unwrap_or_else(|| Snapshot::take(inner, epoch));
-            if (mine.count, mine.digest) == (count, digest) {
-                tracing::info!(entries = count, "Redis recovered by another node: same entries");
+            if (mine.count, mine.digest) == (record.count, record.digest) {
+                if record.reload {
+                    tracing::info!(
+                        entries = record.count,
+                        "Redis recovered by a node that took over from a writer lost midway: \
+                         same entries, loading what the lost writer wrote"
+                    );
+                    return Ok(Outcome::Reload);
+                }
+                tracing::info!(
+                    entries = record.count,
+                    "Redis recovered by another node: same entries"
+                );
                 return Ok(Outcome::Same);
             }
             tracing::warn!(
                 held = mine.count,
-                written = count,
+                written = record.count,
                 "Redis recovered by another node, which held other entries: writing back this \
                  node's, then loading everything"
             );
@@ -169,14 +228,23 @@ pub(super) async fn recover(
         let mut take = ::redis::cmd("SET");
         take.arg(inner.keys.recovering()).arg(&owner).arg("NX").arg("PX").arg(millis(lease));
         let taken: Option<String> = bounded(limit, take.query_async(connection)).await?;
-        if taken.is_some() && record(inner, connection, epoch, limit).await?.is_some() {
+        let begun = match taken {
+            Some(_) => {
+                let mut begin = eval(BEGIN, inner.keys.recovered());
+                begin.arg(epoch).arg(&owner);
+                Some(bounded(limit, begin.query_async::<String>(connection)).await?)
+            }
+            None => None,
+        };
+        if begun.as_deref() == Some("done") {
             // The writer finished between the look at the record and the lock: compare.
             let mut release = eval(RELEASE, inner.keys.recovering());
             release.arg(&owner);
             bounded(limit, release.query_async::<()>(connection)).await?;
             continue;
         }
-        if taken.is_some() {
+        if let Some(begun) = begun {
+            let took_over = begun == "over";
             let mine = Snapshot::take(inner, epoch);
             let started = Instant::now();
             // Renewed on a timer too, not only with each round trip: a writer slowed down
@@ -200,10 +268,19 @@ pub(super) async fn recover(
                 let _ = bounded(limit, release.query_async::<()>(connection)).await;
                 return Err(error);
             }
-            let mut done = ::redis::cmd("SET");
-            done.arg(inner.keys.recovered())
-                .arg(format!("{epoch} {} {:x}", mine.count, mine.digest));
-            bounded(limit, done.query_async::<()>(connection)).await?;
+            // After a takeover, what the lost writer wrote is in Redis and on no node but
+            // itself: every node must load, not compare.
+            let mut text = format!("{epoch} {} {:x}", mine.count, mine.digest);
+            if took_over {
+                text.push_str(" reload");
+            }
+            let mut done = eval(RECORD, inner.keys.recovered());
+            done.arg(epoch).arg(&owner).arg(text);
+            if bounded(limit, done.query_async::<u64>(connection)).await? != 1 {
+                // Lost the lock after the last renewal, and another node took over: its record
+                // stands, this node compares with it when it tries again.
+                return Err(StoreError("the recovery lock was lost: another node writes".into()));
+            }
             let mut wake = ::redis::cmd("XADD");
             wake.arg(inner.keys.stream()).arg("MAXLEN").arg("~").arg(inner.stream_len);
             wake.arg("*").arg("r").arg(epoch);
@@ -214,9 +291,10 @@ pub(super) async fn recover(
             tracing::info!(
                 entries = mine.count,
                 took = ?started.elapsed(),
+                took_over,
                 "wrote back as the recovery writer"
             );
-            return Ok(Outcome::Wrote);
+            return Ok(if took_over { Outcome::Reload } else { Outcome::Wrote });
         }
         if waiting.is_none() {
             waiting = Some(Snapshot::take(inner, epoch));
@@ -252,24 +330,29 @@ async fn heartbeat(
     }
 }
 
-/// The record of the recovery of `epoch`, if it is done: its entry count and digest.
+/// The record of the recovery of `epoch`, if it is done.
 async fn record(
     inner: &Inner,
     connection: &mut Connection,
     epoch: &str,
     limit: Duration,
-) -> Result<Option<(u64, u128)>, StoreError> {
+) -> Result<Option<Record>, StoreError> {
     let mut get = ::redis::cmd("GET");
     get.arg(inner.keys.recovered());
     let text: Option<String> = bounded(limit, get.query_async(connection)).await?;
-    let Some(text) = text else { return Ok(None) };
+    Ok(text.as_deref().and_then(|text| parse_record(text, epoch)))
+}
+
+/// A record of `epoch` (`None`: of another epoch, a write-back still under way, or garbled).
+fn parse_record(text: &str, epoch: &str) -> Option<Record> {
     let mut fields = text.split(' ');
     if fields.next() != Some(epoch) {
-        return Ok(None);
+        return None;
     }
-    let count = fields.next().and_then(|count| count.parse().ok());
-    let digest = fields.next().and_then(|digest| u128::from_str_radix(digest, 16).ok());
-    Ok(count.zip(digest))
+    let count = fields.next()?.parse().ok()?;
+    let digest = u128::from_str_radix(fields.next()?, 16).ok()?;
+    let reload = fields.next() == Some("reload");
+    Some(Record { count, digest, reload })
 }
 
 /// Reads the stream after `position` (waiting at most `block` for something) and applies what
@@ -562,6 +645,25 @@ mod tests {
             let reply =
                 ::redis::Value::Array(reported.iter().map(|&n| ::redis::Value::Int(n)).collect());
             assert_eq!(describe(positions(&[0, 1], &reply, &snapshot)), expected, "{reported:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_finished_record_of_the_same_epoch_counts() {
+        // (record, what it says about epoch e1)
+        let record = |reload| Some(Record { count: 3, digest: 0xff, reload });
+        let table = [
+            ("e1 3 ff", record(false)),
+            ("e1 3 ff reload", record(true)),
+            ("e1 writing e1 0123", None),
+            ("e0 3 ff", None),
+            ("e0 3 ff reload", None),
+            ("e1 3", None),
+            ("e1", None),
+            ("", None),
+        ];
+        for (text, expected) in table {
+            assert_eq!(parse_record(text, "e1"), expected, "{text:?}");
         }
     }
 

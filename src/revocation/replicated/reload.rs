@@ -64,6 +64,12 @@ pub(super) async fn reload(
     }
     if let Some(cause) = lost {
         tracing::warn!(cause, "Redis lost data: recovering the revocations this node knows");
+        // A node that was not current when it noticed (cut off, paused, or its last proof
+        // older than the bound) may lack revocations Redis lost and other nodes still hold:
+        // whatever its part in the recovery, those reach Redis only when those nodes have
+        // compared and written back. Like a node started after a loss, it waits the bound for
+        // them, then loads everything, before it calls itself current.
+        let vouched = inner.freshness.is_current();
         // The lost buckets first: small, and what a node started meanwhile needs most. Every
         // node has its own.
         write_lost(inner, connection, limit).await?;
@@ -76,6 +82,13 @@ pub(super) async fn reload(
         };
         let epoch = seen.epoch();
         let outcome = recover(inner, connection, &epoch, &primaries, &mut position, limit).await?;
+        if !vouched {
+            tracing::warn!(
+                "this node was not current when Redis lost data: it waits the staleness bound \
+                 for the other nodes to write back what it may lack, then loads everything"
+            );
+            inner.freshness.hold_until(Instant::now() + inner.staleness);
+        }
         // What the write-back itself evicted (a full Redis under an evicting policy) is not
         // a new loss: without this, nodes would write back in a loop.
         let (after, _) = watermarks(inner, connection, &primaries, limit).await?;
@@ -84,7 +97,7 @@ pub(super) async fn reload(
         }
         record_repaired(inner, connection, after.evicted(), limit).await?;
         seen = after;
-        if outcome != Outcome::Differs {
+        if matches!(outcome, Outcome::Wrote | Outcome::Same) {
             if let Some(asked) = catch_up(inner, connection, &mut position, limit).await? {
                 *known = Some(seen);
                 inner.flush().await?;
@@ -119,7 +132,15 @@ pub(super) async fn reload(
         inner.enforce_cap(&mut set, None);
         inner.changed.store(true, std::sync::atomic::Ordering::SeqCst);
     }
+    // Redis may have lost data while this node loaded (a flush midway): it then loaded only
+    // part of what Redis held, and proves nothing. What it saw at the start becomes known, so
+    // the next reload takes part in the recovery.
+    let (now, _) = watermarks(inner, connection, &primaries, limit).await?;
+    let lost_meanwhile = seen.loss(&now);
     *known = Some(seen);
+    if let Some(cause) = lost_meanwhile {
+        return Err(StoreError(format!("Redis lost data during the load: {cause}")));
+    }
     inner.flush().await?;
     inner.freshness.heard(started);
     Ok((position, primaries))
