@@ -4,6 +4,9 @@
 //! Every node notices the loss (see [`loss`](super::loss)) and names it by an *epoch* (the
 //! primaries' run ids, the marks, the evictions seen). Then:
 //!
+//! * **first, what it applied lately** ([`publish_recent`]): written back and published at
+//!   once, so a writer that had not read the last events before the loss learns them within
+//!   the bound, not after the others' comparison (which waits for the writer);
 //! * **one writer.** The first node to take the lock (`<prefix>recovering`, `SET NX PX` with the
 //!   epoch and a random owner; a lease of the staleness bound, at least 2 s, renewed by a timer
 //!   and with every round trip, so a writer that dies or hangs loses it within the lease)
