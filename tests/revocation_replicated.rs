@@ -944,9 +944,14 @@ fn stream_events(redis: &RedisServer) -> u64 {
 impl Node {
     /// A node reaching Redis at `url` (a proxy).
     fn at(url: &str, policy: FailurePolicy) -> Node {
+        Node::at_with(url, policy, STALENESS)
+    }
+
+    /// [`Node::at`] with its own staleness bound.
+    fn at_with(url: &str, policy: FailurePolicy, staleness: Duration) -> Node {
         let store = ReplicatedRevocations::builder()
             .prefix(PREFIX)
-            .staleness(STALENESS)
+            .staleness(staleness)
             .build(url)
             .expect("a valid URL, inside a runtime");
         let revocation = Revocation::new(store.clone(), "user").failure_policy(policy);
@@ -1004,6 +1009,9 @@ async fn an_empty_restart_is_written_back_once_and_loses_nothing() {
     assert_eq!(nodes[0].verdict(&unseen), Ok(()), "the others never saw it");
     let held = nodes[0].store.len();
     assert_eq!(fourth.store.len(), held + 1);
+    // Past the window in which a node publishes what it applied lately when it notices a loss
+    // (twice the bound): what is counted below is the bulk write-back's events alone.
+    tokio::time::sleep(STALENESS * 2 + Duration::from_millis(200)).await;
 
     proxy.cut();
     let port = redis.port();
@@ -1241,4 +1249,76 @@ async fn a_loss_during_a_load_is_noticed_before_the_node_calls_itself_current() 
         assert!(started.elapsed() < PATIENCE, "never current");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+}
+
+/// A node current when Redis lost its data (`FLUSHALL`), which had not yet read the last
+/// revocation made on another node before it, becomes the recovery writer. The other node,
+/// which holds that revocation, delivers it in its comparison only after the writer is done,
+/// and that comparison is held up here (its connection hangs midway, as a long one at 10^6
+/// entries would take seconds). The writer must not call itself current while it accepts that
+/// session later than the bound after the revocation reached Redis: the other node writes back
+/// and publishes what it applied lately as soon as it notices the loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_missed_the_last_revocation_before_a_loss_learns_it_within_the_bound() {
+    const SEEDED: usize = 10_000;
+    let staleness = Duration::from_millis(1_500);
+    let redis = RedisServer::start();
+    seed(&redis, SEEDED);
+    let (to_writer, to_other) =
+        (Proxy::start(redis.port()).await, Proxy::start(redis.port()).await);
+    let writer = Node::at_with(&to_writer.url(), FailurePolicy::Accept, staleness);
+    let other = Node::at_with(&to_other.url(), FailurePolicy::Accept, staleness);
+    all_current(&[&writer, &other]).await;
+    let missed = other.login("ada").await;
+    let mut raw = redis::Client::open(redis.url()).expect("URL").get_connection().expect("up");
+    let events = format!("{PREFIX}events");
+
+    // The writer's connection hangs; an event that revokes nothing wakes a read it may have
+    // sent before, so what it sends next (its next read, or asking where the stream ends) is
+    // held back and it reads nothing more.
+    to_writer.hang_past(0, &std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    until("the writer hangs", || to_writer.hung()).await;
+    let _: String =
+        redis::cmd("XADD").arg(&events).arg("*").arg("x").arg("1").query(&mut raw).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    other.logout(&missed).await;
+    assert_eq!(other.store.queued(), 0, "the revocation reached Redis");
+    let reached = Instant::now();
+    // The other node hangs too, so that the writer notices first and takes the lock.
+    to_other.hang_past(0, &std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    let () = redis::cmd("FLUSHALL").query(&mut raw).expect("FLUSHALL");
+    assert!(writer.store.is_current(), "the writer is current when Redis loses its data");
+    assert_eq!(writer.verdict(&missed), Ok(()), "and has not read the revocation");
+    to_writer.resume();
+    let recovering = format!("{PREFIX}recovering");
+    until("the writer takes the lock", || {
+        redis::cmd("EXISTS").arg(&recovering).query::<u64>(&mut raw).expect("EXISTS") == 1
+    })
+    .await;
+    // The other node goes on, and hangs again midway through its comparison's write-back
+    // (about 100 bytes an entry): until it resumes, the comparison delivers nothing.
+    to_other.resume();
+    to_other.hang_past(100 * 1024, &std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    let mut current_once = false;
+    while reached.elapsed() < staleness + Duration::from_secs(1) {
+        // Current first: the set only grows, so a revocation unknown afterwards was unknown then.
+        let current = writer.store.is_current();
+        let verdict = writer.verdict(&missed);
+        current_once |= current;
+        assert!(
+            !(current && verdict == Ok(()) && reached.elapsed() > staleness),
+            "the writer current, and accepting a session revoked {:?} earlier",
+            reached.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(current_once, "the writer recovered and called itself current");
+    assert!(to_other.hung(), "the other node's comparison was held up throughout");
+    to_other.resume();
+    until_all(&[&writer, &other], &missed, REVOKED).await;
+    all_current(&[&writer, &other]).await;
+    let late = Node::start(&redis, FailurePolicy::Reject);
+    late.ready().await;
+    assert_eq!(late.verdict(&missed), REVOKED);
+    assert_eq!(late.store.len(), SEEDED + 1);
 }

@@ -38,7 +38,7 @@ use std::time::{Duration, SystemTime};
 use self::cap::{Dropped, Range};
 use self::follower::follow;
 use self::health::{Freshness, watch};
-use self::node::{Change, Event, Inner};
+use self::node::{Change, Event, Inner, RECENT_CAP, Recent};
 use super::memory::RevocationSet;
 use super::redis::{
     Connection, Keys, NEXT_GENERATION, Scripts, bounded, cluster, connect, eval, parse_generation,
@@ -239,6 +239,7 @@ impl ReplicatedRevocationsBuilder {
             marks: Mutex::new(None),
             fold_after: self.fold_after,
             pending: Mutex::new(VecDeque::new()),
+            recent: Mutex::new(Recent::new(self.staleness.saturating_mul(2), RECENT_CAP)),
             writer,
             keys: Keys { prefix: self.prefix },
             scripts: Scripts::new(),

@@ -1,9 +1,11 @@
-//! What one node holds (its replica, its queue of unwritten revocations) and how it writes
-//! its own revocations to Redis.
+//! What one node holds (its replica, its queue of unwritten revocations, what it learned
+//! recently) and how it writes its own revocations to Redis.
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
 
 use super::super::memory::RevocationSet;
 use super::super::redis::{
@@ -31,6 +33,8 @@ pub(super) struct Inner {
     pub(super) marks: Mutex<Option<Vec<Option<String>>>>,
     /// This node's revocations not yet written to Redis.
     pub(super) pending: Mutex<VecDeque<Event>>,
+    /// What this node added or learned lately: written back and published first after a loss.
+    pub(super) recent: Mutex<Recent>,
     pub(super) writer: Connection,
     pub(super) keys: Keys,
     pub(super) scripts: Scripts,
@@ -55,6 +59,64 @@ pub(super) struct Event {
     pub(super) offline: bool,
 }
 
+/// Most events [`Recent`] keeps: past it, the oldest go (and the loss that follows relies on
+/// the others' comparison for them, as it did before there was a buffer).
+pub(super) const RECENT_CAP: usize = 65_536;
+
+/// The events this node applied lately (its own revocations and what its follower read), with
+/// when.
+///
+/// Why: a node current when Redis lost data may not have read the last events before the loss
+/// (its proof is up to a bound old), and if it becomes the recovery writer it calls itself
+/// current once it has written back. The nodes that hold those events deliver them in their
+/// comparison, which waits for the writer and takes seconds at 10^6 entries. Each node instead
+/// writes back and publishes what is in here as soon as it notices the loss: every node
+/// notices within a fraction of the bound, so the writer learns them within the bound. Events
+/// are kept for `retention` (twice the bound: the bound before the loss that a current node's
+/// proof may not cover, then up to a bound for this node to notice).
+#[derive(Debug)]
+pub(super) struct Recent {
+    events: VecDeque<(Instant, Event)>,
+    retention: Duration,
+    cap: usize,
+    /// When the newest event dropped at the cap was applied (`None`: none was).
+    dropped: Option<Instant>,
+}
+
+impl Recent {
+    pub(super) fn new(retention: Duration, cap: usize) -> Recent {
+        Recent { events: VecDeque::new(), retention, cap, dropped: None }
+    }
+
+    /// Keeps `events`, applied at `now`; forgets what is older than the retention, and the
+    /// oldest past the cap.
+    pub(super) fn push(&mut self, events: &[Event], now: Instant) {
+        self.expire(now);
+        for event in events {
+            if self.events.len() == self.cap {
+                if let Some((at, _)) = self.events.pop_front() {
+                    self.dropped = Some(at);
+                }
+            }
+            self.events.push_back((now, event.clone()));
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while self.events.front().is_some_and(|(at, _)| now.duration_since(*at) > self.retention) {
+            self.events.pop_front();
+        }
+    }
+
+    /// The events applied within the retention before `now`, and whether some of that window
+    /// went at the cap.
+    pub(super) fn within(&mut self, now: Instant) -> (Vec<Event>, bool) {
+        self.expire(now);
+        let overflowed = self.dropped.is_some_and(|at| now.duration_since(at) <= self.retention);
+        (self.events.iter().map(|(_, event)| event.clone()).collect(), overflowed)
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Change {
     Generation(u64),
@@ -64,6 +126,10 @@ pub(super) enum Change {
 impl Inner {
     pub(super) fn set(&self) -> std::sync::RwLockWriteGuard<'_, RevocationSet> {
         self.set.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The replica's state for the metrics: seconds since the last proof, entries, queue.
@@ -78,6 +144,7 @@ impl Inner {
     pub(super) fn apply(&self, events: &[Event]) {
         if !events.is_empty() {
             self.changed.store(true, Ordering::SeqCst);
+            self.recent().push(events, Instant::now());
         }
         let mut set = self.set();
         for event in events {
@@ -290,6 +357,44 @@ impl Inner {
             let Some(event) = next else { return Ok(()) };
             self.write(&event).await?;
             self.pending.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_keeps_the_retention_up_to_the_cap_and_tells_when_it_overflowed() {
+        let event = |n: u8| Event {
+            subject: vec![n],
+            change: Change::Lineage(SessionId([n; 16])),
+            until: 0,
+            covers: Vec::new(),
+            offline: false,
+        };
+        let start = Instant::now();
+        let at = |millis: u64| start + Duration::from_millis(millis);
+        // Pushes: (when, subjects of the events).
+        type Pushes<'a> = &'a [(u64, &'a [u8])];
+        // (pushes, asked when, subjects kept, overflowed?)
+        let table: [(Pushes, u64, &[u8], bool); 5] = [
+            (&[], 0, &[], false),
+            (&[(0, &[1, 2])], 1_000, &[1, 2], false),
+            (&[(0, &[1]), (500, &[2])], 1_200, &[2], false),
+            (&[(0, &[1, 2, 3, 4])], 100, &[2, 3, 4], true),
+            (&[(0, &[1, 2, 3, 4]), (1_100, &[5])], 1_100, &[5], false),
+        ];
+        for (pushes, asked, kept, overflowed) in table {
+            let mut recent = Recent::new(Duration::from_millis(1_000), 3);
+            for &(when, subjects) in pushes {
+                let events: Vec<Event> = subjects.iter().map(|&n| event(n)).collect();
+                recent.push(&events, at(when));
+            }
+            let (events, dropped) = recent.within(at(asked));
+            let subjects: Vec<u8> = events.iter().map(|event| event.subject[0]).collect();
+            assert_eq!((&subjects[..], dropped), (kept, overflowed), "{pushes:?} at {asked}");
         }
     }
 }

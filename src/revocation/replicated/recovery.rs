@@ -4,6 +4,9 @@
 //! Every node notices the loss (see [`loss`](super::loss)) and names it by an *epoch* (the
 //! primaries' run ids, the marks, the evictions seen). Then:
 //!
+//! * **first, what it applied lately** ([`publish_recent`]): written back and published at
+//!   once, so a writer that had not read the last events before the loss learns them within
+//!   the bound, not after the others' comparison (which waits for the writer);
 //! * **one writer.** The first node to take the lock (`<prefix>recovering`, `SET NX PX` with the
 //!   epoch and a random owner; a lease of the staleness bound, at least 2 s, renewed by a timer
 //!   and with every round trip, so a writer that dies or hangs loses it within the lease)
@@ -34,8 +37,9 @@
 //! The digest is keyed by the epoch (SHA-256 of the epoch and the entry, 128 bits, summed), so
 //! nobody can choose entries whose sum matches another set's.
 
+use std::collections::HashMap;
 use std::sync::PoisonError;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
@@ -47,6 +51,7 @@ use super::super::redis::{
 use super::follower::{Position, parse_read};
 use super::node::{Change, Event, Inner};
 use crate::session::SessionId;
+use crate::time::to_unix;
 
 /// Subjects per call of the merge script (one server), and calls per round trip: a call runs
 /// about a millisecond in Redis, short enough not to delay other clients much.
@@ -222,6 +227,9 @@ pub(super) async fn recover(
                  node's, then loading everything"
             );
             let changed = write(inner, connection, &mine, primaries, None, limit).await?;
+            // The entries some node lacked: on the stream, so every node learns them.
+            publish(inner, connection, &changed, limit).await?;
+            let changed = changed.len();
             tracing::info!(entries = mine.count, changed, "wrote back (the entries Redis lacked)");
             return Ok(Outcome::Differs);
         }
@@ -382,9 +390,74 @@ pub(super) async fn read(
     Ok(read_count)
 }
 
+/// Right after noticing a loss, before any comparison or write-back: writes back what this
+/// node applied lately (see [`Recent`](super::node::Recent)) and publishes all of it, changed
+/// or not (the writer may lack an entry another node already wrote back without an event).
+/// The writer, reading the stream as it catches up after its own write-back, learns the last
+/// events it had not read before the loss within the bound, not after the others' comparison.
+pub(super) async fn publish_recent(
+    inner: &Inner,
+    connection: &mut Connection,
+    primaries: &[Primary],
+    limit: Duration,
+) -> Result<(), StoreError> {
+    let (events, overflowed) = inner.recent().within(Instant::now());
+    if overflowed {
+        tracing::warn!(
+            kept = events.len(),
+            "more revocations than the recent buffer keeps within twice the staleness bound: \
+             the others learn the rest from the full comparison, which may leave the recovery \
+             writer without some of them past the bound"
+        );
+    }
+    let now = to_unix(SystemTime::now());
+    let events: Vec<Event> = events.into_iter().filter(|event| event.until > now).collect();
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut subjects: Vec<Subject> = Vec::new();
+    let mut index: HashMap<&[u8], usize> = HashMap::new();
+    for event in &events {
+        let i = *index.entry(&event.subject[..]).or_insert_with(|| {
+            subjects.push((event.subject.clone().into(), 0, 0, Vec::new()));
+            subjects.len() - 1
+        });
+        let (_, generation, until, lineages) = &mut subjects[i];
+        match event.change {
+            Change::Generation(given) if given >= *generation => {
+                (*generation, *until) = (given, event.until.max(*until));
+            }
+            Change::Generation(_) => *until = event.until.max(*until),
+            Change::Lineage(lineage) => lineages.push((lineage, event.until)),
+        }
+    }
+    let snapshot = Snapshot { subjects, count: events.len() as u64, digest: 0 };
+    write(inner, connection, &snapshot, primaries, None, limit).await?;
+    publish(inner, connection, &events, limit).await?;
+    tracing::info!(events = events.len(), "wrote back and published this node's recent events");
+    Ok(())
+}
+
+/// Adds `events` to the stream, a thousand per round trip.
+async fn publish(
+    inner: &Inner,
+    connection: &mut Connection,
+    events: &[Event],
+    limit: Duration,
+) -> Result<(), StoreError> {
+    for chunk in events.chunks(1_000) {
+        let mut pipe = ::redis::pipe();
+        for event in chunk {
+            pipe.add_command(inner.publish(event)).ignore();
+        }
+        bounded(limit, pipe.query_async::<()>(connection)).await?;
+    }
+    Ok(())
+}
+
 /// Writes `snapshot` back with the merge script; when `lock` is given, renews it with every
 /// round trip and stops when it was lost. Without a lock (a node that held other entries than
-/// the writer), publishes an event for every entry that changed Redis. Returns how many did.
+/// the writer, or its recent events), returns the events of the entries that changed Redis.
 async fn write(
     inner: &Inner,
     connection: &mut Connection,
@@ -392,7 +465,7 @@ async fn write(
     primaries: &[Primary],
     lock: Option<&str>,
     limit: Duration,
-) -> Result<u64, StoreError> {
+) -> Result<Vec<Event>, StoreError> {
     // Loaded on every primary: a cluster runs each call on its slot's primary.
     let mut digest = String::new();
     for primary in primaries {
@@ -541,17 +614,7 @@ async fn write(
             }
         }
     }
-    if lock.is_none() && !changed.is_empty() {
-        // The entries some node lacked: on the stream, so every node learns them.
-        for chunk in changed.chunks(1_000) {
-            let mut pipe = ::redis::pipe();
-            for event in chunk {
-                pipe.add_command(inner.publish(event)).ignore();
-            }
-            bounded(limit, pipe.query_async::<()>(connection)).await?;
-        }
-    }
-    Ok(changed.len() as u64)
+    Ok(changed)
 }
 
 /// The events of the entries a merge call reports as changed (1-based positions, key after

@@ -14,7 +14,7 @@ use super::loss::{
     Watermarks, claim_marks, record_repaired, repaired, warn_about_eviction, watermarks,
 };
 use super::node::Inner;
-use super::recovery::{Outcome, read, recover};
+use super::recovery::{Outcome, publish_recent, read, recover};
 use crate::session::SessionId;
 use crate::time::to_unix;
 
@@ -73,10 +73,21 @@ pub(super) async fn reload(
         // The lost buckets first: small, and what a node started meanwhile needs most. Every
         // node has its own.
         write_lost(inner, connection, limit).await?;
+        // Then what it applied lately, which the writer may not have read before the loss:
+        // this reaches the writer within the bound, the comparison below only after the
+        // writer is done.
+        publish_recent(inner, connection, &primaries, limit).await?;
         let now = stream_position(inner, connection, limit).await?;
         let mut position = match previous {
-            // The same stream: go on where this node was.
-            Some(previous) if now.added >= previous.added => previous.clone(),
+            // The same stream: go on where this node was. The last entry it read is still
+            // there: the count alone can be matched by a new stream that the nodes' recent
+            // events filled.
+            Some(previous)
+                if now.added >= previous.added
+                    && holds(inner, connection, previous, limit).await? =>
+            {
+                previous.clone()
+            }
             // A new stream (Redis lost it too): every event on it came after the loss.
             _ => Position { last: "0-0".to_owned(), added: 0 },
         };
@@ -280,6 +291,19 @@ async fn write_lost(
         pipe.add_command(eval(RAISE_LOST, inner.keys.lost())).arg(bucket).arg(until).ignore();
     }
     bounded(limit, pipe.query_async::<()>(connection)).await
+}
+
+/// Whether the stream still holds the entry at `position` (`0-0`: none read, so no).
+async fn holds(
+    inner: &Inner,
+    connection: &mut Connection,
+    position: &Position,
+    limit: std::time::Duration,
+) -> Result<bool, StoreError> {
+    let mut range = ::redis::cmd("XRANGE");
+    range.arg(inner.keys.stream()).arg(&position.last).arg(&position.last);
+    let entries: Vec<Value> = bounded(limit, range.query_async(connection)).await?;
+    Ok(!entries.is_empty())
 }
 
 /// Reads the stream to its end from `position`; returns when the node asked for its end, as
