@@ -915,6 +915,15 @@ fn subject_keys(redis: &RedisServer) -> usize {
     keys.len()
 }
 
+/// Whether a recovery writer recorded its write-back (`<prefix>recovered` holds a record, not
+/// the `writing` mark a writer sets as it begins).
+fn recovery_recorded(redis: &RedisServer) -> bool {
+    let mut raw = redis::Client::open(redis.url()).expect("URL").get_connection().expect("up");
+    let record: Option<String> =
+        redis::cmd("GET").arg(format!("{PREFIX}recovered")).query(&mut raw).expect("GET");
+    record.is_some_and(|record| !record.contains(" writing "))
+}
+
 /// Calls of a command Redis counted since it started (scripts' own calls included).
 fn calls(redis: &RedisServer, command: &str) -> u64 {
     let mut raw = redis::Client::open(redis.url()).expect("URL").get_connection().expect("up");
@@ -1134,13 +1143,25 @@ async fn what_a_writer_lost_midway_wrote_reaches_every_node() {
     redis.stop();
     let redis = RedisServer::start_on(port).expect("the port is still free");
     until("the writer hangs", || proxies[0].hung()).await;
-    let partial = subject_keys(&redis);
+    // What the proxy forwarded before it hung may still be on its way through Redis.
+    let mut partial = subject_keys(&redis);
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = subject_keys(&redis);
+        if now == partial {
+            break;
+        }
+        partial = now;
+    }
     assert!(partial > 0 && partial < UNSEEN, "hung midway: {partial} written");
 
     // The others come back, wait out its lease, and one of them takes over.
     proxies[1].heal();
     proxies[2].heal();
-    until("taken over", || subject_keys(&redis) > partial).await;
+    // Taken over: the record is written, which only a writer holding the lock can do (the
+    // hung one cannot). Counting keys would not show it: what the others hold may be exactly
+    // what the hung writer wrote first.
+    until("taken over", || recovery_recorded(&redis)).await;
     all_current(&two).await;
     // The hung writer comes back too.
     proxies[0].cut();
