@@ -446,7 +446,9 @@ async fn the_replica_is_sampled() {
 
     let _serial = SERIAL.lock().await;
     let mut redis = redis_server::RedisServer::start();
-    let staleness = Duration::from_millis(300);
+    // Redis answers a blocking read's timeout on its timer tick (100 ms at the default `hz`),
+    // so a bound of a few hundred milliseconds leaves the proof little room on a loaded machine.
+    let staleness = Duration::from_millis(600);
     let store = ReplicatedRevocations::builder()
         .prefix("metrics-test")
         .staleness(staleness)
@@ -470,7 +472,8 @@ async fn the_replica_is_sampled() {
     };
     until("two entries", &|| gauge(REPLICA_ENTRIES) == Some(store.len() as f64));
     assert_eq!(store.len(), 2);
-    assert_eq!(gauge(REPLICA_QUEUE), Some(0.0));
+    // A write slower than the store's timeout is queued and sent again.
+    until("an empty queue", &|| gauge(REPLICA_QUEUE) == Some(0.0));
     let fresh = gauge(REPLICA_STALENESS).expect("sampled");
     assert!(fresh < staleness.as_secs_f64(), "{fresh} s since the last proof while current");
     let reloads = |result: &str| {

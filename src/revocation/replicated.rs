@@ -159,7 +159,11 @@ impl ReplicatedRevocationsBuilder {
 
     /// How long a node may go without hearing from Redis before sessions it knows nothing
     /// against are answered by the failure policy (default [`DEFAULT_STALENESS`], at least
-    /// 30 ms). The follower blocks on the stream for a third of it.
+    /// 30 ms). The follower blocks on the stream for a third of it, and every read of an idle
+    /// stream is the node's proof that it missed nothing. Redis answers a blocking read's
+    /// timeout on its timer tick (every `1000 / hz` ms: 100 ms at its default `hz` of 10), so
+    /// a bound under about three ticks (300 ms at the default) lets a node turn stale between
+    /// two reads of an idle stream; the default bound is 50 ticks.
     pub fn staleness(mut self, staleness: Duration) -> ReplicatedRevocationsBuilder {
         self.staleness = staleness.max(Duration::from_millis(30));
         self

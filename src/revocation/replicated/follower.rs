@@ -56,6 +56,12 @@ pub(super) async fn follow(inner: Weak<Inner>, mut connection: Connection) {
     }
 }
 
+/// How long past its `BLOCK` a stream read may take, at least, before the node gives up on the
+/// connection and loads everything again: ten of Redis's timer ticks at its default `hz`, one
+/// at the lowest `hz` it accepts. Only bounds under 3 s are affected: above, a third of the
+/// bound is longer.
+const READ_SLACK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Reads the stream from `position` until something makes a reload necessary (`Err` for a
 /// failure, `Ok` for lost events or a cap that has room again) or the store is dropped.
 ///
@@ -77,6 +83,12 @@ async fn tail(
         let Some(inner) = weak.upgrade() else { return Ok(()) };
         let block = inner.staleness / 3;
         let limit = inner.staleness - block;
+        // Redis answers a blocking read's timeout on its timer tick (every 1000/hz ms: 100 ms
+        // at the default `hz` of 10), so the reply to an idle read comes up to a tick after
+        // `block`: on a short bound, `limit` alone would give up on a healthy Redis. The read
+        // may outlast the bound without harm (the node turns stale by its own clock, not by
+        // this timeout), while giving up on it costs a full load.
+        let read_limit = limit.max(block + READ_SLACK);
         if inner.flush().await.is_err() {
             tracing::debug!("queued revocations still wait for Redis");
         }
@@ -86,7 +98,7 @@ async fn tail(
         let keys = inner.keys.clone();
         // The store may be dropped while this waits: hold only a weak reference meanwhile.
         drop(inner);
-        let reply: Value = bounded(limit, read.query_async(connection)).await?;
+        let reply: Value = bounded(read_limit, read.query_async(connection)).await?;
         let Some(inner) = weak.upgrade() else { return Ok(()) };
         let (events, last, read_count) = parse_read(&reply);
         inner.apply(&events);
