@@ -552,6 +552,23 @@ async fn an_idle_node_with_a_short_bound_does_not_reload() {
     assert_eq!(reloads, 0, "full loads while idle");
 }
 
+/// A node whose runtime could not run for longer than the bound (a paused process, the only
+/// worker blocked by a handler) answers its first check afterwards by the policy, not from a
+/// replica older than the bound, even before its watchdog has run.
+#[tokio::test(flavor = "current_thread")]
+async fn a_node_whose_runtime_stalled_past_the_bound_is_not_current() {
+    let redis = RedisServer::start();
+    let node = Node::start(&redis, FailurePolicy::Reject);
+    node.ready().await;
+    let valid = node.login("ada").await;
+    assert_eq!(node.verdict(&valid), Ok(()));
+    // The runtime's only thread blocked: no watchdog, no follower.
+    std::thread::sleep(STALENESS + Duration::from_millis(100));
+    assert_eq!(node.verdict(&valid), Err(RejectReason::RevocationUnavailable));
+    until("current again", || node.store.is_current()).await;
+    assert_eq!(node.verdict(&valid), Ok(()));
+}
+
 /// Past the bound, and not before: Redis killed for good, the node turns stale when the bound
 /// has run out since it last heard from Redis, not at the first connection error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,8 +5,10 @@
 //! event. A failed command proves nothing either way, so it changes no answer by itself: a blip
 //! of Redis shorter than the bound (a restart, a failover, a hung server that resumes) is
 //! answered from memory throughout, and only the bound running out hands sessions to the
-//! failure policy. A watchdog task, not the check, watches the deadline, so answering a session
-//! stays one atomic load.
+//! failure policy. A watchdog task watches the deadline (to log, and to look again when a
+//! proof arrives), and every check compares it too: a node whose runtime could not run the
+//! watchdog on time (a process paused past the bound, a worker blocked by a handler) must not
+//! answer from a replica older than the bound in the moments before it does.
 
 use std::sync::Weak;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -53,6 +55,7 @@ impl Freshness {
     /// Whether the replica has proof, within the bound, that it missed nothing.
     pub(super) fn is_current(&self) -> bool {
         self.current.load(Ordering::SeqCst)
+            && self.deadline().is_some_and(|deadline| Instant::now() < deadline)
     }
 
     /// Proofs taken before `at` will not count.
@@ -201,5 +204,26 @@ mod tests {
         assert!(!freshness.is_current());
         freshness.heard(Instant::now());
         assert!(freshness.is_current());
+    }
+
+    /// The watchdog may run late (a paused process, a blocked worker): the check itself sees
+    /// the bound run out.
+    #[tokio::test(start_paused = true)]
+    async fn a_check_sees_the_bound_run_out_before_the_watchdog_does() {
+        let bound = Duration::from_secs(5);
+        let freshness = Freshness::new(bound);
+        freshness.heard(Instant::now());
+        freshness.watch_once();
+        // (time since the proof, current?), the watchdog never running meanwhile.
+        let table: [(Duration, bool); 3] = [
+            (Duration::from_millis(4_999), true),
+            (Duration::from_millis(5_000), false),
+            (Duration::from_secs(60), false),
+        ];
+        let proof = Instant::now();
+        for (age, current) in table {
+            tokio::time::advance((proof + age).saturating_duration_since(Instant::now())).await;
+            assert_eq!(freshness.is_current(), current, "{age:?} after the proof");
+        }
     }
 }
