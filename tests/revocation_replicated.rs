@@ -1232,7 +1232,9 @@ async fn a_node_stale_when_redis_lost_data_is_not_current_before_the_others_wrot
     let (to_other, to_laggard) =
         (Proxy::start(redis.port()).await, Proxy::start(redis.port()).await);
     let other = Node::at(&to_other.url(), FailurePolicy::Accept);
-    let laggard = Node::at(&to_laggard.url(), FailurePolicy::Accept);
+    // The laggard holds for its bound while the other node, once back, reconnects and writes
+    // back: a bound that leaves a loaded machine room for that.
+    let laggard = Node::at_with(&to_laggard.url(), FailurePolicy::Accept, GRACE);
     all_current(&[&other, &laggard]).await;
     let missed = other.login("ada").await;
 
@@ -1322,7 +1324,8 @@ async fn a_loss_during_a_load_is_noticed_before_the_node_calls_itself_current() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_that_missed_the_last_revocation_before_a_loss_learns_it_within_the_bound() {
     const SEEDED: usize = 10_000;
-    let staleness = Duration::from_millis(1_500);
+    // The other node's reconnection and write-back must fit in the bound on a loaded machine.
+    let staleness = Duration::from_millis(3_000);
     let redis = RedisServer::start();
     seed(&redis, SEEDED);
     let (to_writer, to_other) =
