@@ -60,7 +60,7 @@ pub(super) async fn follow(inner: Weak<Inner>, mut connection: Connection) {
 /// connection and loads everything again: ten of Redis's timer ticks at its default `hz`, one
 /// at the lowest `hz` it accepts. Only bounds under 3 s are affected: above, a third of the
 /// bound is longer.
-const READ_SLACK: std::time::Duration = std::time::Duration::from_secs(1);
+const READ_SLACK: Duration = Duration::from_secs(1);
 
 /// Reads the stream from `position` until something makes a reload necessary (`Err` for a
 /// failure, `Ok` for lost events or a cap that has room again) or the store is dropped.
