@@ -130,26 +130,35 @@ fn a_data_swap_reloads_the_ring() {
 fn the_cronjob_script_publishes_only_when_the_ring_changed() {
     let dir = tempfile::tempdir().unwrap();
     let script = format!("{REPO}/scripts/cronjob.sh");
-    let run = |what: &str| {
-        let out = bash(dir.path(), &format!("{what}\nbash {script} ring.json volume"));
+    let faketime = "/usr/bin/faketime";
+    assert!(
+        Path::new(faketime).is_file(),
+        "{faketime} is missing: install the Debian package `faketime` (bash scripts/install-deps.sh)"
+    );
+    // The job runs at `clock` from now (the script and the CLI under `faketime`), so the test
+    // does not depend on how fast a loaded machine runs it.
+    let run = |setup: &str, clock: &str| {
+        let job = format!("{faketime} -f {clock} bash {script} ring.json volume");
+        let out = bash(dir.path(), &format!("{setup}\n{job}"));
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
-    // (setup before the run, what the script must say)
+    // (setup before the run, the job's clock, what the script must say)
     let cases = [
         (
-            "sealed-session keys init --file ring.json\nsealed-session keys schedule --file ring.json --lead 1s --lifetime 1h --absolute-timeout 0s --clock-skew 0s",
+            "sealed-session keys init --file ring.json\nsealed-session keys schedule --file ring.json --lead 1m --lifetime 1h --absolute-timeout 0s --clock-skew 0s",
+            "+0s",
             "published",
         ),
-        ("", "unchanged"),
-        // Two seconds later the hand-made key has retired: the command drops it, the job
-        // publishes the new file.
-        ("sleep 2.1", "published"),
-        ("", "unchanged"),
+        ("", "+0s", "unchanged"),
+        // Ten minutes later the scheduled key seals and the hand-made one has retired: the
+        // command drops it, the job publishes the new file; run again, nothing is due.
+        ("", "+10m", "published"),
+        ("", "+10m", "unchanged"),
     ];
-    for (setup, expected) in cases {
-        let out = run(setup);
-        assert!(out.lines().last().unwrap().contains(expected), "{setup:?}: {out}");
+    for (setup, clock, expected) in cases {
+        let out = run(setup, clock);
+        assert!(out.lines().last().unwrap().contains(expected), "{setup:?} at {clock}: {out}");
     }
     let source = std::fs::read(dir.path().join("ring.json")).unwrap();
     assert_eq!(std::fs::read(dir.path().join("volume/ring.json")).unwrap(), source);
