@@ -41,8 +41,9 @@ use serde_json::Value;
 const USERS: usize = 30;
 /// Steps (each a change and a check) in one journey; a user runs journeys until the run ends.
 const STEPS: usize = 12;
-/// The new key's activation delay: long enough to roll the ring out to every node first.
-const ACTIVATE_IN: Duration = Duration::from_secs(8);
+/// The new key's activation delay: long enough to roll the ring out to every node first, with
+/// room for a CLI run and two copies on a machine loaded by the users (4.4 s of it is waiting).
+const ACTIVATE_IN: Duration = Duration::from_secs(12);
 /// How long a node may take to pick up a new ring file (its watcher polls every second).
 const WATCH: Duration = Duration::from_millis(2200);
 /// nginx's default `large_client_header_buffers 4 8k`: the longest request header line.

@@ -284,9 +284,12 @@ fn hot_reload_under_concurrent_load_never_fails_a_request() {
         }
         std::thread::sleep(Duration::from_millis(15));
     }
-    // Finish on a valid file and give the watcher time to see it.
+    // Finish on a valid file and wait until the watcher has loaded it (requests still running).
     write_ring(&path, KeyRingFile::from_ring(&ring).to_json().as_bytes());
-    std::thread::sleep(Duration::from_millis(50));
+    let started = std::time::Instant::now();
+    while keys.snapshot().len() != ring.len() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     stop.store(true, Ordering::Relaxed);
     let failures: Vec<String> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
     drop(watcher);
