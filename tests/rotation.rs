@@ -439,6 +439,41 @@ fn a_torn_read_is_retried_when_the_rewrite_ends_within_the_same_time_tick() {
     assert_eq!(keys.snapshot().secret(KeyId(1)), rings[1].secret(KeyId(1)), "new ring in service");
 }
 
+/// A complete rewrite in place that leaves the file's size, modification time and inode as
+/// they were (a same-size ring written within one tick of the previous write, on a file system
+/// whose times are coarse) is still seen: the watcher compares the file's digest too. Without
+/// it, the old ring stayed in service until the file changed again.
+#[test]
+fn a_same_size_rewrite_within_the_same_time_tick_is_reloaded() {
+    use std::os::unix::fs::FileExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring.json");
+    let now = SystemTime::now();
+    let rings = [fixed_ring(0xAA, now), fixed_ring(0x55, now)];
+    let [old, new] = rings.each_ref().map(|ring| KeyRingFile::from_ring(ring).to_json());
+    assert_eq!(old.len(), new.len(), "the two files are the same size");
+    write_ring(&path, old.as_bytes());
+    let tick = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_modified(tick).unwrap();
+    let keys = SharedKeyRing::new(rings[0].clone());
+    let watcher = keys.watch_file(&path, Duration::from_millis(5));
+    std::thread::sleep(Duration::from_millis(50));
+
+    // The whole new file in one write, and the time set back to the same tick.
+    file.write_all_at(new.as_bytes(), 0).unwrap();
+    file.set_modified(tick).unwrap();
+    // Liveness guard, not a speed target.
+    for _ in 0..5_000 {
+        if keys.snapshot().secret(KeyId(1)) == rings[1].secret(KeyId(1)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(watcher);
+    assert_eq!(keys.snapshot().secret(KeyId(1)), rings[1].secret(KeyId(1)), "new ring in service");
+}
+
 /// Issue 25, item 6: `SharedKeyRing::watching_file` keeps its watch for as long as a clone of
 /// the ring lives, with no watcher for the caller to keep (or drop by mistake). The handle the
 /// call returned is moved into a codec; a rotation written later still reaches that codec. When

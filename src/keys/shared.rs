@@ -191,12 +191,12 @@ impl SharedKeyRing {
     }
 
     /// Watches the key ring file at `path`, checking every `interval` whether it changed
-    /// (modification time, size or inode) and reloading it when it did. An invalid file keeps
+    /// (modification time, size, inode or contents) and reloading it when it did. An invalid file keeps
     /// the last good ring in service and is logged once per change. A file caught half-way
     /// through a rewrite in place fails its checksum (see [`file`](super::file)), so it is
-    /// invalid too; since the rest of the rewrite can land within the same file-time tick and
-    /// leave the fingerprint unchanged, a refused file is read again at every check until it
-    /// loads or changes. The watch
+    /// invalid too, and is read again at every check until it loads or changes (the check's
+    /// digest and the load are two reads of the file, and a writer can land between them).
+    /// The watch
     /// stops when the returned [`FileWatcher`] is dropped (or every clone of this handle is):
     /// keep it for the life of the server, or use
     /// [`watching_file`](SharedKeyRing::watching_file), whose watch lives as long as the ring.
@@ -229,10 +229,10 @@ impl SharedKeyRing {
                         // Errors are logged by `reload_from_file`; the old ring stays.
                         refused = keys.reload_from_file(&path).is_err();
                     } else if refused {
-                        // A refused file may be one caught half-way through a rewrite in place,
-                        // and the rest of the rewrite can land within the same file-time tick
-                        // (a few milliseconds), leaving the fingerprint unchanged: read it
-                        // again, quietly (the refusal is logged already), until it loads.
+                        // A refused file may be one caught half-way through a rewrite in place
+                        // whose rest landed between this check's digest and its load, leaving
+                        // the fingerprint as the next check finds it: read it again, quietly
+                        // (the refusal is logged already), until it loads.
                         if let Ok(ring) = load_file_at(&path, SystemTime::now()) {
                             crate::metrics::key_ring_reloaded(true);
                             tracing::info!(
@@ -249,14 +249,21 @@ impl SharedKeyRing {
     }
 }
 
-/// What identifies a version of a file without reading it.
-fn fingerprint(path: &Path) -> Option<(SystemTime, u64, u64)> {
+/// What identifies a version of the file: its modification time, size and inode, and a digest
+/// of its bytes. File times can be coarse (a tick of a few milliseconds, or a second on some
+/// file systems), so a same-size rewrite in place within one tick changes none of the first
+/// three; the digest sees it. The file is small and read once per check; its bytes (secrets)
+/// are wiped, and only the digest is kept.
+fn fingerprint(path: &Path) -> Option<(SystemTime, u64, u64, [u8; 32])> {
+    use sha2::{Digest as _, Sha256};
     let metadata = std::fs::metadata(path).ok()?;
     #[cfg(unix)]
     let inode = std::os::unix::fs::MetadataExt::ino(&metadata);
     #[cfg(not(unix))]
     let inode = 0;
-    Some((metadata.modified().ok()?, metadata.len(), inode))
+    let bytes = zeroize::Zeroizing::new(std::fs::read(path).ok()?);
+    let digest = Sha256::digest(bytes.as_slice()).into();
+    Some((metadata.modified().ok()?, metadata.len(), inode, digest))
 }
 
 impl From<KeyRing> for SharedKeyRing {
