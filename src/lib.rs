@@ -113,6 +113,7 @@ mod handle;
 pub mod integrations;
 pub mod keys;
 mod lifetime;
+mod logouts;
 pub mod metrics;
 mod random;
 pub mod revocation;

@@ -390,6 +390,40 @@ mod axum_side {
         Router::new().route("/store", post(store)).route("/load", get(load))
     }
 
+    async fn cycle(session: Session) -> StatusCode {
+        session.cycle_id().await.expect("cycles");
+        StatusCode::OK
+    }
+
+    async fn flush(session: Session) -> StatusCode {
+        session.flush().await.expect("flushes");
+        StatusCode::OK
+    }
+
+    /// A request that opened the session before a logout and calls `cycle_id` after it (here:
+    /// the cookie copied before the logout, sent again; the server cannot tell the two apart)
+    /// answers removals: `cycle_id` writes the old values back under a new id, which must not
+    /// sign the user in again (README "Revocation", SECURITY.md issue 28 item 7). Before, the
+    /// response set a new session holding the logged-out user.
+    #[tokio::test]
+    async fn a_cycle_id_in_flight_cannot_undo_a_logout() {
+        let router = state_app().route("/cycle", post(cycle)).route("/logout", post(flush));
+        let server = Server::start(TowerSessionsLayer::new(codec(config())), router).await;
+        let (client, jar) = browser();
+        let state = serde_json::json!({ "user": "ada" });
+        let stored = post_json(&client, server.url("/store"), &state).await;
+        assert_eq!(stored.status(), StatusCode::OK);
+        let before_logout = cookie_header(&jar, &server.base);
+        let logout = client.post(server.url("/logout")).send().await.unwrap();
+        assert!(stored_chunks(&logout).is_empty(), "the logout removes the session");
+
+        let in_flight = Client::new().post(server.url("/cycle")).header("cookie", &before_logout);
+        let response = in_flight.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(stored_chunks(&response), Vec::<String>::new(), "the user signed in again");
+        server.stop().await;
+    }
+
     #[tokio::test]
     async fn a_5_kb_state_spans_several_cookies_through_the_bridge() {
         // Uncompressed, so that the 5.9 KB state needs more than one 4 KB cookie.

@@ -82,13 +82,21 @@ pub struct SessionCodec {
     /// SameSite=Lax; ...`), as the `cookie` crate writes them: written once here, so a seal
     /// writes its lines without building and formatting a `Cookie` each time.
     attributes: Box<str>,
+    /// Sessions logged out lately on this node under this cookie name, shared by the codec's
+    /// clones so that every adapter built from it (one per worker, say) sees every logout.
+    logouts: std::sync::Arc<crate::logouts::RecentLogouts>,
 }
 
 impl SessionCodec {
     /// A codec for `config`, sealing and opening with `keys`.
     pub fn new(config: SessionConfig, keys: impl Into<SharedKeyRing>) -> SessionCodec {
-        let mut codec =
-            SessionCodec { config, keys: keys.into(), writable: 1, attributes: Box::default() };
+        let mut codec = SessionCodec {
+            config,
+            keys: keys.into(),
+            writable: 1,
+            attributes: Box::default(),
+            logouts: std::sync::Arc::default(),
+        };
         // `name=value` then the attributes: the cookie crate writes `Max-Age` last (there is
         // no `Expires`), so a line with one is these attributes and then it.
         let empty = codec.template("", "", None).to_string();
@@ -133,5 +141,10 @@ impl SessionCodec {
     /// The key ring.
     pub fn keys(&self) -> &SharedKeyRing {
         &self.keys
+    }
+
+    /// The sessions logged out lately under this codec (and its clones) on this node.
+    pub(crate) fn logouts(&self) -> &std::sync::Arc<crate::logouts::RecentLogouts> {
+        &self.logouts
     }
 }

@@ -70,7 +70,7 @@ pub mod actix_session;
 mod axum_extract;
 #[cfg(any(feature = "axum", feature = "actix-web", feature = "poem"))]
 mod lifecycle;
-mod logouts;
+
 #[cfg(feature = "poem")]
 pub mod poem;
 #[cfg(any(feature = "axum", feature = "actix-web"))]

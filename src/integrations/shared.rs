@@ -11,7 +11,7 @@ use crate::revocation::Revocation;
 use crate::session::Session;
 use crate::time::to_unix;
 
-use super::logouts::RecentLogouts;
+use crate::logouts::RecentLogouts;
 
 /// What every adapter shares: the codec, the clock it reads, the revocation check, and the
 /// three steps of a request.
@@ -28,12 +28,10 @@ pub(crate) struct Shared {
 #[allow(dead_code)]
 impl Shared {
     pub(crate) fn new(codec: SessionCodec) -> Shared {
-        Shared {
-            codec: Arc::new(codec),
-            clock: Arc::new(SystemClock),
-            revocation: None,
-            logouts: Arc::default(),
-        }
+        // The codec's list, which its clones share: an adapter built per worker from a clone
+        // still sees the logouts the others served.
+        let logouts = Arc::clone(codec.logouts());
+        Shared { codec: Arc::new(codec), clock: Arc::new(SystemClock), revocation: None, logouts }
     }
 
     /// What the handles of this adapter's requests measure their sessions with (see
@@ -147,7 +145,7 @@ impl Shared {
                 tracing::error!(%error, session = %id, "could not record the logout for revocation");
             }
         }
-        self.codec.store_headers_lazy(&mut session, || self.clock.now())
+        self.store(&mut session)
     }
 
     /// Whether step 3 has to wait: a logout to record in a revocation store, or a sign-in to
@@ -164,7 +162,24 @@ impl Shared {
         session: &mut Session,
     ) -> Result<Vec<(String, String)>, SealError> {
         self.guard_logout(session);
-        self.codec.store_headers_lazy(session, || self.clock.now())
+        self.store(session)
+    }
+
+    /// Seals `session` into its headers, and remembers a change of its id (renewed, or
+    /// re-created after a purge) so a later logout of the new id covers the old one too.
+    fn store(&self, session: &mut Session) -> Result<Vec<(String, String)>, SealError> {
+        let before = if session.renew || session.purged || session.ended.is_some() {
+            session.id().or(session.ended().map(|(id, _)| id))
+        } else {
+            None
+        };
+        let headers = self.codec.store_headers_lazy(session, || self.clock.now())?;
+        if let (Some(before), Some(after)) = (before, session.id()) {
+            if before != after {
+                self.logouts.renewed(before, after, to_unix(self.clock.now()));
+            }
+        }
+        Ok(headers)
     }
 
     /// Remembers a logout made here, and keeps a response that was in flight when it happened
@@ -173,7 +188,15 @@ impl Shared {
     /// Costs one atomic load on requests while no logout is remembered.
     fn guard_logout(&self, session: &mut Session) {
         if let Some((id, _)) = session.ended() {
-            self.logouts.record(id, to_unix(self.clock.now()));
+            let already = self.logouts.record(id, to_unix(self.clock.now()));
+            // Purged here, but logged out by another request first: this request opened the
+            // session before that logout, and what it wrote after its own purge (the
+            // tower-sessions bridge's `cycle_id` writes the old values back) must not become a
+            // session again.
+            if already && !session.is_empty() {
+                tracing::info!(session = %id, "a response for a session logged out meanwhile removes its cookies");
+                session.purge();
+            }
             return;
         }
         if self.logouts.is_empty() {
@@ -241,5 +264,36 @@ mod tests {
         assert_eq!(session.get::<String>("user").expect("decodes").as_deref(), Some("ada"));
         assert!(shared.finish_now(&mut session).expect("nothing to seal").is_empty());
         assert_eq!(read(), 3);
+    }
+
+    /// Adapters built from clones of one codec (one per actix-web worker, as actix-session's
+    /// own docs build theirs inside the server's closure) share the logouts: a request in
+    /// flight on one worker cannot undo a logout another served. Before, each adapter had a
+    /// list of its own and the in-flight response set the session again.
+    #[test]
+    fn adapters_built_from_clones_of_one_codec_share_their_logouts() {
+        let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+        let (one, two) = (Shared::new(codec.clone()), Shared::new(codec));
+        let mut session = Session::new();
+        session.insert("user", "ada").expect("a string encodes");
+        let header = one.codec.seal(&mut session, SystemTime::now()).unwrap().request_header();
+
+        let mut logout = Session::new();
+        one.load_into([header.as_bytes()], None, &mut logout);
+        logout.purge();
+        one.finish_now(&mut logout).expect("removals");
+
+        let mut in_flight = Session::new();
+        two.load_into([header.as_bytes()], None, &mut in_flight);
+        in_flight.insert("visits", 1).expect("a number encodes");
+        let headers = two.finish_now(&mut in_flight).expect("removals");
+        let sets = |(_, line): &(String, String)| {
+            line.split(';')
+                .next()
+                .and_then(|pair| pair.split_once('='))
+                .is_some_and(|(_, v)| !v.is_empty())
+        };
+        assert!(!headers.is_empty(), "the cookies are removed once more");
+        assert!(!headers.iter().any(sets), "the other adapter set the session again: {headers:?}");
     }
 }
