@@ -24,8 +24,8 @@ use sealed_session::{
 };
 use serde_json::Value;
 use servers::{
-    QUESTION_CSRF_ROUTE, QUESTION_ROUTE, Running, SAVE_ERROR_BODY, SAVE_ERROR_STATUS, THEME_COOKIE,
-    TOO_BIG_BYTES, TestServer, filler,
+    LOGOUT_FAILS_ROUTE, LOGOUT_FAILS_STATUS, QUESTION_CSRF_ROUTE, QUESTION_ROUTE, Running,
+    SAVE_ERROR_BODY, SAVE_ERROR_STATUS, THEME_COOKIE, TOO_BIG_BYTES, TestServer, filler,
 };
 
 /// The session's first cookie; further chunks are `NAME.1`, `NAME.2`, ...
@@ -711,6 +711,27 @@ async fn a_response_in_flight_cannot_undo_a_logout<S: TestServer>() {
     }
 }
 
+/// A response that is an error still finishes the session, on every adapter: a logout whose
+/// handler then fails (its framework's error, 502) removes the cookies, and a rejected cookie
+/// sent to a path no route answers (404) is removed. In Poem both travel through middleware as
+/// `Err`, which skipped the whole finish step before (no removal, no logout recorded).
+async fn an_error_response_still_finishes_the_session<S: TestServer>() {
+    let browser = Browser::start::<S>(codec());
+    browser.login("ada").await;
+    let reply = browser.post(LOGOUT_FAILS_ROUTE).await;
+    assert_eq!(reply.status, LOGOUT_FAILS_STATUS, "{}: {reply:?}", S::NAME);
+    let logged_out = reply.stored().is_empty() && !reply.removed().is_empty();
+    assert!(logged_out, "{}: the logout removes the cookies: {reply:?}", S::NAME);
+    assert_eq!(browser.whoami().await.0["user"], Value::Null, "{}", S::NAME);
+
+    browser.login("ada").await;
+    browser.clock.advance(minutes(32));
+    let reply = browser.get("/no-such-route").await;
+    assert_eq!(reply.status, 404, "{}: {reply:?}", S::NAME);
+    assert!(!reply.removed().is_empty(), "{}: the expired cookie is removed: {reply:?}", S::NAME);
+    browser.stop().await;
+}
+
 /// With a save-error page configured, a session grown past its budget answers that page, writes
 /// no cookie, and the browser keeps the state it had before.
 async fn over_budget_page_keeps_previous_state<S: TestServer>() {
@@ -1100,6 +1121,7 @@ macro_rules! suite_for {
                 another_deployments_session_does_not_open,
                 origin_check_refuses_cross_origin_posts,
                 a_response_in_flight_cannot_undo_a_logout,
+                an_error_response_still_finishes_the_session,
                 csrf_token_guards_posts,
                 flash_survives_a_redirect_once,
                 concurrent_changes_last_response_wins,

@@ -24,7 +24,14 @@
 //! Server::new(TcpListener::bind("127.0.0.1:3000")).run(app).await
 //! # }
 //! ```
+//!
+//! An endpoint's error (a handler's `Err`, the router's 404) still finishes the session, as a
+//! response does: a logout is recorded and its cookies removed, rejected cookies are removed.
+//! An error the session adds no header to goes on unchanged; one it does add headers to
+//! becomes [`poem::Error::from_response`] with them on (same status and body), so an outer
+//! `catch_error::<T>` no longer matches that one.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use poem::error::ResponseError;
@@ -122,41 +129,85 @@ impl<E: Endpoint> Endpoint for SessionEndpoint<E> {
         let cookies = headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes);
         let token = state.token_header.as_ref().and_then(|name| headers.get(name));
         let admitted = state.shared.open(&handle, cookies, token.map(HeaderValue::as_bytes));
-        lifecycle::run(state, handle, admitted, |handle| {
+        // The endpoint's error is carried as the lifecycle's response, not returned early: in
+        // Poem a handler's `Err` (and the router's 404) travels through middleware as an
+        // error, and the session must still be finished then (a logout recorded and its
+        // cookies removed, rejected cookies removed), as axum and actix-web do.
+        let finished = lifecycle::run(state, handle, admitted, |handle| {
             request.extensions_mut().insert(handle.clone());
-            (handle, async { self.inner.call(request).await.map(IntoResponse::into_response) })
-        })
-        .await
+            let called = self.inner.call(request);
+            (handle, async { Ok::<_, Infallible>(called.await.map(IntoResponse::into_response)) })
+        });
+        let Ok(answered) = finished.await;
+        answered
     }
 }
 
-impl Answer<Response> for State {
-    type Output = Response;
+/// Marks a response made from an endpoint's error so that to put the session's headers on,
+/// which [`Answer::answer`] returns as an error again.
+#[derive(Clone, Copy)]
+struct FromError;
+
+/// The response to put headers on: an error is turned into its response (marked) first.
+fn response_of(outcome: &mut poem::Result<Response>) -> &mut Response {
+    if outcome.is_err() {
+        let error = std::mem::replace(outcome, Ok(Response::default())).err();
+        let mut response = error.map(poem::Error::into_response).unwrap_or_default();
+        response.extensions_mut().insert(FromError);
+        *outcome = Ok(response);
+    }
+    match outcome {
+        Ok(response) => response,
+        Err(_) => unreachable!("replaced just above"),
+    }
+}
+
+/// The endpoint's outcome is the response: an error the session adds no header to goes on as
+/// it came (so an outer `catch_error` still sees its type); one it does is answered as an error
+/// made from its response with the headers on.
+impl Answer<poem::Result<Response>> for State {
+    type Output = poem::Result<Response>;
 
     fn shared(&self) -> &Shared {
         &self.shared
     }
 
-    fn append(response: &mut Response, name: String, value: String) -> Result<(), ()> {
+    fn append(outcome: &mut poem::Result<Response>, name: String, value: String) -> Result<(), ()> {
         let name = HeaderName::try_from(name).map_err(drop)?;
-        response.headers_mut().append(name, HeaderValue::try_from(value).map_err(drop)?);
+        let value = HeaderValue::try_from(value).map_err(drop)?;
+        response_of(outcome).headers_mut().append(name, value);
         Ok(())
     }
 
-    fn cache_control(response: &Response) -> impl Iterator<Item = &[u8]> {
-        response.headers().get_all(CACHE_CONTROL).iter().map(HeaderValue::as_bytes)
+    fn cache_control(outcome: &poem::Result<Response>) -> impl Iterator<Item = &[u8]> {
+        let response = outcome.as_ref().ok().into_iter();
+        response
+            .flat_map(|response| response.headers().get_all(CACHE_CONTROL).iter())
+            .map(HeaderValue::as_bytes)
     }
 
-    fn set_cache_control(response: &mut Response, value: &'static str) {
-        response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static(value));
+    fn set_cache_control(outcome: &mut poem::Result<Response>, value: &'static str) {
+        response_of(outcome).headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static(value));
     }
 
     /// The configured save-error page for a seal error, or a bare 500.
-    fn answer(&self, response: Response, saved: Result<(), Option<SealError>>) -> Response {
+    fn answer(
+        &self,
+        outcome: poem::Result<Response>,
+        saved: Result<(), Option<SealError>>,
+    ) -> poem::Result<Response> {
         match (saved, &self.on_save_error) {
-            (Ok(()), _) => response,
-            (Err(Some(error)), Some(page)) => page(&error),
-            (Err(_), _) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            (Ok(()), _) => match outcome {
+                Ok(mut response) => {
+                    if response.extensions_mut().remove::<FromError>().is_some() {
+                        return Err(poem::Error::from_response(response));
+                    }
+                    Ok(response)
+                }
+                Err(error) => Err(error),
+            },
+            (Err(Some(error)), Some(page)) => Ok(page(&error)),
+            (Err(_), _) => Ok(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
         }
     }
 }
@@ -195,5 +246,38 @@ impl ResponseError for SealError {
     fn as_response(&self) -> Response {
         tracing::error!(error = %self, "session could not be sealed; answering 500");
         StatusCode::INTERNAL_SERVER_ERROR.into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use poem::error::NotFoundError;
+    use poem::http::header::SET_COOKIE;
+    use poem::{EndpointExt as _, Route};
+
+    use super::*;
+    use crate::{Key, KeyRing, SessionCodec, SessionConfig};
+
+    /// An endpoint's error the session adds nothing to goes on as it came, so an outer
+    /// `catch_error::<NotFoundError>` (a custom 404 page) still matches it; one the session
+    /// adds headers to (here: removing an expired cookie) carries them, still as an error.
+    #[tokio::test]
+    async fn an_error_keeps_its_type_unless_the_session_adds_headers() {
+        let codec = SessionCodec::new(SessionConfig::default(), KeyRing::single(Key::generate()));
+        let app = Route::new().with(SessionMiddleware::new(codec));
+        // (case, Cookie header, the error is still a NotFoundError, Set-Cookie lines)
+        let table =
+            [("no session", None, true, 0), ("a bad cookie", Some("__Host-session=x"), false, 1)];
+        for (case, cookie, typed, removals) in table {
+            let mut request = Request::builder().uri_str("/nowhere");
+            if let Some(cookie) = cookie {
+                request = request.header(COOKIE, cookie);
+            }
+            let error = app.call(request.finish()).await.expect_err(case);
+            assert_eq!(error.is::<NotFoundError>(), typed, "{case}");
+            let response = error.into_response();
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{case}");
+            assert_eq!(response.headers().get_all(SET_COOKIE).iter().count(), removals, "{case}");
+        }
     }
 }

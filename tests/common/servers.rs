@@ -42,6 +42,12 @@ pub const QUESTION_ROUTE: &str = "/question";
 /// or the `csrf_token` query field.
 pub const QUESTION_CSRF_ROUTE: &str = "/question-csrf";
 
+/// The route answered by a handler that logs out and then fails with its framework's error
+/// (502): the logout must still remove the cookies.
+pub const LOGOUT_FAILS_ROUTE: &str = "/logout-fails";
+/// The status [`LOGOUT_FAILS_ROUTE`] fails with.
+pub const LOGOUT_FAILS_STATUS: u16 = 502;
+
 /// The status and body of the save-error page servers started with one answer.
 pub const SAVE_ERROR_STATUS: u16 = 507;
 pub const SAVE_ERROR_BODY: &str = "session full: nothing was saved";
@@ -367,7 +373,8 @@ impl TestServer for Axum {
             let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
             let mut router = Router::new()
                 .route(QUESTION_ROUTE, any(axum_question))
-                .route(QUESTION_CSRF_ROUTE, any(axum_question_csrf));
+                .route(QUESTION_CSRF_ROUTE, any(axum_question_csrf))
+                .route(LOGOUT_FAILS_ROUTE, any(axum_logout_fails));
             for route in ROUTES {
                 router = router.route(route, any(axum_handler));
             }
@@ -385,6 +392,12 @@ impl TestServer for Axum {
                 .expect("axum::serve never fails");
         })
     }
+}
+
+#[cfg(feature = "axum")]
+async fn axum_logout_fails(session: SessionHandle) -> Result<String, axum::http::StatusCode> {
+    session.purge();
+    Err(axum::http::StatusCode::from_u16(LOGOUT_FAILS_STATUS).expect("a status"))
 }
 
 #[cfg(feature = "axum")]
@@ -462,7 +475,8 @@ impl TestServer for Actix {
                     let mut app = App::new()
                         .wrap(middleware.clone())
                         .route(QUESTION_ROUTE, web::route().to(actix_question))
-                        .route(QUESTION_CSRF_ROUTE, web::route().to(actix_question_csrf));
+                        .route(QUESTION_CSRF_ROUTE, web::route().to(actix_question_csrf))
+                        .route(LOGOUT_FAILS_ROUTE, web::route().to(actix_logout_fails));
                     for route in ROUTES {
                         app = app.route(route, web::route().to(actix_handler));
                     }
@@ -485,6 +499,12 @@ impl TestServer for Actix {
             thread: Some(thread),
         }
     }
+}
+
+#[cfg(feature = "actix-web")]
+async fn actix_logout_fails(session: SessionHandle) -> actix_web::Result<String> {
+    session.purge();
+    Err(actix_web::error::ErrorBadGateway("upstream failed"))
 }
 
 #[cfg(feature = "actix-web")]
@@ -547,7 +567,8 @@ impl TestServer for Poem {
             let acceptor = TcpAcceptor::from_std(listener).expect("an acceptor");
             let mut route = Route::new()
                 .at(QUESTION_ROUTE, poem_question)
-                .at(QUESTION_CSRF_ROUTE, poem_question_csrf);
+                .at(QUESTION_CSRF_ROUTE, poem_question_csrf)
+                .at(LOGOUT_FAILS_ROUTE, poem_logout_fails);
             for path in ROUTES {
                 route = route.at(*path, poem_handler);
             }
@@ -565,6 +586,14 @@ impl TestServer for Poem {
                 .expect("the poem server runs");
         })
     }
+}
+
+#[cfg(feature = "poem")]
+#[poem::handler]
+fn poem_logout_fails(session: SessionHandle) -> poem::Result<String> {
+    session.purge();
+    let status = poem::http::StatusCode::from_u16(LOGOUT_FAILS_STATUS).expect("a status");
+    Err(poem::Error::from_status(status))
 }
 
 #[cfg(feature = "poem")]
