@@ -400,6 +400,31 @@ mod axum_side {
         StatusCode::OK
     }
 
+    async fn fails_after_insert(session: Session) -> StatusCode {
+        session.insert("user", "mallory").await.expect("inserts");
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    /// As tower-sessions' own manager, the bridge writes nothing back when the response is a
+    /// server error: a handler that changed the session and then failed (half a login, say)
+    /// leaves the browser's session as it was. Before, the change was sealed and set.
+    #[tokio::test]
+    async fn a_server_error_saves_nothing_through_the_bridge() {
+        let router = state_app().route("/fails", post(fails_after_insert));
+        let server = Server::start(TowerSessionsLayer::new(codec(config())), router).await;
+        let (client, _jar) = browser();
+        let state = serde_json::json!({ "user": "ada" });
+        let stored = post_json(&client, server.url("/store"), &state).await;
+        assert_eq!(stored.status(), StatusCode::OK);
+
+        let failed = client.post(server.url("/fails")).send().await.unwrap();
+        assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(stored_chunks(&failed), Vec::<String>::new(), "the failed change was set");
+        let loaded = client.get(server.url("/load?keys=user")).send().await.unwrap();
+        assert_eq!(loaded.text().await.unwrap(), r#"{"user":"ada"}"#);
+        server.stop().await;
+    }
+
     /// A request that opened the session before a logout and calls `cycle_id` after it (here:
     /// the cookie copied before the logout, sent again; the server cannot tell the two apart)
     /// answers removals: `cycle_id` writes the old values back under a new id, which must not

@@ -27,6 +27,11 @@ pub(crate) trait Carrier: Clone + Send + 'static {
 
     /// Step 3, waiting for what has to be waited for.
     fn finish(self, shared: &Shared) -> impl Future<Output = Finished> + Send;
+
+    /// Told before step 3 that the response is a server error (5xx): the tower-sessions
+    /// bridge then does not write the handler's record back, as tower-sessions' own manager
+    /// does not save on one. The plain handle keeps what the handler changed.
+    fn server_error(&self) {}
 }
 
 /// The plain handle: what the handler changed is in it.
@@ -64,6 +69,12 @@ pub(crate) trait Answer<R> {
 
     /// Sets `Cache-Control` to `value`, replacing the response's own.
     fn set_cache_control(response: &mut R, value: &'static str);
+
+    /// Whether the response is a server error (5xx), for [`Carrier::server_error`]. Only the
+    /// adapter under a bridge that follows upstream's rule on it needs to say.
+    fn is_server_error(_response: &R) -> bool {
+        false
+    }
 
     /// The response with the headers on (`Ok`), or the answer for a session that could not be
     /// saved: the adapter's save-error page for a seal error when it has one, an empty 500
@@ -123,6 +134,9 @@ where
     }
     let (carrier, inner) = handler(handle);
     let response = inner.await?;
+    if A::is_server_error(&response) {
+        carrier.server_error();
+    }
     let headers = match carrier.finish_now(shared) {
         Some(headers) => headers,
         None => carrier.finish(shared).await,

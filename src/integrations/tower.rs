@@ -173,6 +173,10 @@ impl<B: Default + 'static> Answer<Response<B>> for State {
         response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static(value));
     }
 
+    fn is_server_error(response: &Response<B>) -> bool {
+        response.status().is_server_error()
+    }
+
     /// The configured save-error page for a seal error, or a bare 500.
     fn answer(&self, response: Response<B>, saved: Result<(), Option<SealError>>) -> Response<B> {
         let error = match saved {

@@ -189,4 +189,8 @@ impl Carrier for Bridge {
     async fn finish(self, _: &Shared) -> Finished {
         self.store.finish(self.tower).await.map_err(|()| None)
     }
+
+    fn server_error(&self) {
+        self.store.lock().server_error = true;
+    }
 }

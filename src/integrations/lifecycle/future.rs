@@ -79,6 +79,9 @@ where
                 Err(error) => return Poll::Ready(Err(error)),
             },
         };
+        if A::is_server_error(&response) {
+            carrier.server_error();
+        }
         if let Some(headers) = carrier.finish_now(adapter.shared()) {
             return Poll::Ready(Ok(respond(&**adapter, response, headers)));
         }

@@ -36,6 +36,9 @@ pub(super) struct Bridged {
     /// The layer is writing the record back after the handler: the seal itself follows, so no
     /// trial seal.
     finishing: bool,
+    /// The response is a server error: the handler's record is not written back (what it
+    /// saved itself with `save` stays), as tower-sessions' own manager does not save on one.
+    pub(super) server_error: bool,
 }
 
 impl RequestStore {
@@ -43,7 +46,8 @@ impl RequestStore {
     pub(super) fn bridge(state: Arc<State>, session: Session) -> (TowerSession, Arc<RequestStore>) {
         let id = session.id().map(tower_id);
         let expiry = tower_expiry(session.lifetime());
-        let bridged = Bridged { session, id, hidden: Vec::new(), finishing: false };
+        let bridged =
+            Bridged { session, id, hidden: Vec::new(), finishing: false, server_error: false };
         let store = Arc::new(RequestStore { state, bridged: Mutex::new(bridged) });
         (TowerSession::new(id, Arc::clone(&store), expiry), store)
     }
@@ -57,8 +61,11 @@ impl RequestStore {
     /// it), then stores the session. `Err` means it could not be saved (already logged).
     pub(super) async fn finish(&self, tower: TowerSession) -> Result<Vec<(String, String)>, ()> {
         // An emptied session without an id (flushed, or never written) has nothing to save;
-        // the `delete` that emptied it has already ended the sealed session.
-        if tower.is_modified() && !tower.is_empty().await {
+        // the `delete` that emptied it has already ended the sealed session. Nor has one
+        // answered with a server error (tower-sessions saves none): what `delete`, `flush`
+        // and `save` did during the request stands.
+        let server_error = self.lock().server_error;
+        if tower.is_modified() && !server_error && !tower.is_empty().await {
             {
                 let mut bridged = self.lock();
                 bridged.finishing = true;
