@@ -3,12 +3,44 @@
 //! prints what it did and exits 0 when nothing was due; a root is replaced staged (nobody is
 //! logged out) or at once (everybody under the old root is).
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use sealed_session::keys::file::load_file;
+use sealed_session::keys::file::{KeyRingFile, load_file};
+use sealed_session::{Key, KeyId, KeyRing, RotationPolicy, Schedule};
 
 use super::{bin, keys, ring};
+
+const DAY: u64 = 86_400;
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// Writes `ring` to `path` (mode 0600) as the CLI would: a ring with times of the test's
+/// choosing, since the CLI reads the clock and has no option to set it.
+fn write_ring(path: &Path, ring: &KeyRing) {
+    std::fs::write(path, KeyRingFile::from_ring(ring).to_json().as_bytes()).unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+}
+
+/// A ring with a schedule (ids from 0x8000_0000) of `policy` whose period 0 activates at
+/// `epoch`, and hand-made keys `(id, activation)`, taken at `now`.
+fn scheduled_ring(
+    epoch: SystemTime,
+    policy: RotationPolicy,
+    handmade: &[(u32, SystemTime)],
+    now: SystemTime,
+) -> KeyRing {
+    let mut ring = KeyRing::new();
+    for &(id, at) in handmade {
+        ring.insert(KeyId(id), Key::generate(), at, at).unwrap();
+    }
+    let schedule = Schedule::new(Key::generate(), KeyId(0x8000_0000), epoch, policy).unwrap();
+    ring.set_schedule(schedule, now).unwrap();
+    ring
+}
 
 fn stdout(assert: assert_cmd::assert::Assert) -> String {
     String::from_utf8(assert.get_output().stdout.clone()).unwrap()
@@ -160,4 +192,44 @@ fn list_takes_retirement_from_the_schedules_policy() {
     let states: Vec<&str> =
         listing["keys"].as_array().unwrap().iter().map(|k| k["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["accepted", "current"]);
+}
+
+/// `keys retire` of an id the schedule owns is refused (exit 4), names `keys schedule
+/// --emergency`, and leaves the file as it was, whatever the key's state. On main the accepted
+/// (with --force) and the pending rows printed "retired key …" and exited 0, while the key
+/// stayed in service (a derived key cannot be removed; `KeyRing::remove`'s `false` was ignored).
+#[test]
+fn retire_refuses_a_key_the_schedule_owns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring.json");
+    let now = SystemTime::now();
+    // 30-day keys known 29 days ahead; period 1 took over two days ago: period 0 is accepted,
+    // period 1 current, period 2 pending (for 28 days).
+    let policy = RotationPolicy {
+        lifetime: secs(30 * DAY),
+        lead: secs(29 * DAY),
+        retire_after: secs(7 * DAY),
+    };
+    let ring = scheduled_ring(now - secs(32 * DAY), policy, &[], now);
+    write_ring(&path, &ring);
+    let base = 0x8000_0000u32;
+    // (id, extra arguments, what the key is now)
+    let table: [(u32, &[&str], &str); 4] = [
+        (base, &["--force"], "accepted"),
+        (base + 1, &[], "current"),
+        (base + 2, &[], "pending"),
+        (base + 9, &[], "a later period's"),
+    ];
+    let before = std::fs::read(&path).unwrap();
+    for (id, extra, what) in table {
+        let id = format!("{id:08x}");
+        let args = [&["retire", id.as_str()][..], extra].concat();
+        let output = keys(&path, &args).code(4).get_output().clone();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains("keys schedule --emergency"), "{what} key {id}: {stderr}");
+        assert!(output.stdout.is_empty(), "{what} key {id}");
+        assert_eq!(std::fs::read(&path).unwrap(), before, "{what} key {id}: file changed");
+    }
+    let ring = load_file(&path).unwrap();
+    assert!((0..3).all(|n| ring.contains(KeyId(base + n))), "{ring:?}");
 }

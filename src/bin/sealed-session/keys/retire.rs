@@ -16,7 +16,8 @@ use crate::{output, ring_file};
 /// absolute timeout plus twice the clock skew. Before that it may still open live sessions, whose
 /// users would be logged out, so it is refused without `--force` (as after a leak). A pending
 /// key within the clock skew of its activation (a server whose clock runs ahead may be sealing
-/// with it) is refused likewise. The current key and the last key are always refused.
+/// with it) is refused likewise. The current key and the last key are always refused, and so is
+/// a key the ring's schedule derives (replace its root with `keys schedule` instead).
 #[derive(Debug, Args)]
 #[command(after_help = crate::EXIT_CODES)]
 pub struct RetireArgs {
@@ -59,8 +60,8 @@ fn parse_key_id(text: &str) -> Result<KeyId, String> {
 ///
 /// # Errors
 ///
-/// Key ring (3) when the file cannot be loaded, refused (4) for the current, the last or an
-/// unknown key, or without `--force` one that may still open live sessions; I/O (5) when it
+/// Key ring (3) when the file cannot be loaded, refused (4) for the current, the last, a
+/// derived or an unknown key, or without `--force` one that may still open live sessions; I/O (5) when it
 /// cannot be written.
 pub fn run(args: RetireArgs) -> Result<(), Failure> {
     let path = &args.file.file;
@@ -69,6 +70,16 @@ pub fn run(args: RetireArgs) -> Result<(), Failure> {
     let now = SystemTime::now();
     let mut ring = ring_file::load(path, now)?;
     let refuse = |why: String| Err(Failure::new(Kind::Refused, why));
+    // A derived key is not in the file: every node derives it from the schedule's root, so no
+    // write can take it out of service. Only a new root can.
+    if ring.is_derived(id) {
+        return refuse(format!(
+            "key {id} is derived from the schedule's root (every node derives it by itself), so \
+             it cannot be retired alone; replace the root: `keys schedule --new-root` (staged), \
+             or after a leak `keys schedule --emergency` (at once; sessions under the old root \
+             are rejected)"
+        ));
+    }
     let Some(status) =
         statuses(&ring, now, args.timeout.retire_after()).into_iter().find(|s| s.info.id == id)
     else {
@@ -112,7 +123,9 @@ pub fn run(args: RetireArgs) -> Result<(), Failure> {
         }
         eprintln!("warning: --force: sessions sealed with key {id} {live}; they will be rejected");
     }
-    ring.remove(id);
+    if !ring.remove(id) {
+        return refuse(format!("key {id} could not be removed; {} is unchanged", path.display()));
+    }
     ring_file::write(path, &lock, &ring)?;
     output::print(&format!("retired key {id} from {}\n", path.display()))
 }
