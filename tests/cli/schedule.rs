@@ -7,11 +7,12 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use sealed_session::keys::file::{KeyRingFile, load_file};
+use sealed_session::keys::file::{KeyRingFile, load_file, load_file_at};
 use sealed_session::{Key, KeyId, KeyRing, RotationPolicy, Schedule};
 
 use super::{bin, keys, ring};
 
+const HOUR: u64 = 3600;
 const DAY: u64 = 86_400;
 
 fn secs(n: u64) -> Duration {
@@ -232,4 +233,38 @@ fn retire_refuses_a_key_the_schedule_owns() {
     }
     let ring = load_file(&path).unwrap();
     assert!((0..3).all(|n| ring.contains(KeyId(base + n))), "{ring:?}");
+}
+
+/// `keys schedule --new-root` keeps only the old root's keys that activate before the new root's
+/// first key: the old root's next key, known already but activating after the new epoch, is
+/// left out. On main it was kept as a hand-made key and, activating later than the new root's
+/// first key, sealed in its place (the E+25h row) until the new root's period 1, a whole key
+/// lifetime later.
+#[test]
+fn a_new_root_leaves_out_the_old_roots_keys_that_activate_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring.json");
+    let now = SystemTime::now();
+    // The old root's next change is 2.5 days away: after the new root's first key seals (2 days
+    // from now), within the old lead of it.
+    let policy = RotationPolicy {
+        lifetime: secs(30 * DAY),
+        lead: secs(2 * DAY),
+        ..RotationPolicy::default()
+    };
+    let old_epoch = now - secs(30 * DAY) + secs(2 * DAY + 12 * HOUR);
+    write_ring(&path, &scheduled_ring(old_epoch, policy, &[], now));
+    keys(&path, &["schedule", "--new-root", "--lifetime", "30days", "--lead", "2days"]).success();
+    let file = file_json(&path);
+    let epoch = file["schedule"]["epoch"].as_u64().unwrap();
+    let new_base = id_base(&path);
+    for (label, after_epoch) in [("E+1h", HOUR), ("E+25h", 25 * HOUR), ("E+30d", 30 * DAY)] {
+        let at = SystemTime::UNIX_EPOCH + secs(epoch + after_epoch);
+        let current = load_file_at(&path, at).unwrap().current_id(at).unwrap();
+        assert!(
+            (new_base..new_base + 65_536).contains(&u64::from(current.0)),
+            "{label}: {current} seals, not the new root's key"
+        );
+    }
+    assert_eq!(hand_made_ids(&path), [0x8000_0000], "only the old root's current key is kept");
 }

@@ -110,7 +110,8 @@ pub fn run(args: ScheduleArgs) -> Result<(), Failure> {
 }
 
 /// Keeps, as hand-made keys, the old root's keys known before the new root's first key seals
-/// (so no node meets a session under a key it lost); the policy retires them.
+/// and activating before it (so no node meets a session under a key it lost); the policy
+/// retires them.
 fn keep_old_keys(
     ring: &mut KeyRing,
     old: &Schedule,
@@ -122,11 +123,16 @@ fn keep_old_keys(
         .set_schedule(old.clone(), now)
         .map_err(|error| Failure::new(Kind::Refused, error.to_string()))?;
     // Every old key known at any time before the new epoch: the ring at `now` and the one just
-    // before `epoch` (a pending old key may activate in between).
+    // before `epoch` (a pending old key may activate in between). But not one activating at or
+    // after the new epoch (the old root's next key, known ahead): as a hand-made key activating
+    // after the new root's first key it would seal in its place until the new root's period 1,
+    // a whole lifetime later. No node seals with it before it activates, and every node has
+    // the new ring by the new epoch (that is what the lead is for), so no session needs it.
     let before = epoch.checked_sub(Duration::from_secs(1)).unwrap_or(epoch);
     for at in [now, before] {
         let view = with_old.at(at);
-        let old_keys: Vec<_> = view.keys().filter(|info| old.owns(info.id)).collect();
+        let old_keys: Vec<_> =
+            view.keys().filter(|info| old.owns(info.id) && info.activates_at < epoch).collect();
         for info in old_keys {
             if ring.contains(info.id) {
                 continue;
