@@ -268,3 +268,46 @@ fn a_new_root_leaves_out_the_old_roots_keys_that_activate_after_it() {
     }
     assert_eq!(hand_made_ids(&path), [0x8000_0000], "only the old root's current key is kept");
 }
+
+/// `keys retire` on a scheduled ring judges "safe" by the schedule's retirement, as `keys list`
+/// does, unless --absolute-timeout or --clock-skew is given; and both commands agree row by
+/// row. On main `retire` used the flags' defaults (12h + 2 x 1m) on the first row and retired,
+/// without --force, a key `keys list` showed as unsafe for six more days; and `list` ignored
+/// the flags given on the second.
+#[test]
+fn retire_on_a_scheduled_ring_waits_for_the_schedules_retirement() {
+    // (timeout flags, retiring key 1 refused without --force)
+    let table: [(&[&str], bool); 3] = [
+        (&[], true),
+        (&["--absolute-timeout", "12h"], false),
+        (&["--absolute-timeout", "6days"], true),
+    ];
+    for (flags, refused) in table {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ring.json");
+        let now = SystemTime::now();
+        // Hand-made key 1 was superseded by period 0 a day ago; the schedule retires it 7
+        // days after that.
+        let policy = RotationPolicy {
+            lifetime: secs(30 * DAY),
+            lead: secs(DAY),
+            retire_after: secs(7 * DAY),
+        };
+        let ring = scheduled_ring(now - secs(DAY), policy, &[(1, now - secs(2 * DAY))], now);
+        write_ring(&path, &ring);
+        let listing: Value = serde_json::from_str(&stdout(
+            keys(&path, &[&["list", "--json"][..], flags].concat()).success(),
+        ))
+        .unwrap();
+        assert_eq!(listing["keys"][0]["id"], 1);
+        assert_eq!(listing["keys"][0]["safe_to_retire_now"], !refused, "{flags:?}: list");
+        let retire = keys(&path, &[&["retire", "1"][..], flags].concat());
+        if refused {
+            retire.code(4);
+            assert!(load_file(&path).unwrap().contains(KeyId(1)), "{flags:?}");
+        } else {
+            retire.success();
+            assert!(!load_file(&path).unwrap().contains(KeyId(1)), "{flags:?}");
+        }
+    }
+}
