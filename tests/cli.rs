@@ -879,9 +879,9 @@ fn retire_waits_for_the_safe_time_keys_list_shows_unless_forced() {
     }
 }
 
-/// Durations too large to add up: `keys list` and `keys retire` refuse them as usage errors
-/// (exit 2) naming the option, and `keys retire` takes a safe time past the end of time as
-/// "never" (refused without --force). On main `list` and `retire` panicked (exit 101: 2 x the
+/// Durations too large to add up: `keys list`, `keys retire` and `keys schedule` refuse them as
+/// usage errors (exit 2) naming the option, and `keys retire` takes a safe time past the end of
+/// time as "never" (refused without --force). On main the three panicked (exit 101: 2 x the
 /// skew overflowed), and `retire` took the overflow of the safe time for "no live session" and
 /// retired the key without --force.
 #[test]
@@ -890,10 +890,11 @@ fn absurd_timeouts_are_refused_or_never_safe() {
     keys(&path, &["rotate", "--activate-in", "0s"]).success();
     let skew = ["--clock-skew", "300000000000years"];
     // (arguments, exit code, stderr mentions)
-    let table: [(&[&str], i32, &str); 3] = [
+    let table: [(&[&str], i32, &str); 4] = [
         (&[&["list"][..], &skew].concat(), 2, "--clock-skew"),
         (&[&["retire", "1"][..], &skew].concat(), 2, "--clock-skew"),
         (&["retire", "1", "--absolute-timeout", "400000000000years"], 4, "--force"),
+        (&[&["schedule"][..], &skew].concat(), 2, "--clock-skew"),
     ];
     let before = std::fs::read(&path).unwrap();
     for (args, code, mentions) in table {

@@ -19,6 +19,10 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
+fn unix(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs()
+}
+
 /// Writes `ring` to `path` (mode 0600) as the CLI would: a ring with times of the test's
 /// choosing, since the CLI reads the clock and has no option to set it.
 fn write_ring(path: &Path, ring: &KeyRing) {
@@ -267,6 +271,59 @@ fn a_new_root_leaves_out_the_old_roots_keys_that_activate_after_it() {
         );
     }
     assert_eq!(hand_made_ids(&path), [0x8000_0000], "only the old root's current key is kept");
+}
+
+/// Replacing a root keeps the old schedule's policy unless a flag says otherwise, and the old
+/// root's kept keys open for as long as the old policy said (a shorter retirement is raised to
+/// it). An emergency root activates a clock skew in the past, so a node whose clock is behind
+/// has a current key. On main every row got the CLI's defaults (90 days, 2 days, 12h 2m), the
+/// old root's current key left the ring 12 hours after the new epoch while its sessions lived
+/// 7 days, and the emergency epoch was "now".
+#[test]
+fn a_replaced_root_keeps_the_old_policy_unless_told_otherwise() {
+    let old = RotationPolicy {
+        lifetime: secs(10 * DAY),
+        lead: secs(6 * HOUR),
+        retire_after: secs(7 * DAY),
+    };
+    let short = ["--absolute-timeout", "1h", "--clock-skew", "0s"];
+    // (flag, extra arguments, lifetime, lead, retire_after, epoch - the run's time)
+    type Row<'a> = (&'a str, &'a [&'a str], u64, u64, u64, i64);
+    let table: [Row; 5] = [
+        ("--new-root", &[], 10 * DAY, 6 * HOUR, 7 * DAY, 6 * 3600),
+        ("--new-root", &["--lifetime", "30days"], 30 * DAY, 6 * HOUR, 7 * DAY, 6 * 3600),
+        ("--new-root", &short, 10 * DAY, 6 * HOUR, 7 * DAY, 6 * 3600),
+        ("--emergency", &[], 10 * DAY, 6 * HOUR, 7 * DAY, -60),
+        ("--emergency", &short, 10 * DAY, 6 * HOUR, HOUR, 0),
+    ];
+    for (flag, extra, lifetime, lead, retire_after, epoch_offset) in table {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ring.json");
+        let now = SystemTime::now();
+        write_ring(&path, &scheduled_ring(now - secs(DAY), old, &[], now));
+        let before = unix(SystemTime::now()) as i64;
+        keys(&path, &[&["schedule", flag][..], extra].concat()).success();
+        let after = unix(SystemTime::now()) as i64;
+        let row = format!("{flag} {extra:?}");
+        let schedule = file_json(&path)["schedule"].clone();
+        let got = |field: &str| schedule[field].as_u64().unwrap();
+        assert_eq!(
+            (got("lifetime"), got("lead"), got("retire_after")),
+            (lifetime, lead, retire_after),
+            "{row}"
+        );
+        let epoch = got("epoch") as i64;
+        assert!(
+            (before + epoch_offset..=after + epoch_offset).contains(&epoch),
+            "{row}: epoch {epoch}, run from {before} to {after}"
+        );
+        if flag == "--new-root" {
+            // The old root's current key stops sealing at the new epoch; sessions it sealed
+            // live 7 days after that (the old policy), and so must the key.
+            let at = SystemTime::UNIX_EPOCH + secs(epoch as u64 + 7 * DAY - 60);
+            assert!(load_file_at(&path, at).unwrap().contains(KeyId(0x8000_0000)), "{row}");
+        }
+    }
 }
 
 /// `keys retire` on a scheduled ring judges "safe" by the schedule's retirement, as `keys list`
