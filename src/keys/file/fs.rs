@@ -104,6 +104,18 @@ pub enum FileWarning {
     },
 }
 
+/// The text of the key ring file at `path`, read with the loader's checks (a regular file,
+/// opened without blocking, readable by its owner only, at most [`MAX_FILE_LEN`] bytes) into a
+/// buffer sized once and wiped on drop: for tools that work on the file's text
+/// ([`due_at`](super::due_at)).
+///
+/// # Errors
+///
+/// As [`load_file`].
+pub fn read_file(path: impl AsRef<Path>) -> Result<Zeroizing<String>, KeyFileError> {
+    read_private(path.as_ref())
+}
+
 /// Reads a file holding secrets, refusing it if it is not a regular file, if others may read
 /// or write it, or if it is larger than [`MAX_FILE_LEN`].
 fn read_private(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {

@@ -63,7 +63,9 @@ mod fs;
 mod parse;
 
 pub(crate) use fs::read_private_with_metadata;
-pub use fs::{FileWarning, directory_warnings, load_file, load_file_at, load_file_with_warnings};
+pub use fs::{
+    FileWarning, directory_warnings, load_file, load_file_at, load_file_with_warnings, read_file,
+};
 pub use parse::{
     Due, ENV_PREFIX, FILE_VERSION, KeyEntry, KeyRingFile, ScheduleEntry, due_at, parse_env,
     parse_env_at,
