@@ -856,16 +856,51 @@ fn retire_waits_for_the_safe_time_keys_list_shows_unless_forced() {
         assert_eq!(load_file(&path).unwrap().len(), 1, "{timeouts:?}: key 1 retired");
     }
 
-    // A pending key far from its activation can be retired (undoing a rotation); one within
-    // the clock skew of it may already seal on a server whose clock runs ahead.
+    // A pending key far from its activation can be retired (undoing a rotation). One within the
+    // clock skew of it may already seal on a server whose clock runs ahead, and one within the
+    // propagation margin (10 minutes) would seal on the nodes the retirement has not reached
+    // yet, which the others then reject. On main the 5-minute row was retired without --force.
+    // (--activate-in, why refused; `None`: retired). 40 s leaves time for the next two runs.
+    let table = [("1h", None), ("5m", Some("reach every node")), ("40s", Some("clock skew"))];
+    for (activate_in, refused) in table {
+        let (_dir, path) = ring();
+        keys(&path, &["rotate", "--activate-in", activate_in]).success();
+        assert_eq!(states(&list_json(&path)), [(1, "current".into()), (2, "pending".into())]);
+        match refused {
+            None => {
+                keys(&path, &["retire", "2"]).success().stderr("");
+            }
+            Some(why) => {
+                keys(&path, &["retire", "2"]).code(4).stderr(predicate::str::contains(why));
+                keys(&path, &["retire", "2", "--force"]).success();
+            }
+        }
+        assert_eq!(load_file(&path).unwrap().len(), 1, "{activate_in}: key 2 retired");
+    }
+}
+
+/// Durations too large to add up: `keys list`, `keys retire` and `keys schedule` refuse them as
+/// usage errors (exit 2) naming the option, and `keys retire` takes a safe time past the end of
+/// time as "never" (refused without --force). On main the three panicked (exit 101: 2 x the
+/// skew overflowed), and `retire` took the overflow of the safe time for "no live session" and
+/// retired the key without --force.
+#[test]
+fn absurd_timeouts_are_refused_or_never_safe() {
     let (_dir, path) = ring();
-    keys(&path, &["rotate", "--activate-in", "1h"]).success();
-    keys(&path, &["retire", "2"]).success().stderr("");
-    // Pending for 40 s (within the 60 s clock skew): time enough for the next two runs.
-    keys(&path, &["rotate", "--activate-in", "40s"]).success();
-    assert_eq!(states(&list_json(&path)), [(1, "current".into()), (2, "pending".into())]);
-    keys(&path, &["retire", "2"]).code(4).stderr(predicate::str::contains("clock skew"));
-    keys(&path, &["retire", "2", "--force"]).success();
+    keys(&path, &["rotate", "--activate-in", "0s"]).success();
+    let skew = ["--clock-skew", "300000000000years"];
+    // (arguments, exit code, stderr mentions)
+    let table: [(&[&str], i32, &str); 4] = [
+        (&[&["list"][..], &skew].concat(), 2, "--clock-skew"),
+        (&[&["retire", "1"][..], &skew].concat(), 2, "--clock-skew"),
+        (&["retire", "1", "--absolute-timeout", "400000000000years"], 4, "--force"),
+        (&[&["schedule"][..], &skew].concat(), 2, "--clock-skew"),
+    ];
+    let before = std::fs::read(&path).unwrap();
+    for (args, code, mentions) in table {
+        keys(&path, args).code(code).stderr(predicate::str::contains(mentions));
+        assert_eq!(std::fs::read(&path).unwrap(), before, "{args:?}: ring changed");
+    }
 }
 
 #[test]

@@ -493,3 +493,55 @@ fn a_ring_watching_its_file_keeps_watching_without_a_watcher_to_keep() {
     drop(codec);
     assert!(started.elapsed() < Duration::from_secs(5), "the watch did not stop");
 }
+
+/// A FIFO renamed over the watched file, then a valid ring renamed back: the watcher refuses
+/// the FIFO (the loader's own checks, not a blocking read) and loads the ring. On main the
+/// watcher's fingerprint read the FIFO with `std::fs::read`, which blocks until a writer comes:
+/// the watch hung there and the valid ring was never loaded. A link to the FIFO is kept, so a
+/// hung watcher can be released before failing (and the test end).
+#[cfg(unix)]
+#[test]
+fn a_fifo_at_the_watched_path_does_not_stop_the_watch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring.json");
+    let now = SystemTime::now();
+    let rings = [fixed_ring(0xAA, now), fixed_ring(0x55, now)];
+    write_ring(&path, KeyRingFile::from_ring(&rings[0]).to_json().as_bytes());
+    let keys = SharedKeyRing::new(rings[0].clone());
+    let watcher = keys.watch_file(&path, Duration::from_millis(5));
+
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo").arg("-m").arg("600").arg(&fifo).status();
+    assert!(made.unwrap().success(), "mkfifo");
+    let kept = dir.path().join("fifo-kept");
+    std::fs::hard_link(&fifo, &kept).unwrap();
+    std::fs::rename(&fifo, &path).unwrap();
+    // The watcher sees the FIFO (or hangs on it): give it a few checks.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while keys.health(SystemTime::now()).last_reload_error.is_none()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    write_ring(&path, KeyRingFile::from_ring(&rings[1]).to_json().as_bytes());
+    // Liveness guard, not a speed target.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while keys.snapshot().secret(KeyId(1)) != rings[1].secret(KeyId(1))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let loaded = keys.snapshot().secret(KeyId(1)) == rings[1].secret(KeyId(1));
+    if !loaded {
+        // Release a watcher stuck opening the FIFO, so dropping it can join its thread.
+        // (Without blocking: with no reader waiting the open fails at once.)
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true);
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+        let _ = options.open(&kept);
+    }
+    drop(watcher);
+    assert!(loaded, "the valid ring renamed back over the FIFO was never loaded");
+    let error = keys.health(SystemTime::now()).last_reload_error;
+    assert!(error.is_none(), "{error:?}");
+}

@@ -345,3 +345,42 @@ fn retirement_covers_an_issue_time_from_a_clock_ahead_and_the_skew_allowance() {
     let opened = c.open(&header, at(last));
     assert!(opened.is_ok(), "rejected at its last valid second: {:?}", opened.err());
 }
+
+/// A clock stepped backward (NTP correcting a clock that ran ahead, a VM restored from a
+/// snapshot) gets the ring of the time it reads, not the one taken at the later time. Each
+/// row reads the clock at a time, seals a session and opens it: the key that sealed it is the
+/// one of that time. On main the ring taken a day after the first derived key activated (the
+/// hand-made key retired by then) stayed in service when the clock went back before that
+/// activation: no key was current, and every save failed with `NoActiveKey`.
+#[test]
+fn a_clock_stepped_backward_gets_the_ring_of_its_time() {
+    let epoch: u64 = 1_800_000_000;
+    let mut ring = KeyRing::new();
+    ring.insert(KeyId(1), Key::generate(), at(epoch - 2 * DAY), at(epoch - 2 * DAY)).unwrap();
+    let schedule = Schedule::new(Key::generate(), KeyId(0x8000_0000), at(epoch), policy()).unwrap();
+    ring.set_schedule(schedule, at(epoch - HOUR)).unwrap();
+    let codec = SessionCodec::new(config(), SharedKeyRing::new(ring));
+    let cookie = |set: sealed_session::SetCookies| {
+        set.into_iter()
+            .map(|c| format!("{}={}", c.name(), c.value()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let (handmade, derived) = (KeyId(1), KeyId(0x8000_0000));
+    // (the clock's move, the time it reads, the key sealing then)
+    let table = [
+        ("start, before the first derived key", epoch - HOUR, handmade),
+        ("forward past the hand-made key's retirement", epoch + DAY, derived),
+        ("back before the first derived key", epoch - HOUR, handmade),
+        ("forward again", epoch + 2 * DAY, derived),
+        ("back by a day, within the same keys", epoch + DAY, derived),
+    ];
+    for (step, now, key) in table {
+        let mut session = codec.open("", at(now)).unwrap();
+        session.insert("user", 1).unwrap();
+        let saved = codec.save(&mut session, at(now));
+        let set = saved.unwrap_or_else(|error| panic!("{step}: {error}")).unwrap();
+        let opened = codec.open(&cookie(set), at(now)).unwrap();
+        assert_eq!(opened.key_id(), Some(key), "{step}");
+    }
+}

@@ -142,14 +142,23 @@ pub struct KeyRing {
     /// With a schedule, every hand-made key (`keys` holds those still in service).
     explicit: Vec<Arc<RingKey>>,
     schedule: Option<Arc<Schedule>>,
-    /// Unix seconds from which `keys` is out of date (a derived key joins or a key retires);
-    /// `u64::MAX` without a schedule. Checked by every request: one comparison.
-    valid_until: u64,
+    /// Unix seconds at which `keys` was taken: before it (a clock stepped backward) `keys` is
+    /// out of date too, since keys retired since may be in service again. 0 without a schedule.
+    taken_at: u64,
+    /// How long after `taken_at` `keys` is out of date (a derived key joins or a key retires);
+    /// `u64::MAX` without a schedule. Checked by every request (see `fresh_at`).
+    valid_for: u64,
 }
 
 impl Default for KeyRing {
     fn default() -> KeyRing {
-        KeyRing { keys: Vec::new(), explicit: Vec::new(), schedule: None, valid_until: u64::MAX }
+        KeyRing {
+            keys: Vec::new(),
+            explicit: Vec::new(),
+            schedule: None,
+            taken_at: 0,
+            valid_for: u64::MAX,
+        }
     }
 }
 
@@ -194,7 +203,7 @@ impl KeyRing {
         if self.schedule.is_some() {
             self.explicit.push(Arc::clone(&key));
             // A hand-made key can shorten a derived key's life (it activates in between).
-            self.valid_until = 0;
+            self.valid_for = 0;
         }
         self.keys.push(key);
         Ok(())
@@ -239,7 +248,8 @@ impl KeyRing {
             keys: Vec::new(),
             explicit,
             schedule: Some(Arc::new(schedule)),
-            valid_until: 0,
+            taken_at: 0,
+            valid_for: 0,
         };
         *self = ring.materialize(to_unix(now), &[]);
         Ok(())
@@ -249,7 +259,7 @@ impl KeyRing {
     pub fn clear_schedule(&mut self) -> Option<Schedule> {
         let schedule = self.schedule.take()?;
         self.keys = std::mem::take(&mut self.explicit);
-        self.valid_until = u64::MAX;
+        (self.taken_at, self.valid_for) = (0, u64::MAX);
         Some(Arc::unwrap_or_clone(schedule))
     }
 
@@ -273,10 +283,13 @@ impl KeyRing {
         self.materialize(to_unix(now), &self.keys)
     }
 
-    /// Whether the ring is still the one in service at `now` (cheap: the request path asks).
+    /// Whether the ring is still the one in service at `now` (cheap: the request path asks):
+    /// not past its next change, and not before the time it was taken (a clock stepped
+    /// backward gets the ring of its time, where keys retired since may be current). One
+    /// comparison: before `taken_at`, `now - taken_at` wraps past any `valid_for`.
     #[inline]
     pub(crate) fn fresh_at(&self, now: u64) -> bool {
-        now < self.valid_until
+        now.wrapping_sub(self.taken_at) < self.valid_for
     }
 
     /// When a key retires: `retire_after` after the first activation later than its own, or
@@ -341,7 +354,10 @@ impl KeyRing {
             keys,
             explicit: self.explicit.clone(),
             schedule: Some(Arc::clone(schedule)),
-            valid_until,
+            taken_at: now,
+            // Every change counted is after `now` (a key in service retires later; the next
+            // period joins later), so this is at least 1.
+            valid_for: valid_until.saturating_sub(now),
         }
     }
 

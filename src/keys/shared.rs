@@ -254,15 +254,19 @@ impl SharedKeyRing {
 /// file systems), so a same-size rewrite in place within one tick changes none of the first
 /// three; the digest sees it. The file is small and read once per check; its bytes (secrets)
 /// are wiped, and only the digest is kept.
+///
+/// Read as the loader reads it, checks included (opened without blocking, a regular file
+/// private to its owner, at most `MAX_FILE_LEN` bytes): a FIFO at the path must not block the
+/// watch, nor a link to a device make it read without end. Anything else is `None`, no version
+/// of a ring; the load that a change to `None` triggers says why.
 fn fingerprint(path: &Path) -> Option<(SystemTime, u64, u64, [u8; 32])> {
     use sha2::{Digest as _, Sha256};
-    let metadata = std::fs::metadata(path).ok()?;
+    let (text, metadata) = super::file::read_private_with_metadata(path).ok()?;
     #[cfg(unix)]
     let inode = std::os::unix::fs::MetadataExt::ino(&metadata);
     #[cfg(not(unix))]
     let inode = 0;
-    let bytes = zeroize::Zeroizing::new(std::fs::read(path).ok()?);
-    let digest = Sha256::digest(bytes.as_slice()).into();
+    let digest = Sha256::digest(text.as_bytes()).into();
     Some((metadata.modified().ok()?, metadata.len(), inode, digest))
 }
 

@@ -27,8 +27,9 @@ Exit codes:
   2  usage error: bad arguments, or (seal) stdin that is not a JSON object of storable values
   3  key ring file error: missing, not a regular file, unreadable, invalid, or readable by
      others (chmod 600 FILE)
-  4  refused: init over an existing file, retire of the current or last key, unknown key id,
-     or (without --force) retire of a key that may still open live sessions
+  4  refused: init over an existing file, retire of the current or last key, of a key the
+     schedule derives or of an unknown key id, or (without --force) retire of a key that may
+     still open live sessions
   5  I/O error: the key ring could not be locked or written (the old file is left intact), or
      output could not be written
   6  seal: the session is too large for the cookie budget or the maximum state size";

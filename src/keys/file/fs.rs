@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use zeroize::Zeroizing;
 
-use super::{KeyFileError, KeyRingFile};
+use super::{KeyFileError, KeyRingFile, MAX_FILE_LEN};
 use crate::keys::KeyRing;
 
 /// Reads and checks a key ring file at the current time: the file must not be readable by
@@ -104,9 +104,30 @@ pub enum FileWarning {
     },
 }
 
-/// Reads a file holding secrets, refusing it if it is not a regular file or if others may read
-/// or write it.
+/// The text of the key ring file at `path`, read with the loader's checks (a regular file,
+/// opened without blocking, readable by its owner only, at most [`MAX_FILE_LEN`] bytes) into a
+/// buffer sized once and wiped on drop: for tools that work on the file's text
+/// ([`due_at`](super::due_at)).
+///
+/// # Errors
+///
+/// As [`load_file`].
+pub fn read_file(path: impl AsRef<Path>) -> Result<Zeroizing<String>, KeyFileError> {
+    read_private(path.as_ref())
+}
+
+/// Reads a file holding secrets, refusing it if it is not a regular file, if others may read
+/// or write it, or if it is larger than [`MAX_FILE_LEN`].
 fn read_private(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
+    read_private_with_metadata(path).map(|(text, _)| text)
+}
+
+/// [`read_private`], with the metadata of the file read (taken from the open file, so it
+/// describes the bytes returned). The key ring watcher's fingerprint reads through it, so that
+/// it never blocks on a FIFO or reads a device without end either.
+pub(crate) fn read_private_with_metadata(
+    path: &Path,
+) -> Result<(Zeroizing<String>, std::fs::Metadata), KeyFileError> {
     use std::io::Read as _;
     let shown = path.display().to_string();
     let io = |source| KeyFileError::Io { path: shown.clone(), source };
@@ -130,11 +151,19 @@ fn read_private(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
             return Err(KeyFileError::Permissions { path: shown, mode });
         }
     }
+    let too_large = |len| KeyFileError::TooLarge { path: shown.clone(), len };
+    if metadata.len() > MAX_FILE_LEN {
+        return Err(too_large(metadata.len()));
+    }
     // Reserved up front, so the secrets are not left behind in a smaller buffer outgrown.
     let capacity = usize::try_from(metadata.len()).unwrap_or(0).saturating_add(1);
     let mut text = Zeroizing::new(String::with_capacity(capacity));
-    file.read_to_string(&mut text).map_err(io)?;
-    Ok(text)
+    // Bounded even if the file grows after the check.
+    (&mut file).take(MAX_FILE_LEN + 1).read_to_string(&mut text).map_err(io)?;
+    if text.len() as u64 > MAX_FILE_LEN {
+        return Err(too_large(text.len() as u64));
+    }
+    Ok((text, metadata))
 }
 
 /// What a file that is not a regular file is, for [`KeyFileError::NotRegular`].
@@ -267,6 +296,32 @@ mod tests {
             assert!(error.to_string().contains(kind), "{error}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A file larger than any ring is refused before it is read (on main it was read whole,
+    /// and refused only as invalid JSON, if it ever ended).
+    #[cfg(unix)]
+    #[test]
+    fn a_file_larger_than_any_ring_is_refused_unread() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ring.json");
+        let mut text = KeyRingFile::from_ring(&one_key_ring(3)).to_json().to_string();
+        // (file size, loads) around the cap: padding after the JSON is whitespace it allows.
+        let cap = usize::try_from(MAX_FILE_LEN).unwrap();
+        for (len, loads) in [(cap, true), (cap + 1, false)] {
+            text.extend(std::iter::repeat_n(' ', len - text.len()));
+            std::fs::write(&path, text.as_bytes()).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            match load_file_at(&path, t(40)) {
+                Ok(ring) => assert!(loads && ring.len() == 1, "{len} bytes loaded"),
+                Err(KeyFileError::TooLarge { len: shown, .. }) => {
+                    assert!(!loads, "{len} bytes refused");
+                    assert_eq!(shown, len as u64);
+                }
+                Err(other) => panic!("{len} bytes: {other}"),
+            }
+        }
     }
 
     /// A ring in a directory others may write (without the sticky bit) loads, with a warning:

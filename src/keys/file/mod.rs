@@ -62,7 +62,10 @@
 mod fs;
 mod parse;
 
-pub use fs::{FileWarning, directory_warnings, load_file, load_file_at, load_file_with_warnings};
+pub(crate) use fs::read_private_with_metadata;
+pub use fs::{
+    FileWarning, directory_warnings, load_file, load_file_at, load_file_with_warnings, read_file,
+};
 pub use parse::{
     Due, ENV_PREFIX, FILE_VERSION, KeyEntry, KeyRingFile, ScheduleEntry, due_at, parse_env,
     parse_env_at,
@@ -70,6 +73,11 @@ pub use parse::{
 
 use super::{KeyId, KeyRingError, ScheduleError};
 use crate::format::KEY_LEN;
+
+/// The largest key ring file read, in bytes: far more than any ring needs (a key takes about
+/// 150 bytes: over 6,000 keys), and a bound on what a huge file at the path makes a loader, or
+/// the watcher, read.
+pub const MAX_FILE_LEN: u64 = 1 << 20;
 
 /// Why a key ring could not be loaded. Never contains a secret.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +99,17 @@ pub enum KeyFileError {
         path: String,
         /// What it is instead.
         kind: &'static str,
+    },
+    /// The file is larger than [`MAX_FILE_LEN`]: refused before reading.
+    #[error(
+        "key ring file {path} is {len} bytes, more than a key ring may take ({MAX_FILE_LEN}); \
+         refusing to read it"
+    )]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// Its size.
+        len: u64,
     },
     /// Others can read or write the file. Fix with `chmod 600 FILE`.
     #[error(

@@ -135,11 +135,46 @@ struct WrittenEnv<'a> {
 
 /// SHA-256 of the canonical form of a ring's content, base64url without padding.
 fn checksum(version: u32, keys: &[KeyEntry], schedule: Option<&ScheduleEntry>) -> String {
-    let canonical = Zeroizing::new(
-        serde_json::to_vec(&Canonical { version, keys, schedule })
-            .expect("a key ring always serializes"),
-    );
+    let canonical = json_bytes(&Canonical { version, keys, schedule }, false, 0);
     BASE64.encode(Sha256::digest(canonical.as_slice()))
+}
+
+/// The JSON of `value` (compact, or pretty-printed) in a buffer sized exactly once, with
+/// `spare` bytes more, wiped on drop. The text holds secrets: a buffer that grew as it was
+/// written would leave copies of them behind in every smaller one it outgrew, so the length
+/// is counted first.
+fn json_bytes(value: &impl Serialize, pretty: bool, spare: usize) -> Zeroizing<Vec<u8>> {
+    /// Counts what is written, keeping nothing.
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    fn write(value: &impl Serialize, pretty: bool, out: impl std::io::Write) {
+        let written = if pretty {
+            serde_json::to_writer_pretty(out, value)
+        } else {
+            serde_json::to_writer(out, value)
+        };
+        written.expect("a key ring always serializes");
+    }
+    let mut count = Count(0);
+    write(value, pretty, &mut count);
+    let mut bytes = Zeroizing::new(Vec::with_capacity(count.0 + spare));
+    write(value, pretty, &mut *bytes);
+    bytes
+}
+
+/// `bytes` (JSON, so UTF-8) as text, in the same buffer.
+fn into_text(mut bytes: Zeroizing<Vec<u8>>) -> Zeroizing<String> {
+    // Taken out of the wrapper without a copy; the wrapper is left empty.
+    let bytes = std::mem::take(&mut *bytes);
+    Zeroizing::new(String::from_utf8(bytes).expect("serde_json writes UTF-8"))
 }
 
 impl KeyRingFile {
@@ -256,23 +291,33 @@ impl KeyRingFile {
         let sha256 = checksum(self.version, &self.keys, schedule);
         let written =
             Written { version: self.version, sha256: &sha256, keys: &self.keys, schedule };
-        let mut text =
-            serde_json::to_string_pretty(&written).expect("a key ring always serializes");
+        // One byte spare for the final newline, so the buffer never grows.
+        let mut text = into_text(json_bytes(&written, true, 1));
         text.push('\n');
-        Zeroizing::new(text)
+        text
     }
 
     /// The environment variable form: `ssk1.` and the JSON in base64url, without a checksum
-    /// (a variable cannot be torn; see the module docs).
+    /// (a variable cannot be torn; see the module docs). Room for one more byte (a newline) is
+    /// reserved, so pushing it moves no secret.
     pub fn to_env(&self) -> Zeroizing<String> {
         let written = WrittenEnv {
             version: self.version,
             keys: &self.keys,
             schedule: self.schedule.as_ref(),
         };
-        let json =
-            Zeroizing::new(serde_json::to_string(&written).expect("a key ring always serializes"));
-        Zeroizing::new(format!("{ENV_PREFIX}{}", BASE64.encode(json.as_bytes())))
+        let json = json_bytes(&written, false, 0);
+        // The base64url holds the secrets too: encoded in place into a buffer sized once (with
+        // a byte spare for a caller's newline), not through a temporary or an outgrown buffer.
+        let encoded = base64::encoded_len(json.len(), false).expect("a key ring's length fits");
+        let len = ENV_PREFIX.len() + encoded;
+        let mut value = Zeroizing::new(Vec::with_capacity(len + 1));
+        value.extend_from_slice(ENV_PREFIX.as_bytes());
+        value.resize(len, 0);
+        BASE64
+            .encode_slice(json.as_slice(), &mut value[ENV_PREFIX.len()..])
+            .expect("the buffer is sized for the encoding");
+        into_text(value)
     }
 }
 
@@ -435,5 +480,19 @@ mod tests {
         assert!(parse_env_at(&json, t(40)).is_ok());
         let edited = json.replacen(&secret, &other, 1);
         assert!(matches!(parse_env_at(&edited, t(40)), Err(KeyFileError::Checksum)));
+    }
+
+    /// The text holding secrets is written into a buffer sized once: its capacity is its length
+    /// plus the one byte reserved for a newline, and no more (a buffer that grew while being
+    /// written is larger, and left copies of the secrets in each smaller one it outgrew).
+    #[test]
+    fn secret_text_is_written_into_a_buffer_sized_once() {
+        let mut ring = one_key_ring(7);
+        ring.insert(KeyId(2), Key::generate(), t(20), t(30)).unwrap();
+        let form = KeyRingFile::from_ring(&ring);
+        let json = form.to_json();
+        assert_eq!(json.capacity(), json.len(), "to_json, its newline included");
+        let env = form.to_env();
+        assert_eq!(env.capacity(), env.len() + 1, "to_env, a byte spare for a newline");
     }
 }

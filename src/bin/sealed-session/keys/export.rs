@@ -30,6 +30,7 @@ pub struct ExportArgs {
 pub fn run(args: ExportArgs) -> Result<(), Failure> {
     let ring = ring_file::load(&args.file.file, SystemTime::now())?;
     let mut value = KeyRingFile::from_ring(&ring).to_env();
+    // Within the capacity `to_env` reserved for it: the secrets are not copied to a larger buffer.
     value.push('\n');
     output::print(&value)
 }

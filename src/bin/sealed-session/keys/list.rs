@@ -63,14 +63,14 @@ pub struct KeyStatus {
     /// Its role now.
     pub state: State,
     /// For an accepted key: when its successor's activation is an absolute timeout plus twice
-    /// the clock skew old, so every session it sealed has expired. `None` for the current and
-    /// pending keys.
+    /// the clock skew old, so every session it sealed has expired; `None` (never) when that is
+    /// past the last time a `SystemTime` holds. `None` for the current and pending keys.
     pub safe_to_retire_at: Option<SystemTime>,
 }
 
 /// The status of every key of `ring` at `now`, in the file's order; an old key is safe to
-/// retire `retire_after` (see [`TimeoutArg::retire_after`](super::TimeoutArg::retire_after))
-/// after its successor's activation.
+/// retire `retire_after` (see [`TimeoutArg::retire_after_for`]) after its successor's
+/// activation.
 pub fn statuses(ring: &KeyRing, now: SystemTime, retire_after: Duration) -> Vec<KeyStatus> {
     let current = ring.current_id(now);
     // The order in which keys take over sealing: the library's rule for the current key is
@@ -106,16 +106,12 @@ pub fn statuses(ring: &KeyRing, now: SystemTime, retire_after: Duration) -> Vec<
 pub fn run(args: ListArgs) -> Result<(), Failure> {
     let now = SystemTime::now();
     let ring = ring_file::load(&args.file.file, now)?;
-    // With a schedule, retirement comes from its policy (and happens by itself), not from
-    // --absolute-timeout and --clock-skew.
-    let retire_after = ring
-        .schedule()
-        .map_or(args.timeout.retire_after(), |schedule| schedule.policy().retire_after);
+    let retire_after = args.timeout.retire_after_for(&ring)?;
     let statuses = statuses(&ring, now, retire_after);
     let text = if args.json {
         as_json(&statuses, now, &args.timeout, retire_after)
     } else {
-        as_table(&statuses, &args.timeout, ring.schedule().is_some())
+        as_table(&statuses, &args.timeout, ring.schedule().is_some() && !args.timeout.given())
     };
     output::print(&text)
 }
@@ -126,7 +122,7 @@ fn as_json(
     times: &TimeoutArg,
     retire_after: Duration,
 ) -> String {
-    let (timeout, skew) = (*times.absolute_timeout, *times.clock_skew);
+    let (timeout, skew) = (times.absolute_timeout(), times.clock_skew());
     let keys: Vec<_> = statuses
         .iter()
         .map(|status| {
@@ -155,7 +151,8 @@ fn as_json(
     text
 }
 
-fn as_table(statuses: &[KeyStatus], times: &TimeoutArg, scheduled: bool) -> String {
+/// `by_schedule`: the retirement shown is the schedule's.
+fn as_table(statuses: &[KeyStatus], times: &TimeoutArg, by_schedule: bool) -> String {
     let mut text = format!(
         "{:<8}  {:<8}  {:<20}  {:<20}  {}\n",
         "ID", "STATE", "CREATED", "ACTIVATES", "SAFE TO RETIRE FROM"
@@ -175,15 +172,15 @@ fn as_table(statuses: &[KeyStatus], times: &TimeoutArg, scheduled: bool) -> Stri
             output::rfc3339(status.info.activates_at),
         );
     }
-    if scheduled {
+    if by_schedule {
         let _ =
             writeln!(text, "(retirement from the schedule's policy: keys retire by themselves)");
     } else if statuses.iter().any(|status| status.state == State::Accepted) {
         let _ = writeln!(
             text,
             "(safe to retire = successor's activation + absolute timeout {} + 2 x clock skew {})",
-            output::duration(*times.absolute_timeout),
-            output::duration(*times.clock_skew)
+            output::duration(times.absolute_timeout()),
+            output::duration(times.clock_skew())
         );
     }
     text

@@ -8,11 +8,13 @@ mod rotate;
 mod schedule;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use sealed_session::SessionConfig;
+use sealed_session::{KeyRing, SessionConfig};
 
-use crate::failure::Failure;
+use crate::failure::{Failure, Kind};
+use crate::output;
 
 /// The `keys` subcommands.
 #[derive(Debug, Subcommand)]
@@ -46,41 +48,77 @@ pub struct LockArg {
 }
 
 /// The servers' absolute timeout and clock skew, for telling when an old key is safe to retire.
+///
+/// Without either option, a ring with a schedule is judged by the schedule's own retirement
+/// (its policy's `retire_after`), and a ring without one by the library's defaults.
 #[derive(Debug, Args)]
 pub struct TimeoutArg {
-    /// The servers' absolute session timeout. An old key is safe to retire once its successor
-    /// has been sealing for this long plus twice the clock skew: every session sealed with it
-    /// has expired by then, on every server.
-    #[arg(long, value_name = "DURATION", default_value_t = default_absolute_timeout())]
-    pub absolute_timeout: humantime::Duration,
+    /// The servers' absolute session timeout [default: the library's, 12h]. An old key is safe
+    /// to retire once its successor has been sealing for this long plus twice the clock skew:
+    /// every session sealed with it has expired by then, on every server. On a ring with a
+    /// schedule, without this option or --clock-skew, the schedule's retirement counts instead.
+    #[arg(long, value_name = "DURATION")]
+    pub absolute_timeout: Option<humantime::Duration>,
 
     /// The servers' allowed clock skew (`SessionConfigBuilder::clock_skew`): a session is
-    /// still accepted this long after its absolute expiry.
-    #[arg(long, value_name = "DURATION", default_value_t = default_clock_skew())]
-    pub clock_skew: humantime::Duration,
+    /// still accepted this long after its absolute expiry [default: the library's, 1m].
+    #[arg(long, value_name = "DURATION")]
+    pub clock_skew: Option<humantime::Duration>,
 }
 
 impl TimeoutArg {
-    /// How long after its successor's activation an old key may still open live sessions:
-    /// the absolute timeout plus twice the clock skew (the rotation runbook's "safe to
-    /// retire"), the scheduled rotation's own retirement
-    /// ([`RotationPolicy::for_sessions`](sealed_session::RotationPolicy::for_sessions), which
-    /// says why twice).
-    pub fn retire_after(&self) -> std::time::Duration {
-        let policy =
-            sealed_session::RotationPolicy::for_sessions(*self.absolute_timeout, *self.clock_skew);
-        policy.retire_after
+    /// The absolute timeout given, or the library's default.
+    pub fn absolute_timeout(&self) -> Duration {
+        self.absolute_timeout.map_or_else(|| SessionConfig::default().absolute_timeout(), |d| *d)
+    }
+
+    /// The clock skew given, or the library's default.
+    pub fn clock_skew(&self) -> Duration {
+        self.clock_skew.map_or_else(|| SessionConfig::default().clock_skew(), |d| *d)
+    }
+
+    /// How long after its successor's activation an old key of `ring` may still open live
+    /// sessions: `keys list`'s "safe to retire" and what `keys retire` waits for. On a ring
+    /// with a schedule, unless an option is given, the schedule's retirement (keys leave the
+    /// ring by themselves then); otherwise [`retire_after`] of the options.
+    ///
+    /// # Errors
+    ///
+    /// Usage (2) when the options add up past the largest duration.
+    pub fn retire_after_for(&self, ring: &KeyRing) -> Result<Duration, Failure> {
+        match ring.schedule() {
+            Some(schedule) if !self.given() => Ok(schedule.policy().retire_after),
+            _ => retire_after(self.absolute_timeout(), self.clock_skew()),
+        }
+    }
+
+    /// Whether --absolute-timeout or --clock-skew was given.
+    pub fn given(&self) -> bool {
+        self.absolute_timeout.is_some() || self.clock_skew.is_some()
     }
 }
 
-/// The library's default clock skew.
-fn default_clock_skew() -> humantime::Duration {
-    SessionConfig::default().clock_skew().into()
-}
-
-/// The library's default absolute timeout.
-fn default_absolute_timeout() -> humantime::Duration {
-    SessionConfig::default().absolute_timeout().into()
+/// The absolute timeout plus twice the clock skew (the rotation runbook's "safe to retire"),
+/// the scheduled rotation's own retirement
+/// ([`RotationPolicy::for_sessions`](sealed_session::RotationPolicy::for_sessions), which says
+/// why twice), checked.
+///
+/// # Errors
+///
+/// Usage (2) when it passes the largest duration.
+pub fn retire_after(absolute_timeout: Duration, clock_skew: Duration) -> Result<Duration, Failure> {
+    clock_skew.checked_mul(2).and_then(|twice| absolute_timeout.checked_add(twice)).ok_or_else(
+        || {
+            Failure::new(
+                Kind::Usage,
+                format!(
+                    "--absolute-timeout {} plus twice --clock-skew {} is longer than any duration",
+                    output::duration(absolute_timeout),
+                    output::duration(clock_skew)
+                ),
+            )
+        },
+    )
 }
 
 /// Runs a `keys` subcommand.
@@ -96,5 +134,19 @@ pub fn run(command: KeysCommand) -> Result<(), Failure> {
         KeysCommand::Retire(args) => retire::run(args),
         KeysCommand::Export(args) => export::run(args),
         KeysCommand::Schedule(args) => schedule::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The help states the library's defaults in words (clap cannot show a default it does not
+    /// fill in); this keeps the words true.
+    #[test]
+    fn the_defaults_the_help_states_are_the_librarys() {
+        let config = SessionConfig::default();
+        assert_eq!(output::duration(config.absolute_timeout()), "12h");
+        assert_eq!(output::duration(config.clock_skew()), "1m");
     }
 }

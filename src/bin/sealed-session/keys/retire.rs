@@ -1,6 +1,6 @@
 //! `keys retire`: remove a key.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use clap::Args;
 use sealed_session::KeyId;
@@ -10,13 +10,23 @@ use super::{FileArg, LockArg, TimeoutArg};
 use crate::failure::{Failure, Kind};
 use crate::{output, ring_file};
 
+/// How long before a pending key's activation, on top of the clock skew, it may still be
+/// retired without --force: the ring without it must reach every node before the key seals, or
+/// the nodes still holding the old ring seal sessions with it that the others reject. Well under
+/// `keys rotate`'s default --activate-in (1h, "ample time" for the new ring to reach every node),
+/// so a rotation just made can be undone.
+const PROPAGATION_MARGIN: Duration = Duration::from_secs(10 * 60);
+
 /// Remove a key; sessions sealed with it are rejected from then on.
 ///
 /// Retire an old key once `keys list` says it is safe: its successor's activation plus the
-/// absolute timeout plus twice the clock skew. Before that it may still open live sessions, whose
-/// users would be logged out, so it is refused without `--force` (as after a leak). A pending
-/// key within the clock skew of its activation (a server whose clock runs ahead may be sealing
-/// with it) is refused likewise. The current key and the last key are always refused.
+/// absolute timeout plus twice the clock skew (on a ring with a schedule, unless the options are
+/// given, the schedule's retirement, as `keys list` shows). Before that it may still open live
+/// sessions, whose users would be logged out, so it is refused without `--force` (as after a
+/// leak). A pending key within the clock skew plus 10 minutes of its activation (a server whose
+/// clock runs ahead, or which the new ring has not reached yet, may be sealing with it) is
+/// refused likewise. The current key and the last key are always refused, and so is
+/// a key the ring's schedule derives (replace its root with `keys schedule` instead).
 #[derive(Debug, Args)]
 #[command(after_help = crate::EXIT_CODES)]
 pub struct RetireArgs {
@@ -59,8 +69,8 @@ fn parse_key_id(text: &str) -> Result<KeyId, String> {
 ///
 /// # Errors
 ///
-/// Key ring (3) when the file cannot be loaded, refused (4) for the current, the last or an
-/// unknown key, or without `--force` one that may still open live sessions; I/O (5) when it
+/// Key ring (3) when the file cannot be loaded, refused (4) for the current, the last, a
+/// derived or an unknown key, or without `--force` one that may still open live sessions; I/O (5) when it
 /// cannot be written.
 pub fn run(args: RetireArgs) -> Result<(), Failure> {
     let path = &args.file.file;
@@ -69,8 +79,18 @@ pub fn run(args: RetireArgs) -> Result<(), Failure> {
     let now = SystemTime::now();
     let mut ring = ring_file::load(path, now)?;
     let refuse = |why: String| Err(Failure::new(Kind::Refused, why));
-    let Some(status) =
-        statuses(&ring, now, args.timeout.retire_after()).into_iter().find(|s| s.info.id == id)
+    // A derived key is not in the file: every node derives it from the schedule's root, so no
+    // write can take it out of service. Only a new root can.
+    if ring.is_derived(id) {
+        return refuse(format!(
+            "key {id} is derived from the schedule's root (every node derives it by itself), so \
+             it cannot be retired alone; replace the root: `keys schedule --new-root` (staged), \
+             or after a leak `keys schedule --emergency` (at once; sessions under the old root \
+             are rejected)"
+        ));
+    }
+    let retire_after = args.timeout.retire_after_for(&ring)?;
+    let Some(status) = statuses(&ring, now, retire_after).into_iter().find(|s| s.info.id == id)
     else {
         return refuse(format!("no key {id} in {}", path.display()));
     };
@@ -85,19 +105,29 @@ pub fn run(args: RetireArgs) -> Result<(), Failure> {
     }
     // Why sessions sealed with the key may be live now (`None`: none can be).
     let live = match status.state {
-        State::Accepted => status.safe_to_retire_at.filter(|safe| *safe > now).map(|safe| {
-            format!("may be live until {} (keys list: safe to retire)", output::rfc3339(safe))
-        }),
+        State::Accepted => match status.safe_to_retire_at {
+            Some(safe) if safe <= now => None,
+            Some(safe) => Some(format!(
+                "may be live until {} (keys list: safe to retire)",
+                output::rfc3339(safe)
+            )),
+            // The safe time is past the end of time: never safe, not "nothing live".
+            None => Some("may be live for ever by these timeouts (keys list: never)".to_owned()),
+        },
         State::Pending => {
-            let skew = *args.timeout.clock_skew;
-            let sealing_soon =
-                now.checked_add(skew).is_none_or(|ahead| status.info.activates_at <= ahead);
+            let skew = args.timeout.clock_skew();
+            let sealing_soon = skew
+                .checked_add(PROPAGATION_MARGIN)
+                .and_then(|margin| now.checked_add(margin))
+                .is_none_or(|ahead| status.info.activates_at <= ahead);
             sealing_soon.then(|| {
                 format!(
-                    "may exist already: it activates at {}, within the clock skew ({}) of now, \
-                     and a server whose clock runs ahead seals with it",
+                    "may exist soon or already: it activates at {}, within the clock skew ({}) \
+                     plus {} for the new ring to reach every node; a server whose clock runs \
+                     ahead, or which still has the old ring then, seals with it",
                     output::rfc3339(status.info.activates_at),
-                    output::duration(skew)
+                    output::duration(skew),
+                    output::duration(PROPAGATION_MARGIN)
                 )
             })
         }
@@ -112,7 +142,9 @@ pub fn run(args: RetireArgs) -> Result<(), Failure> {
         }
         eprintln!("warning: --force: sessions sealed with key {id} {live}; they will be rejected");
     }
-    ring.remove(id);
+    if !ring.remove(id) {
+        return refuse(format!("key {id} could not be removed; {} is unchanged", path.display()));
+    }
     ring_file::write(path, &lock, &ring)?;
     output::print(&format!("retired key {id} from {}\n", path.display()))
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use clap::Args;
 use std::path::Path;
 
-use sealed_session::keys::file::{Due, due_at};
+use sealed_session::keys::file::{Due, due_at, read_file};
 use sealed_session::{Key, KeyId};
 
 use super::{FileArg, LockArg};
@@ -93,9 +93,10 @@ pub fn run(args: RotateArgs) -> Result<(), Failure> {
 /// `keys rotate --if-due`: drops the hand-made keys the schedule's policy has retired (the ring
 /// at `now` no longer holds them) and prints the state.
 fn if_due(path: &Path, lock: &ring_file::RingLock, now: SystemTime) -> Result<(), Failure> {
-    // Loaded first for its checks and warnings (permissions, directory), then evaluated.
+    // Loaded first for its warnings (checksum, directory), then read again, with the same
+    // checks, into a buffer sized once and wiped (the text holds every secret), and evaluated.
     ring_file::load(path, now)?;
-    let text = std::fs::read_to_string(path).map_err(|error| Failure::io("read", path, &error))?;
+    let text = read_file(path)?;
     let Due { ring, retired, .. } = due_at(&text, now)?;
     let Some(schedule) = ring.schedule() else {
         return Err(Failure::new(
