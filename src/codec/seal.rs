@@ -278,7 +278,8 @@ impl SessionCodec {
                     chunks: lens.len(),
                     max: MAX_CHUNKS,
                 },
-                // Unreachable with a valid configuration: no value fits on a line.
+                // Unreachable with a valid configuration (`build` checks it): the first line
+                // cannot hold the token's header.
                 None => SealError::TooLarge { needed: unsealed.encoded_len, budget, chunks: 1 },
             });
         };
@@ -404,7 +405,8 @@ impl SessionCodec {
                 Some(lens) => {
                     SessionSize::new(chunk::header_share(name, &lens), lens.len(), budget)
                 }
-                // No value fits on a line (not with a valid configuration).
+                // The first line cannot hold the token's header (not with a valid
+                // configuration).
                 None => SessionSize::new(usize::MAX, usize::MAX, budget),
             }
         };
