@@ -2233,6 +2233,23 @@ pub fn generate_extra() -> VectorFile {
         short.clone(),
         Err("malformed"),
     ));
+    // The budget counts bytes (section 6.3, step 4): a value that is not ASCII, exactly
+    // `budget` characters but more bytes, is too_large before base64 would call it malformed.
+    let mut wide = base.token();
+    let budget = server.limits.cookie_budget;
+    wide.push_str(&"é".repeat(budget - wide.len()));
+    v.push(vector(
+        "joined_over_budget_in_bytes",
+        "`NAME` holds the valid token followed by `é` up to exactly the cookie budget in \
+         characters, which is more than the budget in bytes: the budget counts bytes, so \
+         too_large, not malformed.",
+        &base,
+        &server,
+        T0 + 5,
+        format!("{}={wide}", server.cookie_name),
+        wide.clone(),
+        Err("too_large"),
+    ));
 
     // -- The token header (section 7): trimmed, one chunk, bound to `header:NAME`.
     let header_name = "x-session-token";
@@ -2302,6 +2319,15 @@ pub fn generate_extra() -> VectorFile {
         "A header token one character longer than the cookie budget, with version 2: the \
          length is checked first, so too_large, not unsupported_version.",
         long,
+        Err("too_large"),
+    ));
+    let mut wide = header_token.clone();
+    wide.push_str(&"é".repeat(server.limits.cookie_budget - wide.len()));
+    v.push(in_header(
+        "header_token_over_budget_in_bytes",
+        "A header token followed by `é` up to exactly the cookie budget in characters, which is \
+         more than the budget in bytes: too_large, not malformed.",
+        wide,
         Err("too_large"),
     ));
     v.push(in_header(

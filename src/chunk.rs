@@ -7,7 +7,7 @@
 use smallvec::SmallVec;
 
 use crate::error::RejectReason;
-use crate::format::{MAX_CHUNKS, MAX_NAME_VARIANTS};
+use crate::format::{HEADER_CHARS, MAX_CHUNKS, MAX_NAME_VARIANTS};
 
 /// The name of chunk `index`.
 pub(crate) fn chunk_name(base: &str, index: usize) -> String {
@@ -57,7 +57,9 @@ pub(crate) fn header_share(base: &str, lens: &[usize]) -> usize {
 /// The value length of each chunk for a token of `total` encoded bytes, when every Set-Cookie
 /// line may take `max_line` bytes and its attributes (with the `=`) take `attrs_len`. Fills
 /// every chunk but the last. `None` when more than `max_chunks` chunks would be needed, or when
-/// no value fits on a line.
+/// the first chunk cannot hold the token's header ([`HEADER_CHARS`]): a first piece shorter
+/// than that never opens, so the seal must fail rather than write it (`build` refuses such a
+/// configuration; this is the second line of defence).
 pub(crate) fn plan(
     total: usize,
     base_len: usize,
@@ -73,7 +75,9 @@ pub(crate) fn plan(
             return None;
         }
         let capacity = max_line.checked_sub(attrs_len + base_len + suffix_len(index))?;
-        if capacity == 0 {
+        // A first piece shorter than the header never opens (FORMAT.md 6.1). A later piece
+        // may be short, but not empty: the plan would never end.
+        if capacity == 0 || (index == 0 && capacity < HEADER_CHARS) {
             return None;
         }
         let len = left.min(capacity);
@@ -200,6 +204,17 @@ mod tests {
         assert_eq!(lens, vec![4096 - 57, 4096 - 59, 10_000 - (4096 - 57) - (4096 - 59)]);
         assert_eq!(plan(usize::MAX / 2, 7, 50, 4096, MAX_CHUNKS), None);
         assert_eq!(plan(10, 7, 5000, 4096, MAX_CHUNKS), None);
+        // (attributes' length, plan for 100 characters) at the edge where the first chunk
+        // can just hold the 8 header characters: one less and nothing is written.
+        let edge = 4096 - 7 - HEADER_CHARS;
+        let cases = [
+            (edge, Some(vec![8, 6, 6, 6, 6, 6, 6, 6, 6, 6, 5, 5, 5, 5, 5, 5, 5, 3])),
+            (edge + 1, None),
+            (edge + 7, None),
+        ];
+        for (attrs_len, expected) in cases {
+            assert_eq!(plan(100, 7, attrs_len, 4096, MAX_CHUNKS), expected, "{attrs_len}");
+        }
         assert_eq!(plan(1000, 1, 50, 100, usize::MAX).map(|lens| lens.len()), Some(22));
         assert_eq!(header_share("s", &[3, 4]), "s=abc; s.1=abcd; ".len());
         assert_eq!(suffix_len(100), ".100".len());

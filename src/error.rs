@@ -295,6 +295,32 @@ pub enum ConfigError {
         /// The largest budget accepted.
         max: usize,
     },
+    /// The longest Set-Cookie line allowed
+    /// ([`max_cookie_line`](crate::SessionConfigBuilder::max_cookie_line)) cannot hold the
+    /// first cookie: its name and attributes (a long `Path` or `Domain`, and the longest
+    /// `Max-Age` a seal may write) leave fewer than the 8 characters of a token's header for
+    /// its value, and a session sealed under it could never be opened again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sealed_session::{ConfigError, SessionConfig};
+    ///
+    /// let path = format!("/{}", "a".repeat(450));
+    /// let error = SessionConfig::builder("s").cookie_path(path).max_cookie_line(512).build();
+    /// assert!(matches!(error, Err(ConfigError::CookieLine { line: 512, .. })));
+    /// ```
+    #[error(
+        "max_cookie_line {line} cannot hold the first cookie: its name and attributes leave \
+         fewer than the 8 characters of a token's header; raise it to {min} or more, or \
+         shorten the path or domain"
+    )]
+    CookieLine {
+        /// The configured `max_cookie_line`.
+        line: usize,
+        /// The shortest line that holds the first cookie's name, attributes and header.
+        min: usize,
+    },
     /// A combination of settings browsers would refuse (for example `SameSite=None` without
     /// `Secure`), or a limit that makes no sense (zero timeouts).
     #[error("invalid configuration: {0}")]

@@ -2,9 +2,11 @@
 //! Set-Cookie header, break it (CR, LF), or make browsers drop the cookie (a `__Host-` name with
 //! a `Domain`, a `__Secure-` name without `Secure`), and never prefixes a name twice.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use sealed_session::{ConfigError, Key, KeyRing, Session, SessionCodec, SessionConfig};
+use sealed_session::{
+    ConfigError, Key, KeyRing, Lifetime, Session, SessionCodec, SessionConfig, SetCookies,
+};
 
 /// Which `ConfigError` variant a case expects.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -116,6 +118,88 @@ fn valid_cookie_settings_build_to_the_expected_name() {
             let count = |prefix: &str| attributes.iter().filter(|a| a.starts_with(prefix)).count();
             assert!(count("Domain=") <= 1 && count("Path=") == 1, "{what}: {line}");
             assert!(count("SameSite=") == 1, "{what}: {line}");
+        }
+    }
+}
+
+/// Seals a small session under `codec` so that its cookies carry the longest `Max-Age` a seal
+/// writes: issued by a node whose clock is the skew ahead, with a fixed end, then opened and
+/// resealed at `now`, so `Max-Age` is the absolute timeout plus the skew. The cookies, and the
+/// session as it was sealed.
+fn seal_with_the_longest_max_age(codec: &SessionCodec, now: SystemTime) -> (SetCookies, Session) {
+    let config = codec.config();
+    let ahead = now + config.clock_skew();
+    let mut session = Session::new();
+    session.insert("user", "ada").expect("encodes");
+    session.set_lifetime(Lifetime::Until(ahead + Duration::from_secs(365 * 24 * 3600)));
+    let first = codec.seal(&mut session, ahead).expect("seals");
+    let mut session = codec.open(&first.request_header(), now).expect("opens");
+    session.insert("n", 1).expect("encodes");
+    let cookies = codec.seal(&mut session, now).expect("seals");
+    let longest = (config.absolute_timeout() + config.clock_skew()).as_secs();
+    let max_age = cookies.cookies()[0].max_age().map(|age| age.whole_seconds());
+    assert_eq!(max_age, Some(longest as i64), "the longest Max-Age");
+    (cookies, session)
+}
+
+#[test]
+fn a_line_too_short_for_the_first_cookie_is_refused_and_every_accepted_one_round_trips() {
+    // (path length, absolute timeout in seconds, refused): Set-Cookie lines of 512 bytes, the
+    // name `__Secure-s`, a path `/aaa...`. The name and attributes take 65 bytes plus the path
+    // with the longest `Max-Age` of the defaults (43,260, five digits): a path of 439 leaves
+    // the first cookie the 8 characters of a token's header, 440 leaves 7. With an absolute
+    // timeout of 99,950 s a fresh seal's `Max-Age` has five digits but a reseal's can have six
+    // (100,010 s), and the edge moves down by one.
+    let cases = [
+        (400, 43_200, false),
+        (438, 43_200, false),
+        (439, 43_200, false),
+        (440, 43_200, true),
+        (446, 43_200, true),
+        (447, 43_200, true),
+        (448, 43_200, true),
+        (500, 43_200, true),
+        (438, 99_950, false),
+        (439, 99_950, true),
+    ];
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let ring = KeyRing::single(Key::from_bytes([7; 32]));
+    for (path_len, absolute, refused) in cases {
+        let builder = || {
+            SessionConfig::builder("s")
+                .cookie_path(format!("/{}", "a".repeat(path_len - 1)))
+                .absolute_timeout(Duration::from_secs(absolute))
+        };
+        // What a seal would write: the longest first line's name and attributes, measured on
+        // a line long enough to build, then against 512.
+        let roomy = SessionCodec::new(builder().build().expect("4096"), ring.clone());
+        let (cookies, _) = seal_with_the_longest_max_age(&roomy, now);
+        let first = &cookies.cookies()[0];
+        let overhead = first.to_string().len() - first.value().len();
+        let short_first_piece = 512 < overhead + 8;
+        assert_eq!(short_first_piece, refused, "path {path_len}, {absolute} s: {overhead} bytes");
+
+        match builder().max_cookie_line(512).build() {
+            Err(ConfigError::CookieLine { line, min }) => {
+                assert!(refused, "path {path_len}, {absolute} s: refused");
+                assert_eq!((line, min), (512, overhead + 8), "path {path_len}");
+            }
+            Err(other) => panic!("path {path_len}, {absolute} s: {other}"),
+            Ok(config) => {
+                assert!(!refused, "path {path_len}, {absolute} s: accepted");
+                let codec = SessionCodec::new(config, ring.clone());
+                // A fresh seal, and one with the longest attributes, each open again.
+                let mut fresh = Session::new();
+                fresh.insert("user", "ada").expect("encodes");
+                let fresh_cookies = codec.seal(&mut fresh, now).expect("seals");
+                let longest = seal_with_the_longest_max_age(&codec, now);
+                for (cookies, sealed) in [(fresh_cookies, fresh), longest] {
+                    assert!(cookies.cookies()[0].value().len() >= 8, "path {path_len}");
+                    let opened = codec.open(&cookies.request_header(), now).expect("opens");
+                    assert_eq!(opened.get::<String>("user").unwrap().as_deref(), Some("ada"));
+                    assert_eq!(opened.id(), sealed.id(), "path {path_len}");
+                }
+            }
         }
     }
 }

@@ -120,6 +120,30 @@ fn the_default_configuration_removes_at_most_two_cookies() {
 }
 
 #[test]
+fn the_bound_is_format_mds_formula_at_the_edge_of_a_full_line() {
+    // (budget, chunks removed) with the default name and attributes: `__Host-session`, and a
+    // line's text after its piece, `A` in FORMAT.md 6.2, with the longest `Max-Age` (the
+    // absolute timeout plus the clock skew, 43,260 s). A full chunk takes 4096 - 55 + 2 =
+    // 4043 bytes of the budget and the last at least 14 + 4, so a second chunk is counted
+    // from a budget of 4061 on.
+    let attrs = "; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=43260".len();
+    let cases = [(4060, 1), (4061, 2), (4062, 2), (6144, 2), (8103, 2), (8104, 3)];
+    for (budget, most) in cases {
+        let config = SessionConfig::builder("session").cookie_budget(budget).build().unwrap();
+        let codec = SessionCodec::new(config, KeyRing::single(Key::from_bytes([7; 32])));
+        let name = codec.config().cookie_name();
+        // FORMAT.md 6.2: max = min(32, 1 + (budget - len(NAME) - 4) / (line - attrs + 2)).
+        let formula = (1 + (budget - name.len() - 4) / (4096 - attrs + 2)).min(MAX_CHUNKS);
+        assert_eq!(formula, most, "budget {budget}: FORMAT.md's formula");
+        let set = response_to(&codec, &every_chunk_name(&codec, 0)).expect("removals");
+        assert_eq!(removals(&set).0, names(&codec, 0..most), "budget {budget}");
+        // A bound: no session the configuration seals spans more.
+        let largest = largest_session_chunks(codec);
+        assert!(largest <= most, "budget {budget}: a session of {largest} chunks");
+    }
+}
+
+#[test]
 fn a_valid_session_beside_planted_chunk_names_removes_only_what_it_could_own() {
     let codec = codec(|b| b);
     let mut session = Session::new();

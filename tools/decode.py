@@ -295,6 +295,13 @@ def parse_cookies(header, name, cfg):
     return [{i: vals[min(v, len(vals) - 1)] for i, vals in seen.items()} for v in range(count)]
 
 
+def utf8_len(text):
+    """§6.3 step 4, §7: the budget counts bytes, not characters (they differ only for a value
+    that is not ASCII, which is then too_large rather than malformed). Bytes that came in
+    undecodable (surrogate escapes) count as the one byte each they were."""
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
 def open_pieces(pieces, name, ring, mode, cfg, now, token=False):
     """§6.3 steps 3-6 for one variant (or, with `token`, a header token, §7). `ring` maps key
     id -> 32-byte secret."""
@@ -316,7 +323,7 @@ def open_pieces(pieces, name, ring, mode, cfg, now, token=False):
     if key_id not in ring:
         raise Rejected("unknown_key")
     joined = "".join(pieces[i] for i in range(chunks))
-    if len(joined) > cfg["cookie_budget"]:
+    if utf8_len(joined) > cfg["cookie_budget"]:
         raise Rejected("too_large", "token longer than the cookie budget")
     token = b64decode_strict(joined)
     if len(token) < HEADER_LEN + (NONCE_LEN + TAG_LEN if mode == "sealed" else MAC_LEN):
@@ -490,7 +497,7 @@ def open_token(value, header_name, ring, mode, cfg, now):
     value = value.strip(WHITESPACE)
     if not value:
         return None
-    if len(value) > cfg["cookie_budget"]:
+    if utf8_len(value) > cfg["cookie_budget"]:
         raise Rejected("too_large", "token longer than the cookie budget")
     return open_pieces({0: value}, "header:" + header_name.lower(), ring, mode, cfg, now, True)
 

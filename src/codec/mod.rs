@@ -118,16 +118,14 @@ impl SessionCodec {
     /// buffer), and no legitimate session ever had more chunks than this.
     ///
     /// Every chunk but the last fills its Set-Cookie line, and so takes `line - attrs + 3`
-    /// bytes of the budget (its `name=value; `); the last takes at least its name and 4 bytes.
-    /// The attributes are counted at their longest, for a bound that holds for every seal:
-    /// with a `Max-Age`, which any session may carry (see [`Lifetime`](crate::Lifetime)), of
-    /// the absolute timeout plus the clock skew. No seal writes more: its end is at most the
-    /// issue plus the absolute timeout, and it was issued at most the skew ahead of now.
+    /// bytes of the budget (its `name=value; `, with `attrs` the attributes' length counting
+    /// the `=`, as [`attributes_len`](SessionCodec::attributes_len) does); the last takes at
+    /// least its name and 4 bytes.
+    /// The attributes are counted at their longest, for a bound that holds for every seal
+    /// (see [`SessionConfig::longest_max_age`]).
     fn writable_chunks(&self) -> usize {
         let config = &self.config;
-        let longest_max_age =
-            config.absolute_timeout.as_secs().saturating_add(config.clock_skew.as_secs());
-        let attrs_len = self.attributes_len(Some(longest_max_age));
+        let attrs_len = self.attributes_len(Some(config.longest_max_age()));
         let full_chunk = (config.max_cookie_line + 3).saturating_sub(attrs_len).max(1);
         let after_first = config.cookie_budget.saturating_sub(config.name.len() + 4);
         (1 + after_first / full_chunk).min(MAX_CHUNKS)

@@ -6,6 +6,7 @@
 use std::time::SystemTime;
 
 use smallvec::SmallVec;
+use zeroize::Zeroizing;
 
 use super::SessionCodec;
 use super::set_cookie::{CookieLines, SetCookies};
@@ -278,7 +279,8 @@ impl SessionCodec {
                     chunks: lens.len(),
                     max: MAX_CHUNKS,
                 },
-                // Unreachable with a valid configuration: no value fits on a line.
+                // Unreachable with a valid configuration (`build` checks it): the first line
+                // cannot hold the token's header.
                 None => SealError::TooLarge { needed: unsealed.encoded_len, budget, chunks: 1 },
             });
         };
@@ -346,7 +348,7 @@ impl SessionCodec {
         let meta = self.next_meta(session, now, session_id);
 
         let (body, sensitive) = encode_sections(session, &self.config.sensitive_keys);
-        let state_size = body.len() + sensitive.as_ref().map_or(0, Vec::len);
+        let state_size = body.len() + sensitive.as_ref().map_or(0, |s| s.len());
         let max_state = self.config.max_state_size;
         if state_size > max_state {
             return Err(SealError::StateTooLarge { size: state_size, max: max_state });
@@ -356,7 +358,10 @@ impl SessionCodec {
         token.extend_from_slice(&[0; HEADER_LEN]);
         token.extend_from_slice(&nonce[..nonce_len]);
         let frame_start = token.len();
-        frame::encode(&meta, &body, sensitive.as_deref(), self.config.compression(), &mut token);
+        // The sensitive section is copied last, so no growth of `token` leaves a copy of it
+        // behind, and sealing encrypts it in place (signed mode: see SECURITY.md, "Keys").
+        let sensitive = sensitive.as_ref().map(|s| s.as_slice());
+        frame::encode(&meta, &body, sensitive, self.config.compression(), &mut token);
         let tag_len = mode.envelope_len() - (frame_start - HEADER_LEN);
         let encoded_len = base64_len(token.len() + tag_len);
         Ok(Unsealed { key, meta, token, frame_start, encoded_len })
@@ -388,9 +393,12 @@ impl SessionCodec {
         let now = to_unix(now);
         let meta = self.next_meta(session, now, [0; SESSION_ID_LEN]);
         let (body, sensitive) = encode_sections(session, &self.config.sensitive_keys);
-        let state_bytes = body.len() + sensitive.as_ref().map_or(0, Vec::len);
-        let mut framed = Vec::new();
-        frame::encode(&meta, &body, sensitive.as_deref(), self.config.compression(), &mut framed);
+        let state_bytes = body.len() + sensitive.as_ref().map_or(0, |s| s.len());
+        // It holds a copy of the sensitive section: sized so that it never grows (a growth
+        // would leave an unwiped copy behind), and wiped when dropped.
+        let mut framed = Zeroizing::new(Vec::with_capacity(frame::MAX_META_LEN + state_bytes));
+        let sensitive = sensitive.as_ref().map(|s| s.as_slice());
+        frame::encode(&meta, &body, sensitive, self.config.compression(), &mut framed);
         let encoded_len = base64_len(HEADER_LEN + self.config.mode.envelope_len() + framed.len());
         let budget = self.config.cookie_budget;
         let mut size = if session.via_token {
@@ -404,7 +412,8 @@ impl SessionCodec {
                 Some(lens) => {
                     SessionSize::new(chunk::header_share(name, &lens), lens.len(), budget)
                 }
-                // No value fits on a line (not with a valid configuration).
+                // The first line cannot hold the token's header (not with a valid
+                // configuration).
                 None => SessionSize::new(usize::MAX, usize::MAX, budget),
             }
         };
@@ -472,8 +481,13 @@ struct Unsealed<'k> {
     encoded_len: usize,
 }
 
-/// Encodes the ordinary and the sensitive values as two MessagePack maps.
-fn encode_sections(session: &Session, sensitive_keys: &[String]) -> (Vec<u8>, Option<Vec<u8>>) {
+/// Encodes the ordinary and the sensitive values as two MessagePack maps. The sensitive one is
+/// wiped when dropped (each map is written into a buffer sized for every value, so it never
+/// grows and leaves no copy behind).
+fn encode_sections(
+    session: &Session,
+    sensitive_keys: &[String],
+) -> (Vec<u8>, Option<Zeroizing<Vec<u8>>>) {
     // The values are walked once: an opened session's are merged from its buffer and its
     // changes (see `Values::iter`). A value is sensitive if it was inserted as one, or if the
     // configuration names its key (bridges insert everything alike).
@@ -496,7 +510,7 @@ fn encode_sections(session: &Session, sensitive_keys: &[String]) -> (Vec<u8>, Op
         out
     };
     let body = write(false, entries.len() - sensitive_count);
-    let sensitive = (sensitive_count > 0).then(|| write(true, sensitive_count));
+    let sensitive = (sensitive_count > 0).then(|| Zeroizing::new(write(true, sensitive_count)));
     (body, sensitive)
 }
 
@@ -512,6 +526,34 @@ mod tests {
     use super::*;
     use crate::Key;
     use crate::config::SessionConfig;
+
+    #[test]
+    fn the_sensitive_section_is_wiped_and_never_grows() {
+        // (sensitive values, ordinary values): the sensitive map is written into a buffer
+        // sized for every value, so the `Zeroizing` that wipes it holds its only copy.
+        let cases: [(&[&str], &[&str]); 3] =
+            [(&["csrf"], &["user", "cart"]), (&["a", "b"], &[]), (&[], &["user"])];
+        for (sensitive, ordinary) in cases {
+            let mut session = Session::new();
+            for key in sensitive {
+                session.insert_sensitive(*key, "x".repeat(300)).unwrap();
+            }
+            for key in ordinary {
+                session.insert(*key, "y".repeat(300)).unwrap();
+            }
+            let (body, section): (Vec<u8>, Option<Zeroizing<Vec<u8>>>) =
+                encode_sections(&session, &[]);
+            assert_eq!(section.is_some(), !sensitive.is_empty(), "{sensitive:?}");
+            if let Some(section) = section {
+                // The capacity it was made with: every key, its value's 303 bytes and 3 more
+                // each, and 5 for the map's length. A growth would have changed it.
+                let keys = sensitive.iter().chain(ordinary);
+                let size: usize = keys.map(|key| key.len() + 303 + 3).sum::<usize>() + 5;
+                assert_eq!(section.capacity(), size, "{sensitive:?}: it grew");
+                assert!(section.len() < size && body.len() < size, "{sensitive:?}");
+            }
+        }
+    }
 
     #[test]
     fn a_seal_draws_from_the_generator_once_at_most() {

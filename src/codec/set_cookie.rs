@@ -6,6 +6,7 @@ use cookie::Cookie;
 
 use super::SessionCodec;
 use crate::chunk;
+use crate::config::max_age_secs;
 use crate::format::MAX_CHUNKS;
 
 impl SessionCodec {
@@ -57,26 +58,14 @@ impl SessionCodec {
         1 + self.attributes.len() + max_age_len
     }
 
-    /// A cookie with this configuration's attributes.
+    /// A cookie with this configuration's attributes (see [`SessionConfig::cookie`]).
     pub(super) fn template(
         &self,
         name: &str,
         value: &str,
         max_age: Option<u64>,
     ) -> Cookie<'static> {
-        let config = &self.config;
-        let mut cookie = Cookie::build((name.to_owned(), value.to_owned()))
-            .path(config.path.clone())
-            .secure(config.secure)
-            .http_only(config.http_only)
-            .same_site(config.same_site);
-        if let Some(domain) = &config.domain {
-            cookie = cookie.domain(domain.clone());
-        }
-        if let Some(secs) = max_age {
-            cookie = cookie.max_age(cookie::time::Duration::seconds(max_age_secs(secs)));
-        }
-        cookie.build()
+        self.config.cookie(name, value, max_age)
     }
 
     /// The header that deletes chunk `index` (same name, path and domain, `Max-Age=0`).
@@ -115,11 +104,6 @@ impl CookieLines {
         let removed = self.removed;
         (0..MAX_CHUNKS).filter(move |i| removed & (1 << i) != 0)
     }
-}
-
-/// A `Max-Age` in seconds as the cookie crate takes it.
-fn max_age_secs(secs: u64) -> i64 {
-    i64::try_from(secs).unwrap_or(i64::MAX)
 }
 
 /// The Set-Cookie headers a response must carry for a session.

@@ -18,7 +18,7 @@ use super::{
     DEFAULT_MAX_STATE_SIZE, HOST_PREFIX, SECURE_PREFIX, SessionConfig,
 };
 use crate::error::ConfigError;
-use crate::format::{HEADER_LEN, MAX_CHUNKS, MAX_COOKIE_LINE, MAX_NAME_LEN, Mode};
+use crate::format::{HEADER_CHARS, HEADER_LEN, MAX_CHUNKS, MAX_COOKIE_LINE, MAX_NAME_LEN, Mode};
 use crate::random::Randomness;
 
 /// Builds a [`SessionConfig`]; every setter has the secure choice as its default, and every
@@ -181,7 +181,9 @@ impl SessionConfigBuilder {
 
     /// The longest Set-Cookie line (name, value and attributes) a chunk may take (default and
     /// maximum 4,096, the size every browser stores). A smaller value splits a session across
-    /// more, smaller cookies.
+    /// more, smaller cookies. [`build`](SessionConfigBuilder::build) refuses a line too short
+    /// to hold the first cookie's name, attributes and token header
+    /// ([`ConfigError::CookieLine`]), as a long path or domain with a short line would be.
     pub fn max_cookie_line(mut self, bytes: usize) -> Self {
         self.max_cookie_line = bytes;
         self
@@ -372,9 +374,10 @@ impl SessionConfigBuilder {
     /// path ([`InvalidPath`](ConfigError::InvalidPath)), domain
     /// ([`InvalidDomain`](ConfigError::InvalidDomain)) or token header name
     /// ([`InvalidTokenHeader`](ConfigError::InvalidTokenHeader)); a name whose own `__Host-` or
-    /// `__Secure-` prefix the settings do not allow ([`Prefix`](ConfigError::Prefix)); a budget
-    /// out of range or above `max_cookie_header`, `SameSite=None` without `Secure`, or a zero
-    /// timeout.
+    /// `__Secure-` prefix the settings do not allow ([`Prefix`](ConfigError::Prefix)); a
+    /// `max_cookie_line` too short for the first cookie's name, attributes and token header
+    /// ([`CookieLine`](ConfigError::CookieLine)); a budget out of range or above
+    /// `max_cookie_header`, `SameSite=None` without `Secure`, or a zero timeout.
     pub fn build(self) -> Result<SessionConfig, ConfigError> {
         validate_name(&self.name)?;
         validate_path(&self.path)?;
@@ -412,7 +415,7 @@ impl SessionConfigBuilder {
         if self.max_state_size < HEADER_LEN {
             return Err(ConfigError::Invalid("max_state_size is too small"));
         }
-        Ok(SessionConfig {
+        let config = SessionConfig {
             name,
             path: self.path,
             domain: self.domain,
@@ -437,7 +440,15 @@ impl SessionConfigBuilder {
             sensitive_keys: self.sensitive_keys,
             csrf_origin_check: self.csrf_origin_check,
             csrf_trusted_origins: self.csrf_trusted_origins,
-        })
+        };
+        // A first cookie too short for the token's header is written by a seal that succeeds,
+        // and then refused by every open (FORMAT.md 6.1): the session would be lost without an
+        // error. Counted with the longest attributes a seal can write.
+        let min = config.longest_first_line_without_value() + HEADER_CHARS;
+        if config.max_cookie_line < min {
+            return Err(ConfigError::CookieLine { line: config.max_cookie_line, min });
+        }
+        Ok(config)
     }
 }
 

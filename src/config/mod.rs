@@ -11,6 +11,7 @@ pub use builder::SessionConfigBuilder;
 
 use std::time::Duration;
 
+use cookie::Cookie;
 pub use cookie::SameSite;
 
 use crate::format::Mode;
@@ -104,6 +105,11 @@ pub struct SessionConfig {
     pub(crate) csrf_trusted_origins: Vec<String>,
 }
 
+/// A `Max-Age` in seconds as the cookie crate takes it.
+pub(crate) fn max_age_secs(secs: u64) -> i64 {
+    i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
 /// Keys that are sensitive in every configuration: where the session crates the bridges serve
 /// keep their secrets. axum-login keeps the user's auth hash (often derived from the password
 /// hash) under `axum-login.data`, its default data key; actix-identity keeps the user id under
@@ -124,6 +130,37 @@ impl SessionConfig {
             threshold: self.compression_threshold,
             dictionary: self.compression_dictionary,
         }
+    }
+
+    /// A cookie named `name` holding `value`, with this configuration's attributes and, when
+    /// given, a `Max-Age` of `max_age` seconds: what every chunk's Set-Cookie line says.
+    pub(crate) fn cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> Cookie<'static> {
+        let mut cookie = Cookie::build((name.to_owned(), value.to_owned()))
+            .path(self.path.clone())
+            .secure(self.secure)
+            .http_only(self.http_only)
+            .same_site(self.same_site);
+        if let Some(domain) = &self.domain {
+            cookie = cookie.domain(domain.clone());
+        }
+        if let Some(secs) = max_age {
+            cookie = cookie.max_age(cookie::time::Duration::seconds(max_age_secs(secs)));
+        }
+        cookie.build()
+    }
+
+    /// The longest `Max-Age` a seal under this configuration writes, which any session may
+    /// carry (see [`Lifetime`](crate::Lifetime)): the absolute timeout plus the clock skew. No
+    /// seal writes more: its end is at most the issue plus the absolute timeout, and it was
+    /// issued at most the skew ahead of now.
+    pub(crate) fn longest_max_age(&self) -> u64 {
+        self.absolute_timeout.as_secs().saturating_add(self.clock_skew.as_secs())
+    }
+
+    /// The length of the longest Set-Cookie line a seal writes for the first cookie, its value
+    /// left out: the name, the `=` and the attributes with the longest `Max-Age`.
+    pub(crate) fn longest_first_line_without_value(&self) -> usize {
+        self.cookie(&self.name, "", Some(self.longest_max_age())).to_string().len()
     }
 
     /// A builder for a session stored under the cookie name `name` (before any prefix).

@@ -24,6 +24,8 @@
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
+use zeroize::Zeroize as _;
+
 use zstd::bulk::{Compressor, Decompressor};
 use zstd::dict::{DecoderDictionary, EncoderDictionary};
 use zstd::zstd_safe::CParameter;
@@ -182,16 +184,58 @@ pub(crate) fn decompress(
         }
         let decompressor = slot.as_mut().ok_or(DecompressError::Invalid)?;
         decompressor.decompress_to_buffer(input, &mut out).map_err(|_| DecompressError::Invalid)
-    })?;
-    if written != size {
-        return Err(DecompressError::Invalid);
+    });
+    match written {
+        Ok(written) if written == size => Ok(out),
+        // zstd may have written plaintext into the buffer before it failed (a corrupt later
+        // block, a checksum mismatch), past the length the Vec knows of: wipe the whole
+        // capacity before it is freed. Only failures pay for it.
+        _ => {
+            wipe(&mut out);
+            Err(DecompressError::Invalid)
+        }
     }
-    Ok(out)
+}
+
+/// Zeroes `buffer`'s bytes and its spare capacity, as `Vec::zeroize` does.
+fn wipe(buffer: &mut Vec<u8>) {
+    buffer.zeroize();
+    #[cfg(test)]
+    tests::WIPED.with(|wiped| wiped.set(wiped.get() + buffer.capacity()));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// The bytes of capacity [`wipe`] zeroed on this thread.
+        pub(super) static WIPED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    #[test]
+    fn a_failed_decompression_wipes_its_buffer() {
+        // (what, how the frame is broken): each decodes some or all of the body into the
+        // buffer before zstd reports the failure.
+        let input: Vec<u8> = (0..3000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let mut compressor = Compressor::new(LEVEL).unwrap();
+        compressor.set_parameter(CParameter::ChecksumFlag(true)).unwrap();
+        let packed = compressor.compress(&input).unwrap();
+        let mut checksum = packed.clone();
+        *checksum.last_mut().unwrap() ^= 1;
+        let cases = [("checksum mismatch", checksum)];
+        for (what, frame) in cases {
+            WIPED.with(|wiped| wiped.set(0));
+            let out = decompress(&frame, Packing::Plain, input.len(), 0);
+            assert_eq!(out, Err(DecompressError::Invalid), "{what}");
+            let wiped = WIPED.with(std::cell::Cell::get);
+            assert!(wiped >= input.len(), "{what}: {wiped} bytes wiped");
+        }
+        // The frame unbroken opens, and nothing is wiped.
+        WIPED.with(|wiped| wiped.set(0));
+        assert_eq!(decompress(&packed, Packing::Plain, input.len(), 0).unwrap(), input);
+        assert_eq!(WIPED.with(std::cell::Cell::get), 0);
+    }
 
     #[test]
     fn keeps_only_what_saves_a_sixteenth() {

@@ -37,6 +37,10 @@ pub(crate) const FLAG_BROWSER_SESSION: u8 = 0b1_0000;
 const KNOWN_FLAGS: u8 =
     FLAG_COMPRESSED | FLAG_SENSITIVE | FLAG_DICTIONARY | FLAG_IDLE_TIMEOUT | FLAG_BROWSER_SESSION;
 
+/// The longest a frame can be before its body: the flags, five varints (three times, the idle
+/// timeout, the body's length) and the session id.
+pub(crate) const MAX_META_LEN: usize = 1 + 5 * varint::MAX_LEN + SESSION_ID_LEN;
+
 /// The times and id sealed in every frame, in Unix seconds, and the session's own lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FrameMeta {

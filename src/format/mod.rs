@@ -24,6 +24,9 @@ pub(crate) mod msgpack;
 
 /// The format version written in the high nibble of every token's first byte.
 pub const FORMAT_VERSION: u8 = 1;
+/// The base64url characters that hold the header (its 6 bytes are exactly 8 characters): a
+/// token's first cookie must hold at least this many, or no reader can open it.
+pub(crate) const HEADER_CHARS: usize = HEADER_LEN / 3 * 4;
 /// Length of a key's secret in bytes.
 pub const KEY_LEN: usize = 32;
 /// Length of a key id on the wire in bytes (big-endian `u32`).

@@ -148,8 +148,9 @@ pub(crate) fn value_len(input: &[u8], depth: usize) -> Option<usize> {
                 return value_len_by_level(input, depth);
             }
             // Every value still to read takes at least one byte, so a count past the input
-            // is a lie (and the sum stays below the input's length).
-            remaining += items;
+            // is a lie. On a 32-bit target an array32's count can be `usize::MAX`, and with
+            // values left a plain sum would wrap below the input's length: see `more_values`.
+            remaining = more_values(remaining, items);
             if remaining > rest.len() {
                 return None;
             }
@@ -277,6 +278,16 @@ fn payload(before: usize, len: usize) -> Option<usize> {
     before.checked_add(len)
 }
 
+/// The values still to read once a container's `items` join the `remaining` ones, or
+/// `usize::MAX` when the sum does not fit: more than any input holds, so the walk's length check
+/// refuses it, as it would a `checked_add`'s `None`. Saturating rather than checked because
+/// this runs for every container of every request's state: `checked_add(items)?` added a branch
+/// that cost the read path 175 instructions a request (scripts/hot-path.sh, codec read), a
+/// saturating add 22.
+fn more_values(remaining: usize, items: usize) -> usize {
+    remaining.saturating_add(items)
+}
+
 /// The nested values of a map of `pairs` entries (a key and a value each); `None` when the
 /// count does not fit a `usize`.
 fn map_items(pairs: usize) -> Option<usize> {
@@ -400,6 +411,19 @@ mod tests {
         assert_eq!(map_items(usize::MAX / 2 + 1), None);
         assert_eq!(map_items(usize::MAX), None);
         assert_eq!(map_items(usize::MAX / 2), Some(usize::MAX - 1));
+        // The fast walk's count of values still to read, when a container's count joins it:
+        // (values left, the container's items, the count), a 32-bit target's largest count
+        // with values left included. `usize::MAX` is past any input: the walk refuses it.
+        let sums = [
+            (1, usize::MAX, usize::MAX),
+            (usize::MAX, 1, usize::MAX),
+            (2, usize::MAX - 1, usize::MAX),
+            (1, usize::MAX - 2, usize::MAX - 1),
+            (3, 4, 7),
+        ];
+        for (remaining, items, sum) in sums {
+            assert_eq!(more_values(remaining, items), sum, "{remaining} + {items}");
+        }
         // The largest 32-bit lengths, through the header: exact where they fit, `None`
         // otherwise, never a smaller (wrapped) size.
         let max32 = u32::MAX as usize;
@@ -411,9 +435,18 @@ mod tests {
         exact(&[0xc6, 0xff, 0xff, 0xff, 0xff], max32.checked_add(4), Some(0));
         exact(&[0xc9, 0xff, 0xff, 0xff, 0xff, 0x01], max32.checked_add(5), Some(0));
         exact(&[0xdf, 0xff, 0xff, 0xff, 0xff], Some(4), max32.checked_mul(2));
-        // And such a value never fits the bytes that follow it.
-        for bytes in [&[0xdb, 0xff, 0xff, 0xff, 0xff][..], &[0xc9, 0xff, 0xff, 0xff, 0xff, 1]] {
-            assert_eq!(value_len(bytes, 1), None);
+        // And such a value never fits the bytes that follow it, nor does an array32 or map32
+        // of the largest count nested in a container with values still to read after it.
+        let nested: [&[u8]; 6] = [
+            &[0xdb, 0xff, 0xff, 0xff, 0xff],
+            &[0xc9, 0xff, 0xff, 0xff, 0xff, 1],
+            &[0x92, 0xdd, 0xff, 0xff, 0xff, 0xff, 0x01],
+            &[0x93, 0x01, 0xdd, 0xff, 0xff, 0xff, 0xff, 0x01, 0x02],
+            &[0x82, 0xa1, b'a', 0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, b'b', 0x01],
+            &[0x92, 0x91, 0xdd, 0xff, 0xff, 0xff, 0xff, 0x01],
+        ];
+        for bytes in nested {
+            assert_eq!(value_len(bytes, 1), None, "{bytes:02x?}");
         }
     }
 
