@@ -359,7 +359,9 @@ impl Revocation {
     }
 
     /// Stamps a session whose subject just signed in with the store's current generation and
-    /// a new lineage (see the [module docs](self)). The adapters do it when
+    /// a lineage (see the [module docs](self)): the session's id when it was sealed before (so
+    /// copies taken before the stamp, checked under that id, are covered by a later logout), a
+    /// new one otherwise. The adapters do it when
     /// [`needs_stamp`](Revocation::needs_stamp); call it yourself before sealing when you use
     /// [`SessionCodec`](crate::SessionCodec) directly. A session without a subject is left
     /// alone. When the store cannot answer, the stamp takes this node's clock in microseconds
@@ -390,9 +392,19 @@ impl Revocation {
                 next_generation(0, earlier).saturating_sub(1)
             }
         };
-        let mut lineage = SessionId([0; crate::format::SESSION_ID_LEN]);
-        getrandom::fill(&mut lineage.0)
-            .map_err(|_| StoreError("no randomness for a lineage id".to_owned()))?;
+        // A session sealed before (signed in before revocation was switched on, or its stamp
+        // removed) is checked, unstamped, under its own id as lineage: keep that one, so a
+        // logout after this stamp still covers the copies taken before it. A new session has
+        // no id yet and gets a fresh lineage.
+        let lineage = match session.id() {
+            Some(id) => id,
+            None => {
+                let mut lineage = SessionId([0; crate::format::SESSION_ID_LEN]);
+                getrandom::fill(&mut lineage.0)
+                    .map_err(|_| StoreError("no randomness for a lineage id".to_owned()))?;
+                lineage
+            }
+        };
         let stamp = Stamp { lineage, generation, tag };
         session
             .insert(STAMP_KEY, stamp.to_value())
@@ -401,10 +413,12 @@ impl Revocation {
     }
 
     /// Revokes the session that [`Session::purge`] ended (logout), with every id it had since
-    /// its subject signed in (its lineage), until the session would have expired on any node
-    /// (its absolute expiry plus twice the clock skew: the checking node's clock and the
-    /// store's may each be off). The adapters call it when they save a purged session. A
-    /// session that was never sealed, or had no subject, records nothing.
+    /// its subject signed in (its lineage), until every copy of it has expired on any node:
+    /// the later of its absolute expiry and now plus the absolute timeout (a copy renewed
+    /// before the logout got a lifetime of its own, starting no later than now), plus twice
+    /// the clock skew (the checking node's clock and the store's may each be off). The
+    /// adapters call it when they save a purged session. A session that was never sealed, or
+    /// had no subject, records nothing.
     ///
     /// # Errors
     ///
@@ -415,11 +429,21 @@ impl Revocation {
         session: &Session,
         config: &SessionConfig,
     ) -> Result<(), RevokeError> {
+        self.revoke_purged_at(session, SystemTime::now(), config).await
+    }
+
+    /// [`revoke_purged`](Revocation::revoke_purged) with this node's time given.
+    pub(crate) async fn revoke_purged_at(
+        &self,
+        session: &Session,
+        now: SystemTime,
+        config: &SessionConfig,
+    ) -> Result<(), RevokeError> {
         let Some((id, expires_at)) = session.ended() else { return Ok(()) };
         let get = |key: &str| session.ended_values.get(key).map(|(bytes, _)| bytes);
         let Some(subject) = self.subject.extract(get)? else { return Ok(()) };
         let lineage = get(STAMP_KEY).and_then(Stamp::parse).map_or(id, |stamp| stamp.lineage);
-        let until = to_unix(expires_at).saturating_add(twice(config.clock_skew()));
+        let until = copies_end(to_unix(expires_at), now, config);
         Ok(self.store.revoke_lineage(subject, lineage, until).await?)
     }
 
@@ -451,6 +475,15 @@ impl Revocation {
 /// Twice `skew`, in seconds, saturating.
 fn twice(skew: Duration) -> u64 {
     skew.as_secs().saturating_mul(2)
+}
+
+/// Until when a revocation of a session that ends at `expires_at` (Unix seconds), made at
+/// `now`, must be kept: any copy of it was sealed (or renewed, with a lifetime of its own) no
+/// later than now, so it ends by the later of the two ends, and a node's clock and the
+/// store's may each be off by the skew.
+fn copies_end(expires_at: u64, now: SystemTime, config: &SessionConfig) -> u64 {
+    let renewed_now = to_unix(now).saturating_add(config.absolute_timeout().as_secs());
+    expires_at.max(renewed_now).saturating_add(twice(config.clock_skew()))
 }
 
 impl fmt::Debug for Revocation {

@@ -672,6 +672,32 @@ mod redis {
         assert_eq!(store.prefix(), DEFAULT_KEY_PREFIX);
     }
 
+    /// The generation counter lost while a subject's "log out everywhere" stays (a shard
+    /// restarted empty, an eviction, a stray `DEL`): new sign-ins were stamped 0, below the
+    /// revocation, and refused one login after another until the next "log out everywhere"
+    /// anywhere. The counter now starts again at Redis's clock.
+    #[tokio::test]
+    async fn a_lost_generation_counter_does_not_refuse_new_sign_ins() {
+        let redis = RedisServer::start();
+        let mut raw = raw(&redis);
+        let codec = codec();
+        let store = RedisRevocations::new(&redis.url()).expect("a store");
+        let revocation = Revocation::new(store, "user");
+        let now = real_now();
+        revocation.revoke_subject(&"ada", now, codec.config()).await.expect("recorded");
+        let key = format!("{DEFAULT_KEY_PREFIX}gen");
+        let deleted: u64 = redis::cmd("DEL").arg(&key).query(&mut raw).expect("DEL");
+        assert_eq!(deleted, 1, "the counter was there");
+        for login in 1..=3 {
+            let mut session = Session::new();
+            session.insert("user", "ada").expect("a string encodes");
+            revocation.stamp(&mut session).await.expect("stamped");
+            let header = codec.seal(&mut session, now).expect("seals").request_header();
+            let opened = codec.open(&header, now).expect("opens");
+            assert_eq!(revocation.check(&opened).await, Ok(()), "login {login} after the loss");
+        }
+    }
+
     /// Store-level failures are errors within the bound: refused, silent, misconfigured.
     #[tokio::test]
     async fn store_failures_are_errors_not_hangs() {

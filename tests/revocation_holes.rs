@@ -440,3 +440,116 @@ async fn huge_timeouts_saturate() {
         assert_eq!(untils, vec![expected], "absolute {absolute:?}, skew {skew:?}");
     }
 }
+
+/// A copy renewed before the logout (a route that calls `renew()` reached with the stolen
+/// cookie) got a lifetime of its own, starting then: the logout's entry must outlive it. It
+/// was kept only until the logged-out session's own end (plus twice the skew), and the
+/// renewed copy opened again from then (T0 + 63 min here) until its own end (T0 + 110 min).
+#[tokio::test]
+async fn a_copy_renewed_before_the_logout_stays_revoked_for_its_whole_lifetime() {
+    let clock = ManualClock::new(at(T0));
+    let revocation = Revocation::new(MemoryRevocations::with_clock(clock.clone()), "user");
+    let app = app(&revocation, &clock);
+    let victim = login(&app, "ada").await;
+    clock.set(at(T0 + 50 * 60));
+    let (_, renewed) = call(&app, "/renew", &victim).await;
+    let renewed = renewed.expect("a renewal reseals");
+    clock.set(at(T0 + 51 * 60));
+    call(&app, "/logout", &victim).await;
+
+    let ends = T0 + 50 * 60 + config().absolute_timeout().as_secs();
+    let skew = config().clock_skew().as_secs();
+    // Minutes after T0, up to the last second the codec accepts the renewed copy.
+    for now in [T0 + 62 * 60, T0 + 63 * 60, T0 + 90 * 60, ends, ends + skew] {
+        clock.set(at(now));
+        assert!(codec().open(&renewed, at(now)).is_ok(), "at {now}: the codec accepts the copy");
+        assert_eq!(who(&app, &renewed).await, "", "at T0 + {} s: the renewed copy", now - T0);
+    }
+}
+
+/// A session signed in without a stamp (sealed before revocation was switched on, here by
+/// hand) is checked under its own id as lineage; the layer stamps it at its first change. A
+/// logout after that must still cover the copies taken before the stamp. The stamp drew a new
+/// lineage, so the logout revoked only that one and the earlier copy stayed signed in.
+#[tokio::test]
+async fn a_logout_covers_copies_taken_before_the_session_was_first_stamped() {
+    let clock = ManualClock::new(at(T0));
+    let revocation = Revocation::new(MemoryRevocations::with_clock(clock.clone()), "user");
+    let app = app(&revocation, &clock);
+    let mut session = Session::new();
+    session.insert("user", "ada").expect("a string encodes");
+    let before_stamp = codec().seal(&mut session, at(T0)).expect("seals").request_header();
+    assert_eq!(who(&app, &before_stamp).await, "ada");
+
+    let (_, stamped) = call(&app, "/cart", &before_stamp).await;
+    let stamped = stamped.expect("the change reseals, stamped");
+    call(&app, "/logout", &stamped).await;
+    assert_eq!(who(&app, &stamped).await, "", "the logged-out cookie");
+    assert_eq!(who(&app, &before_stamp).await, "", "the copy taken before the stamp");
+}
+
+/// A store that fails while `down` is set, and answers from memory otherwise.
+struct Switchable {
+    store: MemoryRevocations,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Switchable {
+    fn answer<'a, T: Send + 'a>(
+        &self,
+        answer: BoxFuture<'a, Result<T, StoreError>>,
+    ) -> BoxFuture<'a, Result<T, StoreError>> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Box::pin(std::future::ready(Err(StoreError("down".to_owned()))));
+        }
+        answer
+    }
+}
+
+impl RevocationStore for Switchable {
+    fn is_revoked<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.answer(self.store.is_revoked(query))
+    }
+    fn generation(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.answer(self.store.generation())
+    }
+    fn revoke_lineage<'a>(
+        &'a self,
+        subject: &'a [u8],
+        lineage: SessionId,
+        until: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.answer(self.store.revoke_lineage(subject, lineage, until))
+    }
+    fn revoke_subject<'a>(
+        &'a self,
+        subject: &'a [u8],
+        until: u64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        self.answer(self.store.revoke_subject(subject, until))
+    }
+}
+
+/// Under the `Reject` policy a store that cannot answer refuses the session for the request,
+/// but it is no verdict on it: the browser keeps its cookies, and they open again once the
+/// store answers. The fresh session used to remove them, logging out every signed-in user
+/// who made a request during an outage.
+#[tokio::test]
+async fn an_outage_under_reject_refuses_the_session_but_keeps_its_cookies() {
+    let clock = ManualClock::new(at(T0));
+    let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let store = Switchable {
+        store: MemoryRevocations::with_clock(clock.clone()),
+        down: std::sync::Arc::clone(&down),
+    };
+    let revocation = Revocation::new(store, "user").failure_policy(FailurePolicy::Reject);
+    let app = app(&revocation, &clock);
+    let cookie = login(&app, "ada").await;
+
+    down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (user, set) = call(&app, "/who", &cookie).await;
+    assert_eq!(user, "", "refused while the store cannot vouch for it");
+    assert_eq!(set, None, "the cookie is kept: nothing is written");
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(who(&app, &cookie).await, "ada", "the same cookie, once the store answers");
+}

@@ -106,6 +106,9 @@ impl Shared {
     }
 
     /// Applies the revocation verdict on `session`: a rejected one becomes a fresh session.
+    /// A revoked session's cookies are removed; one the store could not vouch for (the
+    /// `Reject` policy) keeps them, since it opens again once the store answers: only a session
+    /// the handler writes replaces it.
     pub(crate) fn apply(&self, session: &mut Session, verdict: Result<(), RejectReason>) {
         if let Err(reason) = verdict {
             tracing::warn!(
@@ -113,9 +116,13 @@ impl Shared {
                 %reason,
                 "session rejected; continuing with a fresh session"
             );
+            let chunks = match reason {
+                RejectReason::RevocationUnavailable => 0,
+                _ => session.client_chunks,
+            };
             *session = Session {
                 via_token: session.via_token,
-                ..Session::fresh_replacing(session.client_chunks, reason.coarse())
+                ..Session::fresh_replacing(chunks, reason.coarse())
             };
         }
     }
@@ -138,7 +145,10 @@ impl Shared {
         }
         // Before storing: storing a purged session empties it.
         if let Some(revocation) = &self.revocation {
-            if let Err(error) = revocation.revoke_purged(&session, self.codec.config()).await {
+            let now = self.clock.now();
+            if let Err(error) =
+                revocation.revoke_purged_at(&session, now, self.codec.config()).await
+            {
                 // The cookies are removed from this browser either way; only a copy stays
                 // usable until it expires.
                 let id = session.ended().map(|(id, _)| id.to_string()).unwrap_or_default();

@@ -458,7 +458,17 @@ impl RevocationStore for RedisRevocations {
         let mut connection = self.connection.clone();
         Box::pin(async move {
             let text: Option<String> = self.bounded(command.query_async(&mut connection)).await?;
-            text.as_deref().map_or(Ok(0), parse_generation)
+            if let Some(text) = text {
+                return parse_generation(&text);
+            }
+            // The counter is gone (an emptied shard, an eviction, a stray DEL) while
+            // subjects' "log out everywhere" may remain: stamping with 0 would put every new
+            // sign-in of such a subject below its revocation. Start the counter again at
+            // Redis's clock in microseconds, above any generation it gave.
+            let mut next = eval(NEXT_GENERATION, self.keys.generation());
+            next.arg(0);
+            let text: String = self.bounded(next.query_async(&mut connection)).await?;
+            parse_generation(&text)
         })
     }
 
