@@ -392,11 +392,13 @@ impl Revocation {
                 next_generation(0, earlier).saturating_sub(1)
             }
         };
-        // A session sealed before (signed in before revocation was switched on, or its stamp
-        // removed) is checked, unstamped, under its own id as lineage: keep that one, so a
-        // logout after this stamp still covers the copies taken before it. A new session has
-        // no id yet and gets a fresh lineage.
-        let lineage = match session.id() {
+        // A session sealed without a stamp (signed in before revocation was switched on) is
+        // checked under its own id as lineage: keep that one, so a logout after this stamp
+        // still covers the copies taken before it. A new session (no id yet), or one stamped
+        // for another subject before (a switch of accounts, whose old lineage may be revoked
+        // now), gets a fresh lineage.
+        let unstamped = session.get_raw(STAMP_KEY).and_then(Stamp::parse).is_none();
+        let lineage = match session.id().filter(|_| unstamped) {
             Some(id) => id,
             None => {
                 let mut lineage = SessionId([0; crate::format::SESSION_ID_LEN]);
@@ -444,6 +446,42 @@ impl Revocation {
         let Some(subject) = self.subject.extract(get)? else { return Ok(()) };
         let lineage = get(STAMP_KEY).and_then(Stamp::parse).map_or(id, |stamp| stamp.lineage);
         let until = copies_end(to_unix(expires_at), now, config);
+        Ok(self.store.revoke_lineage(subject, lineage, until).await?)
+    }
+
+    /// The subject and lineage `session` was opened with, when this request changed its
+    /// subject or removed it without a logout (a user signing in as another, an identity layer
+    /// that deletes its keys instead of purging): that sign-in ended here as surely as with
+    /// [`Session::purge`], so the adapters revoke its lineage as a logout's. `None` for an
+    /// unchanged or purged session (a purge is revoked by
+    /// [`revoke_purged`](Revocation::revoke_purged)), one opened without a subject, and one
+    /// whose subject is the same.
+    pub(crate) fn left_subject<'s>(&self, session: &'s Session) -> Option<(&'s [u8], SessionId)> {
+        if !session.is_changed() || session.is_purged() {
+            return None;
+        }
+        let id = session.id()?;
+        let opened = |key: &str| session.values.get_opened(key).map(|(bytes, _)| bytes);
+        let before = self.subject.extract(opened).ok()??;
+        let now = self.subject.extract(|key| session.get_raw(key)).ok().flatten();
+        if now == Some(before) {
+            return None;
+        }
+        let lineage = opened(STAMP_KEY).and_then(Stamp::parse).map_or(id, |stamp| stamp.lineage);
+        Some((before, lineage))
+    }
+
+    /// Revokes the sign-in [`left_subject`](Revocation::left_subject) finds, if any, as a
+    /// logout of it at `now`.
+    pub(crate) async fn revoke_left_subject_at(
+        &self,
+        session: &Session,
+        now: SystemTime,
+        config: &SessionConfig,
+    ) -> Result<(), RevokeError> {
+        let Some((subject, lineage)) = self.left_subject(session) else { return Ok(()) };
+        let expires_at = session.meta.map_or(0, |meta| meta.expires_at);
+        let until = copies_end(expires_at, now, config);
         Ok(self.store.revoke_lineage(subject, lineage, until).await?)
     }
 

@@ -149,7 +149,7 @@ impl Values {
     }
 
     /// The value `key` was opened with, whatever changed since.
-    fn get_opened(&self, key: &str) -> Option<(&[u8], bool)> {
+    pub(crate) fn get_opened(&self, key: &str) -> Option<(&[u8], bool)> {
         let opened = self.opened.as_ref()?;
         opened.find(key).map(|slot| (&opened.bytes[slot.value()], slot.sensitive))
     }

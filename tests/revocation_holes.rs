@@ -58,6 +58,7 @@ type Form = Params<HashMap<String, String>>;
 
 /// `/login?user=NAME`: renews, stores the user. `/renew`: a new id (privileges changed).
 /// `/cart`: writes a value without signing in. `/who`: the user or "". `/logout`: purges.
+/// `/forget`: removes the user without purging.
 /// `/logout-everywhere`: revokes the user's sessions (at this node's time), then purges.
 fn app(revocation: &Revocation, clock: &ManualClock) -> Router {
     async fn login(session: SessionHandle, Params(form): Form) -> &'static str {
@@ -77,6 +78,11 @@ fn app(revocation: &Revocation, clock: &ManualClock) -> Router {
     async fn logout(session: SessionHandle) -> &'static str {
         session.purge();
         "out"
+    }
+    // An identity layer that signs out by deleting its keys instead of purging.
+    async fn forget(session: SessionHandle) -> &'static str {
+        session.with(|session| session.remove_raw("user"));
+        "forgotten"
     }
     async fn everywhere(State(state): State<AppState>, session: SessionHandle) -> String {
         let user: String = session.get("user").ok().flatten().unwrap_or_default();
@@ -113,6 +119,7 @@ fn app(revocation: &Revocation, clock: &ManualClock) -> Router {
         .route("/cart", get(cart))
         .route("/who", get(who))
         .route("/logout", get(logout))
+        .route("/forget", get(forget))
         .route("/logout-everywhere", get(everywhere))
         .route("/logout-other-devices", get(others))
         .layer(layer)
@@ -552,4 +559,34 @@ async fn an_outage_under_reject_refuses_the_session_but_keeps_its_cookies() {
     assert_eq!(set, None, "the cookie is kept: nothing is written");
     down.store(false, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(who(&app, &cookie).await, "ada", "the same cookie, once the store answers");
+}
+
+/// A sign-in ends when its subject changes or goes without a logout (another user signs in on
+/// the same browser; an identity layer deletes its keys instead of purging): copies of the
+/// session from before must stop opening as the first user, as after a logout. They stayed
+/// signed in, outside every logout of that browser. Switching back and forth keeps the
+/// browser's own session signed in.
+#[tokio::test]
+async fn a_sign_in_that_ends_without_a_logout_is_revoked_too() {
+    // (case, routes called on the browser's session after the copy was taken, who the
+    // browser's session is then, who the copy is then)
+    let table: [(&str, &[&str], &str, &str); 4] = [
+        ("another user signs in", &["/login?user=bob"], "bob", ""),
+        ("the user is removed", &["/forget"], "", ""),
+        ("a value changes", &["/cart"], "ada", "ada"),
+        ("and back", &["/login?user=bob", "/login?user=ada"], "ada", ""),
+    ];
+    for (case, routes, browser_is, copy_is) in table {
+        let clock = ManualClock::new(at(T0));
+        let revocation = Revocation::new(MemoryRevocations::with_clock(clock.clone()), "user");
+        let app = app(&revocation, &clock);
+        let copy = login(&app, "ada").await;
+        let mut browser = copy.clone();
+        for route in routes {
+            let (_, set) = call(&app, route, &browser).await;
+            browser = set.unwrap_or(browser);
+        }
+        assert_eq!(who(&app, &browser).await, browser_is, "{case}: the browser's session");
+        assert_eq!(who(&app, &copy).await, copy_is, "{case}: the copy taken before");
+    }
 }

@@ -154,16 +154,26 @@ impl Shared {
                 let id = session.ended().map(|(id, _)| id.to_string()).unwrap_or_default();
                 tracing::error!(%error, session = %id, "could not record the logout for revocation");
             }
+            // A subject changed or removed without a logout ends that sign-in too.
+            let now = self.clock.now();
+            if let Err(error) =
+                revocation.revoke_left_subject_at(&session, now, self.codec.config()).await
+            {
+                let id = session.id().map(|id| id.to_string()).unwrap_or_default();
+                tracing::error!(%error, session = %id, "could not record the end of a sign-in whose subject changed");
+            }
         }
         self.store(&mut session)
     }
 
-    /// Whether step 3 has to wait: a logout to record in a revocation store, or a sign-in to
-    /// stamp. When not, [`finish_now`](Shared::finish_now) does all of it.
+    /// Whether step 3 has to wait: a logout to record in a revocation store (a purge, or a
+    /// subject changed or removed without one), or a sign-in to stamp. When not, [`finish_now`](Shared::finish_now) does all of it.
     pub(crate) fn finish_waits(&self, session: &Session) -> bool {
-        self.revocation
-            .as_ref()
-            .is_some_and(|revocation| session.ended().is_some() || revocation.needs_stamp(session))
+        self.revocation.as_ref().is_some_and(|revocation| {
+            session.ended().is_some()
+                || revocation.needs_stamp(session)
+                || revocation.left_subject(session).is_some()
+        })
     }
 
     /// Step 3 when [`finish_waits`](Shared::finish_waits) is false: the headers to append.
