@@ -423,6 +423,38 @@ fn seal_rejects_bad_input_with_exit_2() {
     }
 }
 
+/// Input that is not a JSON object is refused without quoting it (serde_json's own message
+/// does: a token piped in by mistake went to stderr), and input past 1 MiB is refused without
+/// reading the rest (`/dev/zero` piped in grew until memory ran out).
+#[test]
+fn seal_refuses_bad_or_huge_input_without_echoing_it() {
+    let (_dir, path) = ring();
+    let token = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXRva2Vu.c2lnbmF0dXJl";
+    // (stdin, exit code, what stderr says, what stderr must not hold)
+    let huge = format!(r#"{{"blob": "{}"}}"#, "a".repeat((1 << 20) + 1));
+    let table: [(String, i32, &str, &str); 4] = [
+        (format!("\"{token}\""), 2, "not an object at line 1", token),
+        ("12345678901".to_owned(), 2, "not an object", "12345678901"),
+        (format!(r#"{{"a": "{token}""#), 2, "unexpected end", token),
+        (huge, 6, "over 1048576 bytes", "aaaaaaaaaa"),
+    ];
+    for (stdin, code, says, hidden) in table {
+        let output = bin()
+            .args(["seal", "--name", "session", "--keys"])
+            .arg(&path)
+            .write_stdin(stdin)
+            .assert()
+            .code(code)
+            .stdout("")
+            .get_output()
+            .stderr
+            .clone();
+        let stderr = String::from_utf8(output).unwrap();
+        assert!(stderr.contains(says), "{says}: {stderr}");
+        assert!(!stderr.contains(hidden), "stderr quotes the input: {stderr}");
+    }
+}
+
 #[test]
 fn key_ring_file_problems_exit_3() {
     let (dir, path) = ring();

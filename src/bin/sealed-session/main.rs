@@ -23,7 +23,7 @@ use clap::{Parser, Subcommand};
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  open: the session cookie was rejected (the reason is on stderr)
+  1  open: the session cookie was rejected, or absent (the reason is on stderr)
   2  usage error: bad arguments, or (seal) stdin that is not a JSON object of storable values
   3  key ring file error: missing, not a regular file, unreadable, invalid, or readable by
      others (chmod 600 FILE)
@@ -32,7 +32,8 @@ Exit codes:
      still open live sessions
   5  I/O error: the key ring could not be locked or written (the old file is left intact), or
      output could not be written
-  6  seal: the session is too large for the cookie budget or the maximum state size";
+  6  seal: the session is too large for the cookie budget or the maximum state size (or
+     stdin is over 1 MiB)";
 
 /// Stateless web sessions sealed into cookies: key ring management and debugging.
 #[derive(Debug, Parser)]

@@ -21,8 +21,8 @@ use crate::output;
 /// session cookie at all) exits with 1 and the reason on stderr; with `--json`, also as
 /// `{"rejected": "REASON"}` on stdout, REASON being a stable name (FORMAT.md section 8:
 /// malformed, unsupported_version, wrong_mode, unknown_key, forged, idle_expired,
-/// absolute_expired, issued_in_future, too_large; or no_session when no cookie of that name is
-/// in the header).
+/// absolute_expired, issued_in_future, too_large, conflicting_sessions; or no_session when no
+/// cookie of that name is in the header).
 #[derive(Debug, Args)]
 #[command(after_help = crate::EXIT_CODES)]
 pub struct OpenArgs {

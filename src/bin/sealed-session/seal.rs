@@ -62,6 +62,10 @@ fn parse_lifetime(text: &str) -> Result<Lifetime, String> {
     }
 }
 
+/// The most stdin `seal` reads (1 MiB): far past any state that fits a cookie budget, and a
+/// bound on what an input piped in by mistake (`/dev/zero`) can take.
+const MAX_INPUT: u64 = 1 << 20;
+
 /// The library's default absolute timeout.
 fn default_ttl() -> humantime::Duration {
     SessionConfig::default().absolute_timeout().into()
@@ -73,13 +77,30 @@ fn default_ttl() -> humantime::Duration {
 ///
 /// Usage (2) for stdin that is not a JSON object, key ring (3), too large (6).
 pub fn run(args: SealArgs) -> Result<(), Failure> {
-    let mut input = String::new();
+    // The state may hold secrets: wiped once parsed.
+    let mut input = zeroize::Zeroizing::new(String::new());
     std::io::stdin()
+        .take(MAX_INPUT + 1)
         .read_to_string(&mut input)
         .map_err(|error| Failure::new(Kind::Usage, format!("cannot read stdin: {error}")))?;
+    if input.len() as u64 > MAX_INPUT {
+        let message = format!("stdin is over {MAX_INPUT} bytes: no state that large fits a cookie");
+        return Err(Failure::new(Kind::TooLarge, message));
+    }
+    // serde_json's own message quotes the value it did not expect (a token piped in by
+    // mistake): say only where and what kind of error.
     let state: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&input).map_err(|error| {
-            Failure::new(Kind::Usage, format!("stdin must be a JSON object: {error}"))
+            let kind = match error.classify() {
+                serde_json::error::Category::Io => "read",
+                serde_json::error::Category::Syntax => "syntax",
+                serde_json::error::Category::Data => "not an object",
+                serde_json::error::Category::Eof => "unexpected end",
+            };
+            let (line, column) = (error.line(), error.column());
+            let message =
+                format!("stdin must be a JSON object ({kind} at line {line}, column {column})");
+            Failure::new(Kind::Usage, message)
         })?;
 
     let sensitive: BTreeSet<&str> = args.sensitive.iter().map(String::as_str).collect();
