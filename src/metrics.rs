@@ -101,6 +101,12 @@ pub const REPLICA_RELOADS: &str = "sealed_session_replica_reloads_total";
 /// (the file was refused; the previous ring stays).
 pub const KEY_RING_RELOADS: &str = "sealed_session_key_ring_reloads_total";
 
+/// Gauge: 1 while the key ring file's last load was refused (the previous ring in service;
+/// the watcher reads a refused file again at every check, quietly), 0 once one loads. Unlike
+/// the `error` count, which grows once per change of the file, it stays up while the file in
+/// place is bad.
+pub const KEY_RING_REFUSED: &str = "sealed_session_key_ring_refused";
+
 /// Describes every metric (help text and unit) to the installed recorder, for exporters that
 /// show them (Prometheus's `# HELP`). Call it once, after installing the recorder.
 #[cfg(feature = "metrics")]
@@ -117,6 +123,7 @@ pub fn describe() {
     describe_gauge!(REPLICA_QUEUE, Unit::Count, "Revocations queued for Redis");
     describe_counter!(REPLICA_RELOADS, "Full loads of the revocation replica, by result");
     describe_counter!(KEY_RING_RELOADS, "Key ring file reloads, by result");
+    describe_gauge!(KEY_RING_REFUSED, "1 while the key ring file in place is refused, else 0");
 }
 
 /// What a store step did, for [`saved`].
@@ -279,7 +286,6 @@ mod record {
     }
 
     /// Rare values (reloads, the replica's samples): registered at each use.
-    #[cfg(feature = "redis")]
     fn set(name: &'static str, value: f64) {
         with_recorder(|recorder, _| recorder.register_gauge(&key(name, &[]), &METADATA).set(value));
     }
@@ -356,6 +362,7 @@ mod record {
 
     pub(crate) fn key_ring_reloaded(ok: bool) {
         count(KEY_RING_RELOADS, &[("result", if ok { "ok" } else { "error" })]);
+        set(KEY_RING_REFUSED, if ok { 0.0 } else { 1.0 });
     }
 
     #[cfg(test)]

@@ -25,7 +25,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use reqwest::Client;
 use sealed_session::metrics::{
-    COOKIE_BYTES, COOKIE_CHUNKS, KEY_RING_RELOADS, KEY_USED, REVOCATION_CHECKS, SAVES, SESSIONS,
+    COOKIE_BYTES, COOKIE_CHUNKS, KEY_RING_REFUSED, KEY_RING_RELOADS, KEY_USED, REVOCATION_CHECKS,
+    SAVES, SESSIONS,
 };
 use sealed_session::revocation::{
     BoxFuture, FailurePolicy, MemoryRevocations, Query, Revocation, RevocationStore, StoreError,
@@ -363,7 +364,8 @@ fn clock() -> ManualClock {
     ManualClock::new(t0())
 }
 
-/// Key ring reloads: a good file, then one that is refused.
+/// Key ring reloads: a good file, then one that is refused (counted once, and the gauge up
+/// while it stays), then a good one again (the gauge down).
 #[tokio::test]
 async fn key_ring_reloads_are_counted() {
     let _serial = SERIAL.lock().await;
@@ -380,14 +382,21 @@ async fn key_ring_reloads_are_counted() {
     shared.reload_from_file(&path).expect("a valid file");
     std::fs::write(&path, b"{ not a key ring").expect("written");
     shared.reload_from_file(&path).expect_err("refused");
-    let delta = Delta { before, after: render() };
+    let refused = render();
+    let delta = Delta { before, after: refused.clone() };
     for (result, value) in [("ok", 1.0), ("error", 1.0)] {
         assert_eq!(delta.of(KEY_RING_RELOADS, &[("result", result)]), value, "{result}");
     }
+    let gauge =
+        |rendered: &HashMap<String, f64>| rendered.get(&series(KEY_RING_REFUSED, &[])).copied();
+    assert_eq!(gauge(&refused), Some(1.0), "refused: the gauge is up");
+    std::fs::write(&path, file.as_bytes()).expect("written");
+    shared.reload_from_file(&path).expect("a valid file again");
+    assert_eq!(gauge(&render()), Some(0.0), "loaded again: the gauge is down");
 }
 
 /// Every name the library records, from its constants.
-const NAMES: [&str; 11] = [
+const NAMES: [&str; 12] = [
     SESSIONS,
     SAVES,
     COOKIE_BYTES,
@@ -399,6 +408,7 @@ const NAMES: [&str; 11] = [
     sealed_session::metrics::REPLICA_QUEUE,
     sealed_session::metrics::REPLICA_RELOADS,
     KEY_RING_RELOADS,
+    KEY_RING_REFUSED,
 ];
 
 /// The README's table lists every metric, once, and docs/deploy.md's alerts name no other.
