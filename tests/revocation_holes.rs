@@ -150,13 +150,19 @@ async fn who(app: &Router, cookie: &str) -> String {
     call(app, "/who", cookie).await.0
 }
 
+/// The app over an in-memory store, both on a manual clock at T0.
+fn memory_app() -> (ManualClock, Router) {
+    let clock = ManualClock::new(at(T0));
+    let revocation = Revocation::new(MemoryRevocations::with_clock(clock.clone()), "user");
+    let app = app(&revocation, &clock);
+    (clock, app)
+}
+
 /// Hole 2: logout revoked only the current id, so a copy taken before `renew()` (another id)
 /// stayed valid. Now the session's lineage, kept across renewals, is revoked.
 #[tokio::test]
 async fn logout_revokes_copies_taken_before_a_renewal() {
-    let clock = ManualClock::new(at(T0));
-    let revocation = Revocation::new(MemoryRevocations::with_clock(clock.clone()), "user");
-    let app = app(&revocation, &clock);
+    let (_, app) = memory_app();
     let before_renewal = login(&app, "ada").await;
     let (_, renewed) = call(&app, "/renew", &before_renewal).await;
     let renewed = renewed.expect("a renewal reseals");
@@ -200,7 +206,8 @@ async fn a_logged_out_copy_stays_revoked_while_the_codec_accepts_it() {
 async fn anonymous_logouts_record_nothing() {
     let clock = ManualClock::new(at(T0));
     let store = std::sync::Arc::new(MemoryRevocations::with_clock(clock.clone()));
-    let revocation = Revocation::new(Shared(std::sync::Arc::clone(&store)), "user");
+    let test_store = TestStore { store: std::sync::Arc::clone(&store), ..TestStore::default() };
+    let revocation = Revocation::new(test_store, "user");
     let app = app(&revocation, &clock);
     for _ in 0..200 {
         let (_, cookie) = call(&app, "/cart", "").await;
@@ -214,18 +221,38 @@ async fn anonymous_logouts_record_nothing() {
     assert_eq!(store.len(), 1, "one logout of a signed-in session");
 }
 
-/// A store shared with the test, to look at its size.
-struct Shared(std::sync::Arc<MemoryRevocations>);
+/// An in-memory store shared with the test, to look at its size, and to take down: while
+/// `down` is set, every call fails.
+#[derive(Default)]
+struct TestStore {
+    store: std::sync::Arc<MemoryRevocations>,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
 
-impl RevocationStore for Shared {
+impl TestStore {
+    fn answer<'a, T: Send + 'a>(
+        &self,
+        answer: BoxFuture<'a, Result<T, StoreError>>,
+    ) -> BoxFuture<'a, Result<T, StoreError>> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Box::pin(std::future::ready(Err(StoreError("down".to_owned()))));
+        }
+        answer
+    }
+}
+
+impl RevocationStore for TestStore {
     fn is_revoked<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.0.is_revoked(query)
+        self.answer(self.store.is_revoked(query))
     }
     fn try_is_revoked(&self, query: &Query<'_>) -> Option<Result<bool, StoreError>> {
-        self.0.try_is_revoked(query)
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
+        self.store.try_is_revoked(query)
     }
     fn generation(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.0.generation()
+        self.answer(self.store.generation())
     }
     fn revoke_lineage<'a>(
         &'a self,
@@ -233,14 +260,14 @@ impl RevocationStore for Shared {
         lineage: SessionId,
         until: u64,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.0.revoke_lineage(subject, lineage, until)
+        self.answer(self.store.revoke_lineage(subject, lineage, until))
     }
     fn revoke_subject<'a>(
         &'a self,
         subject: &'a [u8],
         until: u64,
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
-        self.0.revoke_subject(subject, until)
+        self.answer(self.store.revoke_subject(subject, until))
     }
 }
 
@@ -340,9 +367,7 @@ async fn log_out_everywhere_holds_when_the_issuing_node_runs_ahead() {
 /// signed in, and so does a login made after.
 #[tokio::test]
 async fn log_out_other_devices_keeps_this_one() {
-    let clock = ManualClock::new(at(T0));
-    let revocation = Revocation::new(MemoryRevocations::with_clock(clock.clone()), "user");
-    let app = app(&revocation, &clock);
+    let (_, app) = memory_app();
     let laptop = login(&app, "ada").await;
     let phone = login(&app, "ada").await;
     let bob = login(&app, "bob").await;
@@ -454,9 +479,7 @@ async fn huge_timeouts_saturate() {
 /// renewed copy opened again from then (T0 + 63 min here) until its own end (T0 + 110 min).
 #[tokio::test]
 async fn a_copy_renewed_before_the_logout_stays_revoked_for_its_whole_lifetime() {
-    let clock = ManualClock::new(at(T0));
-    let revocation = Revocation::new(MemoryRevocations::with_clock(clock.clone()), "user");
-    let app = app(&revocation, &clock);
+    let (clock, app) = memory_app();
     let victim = login(&app, "ada").await;
     clock.set(at(T0 + 50 * 60));
     let (_, renewed) = call(&app, "/renew", &victim).await;
@@ -480,9 +503,7 @@ async fn a_copy_renewed_before_the_logout_stays_revoked_for_its_whole_lifetime()
 /// lineage, so the logout revoked only that one and the earlier copy stayed signed in.
 #[tokio::test]
 async fn a_logout_covers_copies_taken_before_the_session_was_first_stamped() {
-    let clock = ManualClock::new(at(T0));
-    let revocation = Revocation::new(MemoryRevocations::with_clock(clock.clone()), "user");
-    let app = app(&revocation, &clock);
+    let (_, app) = memory_app();
     let mut session = Session::new();
     session.insert("user", "ada").expect("a string encodes");
     let before_stamp = codec().seal(&mut session, at(T0)).expect("seals").request_header();
@@ -495,48 +516,6 @@ async fn a_logout_covers_copies_taken_before_the_session_was_first_stamped() {
     assert_eq!(who(&app, &before_stamp).await, "", "the copy taken before the stamp");
 }
 
-/// A store that fails while `down` is set, and answers from memory otherwise.
-struct Switchable {
-    store: MemoryRevocations,
-    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Switchable {
-    fn answer<'a, T: Send + 'a>(
-        &self,
-        answer: BoxFuture<'a, Result<T, StoreError>>,
-    ) -> BoxFuture<'a, Result<T, StoreError>> {
-        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-            return Box::pin(std::future::ready(Err(StoreError("down".to_owned()))));
-        }
-        answer
-    }
-}
-
-impl RevocationStore for Switchable {
-    fn is_revoked<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.answer(self.store.is_revoked(query))
-    }
-    fn generation(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.answer(self.store.generation())
-    }
-    fn revoke_lineage<'a>(
-        &'a self,
-        subject: &'a [u8],
-        lineage: SessionId,
-        until: u64,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.answer(self.store.revoke_lineage(subject, lineage, until))
-    }
-    fn revoke_subject<'a>(
-        &'a self,
-        subject: &'a [u8],
-        until: u64,
-    ) -> BoxFuture<'a, Result<u64, StoreError>> {
-        self.answer(self.store.revoke_subject(subject, until))
-    }
-}
-
 /// Under the `Reject` policy a store that cannot answer refuses the session for the request,
 /// but it is no verdict on it: the browser keeps its cookies, and they open again once the
 /// store answers. The fresh session used to remove them, logging out every signed-in user
@@ -544,11 +523,11 @@ impl RevocationStore for Switchable {
 #[tokio::test]
 async fn an_outage_under_reject_refuses_the_session_but_keeps_its_cookies() {
     let clock = ManualClock::new(at(T0));
-    let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let store = Switchable {
-        store: MemoryRevocations::with_clock(clock.clone()),
-        down: std::sync::Arc::clone(&down),
+    let store = TestStore {
+        store: std::sync::Arc::new(MemoryRevocations::with_clock(clock.clone())),
+        ..TestStore::default()
     };
+    let down = std::sync::Arc::clone(&store.down);
     let revocation = Revocation::new(store, "user").failure_policy(FailurePolicy::Reject);
     let app = app(&revocation, &clock);
     let cookie = login(&app, "ada").await;
@@ -577,9 +556,7 @@ async fn a_sign_in_that_ends_without_a_logout_is_revoked_too() {
         ("and back", &["/login?user=bob", "/login?user=ada"], "ada", ""),
     ];
     for (case, routes, browser_is, copy_is) in table {
-        let clock = ManualClock::new(at(T0));
-        let revocation = Revocation::new(MemoryRevocations::with_clock(clock.clone()), "user");
-        let app = app(&revocation, &clock);
+        let (_, app) = memory_app();
         let copy = login(&app, "ada").await;
         let mut browser = copy.clone();
         for route in routes {
